@@ -1,0 +1,43 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "sev-trace",
+    products: [
+        .executable(name: "sev-trace", targets: ["sev-trace"]),
+        .library(name: "TraceFormat", targets: ["TraceFormat"]),
+        .library(name: "SEVMachine", targets: ["SEVMachine"]),
+        .library(name: "Scenario", targets: ["Scenario"]),
+        .library(name: "Analyzer", targets: ["Analyzer"]),
+        .library(name: "Query", targets: ["Query"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "CAESNI"),
+        .target(name: "TraceFormat", dependencies: ["CZstd", "CSQLite"]),
+        .target(name: "SEVMachine", dependencies: [
+            "TraceFormat", "CAESNI",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Scenario", dependencies: ["SEVMachine", "TraceFormat"]),
+        .target(name: "Analyzer", dependencies: ["TraceFormat"]),
+        .target(name: "Query", dependencies: ["TraceFormat", "CSQLite"]),
+        .executableTarget(name: "sev-trace", dependencies: [
+            "TraceFormat", "SEVMachine", "Scenario", "Analyzer", "Query",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
+        .testTarget(name: "SEVMachineTests", dependencies: ["SEVMachine", "CAESNI",
+            .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "SEVMachine", "TraceFormat"]),
+        .testTarget(name: "AnalyzerTests", dependencies: ["Analyzer", "Scenario", "TraceFormat"]),
+        .testTarget(name: "QueryTests", dependencies: ["Query", "Scenario", "Analyzer", "TraceFormat"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Scenario", "Analyzer", "TraceFormat"],
+                    resources: []),
+    ]
+)

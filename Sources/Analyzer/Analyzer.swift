@@ -1,0 +1,171 @@
+import TraceFormat
+
+/// Replays a trace's events through shadow memory and register taint and reports where guest-private
+/// data escapes. It reads events only; it never runs the simulator.
+///
+/// Taint sources are the secrets a scenario declares and every byte a guest (or the PSP on its behalf)
+/// writes while private. Labels follow data through loads, stores, register operations and string copies.
+/// A plaintext leak and a ciphertext observation are different findings: a keyless reader of a block
+/// DRAM holds encrypted gets ciphertext, not the data.
+public final class Analyzer {
+    /// Detectors to run.
+    public let detectors: Set<Detector>
+    private var table = LabelTable()
+    private var shadow = ShadowMemory()
+    private var registers: [UInt32: [RegisterTaint]] = [:]
+    private var vmNames: [UInt16: String] = [:]
+    private var asidToVM: [UInt16: UInt16] = [:]
+    private var collector = FindingCollector()
+    /// Events processed so far.
+    public private(set) var eventCount: UInt64 = 0
+
+    /// What one register carries.
+    struct RegisterTaint {
+        var set: LabelTable.SetID = 0
+        var origin: UInt64 = 0
+        var loadSPA: UInt64 = 0
+    }
+
+    public init(detectors: Set<Detector> = Set(Detector.allCases)) {
+        self.detectors = detectors
+    }
+
+    /// The findings so far, in the order they were first seen.
+    public var findings: [Finding] { collector.findings }
+
+    /// Runs every event of `reader` through the analyzer, one chunk in memory at a time.
+    public func analyze(_ reader: TraceReader) throws -> [Finding] {
+        try reader.forEachEvent { e in
+            process(e)
+            return true
+        }
+        return findings
+    }
+
+    private func regs(_ vm: UInt16, _ vcpu: UInt16) -> UInt32 { UInt32(vm) << 16 | UInt32(vcpu) }
+
+    /// Processes one event.
+    public func process(_ e: TraceEvent) {
+        eventCount += 1
+        switch e.body {
+        case .memoryAccess(let a): access(a, seq: e.seq)
+        case .registerOp(let r): registerOp(r)
+        case .vmCreated(let v):
+            vmNames[v.vm] = v.name
+            if v.asid != 0 { asidToVM[v.asid] = v.vm }
+        case .taintSource(let t):
+            let set = table.secret(name: t.name, seq: e.seq, spa: t.spa)
+            let existing = shadow.read(t.spa, size: Int(t.length), table: &table)
+            shadow.write(t.spa, size: Int(t.length), set: table.union(set, existing.set), origin: e.seq,
+                         encryptedBy: shadow.encryption(t.spa, size: 1))
+        case .cbitChange, .nptChange, .pspCommand, .vcpuMode, .vcpuHalt:
+            break
+        }
+    }
+
+    private func registerOp(_ r: RegisterOp) {
+        let key = regs(r.vm, r.vcpu)
+        var file = registers[key] ?? Array(repeating: RegisterTaint(), count: 17)
+        let dst = Int(r.dst), src = Int(r.src)
+        switch r.op {
+        case .loadImmediate: file[dst] = RegisterTaint()
+        case .move: file[dst] = src < file.count ? file[src] : RegisterTaint()
+        case .add, .sub, .and, .or, .xor:
+            if r.op == .xor && dst == src {
+                file[dst] = RegisterTaint()  // the zeroing idiom
+            } else if src < file.count, file[src].set != 0 {
+                let merged = table.union(file[dst].set, file[src].set)
+                if file[dst].set == 0 { file[dst] = file[src] }
+                file[dst].set = merged
+            }
+        case .addImmediate: break
+        }
+        registers[key] = file
+    }
+
+    private func access(_ a: MemoryAccess, seq: UInt64) {
+        let size = Int(a.size)
+        switch a.actor {
+        case .vcpu(let vm, let index):
+            guard a.kind == .read || a.kind == .write, a.register != MemoryAccess.noRegister || a.kind == .write else {
+                return
+            }
+            let key = regs(vm, index)
+            if a.kind == .read {
+                let (set, origin) = shadow.read(a.spa, size: size, table: &table)
+                var file = registers[key] ?? Array(repeating: RegisterTaint(), count: 17)
+                file[Int(a.register)] = RegisterTaint(set: set, origin: origin ?? seq, loadSPA: a.spa)
+                registers[key] = file
+                return
+            }
+            var source = RegisterTaint()
+            if a.register != MemoryAccess.noRegister, let file = registers[key], Int(a.register) < file.count {
+                source = file[Int(a.register)]
+            }
+            if !a.cbit && source.set != 0 {
+                hit(.privateToShared, a, seq, source.set, sourceSeq: source.origin, sourceSPA: source.loadSPA,
+                    plaintext: true)
+            }
+            var set = source.set
+            var origin = source.origin
+            if a.cbit {
+                set = table.union(set, table.privateData(vm: vm, seq: seq))
+                if source.set == 0 { origin = seq }
+            }
+            shadow.write(a.spa, size: size, set: set, origin: origin, encryptedBy: a.cbit ? a.asid : 0)
+        case .device, .hypervisor:
+            let isDevice = a.actor != .hypervisor
+            if a.kind.isRead {
+                let asid = shadow.encryption(a.spa, size: size)
+                if asid != 0 {
+                    hit(.ciphertextObservation, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
+                } else {
+                    let (set, origin) = shadow.read(a.spa, size: size, table: &table)
+                    if set != 0 {
+                        hit(isDevice ? .privateToDMA : .hvPlaintext, a, seq, set, sourceSeq: origin ?? seq,
+                            sourceSPA: firstSecretSPA(set), plaintext: true)
+                    }
+                }
+            } else {
+                if shadow.encryption(a.spa, size: size) != 0 {
+                    hit(isDevice ? .dmaIntoPrivate : .hvWritePrivate, a, seq, 0, sourceSeq: seq, sourceSPA: 0,
+                        plaintext: false)
+                }
+                shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
+            }
+        case .psp:
+            guard !a.kind.isRead else { return }
+            if a.cbit {
+                // LAUNCH_UPDATE_DATA and friends encrypt in place: the data keeps its labels and becomes
+                // the guest's private data.
+                let (existing, origin) = shadow.read(a.spa, size: size, table: &table)
+                let owner = asidToVM[a.asid] ?? MemoryAccess.noVM
+                let set = owner == MemoryAccess.noVM ? existing : table.union(existing, table.privateData(vm: owner, seq: seq))
+                shadow.write(a.spa, size: size, set: set, origin: origin ?? seq, encryptedBy: a.asid)
+            } else {
+                shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
+            }
+        }
+    }
+
+    private func firstSecretSPA(_ set: LabelTable.SetID) -> UInt64 {
+        for l in table.members(set) { if case .secret = l.kind { return l.spa } }
+        return 0
+    }
+
+    private func hit(_ d: Detector, _ a: MemoryAccess, _ seq: UInt64, _ set: LabelTable.SetID, sourceSeq: UInt64,
+                     sourceSPA: UInt64, plaintext: Bool) {
+        guard detectors.contains(d) else { return }
+        let severity: Severity
+        switch d {
+        case .privateToShared, .privateToDMA, .hvPlaintext: severity = table.hasSecret(set) ? .high : .medium
+        case .ciphertextObservation: severity = .low
+        case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
+        }
+        var secretSource = sourceSeq
+        for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }
+        collector.add(.init(detector: d, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
+                            sourceSPA: sourceSPA, plaintext: plaintext),
+                      vmNames: vmNames, table: table)
+    }
+}

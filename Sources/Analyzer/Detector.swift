@@ -1,0 +1,27 @@
+/// The analyzer's detectors, by stable id.
+public enum Detector: String, CaseIterable, Sendable {
+    /// A vCPU wrote private-origin data through a C=0 mapping: it now sits in plaintext in shared memory.
+    case privateToShared = "PRIVATE_TO_SHARED"
+    /// A device read private-origin plaintext by DMA.
+    case privateToDMA = "PRIVATE_TO_DMA"
+    /// The hypervisor read private-origin plaintext.
+    case hvPlaintext = "HV_PLAINTEXT"
+    /// A device or the hypervisor read a block stored encrypted: it got ciphertext.
+    case ciphertextObservation = "CIPHERTEXT_OBSERVATION"
+    /// A device wrote into a block stored encrypted: the guest will decrypt garbage.
+    case dmaIntoPrivate = "DMA_INTO_PRIVATE"
+    /// The hypervisor wrote into a block stored encrypted.
+    case hvWritePrivate = "HV_WRITE_PRIVATE"
+
+    /// What the detector looks for, for `--help` and the docs.
+    public var summary: String {
+        switch self {
+        case .privateToShared: "private-origin data written into a shared (C=0) page"
+        case .privateToDMA: "a device reads private-origin plaintext by DMA"
+        case .hvPlaintext: "the hypervisor reads private-origin plaintext"
+        case .ciphertextObservation: "a device or the hypervisor reads a private block's ciphertext"
+        case .dmaIntoPrivate: "a device writes into a private block"
+        case .hvWritePrivate: "the hypervisor writes into a private block"
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import TraceFormat
+
+/// Gathers detector hits into findings, merging a run of hits that continue one another (same detector,
+/// actor, VM and labels, each sink access starting where the previous one ended) into one finding.
+struct FindingCollector {
+    struct Hit {
+        var detector: Detector
+        var severity: Severity
+        var access: MemoryAccess
+        var seq: UInt64
+        var set: LabelTable.SetID
+        var sourceSeq: UInt64
+        var sourceSPA: UInt64
+        /// The plaintext the sink saw, when it is a plaintext leak.
+        var plaintext: Bool
+    }
+
+    private(set) var findings: [Finding] = []
+    private var sets: [LabelTable.SetID] = []
+    private var previews: [[UInt8]] = []
+    /// The index of the finding each detector may extend next.
+    private var open: [Detector: Int] = [:]
+
+    mutating func add(_ hit: Hit, vmNames: [UInt16: String], table: LabelTable) {
+        let a = hit.access
+        let bytes = (0..<Int(min(a.size, 8))).map { UInt8(truncatingIfNeeded: a.value >> UInt64(8 * $0)) }
+        if let i = open[hit.detector] {
+            let f = findings[i]
+            if f.actor == a.actor.description && f.vm == a.vm && sets[i] == hit.set && f.sinkSPA + f.length == a.spa {
+                findings[i].length += UInt64(a.size)
+                findings[i].sinkLastSeq = hit.seq
+                if hit.plaintext && previews[i].count < 16 { previews[i] += bytes }
+                findings[i].preview = Self.hex(previews[i].prefix(16))
+                findings[i].summary = Self.summary(findings[i], hit.detector, vmNames: vmNames, labels: table.members(hit.set))
+                return
+            }
+        }
+        let labels = table.members(hit.set).map(Self.name(vmNames: vmNames)).joined(separator: ",")
+        var f = Finding(detector: hit.detector.rawValue, severity: hit.severity, vm: a.vm, asid: a.asid,
+                        actor: a.actor.description, sourceSeq: hit.sourceSeq, sinkSeq: hit.seq, sinkLastSeq: hit.seq,
+                        sourceSPA: hit.sourceSPA, sinkSPA: a.spa, sinkGPA: a.gpa, length: UInt64(a.size), labels: labels,
+                        preview: hit.plaintext ? Self.hex(bytes[...]) : "", summary: "")
+        f.summary = Self.summary(f, hit.detector, vmNames: vmNames, labels: table.members(hit.set))
+        findings.append(f)
+        sets.append(hit.set)
+        previews.append(hit.plaintext ? bytes : [])
+        open[hit.detector] = findings.count - 1
+    }
+
+    static func name(vmNames: [UInt16: String]) -> (LabelTable.Label) -> String {
+        { label in
+            switch label.kind {
+            case .secret(let name): "secret:\(name)"
+            case .privateData(let vm): "private:\(vmNames[vm] ?? "vm\(vm)")"
+            }
+        }
+    }
+
+    static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    static func summary(_ f: Finding, _ d: Detector, vmNames: [UInt16: String], labels: [LabelTable.Label]) -> String {
+        let vm = vmNames[f.vm] ?? (f.vm == MemoryAccess.noVM ? "host" : "vm\(f.vm)")
+        let what = labels.compactMap { l -> String? in if case .secret(let n) = l.kind { "secret \(n)" } else { nil } }
+            .first ?? "private data of \(vm)"
+        let at = "gpa 0x\(String(f.sinkGPA, radix: 16))"
+        switch d {
+        case .privateToShared: return "\(f.actor) wrote \(f.length) bytes of \(what) into shared memory at \(at)"
+        case .privateToDMA: return "\(f.actor) read \(f.length) bytes of \(what) by DMA from \(at)"
+        case .hvPlaintext: return "the hypervisor read \(f.length) bytes of \(what) in plaintext at \(at)"
+        case .ciphertextObservation: return "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
+        case .dmaIntoPrivate: return "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(vm) at \(at)"
+        case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
+        }
+    }
+}

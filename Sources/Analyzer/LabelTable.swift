@@ -1,0 +1,73 @@
+/// Taint labels and interned sets of them. A set is a small integer; 0 is the empty set. Unions are
+/// cached, so propagating taint costs a dictionary lookup at most, and memory grows with the number of
+/// distinct sets, not with the trace.
+struct LabelTable {
+    /// Where tainted data came from.
+    struct Label: Equatable {
+        enum Kind: Equatable {
+            /// A secret the scenario declared.
+            case secret(name: String)
+            /// Data a VM wrote while private.
+            case privateData(vm: UInt16)
+        }
+        var kind: Kind
+        /// The event that introduced the label.
+        var seq: UInt64
+        var spa: UInt64
+    }
+
+    typealias SetID = UInt32
+
+    private(set) var labels: [Label] = []
+    private var sets: [[UInt32]] = [[]]
+    private var setIDs: [[UInt32]: SetID] = [[]: 0]
+    private var unions: [UInt64: SetID] = [:]
+    private var privateLabel: [UInt16: UInt32] = [:]
+
+    /// A new secret label, as a one-element set.
+    mutating func secret(name: String, seq: UInt64, spa: UInt64) -> SetID {
+        labels.append(Label(kind: .secret(name: name), seq: seq, spa: spa))
+        return intern([UInt32(labels.count - 1)])
+    }
+
+    /// The label of data VM `vm` wrote privately, as a one-element set.
+    mutating func privateData(vm: UInt16, seq: UInt64) -> SetID {
+        if let l = privateLabel[vm] { return intern([l]) }
+        labels.append(Label(kind: .privateData(vm: vm), seq: seq, spa: 0))
+        privateLabel[vm] = UInt32(labels.count - 1)
+        return intern([UInt32(labels.count - 1)])
+    }
+
+    private mutating func intern(_ members: [UInt32]) -> SetID {
+        if let id = setIDs[members] { return id }
+        let id = SetID(sets.count)
+        sets.append(members)
+        setIDs[members] = id
+        return id
+    }
+
+    /// The union of two sets.
+    mutating func union(_ a: SetID, _ b: SetID) -> SetID {
+        if a == b || b == 0 { return a }
+        if a == 0 { return b }
+        let key = UInt64(min(a, b)) << 32 | UInt64(max(a, b))
+        if let u = unions[key] { return u }
+        var merged = sets[Int(a)]
+        for m in sets[Int(b)] where !merged.contains(m) { merged.append(m) }
+        merged.sort()
+        let id = intern(merged)
+        unions[key] = id
+        return id
+    }
+
+    /// The labels of a set, in the order they were created.
+    func members(_ id: SetID) -> [Label] { sets[Int(id)].map { labels[Int($0)] } }
+
+    /// Whether a set holds a declared secret.
+    func hasSecret(_ id: SetID) -> Bool {
+        sets[Int(id)].contains { if case .secret = labels[Int($0)].kind { true } else { false } }
+    }
+
+    /// The number of distinct sets (for tests of interning).
+    var setCount: Int { sets.count }
+}

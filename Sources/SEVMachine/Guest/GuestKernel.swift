@@ -1,0 +1,70 @@
+import TraceFormat
+
+/// The guest-kernel side of SEV, as the Linux SEV series implements it: early boot builds an identity
+/// map with the C-bit (`sme_me_mask`) set while paging is off, and `set_memory_decrypted` /
+/// `set_memory_encrypted` flip the C-bit of pages at run time. Its memory accesses are the vCPU's own.
+struct GuestKernel {
+    let vcpu: VCPU
+
+    /// Page-table pages needed to identity-map `memoryBytes` with 4 KiB pages: one PML4, one PDPT,
+    /// one page directory per GiB, one page table per 2 MiB.
+    static func identityMapPages(memoryBytes: UInt64) -> UInt64 {
+        let gib = (memoryBytes + (1 << 30) - 1) >> 30
+        let tables = (memoryBytes + (2 << 20) - 1) >> 21
+        return 2 + gib + tables
+    }
+
+    /// Early boot: in protected mode without paging (every access forced private) write the identity
+    /// map, load CR3 and enter long mode, then decrypt the boot-time shared regions.
+    func boot() throws(MachineError) {
+        let vm = vcpu.vm
+        vcpu.setMode(.protected)
+        let me = vm.isSEV ? vcpu.machine.config.cbitMask : 0
+        let base = vm.pageTableBase
+        let gib = (vm.memoryBytes + (1 << 30) - 1) >> 30
+        let pml4 = base, pdpt = base + 4096, pd = base + 8192, pt = pd + gib * 4096
+        let flags: UInt64 = 0x3  // present, writable
+        try vcpu.store(gva: pml4, size: 8, value: pdpt | me | flags, register: MemoryAccess.noRegister)
+        for g in 0..<gib {
+            try vcpu.store(gva: pdpt + g * 8, size: 8, value: (pd + g * 4096) | me | flags, register: MemoryAccess.noRegister)
+        }
+        let tables = (vm.memoryBytes + (2 << 20) - 1) >> 21
+        for t in 0..<tables {
+            try vcpu.store(gva: pd + t * 8, size: 8, value: (pt + t * 4096) | me | flags, register: MemoryAccess.noRegister)
+        }
+        for page in 0..<(vm.memoryBytes >> 12) {
+            try vcpu.store(gva: pt + page * 8, size: 8, value: page << 12 | me | flags, register: MemoryAccess.noRegister)
+        }
+        vcpu.cr3 = pml4
+        vcpu.setMode(.long)
+        for region in vm.sharedAtBoot {
+            try setMemoryEncryption(gva: region.gpa, pages: region.pages, encrypted: false)
+        }
+    }
+
+    /// `set_memory_decrypted` / `set_memory_encrypted`: for each page, find its PTE, flush, rewrite the
+    /// PTE with the C-bit changed, and invalidate the TLB entry. The page's contents are not converted:
+    /// what was written under the old C-bit reads back as garbage under the new one.
+    func setMemoryEncryption(gva: UInt64, pages: UInt64, encrypted: Bool) throws(MachineError) {
+        let machine = vcpu.machine
+        let vm = vcpu.vm
+        let cbitMask = machine.config.cbitMask
+        let start = gva & ~0xFFF
+        for i in 0..<pages {
+            let page = start + i * 4096
+            let pte = try vcpu.pteAddress(of: page)
+            let old = try vcpu.load(gva: pte, size: 8, register: MemoryAccess.noRegister)
+            guard old & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(vcpu.index), gva: page, rip: vcpu.rip) }
+            let new = encrypted ? old | cbitMask : old & ~cbitMask
+            if new != old {
+                try vcpu.store(gva: pte, size: 8, value: new, register: MemoryAccess.noRegister)
+                let gpa = old & 0x000F_FFFF_FFFF_F000 & ~cbitMask
+                machine.emit(.cbitChange(CbitChange(vm: vm.id, vcpu: vcpu.index, gva: page, gpa: gpa,
+                                                    spa: try vm.translate(gpa), pteSPA: try vm.translate(pte),
+                                                    old: old & cbitMask != 0, new: new & cbitMask != 0)),
+                             cost: Machine.Cost.control)
+            }
+            vcpu.invalidate(gva: page)
+        }
+    }
+}

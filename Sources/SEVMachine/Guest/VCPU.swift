@@ -1,0 +1,216 @@
+import TraceFormat
+
+/// One virtual CPU of a guest: registers, paging mode, a TLB tagged by the VM's ASID, and an
+/// interpreter for the guest instruction set. Every fetch, page-walk step, load and store goes through
+/// the memory controller with the C-bit decided as SEV hardware decides it.
+public final class VCPU {
+    unowned let vm: VirtualMachine
+    unowned let machine: Machine
+    public let index: UInt16
+    /// r0-r15, then the string-copy latch.
+    public internal(set) var registers = [UInt64](repeating: 0, count: Instruction.registerCount + 1)
+    public internal(set) var rip: UInt64 = 0
+    public private(set) var mode: PagingMode = .real
+    /// Guest physical address of the top-level page table.
+    var cr3: UInt64 = 0
+    public private(set) var halted = false
+    private var booted = false
+    /// Instructions executed.
+    public private(set) var steps: UInt64 = 0
+
+    /// A cached translation of one 4 KiB page.
+    struct TLBEntry {
+        var gpaPage: UInt64
+        var spaPage: UInt64
+        var cbit: Bool
+    }
+    private var tlb: [UInt64: TLBEntry] = [:]
+
+    init(vm: VirtualMachine, index: UInt16, machine: Machine) {
+        self.vm = vm
+        self.index = index
+        self.machine = machine
+    }
+
+    var actor: Actor { .vcpu(vm: vm.id, index: index) }
+
+    /// The key accesses with the C-bit set use: the VEK loaded for the VM's ASID.
+    var key: EncryptionKey? { vm.isSEV ? machine.controller.key(forASID: vm.asid) : nil }
+
+    func setMode(_ m: PagingMode) {
+        mode = m
+        tlb.removeAll(keepingCapacity: true)
+        machine.emit(.vcpuMode(VCPUModeChange(vm: vm.id, vcpu: index, mode: m)), cost: Machine.Cost.control)
+    }
+
+    /// Drops the TLB entry of one page (INVLPG).
+    func invalidate(gva: UInt64) { tlb[gva >> 12] = nil }
+
+    // MARK: - Translation and the C-bit decision
+
+    struct Translation {
+        var gpa: UInt64
+        var spa: UInt64
+        var cbit: Bool
+        var reason: CbitReason
+    }
+
+    /// Translates a guest virtual address for a data access, walking the guest page tables on a TLB miss.
+    func translate(_ gva: UInt64) throws(MachineError) -> Translation {
+        guard mode.usesGuestPageTables else {
+            // No guest page tables: linear is physical and the hardware forces the C-bit.
+            return Translation(gpa: gva, spa: try vm.translate(gva), cbit: vm.isSEV, reason: .forcedNonPaged)
+        }
+        let page = gva >> 12, offset = gva & 0xFFF
+        let entry: TLBEntry
+        if let hit = tlb[page] {
+            entry = hit
+        } else {
+            entry = try walk(gva)
+            tlb[page] = entry
+        }
+        return Translation(gpa: entry.gpaPage << 12 | offset, spa: entry.spaPage << 12 | offset,
+                           cbit: vm.isSEV && entry.cbit, reason: .guestPTE)
+    }
+
+    /// The 4-level walk. Each step reads one entry from guest memory, always as a private access.
+    private func walk(_ gva: UInt64) throws(MachineError) -> TLBEntry {
+        let cbitMask = machine.config.cbitMask
+        let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~cbitMask
+        var table = cr3
+        var entry: UInt64 = 0
+        for level in stride(from: 3, through: 0, by: -1) {
+            let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
+            let gpa = table + idx * 8
+            entry = try machine.read(actor: actor, vm: vm.id, asid: vm.asid, kind: .pageWalk, gva: gva, gpa: gpa,
+                                     spa: try vm.translate(gpa), size: 8, cbit: vm.isSEV, reason: .forcedPageWalk,
+                                     key: key, cost: Machine.Cost.walkStep)
+            guard entry & 1 != 0 else {
+                throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
+            }
+            table = entry & addressMask
+        }
+        let gpa = entry & addressMask
+        return TLBEntry(gpaPage: gpa >> 12, spaPage: try vm.translate(gpa) >> 12, cbit: entry & cbitMask != 0)
+    }
+
+    /// Where the last-level entry mapping `gva` lives, found the way the kernel's `lookup_address` does:
+    /// by reading the page tables through its own (identity) mapping.
+    func pteAddress(of gva: UInt64) throws(MachineError) -> UInt64 {
+        let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~machine.config.cbitMask
+        var table = cr3
+        for level in stride(from: 3, through: 1, by: -1) {
+            let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
+            let entry = try load(gva: table + idx * 8, size: 8, register: MemoryAccess.noRegister)
+            guard entry & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
+            table = entry & addressMask
+        }
+        return table + ((gva >> 12) & 0x1FF) * 8
+    }
+
+    // MARK: - Data accesses
+
+    @inline(__always)
+    func load(gva: UInt64, size: Int, register: UInt8) throws(MachineError) -> UInt64 {
+        let t = try translate(gva)
+        return try machine.read(actor: actor, vm: vm.id, asid: vm.asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
+                                size: size, cbit: t.cbit, reason: t.reason, register: register,
+                                key: t.cbit ? key : nil)
+    }
+
+    @inline(__always)
+    func store(gva: UInt64, size: Int, value: UInt64, register: UInt8) throws(MachineError) {
+        let t = try translate(gva)
+        try machine.write(actor: actor, vm: vm.id, asid: vm.asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
+                          size: size, value: value, cbit: t.cbit, reason: t.reason, register: register,
+                          key: t.cbit ? key : nil)
+    }
+
+    /// Fetches the 16-byte instruction at rip. Instruction fetches are always private.
+    private func fetch() throws(MachineError) -> Instruction {
+        let t = try translate(rip)
+        let reason: CbitReason = mode.usesGuestPageTables ? .forcedFetch : .forcedNonPaged
+        let k = vm.isSEV ? key : nil
+        let lo = try machine.controller.readValue(t.spa, size: 8, key: k)
+        let hi = try machine.controller.readValue(t.spa + 8, size: 8, key: k)
+        machine.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: vm.asid, kind: .fetch, gva: rip,
+                                                gpa: t.gpa, spa: t.spa, size: UInt32(Instruction.size), cbit: vm.isSEV,
+                                                reason: reason, value: lo)),
+                     cost: Machine.Cost.instruction)
+        guard rip & 0xF == 0, let insn = Instruction.decode(lo, hi) else {
+            throw .invalidInstruction(vm: vm.name, vcpu: Int(index), rip: rip, opcode: UInt8(truncatingIfNeeded: lo))
+        }
+        return insn
+    }
+
+    private func registerOp(_ op: RegisterOpKind, dst: UInt8, src: UInt8, result: UInt64) {
+        registers[Int(dst)] = result
+        machine.emit(.registerOp(RegisterOp(vm: vm.id, vcpu: index, op: op, dst: dst, src: src, result: result)),
+                     cost: Machine.Cost.instruction)
+    }
+
+    // MARK: - Running
+
+    /// Boots the guest kernel on first run, then executes until HLT.
+    func run(stepLimit: UInt64) throws(MachineError) {
+        try bootIfNeeded()
+        halted = false
+        let limit = steps + stepLimit
+        while !halted {
+            guard steps < limit else { throw .stepLimit(vm: vm.name, limit: stepLimit) }
+            try step()
+        }
+    }
+
+    /// Runs the guest kernel's early boot once, then points rip at the VM's entry.
+    func bootIfNeeded() throws(MachineError) {
+        guard !booted else { return }
+        try GuestKernel(vcpu: self).boot()
+        booted = true
+        rip = vm.entry
+    }
+
+    /// Executes one instruction.
+    func step() throws(MachineError) {
+        let insn = try fetch()
+        steps += 1
+        var next = rip &+ UInt64(Instruction.size)
+        let a = Int(insn.a), b = Int(insn.b)
+        switch insn.opcode {
+        case .movImmediate: registerOp(.loadImmediate, dst: insn.a, src: MemoryAccess.noRegister, result: insn.immediate)
+        case .move: registerOp(.move, dst: insn.a, src: insn.b, result: registers[b])
+        case .add: registerOp(.add, dst: insn.a, src: insn.b, result: registers[a] &+ registers[b])
+        case .sub: registerOp(.sub, dst: insn.a, src: insn.b, result: registers[a] &- registers[b])
+        case .xor: registerOp(.xor, dst: insn.a, src: insn.b, result: registers[a] ^ registers[b])
+        case .and: registerOp(.and, dst: insn.a, src: insn.b, result: registers[a] & registers[b])
+        case .or: registerOp(.or, dst: insn.a, src: insn.b, result: registers[a] | registers[b])
+        case .addImmediate:
+            registerOp(.addImmediate, dst: insn.a, src: MemoryAccess.noRegister, result: registers[a] &+ insn.immediate)
+        case .load:
+            registers[a] = try load(gva: registers[b] &+ insn.immediate, size: Int(insn.width), register: insn.a)
+        case .store:
+            try store(gva: registers[a] &+ insn.immediate, size: Int(insn.width), value: registers[b], register: insn.b)
+        case .copy:
+            let c = Int(insn.c)
+            while registers[c] != 0 {
+                let v = try load(gva: registers[b], size: 8, register: Instruction.copyLatch)
+                registers[Int(Instruction.copyLatch)] = v
+                try store(gva: registers[a], size: 8, value: v, register: Instruction.copyLatch)
+                registers[a] &+= 8
+                registers[b] &+= 8
+                registers[c] -= 1
+            }
+        case .jump: next = insn.immediate
+        case .jumpIfNotZero: if registers[a] != 0 { next = insn.immediate }
+        case .jumpIfZero: if registers[a] == 0 { next = insn.immediate }
+        case .setMemoryDecrypted:
+            try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: false)
+        case .setMemoryEncrypted:
+            try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: true)
+        case .halt:
+            halted = true
+            machine.emit(.vcpuHalt(VCPURef(vm: vm.id, vcpu: index)), cost: Machine.Cost.instruction)
+        }
+        rip = next
+    }
+}

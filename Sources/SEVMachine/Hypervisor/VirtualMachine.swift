@@ -1,0 +1,59 @@
+import TraceFormat
+
+/// A VM as the hypervisor sees it: its memory (through the nested page table), its ASID and SEV
+/// handle, its vCPUs, and what its owner asked to load before launch.
+public final class VirtualMachine {
+    public let id: UInt16
+    public let name: String
+    public let memoryBytes: UInt64
+    public let policy: UInt32
+    /// The ASID KVM gave it (0: not an SEV guest).
+    public internal(set) var asid: UInt16
+    /// The firmware's handle for it (0 before LAUNCH_START).
+    public internal(set) var handle: UInt32 = 0
+    /// The nested page table: the system physical page of each guest physical page (`unmapped` if none).
+    var npt: [UInt64]
+    static let unmapped = UInt64.max
+    public internal(set) var vcpus: [VCPU] = []
+    /// Data staged into guest memory by the hypervisor before launch and measured by LAUNCH_UPDATE_DATA.
+    public internal(set) var image: [(gpa: UInt64, bytes: [UInt8])] = []
+    /// Guest physical ranges the guest kernel maps decrypted at boot (`__bss_decrypted`-style).
+    public internal(set) var sharedAtBoot: [(gpa: UInt64, pages: UInt64)] = []
+    /// Where the guest's page tables start (guest physical) and how many pages they take.
+    public let pageTableBase: UInt64
+    public let pageTablePages: UInt64
+    /// Where the guest starts executing once booted.
+    public var entry: UInt64 = 0
+    /// Whether the hypervisor has copied the image into guest memory.
+    var imageLoaded = false
+
+    init(id: UInt16, name: String, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64) {
+        self.id = id
+        self.name = name
+        self.memoryBytes = memoryBytes
+        self.policy = policy
+        self.asid = asid
+        let pages = memoryBytes >> 12
+        npt = (0..<pages).map { (spaBase >> 12) + $0 }
+        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes)
+        pageTablePages = pts
+        pageTableBase = memoryBytes - pts * 4096
+    }
+
+    /// Whether the VM runs under SEV.
+    public var isSEV: Bool { asid != 0 }
+
+    /// The system physical address of guest physical address `gpa`.
+    @inline(__always)
+    public func translate(_ gpa: UInt64) throws(MachineError) -> UInt64 {
+        let page = gpa >> 12
+        guard page < UInt64(npt.count), npt[Int(page)] != Self.unmapped else { throw .unmappedGPA(vm: name, gpa: gpa) }
+        return npt[Int(page)] << 12 | (gpa & 0xFFF)
+    }
+
+    /// Adds bytes to load at `gpa` before launch.
+    public func addImage(gpa: UInt64, bytes: [UInt8]) { image.append((gpa, bytes)) }
+
+    /// Asks the guest kernel to map `pages` pages at `gpa` decrypted when it boots.
+    public func addSharedAtBoot(gpa: UInt64, pages: UInt64) { sharedAtBoot.append((gpa, pages)) }
+}

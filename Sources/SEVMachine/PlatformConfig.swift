@@ -1,0 +1,23 @@
+/// What the simulated SEV platform is: the values CPUID Fn8000_001F reports, its memory, and the
+/// firmware version the PSP reports.
+public struct PlatformConfig: Equatable, Sendable {
+    /// CPUID Fn8000_001F EBX[5:0]: the C-bit's position in a page-table entry.
+    public var cbitPosition: Int = 47
+    /// CPUID Fn8000_001F EBX[11:6]: physical-address bits lost when encryption is on.
+    public var physAddrReduction: Int = 5
+    /// CPUID Fn8000_001F ECX: the number of encrypted guests supported at once (the largest SEV ASID).
+    public var maxSEVASID: UInt16 = 15
+    /// CPUID Fn8000_001F EDX: the smallest ASID for an SEV guest without SEV-ES.
+    public var minSEVASID: UInt16 = 1
+    /// Bytes of system memory.
+    public var memoryBytes: UInt64 = 64 << 20
+    /// The firmware's API version and build, as PLATFORM_STATUS reports them and the measurement includes them.
+    public var apiMajor: UInt8 = 0
+    public var apiMinor: UInt8 = 17
+    public var build: UInt8 = 48
+
+    public init() {}
+
+    /// The mask of the C-bit in a page-table entry (`sme_me_mask` in Linux).
+    public var cbitMask: UInt64 { 1 << UInt64(cbitPosition) }
+}

@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The platform's DRAM: what is stored there is exactly what the memory controller wrote, ciphertext
+/// for private lines and plaintext for shared ones.
+public final class PhysicalMemory {
+    /// Bytes of memory.
+    public let size: UInt64
+    private let base: UnsafeMutableRawPointer
+
+    /// Allocates `size` zeroed bytes (the kernel backs them lazily).
+    public init(size: UInt64) {
+        self.size = size
+        guard let p = calloc(Int(size), 1) else { fatalError("cannot allocate \(size) bytes of simulated memory") }
+        base = p
+    }
+
+    deinit { free(base) }
+
+    @inline(__always)
+    func check(_ spa: UInt64, _ count: Int) throws(MachineError) {
+        guard spa < size, UInt64(count) <= size - spa else {
+            throw .physicalAddressOutOfRange(spa: spa, size: count)
+        }
+    }
+
+    /// Copies `count` raw bytes at `spa` into `out`.
+    @inline(__always)
+    func load(_ spa: UInt64, into out: UnsafeMutableRawPointer, count: Int) {
+        out.copyMemory(from: base + Int(spa), byteCount: count)
+    }
+
+    /// Stores `count` raw bytes at `spa`.
+    @inline(__always)
+    func store(_ spa: UInt64, from src: UnsafeRawPointer, count: Int) {
+        (base + Int(spa)).copyMemory(from: src, byteCount: count)
+    }
+
+    /// The raw bytes stored at `spa` (what a probe on the memory bus would see).
+    public func rawBytes(at spa: UInt64, count: Int) throws(MachineError) -> [UInt8] {
+        try check(spa, count)
+        return Array(UnsafeRawBufferPointer(start: base + Int(spa), count: count))
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import SEVMachine
+
+/// Parses the scenario language (v1); the reference is Traces/README.md.
+public struct ScenarioParser {
+    public let file: String
+
+    public init(file: String) { self.file = file }
+
+    /// Parses `text`, checking every name it refers to.
+    public func parse(_ text: String) throws(ScenarioError) -> ScenarioScript {
+        let lexer = Lexer(file: file)
+        var script = ScenarioScript(file: file, text: text, platform: PlatformConfig(), statements: [])
+        var vms: [String: (launched: Bool, sev: Bool)] = [:]
+        var devices: Set<String> = []
+        var sawStatement = false
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var n = 0
+        while n < lines.count {
+            let lineNumber = n + 1
+            let tokens = try lexer.tokenize(lines[n], lineNumber: lineNumber)
+            n += 1
+            guard !tokens.isEmpty else { continue }
+            var c = TokenCursor(tokens: tokens, file: file, line: lineNumber, endColumn: lines[n - 1].count + 1)
+            let here = c.location
+            let keywordToken = c.peek!
+            let keyword = try c.word("a statement")
+
+            func knownVM(_ c: inout TokenCursor) throws(ScenarioError) -> String {
+                let t = c.peek
+                let name = try c.word("a VM name")
+                guard vms[name] != nil else { throw c.error(at: t!, "no VM named '\(name)' (declare it with `vm \(name)`)") }
+                return name
+            }
+            func notLaunched(_ vm: String, _ what: String) throws(ScenarioError) {
+                if vms[vm]?.launched == true {
+                    throw ScenarioError(here, "\(what) for '\(vm)' must come before `launch \(vm)`: it is loaded and measured at launch")
+                }
+            }
+            func add(_ s: ScenarioScript.Statement) {
+                script.statements.append(.init(location: here, statement: s))
+                sawStatement = true
+            }
+
+            switch keyword {
+            case "platform":
+                guard !sawStatement else { throw ScenarioError(here, "`platform` must come before every other statement") }
+                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build"])
+                var p = PlatformConfig()
+                p.cbitPosition = Int(try o.number("cbit", default: 47, c))
+                guard (32...51).contains(p.cbitPosition) else { throw c.error(at: o.values["cbit"]!, "cbit must be 32 to 51") }
+                p.maxSEVASID = UInt16(clamping: try o.number("asids", default: 15, c))
+                p.minSEVASID = UInt16(clamping: try o.number("min_asid", default: 1, c))
+                guard p.minSEVASID >= 1, p.minSEVASID <= p.maxSEVASID, p.maxSEVASID <= 1024 else {
+                    throw ScenarioError(here, "need 1 <= min_asid <= asids <= 1024")
+                }
+                p.memoryBytes = try o.number("memory", default: 64 << 20, c)
+                guard p.memoryBytes >= 32 << 20, p.memoryBytes <= 16 << 30, p.memoryBytes % (2 << 20) == 0 else {
+                    throw ScenarioError(here, "platform memory must be a multiple of 2M from 32M to 16G")
+                }
+                if let t = o.values["api"] {
+                    guard case .word(let w) = t.kind, let v = Self.apiVersion(w) else {
+                        throw c.error(at: t, "api takes MAJOR.MINOR, for example api=0.17")
+                    }
+                    (p.apiMajor, p.apiMinor) = v
+                }
+                p.build = UInt8(clamping: try o.number("build", default: 48, c))
+                script.platform = p
+                sawStatement = true
+            case "vm":
+                let nameToken = c.peek
+                let name = try c.word("a VM name")
+                guard vms[name] == nil else { throw c.error(at: nameToken!, "VM '\(name)' is already declared") }
+                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus"])
+                let memory = try o.number("memory", default: 4 << 20, c)
+                guard memory >= 2 << 20, memory % (2 << 20) == 0 else {
+                    throw ScenarioError(here, "VM memory must be a multiple of 2M")
+                }
+                let policy = try o.number("policy", default: 0x1, c)
+                guard policy <= UInt64(UInt32.max) else { throw ScenarioError(here, "policy is a 32-bit value") }
+                let sevWord = try o.word("sev", c) ?? "yes"
+                guard sevWord == "yes" || sevWord == "no" else { throw c.error(at: o.values["sev"]!, "sev takes yes or no") }
+                let vcpus = try o.number("vcpus", default: 1, c)
+                guard (1...64).contains(vcpus) else { throw ScenarioError(here, "vcpus must be 1 to 64") }
+                vms[name] = (false, sevWord == "yes")
+                add(.vm(name: name, memory: memory, policy: UInt32(policy), sev: sevWord == "yes", vcpus: Int(vcpus)))
+            case "device":
+                let t = c.peek
+                let name = try c.word("a device name")
+                guard !devices.contains(name) else { throw c.error(at: t!, "device '\(name)' is already declared") }
+                try c.expectEnd()
+                devices.insert(name)
+                add(.device(name: name))
+            case "shared":
+                let vm = try knownVM(&c)
+                let gpa = try c.number("a guest physical address")
+                let o = try c.options(allowed: ["pages"])
+                try notLaunched(vm, "`shared`")
+                add(.shared(vm: vm, gpa: gpa, pages: try o.number("pages", default: 1, c)))
+            case "data":
+                let vm = try knownVM(&c)
+                let gpa = try c.number("a guest physical address")
+                guard gpa % 16 == 0 else { throw ScenarioError(here, "data must start 16-byte aligned (LAUNCH_UPDATE_DATA works on 16-byte blocks)") }
+                let bytes = try Self.bytes(&c)
+                try notLaunched(vm, "`data`")
+                add(.data(vm: vm, gpa: gpa, bytes: bytes))
+            case "program":
+                let vm = try knownVM(&c)
+                let o = try c.options(allowed: ["at"])
+                let gpa = try o.number("at", default: 0x100000, c)
+                guard gpa % 16 == 0 else { throw ScenarioError(here, "a program must start 16-byte aligned") }
+                try notLaunched(vm, "`program`")
+                var body: [(Int, Substring)] = []
+                var closed = false
+                while n < lines.count {
+                    let text = lines[n]
+                    n += 1
+                    let stripped = text.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                    if stripped.trimmingCharacters(in: .whitespaces) == "end" {
+                        closed = true
+                        break
+                    }
+                    body.append((n, text))
+                }
+                guard closed else { throw ScenarioError(here, "`program` without a closing `end`") }
+                let instructions = try Assembler(file: file, base: gpa).assemble(body)
+                add(.program(vm: vm, gpa: gpa, instructions: instructions))
+            case "launch":
+                let vm = try knownVM(&c)
+                try c.expectEnd()
+                guard vms[vm]!.sev else { throw ScenarioError(here, "'\(vm)' is not an SEV guest (sev=no)") }
+                guard !vms[vm]!.launched else { throw ScenarioError(here, "'\(vm)' is already launched") }
+                vms[vm]!.launched = true
+                add(.launch(vm: vm))
+            case "run":
+                let vm = try knownVM(&c)
+                let o = try c.options(allowed: ["vcpu"])
+                add(.run(vm: vm, vcpu: Int(try o.number("vcpu", default: 0, c))))
+            case "secret":
+                let vm = try knownVM(&c)
+                let gpa = try c.number("a guest physical address")
+                let name = try c.word("a name for the secret")
+                let bytes = try Self.bytes(&c)
+                add(.secret(vm: vm, gpa: gpa, name: name, bytes: bytes))
+            case "dma":
+                let t = c.peek
+                let device = try c.word("a device name")
+                guard devices.contains(device) else { throw c.error(at: t!, "no device named '\(device)' (declare it with `device \(device)`)") }
+                let dirToken = c.peek
+                let dir = try c.word("read or write")
+                let vm = try knownVM(&c)
+                let gpa = try c.number("a guest physical address")
+                switch dir {
+                case "read":
+                    let length = try c.number("a length in bytes")
+                    try c.expectEnd()
+                    add(.dmaRead(device: device, vm: vm, gpa: gpa, length: Int(length)))
+                case "write": add(.dmaWrite(device: device, vm: vm, gpa: gpa, bytes: try Self.bytes(&c)))
+                default: throw c.error(at: dirToken!, "expected read or write, found '\(dir)'")
+                }
+            case "hv":
+                let opToken = c.peek
+                let op = try c.word("read, write or wbinvd")
+                switch op {
+                case "read":
+                    let vm = try knownVM(&c)
+                    let gpa = try c.number("a guest physical address")
+                    let length = try c.number("a length in bytes")
+                    try c.expectEnd()
+                    add(.hvRead(vm: vm, gpa: gpa, length: Int(length)))
+                case "write":
+                    let vm = try knownVM(&c)
+                    let gpa = try c.number("a guest physical address")
+                    add(.hvWrite(vm: vm, gpa: gpa, bytes: try Self.bytes(&c)))
+                case "wbinvd":
+                    try c.expectEnd()
+                    add(.wbinvd)
+                default: throw c.error(at: opToken!, "expected read, write or wbinvd, found '\(op)'")
+                }
+            case "psp":
+                let t = c.peek
+                let name = try c.word("a firmware command")
+                guard let command = ScenarioScript.PSPStatement(rawValue: name) else {
+                    let all = ScenarioScript.PSPStatement.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw c.error(at: t!, "unknown firmware command '\(name)'; expected one of: \(all)")
+                }
+                let vm = command.needsVM ? try knownVM(&c) : nil
+                let o = try c.options(allowed: command == .activate ? ["asid"] : [])
+                let asid = o.values["asid"] == nil ? nil : UInt16(clamping: try o.number("asid", default: 0, c))
+                add(.psp(command: command, vm: vm, asid: asid))
+            default:
+                throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: keywordToken.column),
+                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, launch, run, secret, dma, hv or psp")
+            }
+        }
+        return script
+    }
+
+    static func apiVersion(_ w: String) -> (UInt8, UInt8)? {
+        let parts = w.split(separator: ".")
+        guard parts.count == 2, let a = UInt8(parts[0]), let b = UInt8(parts[1]) else { return nil }
+        return (a, b)
+    }
+
+    /// The byte options: `hex="00 11 …"`, `text="…"`, or `fill=BYTE len=N`.
+    static func bytes(_ c: inout TokenCursor) throws(ScenarioError) -> [UInt8] {
+        let start = c.location
+        let o = try c.options(allowed: ["hex", "text", "fill", "len"])
+        let given = ["hex", "text", "fill"].filter { o.values[$0] != nil }
+        guard given.count == 1 else { throw ScenarioError(start, "give exactly one of hex=\"…\", text=\"…\" or fill=BYTE len=N") }
+        if let h = try o.string("hex", c) {
+            let digits = h.filter { !$0.isWhitespace }
+            guard digits.count % 2 == 0, !digits.isEmpty else {
+                throw c.error(at: o.values["hex"]!, "hex needs an even, non-zero number of digits")
+            }
+            var out: [UInt8] = []
+            var i = digits.startIndex
+            while i < digits.endIndex {
+                let j = digits.index(i, offsetBy: 2)
+                guard let b = UInt8(digits[i..<j], radix: 16) else { throw c.error(at: o.values["hex"]!, "'\(digits[i..<j])' is not a hex byte") }
+                out.append(b)
+                i = j
+            }
+            return out
+        }
+        if let t = try o.string("text", c) {
+            guard !t.isEmpty else { throw c.error(at: o.values["text"]!, "text is empty") }
+            return t.unicodeScalars.map { $0.value < 256 ? UInt8($0.value) : UInt8(ascii: "?") }
+        }
+        let fill = try o.number("fill", default: 0, c)
+        guard fill < 256 else { throw c.error(at: o.values["fill"]!, "fill is one byte") }
+        guard o.values["len"] != nil else { throw ScenarioError(start, "fill needs len=N") }
+        let len = try o.number("len", default: 0, c)
+        guard len > 0, len <= 1 << 30 else { throw c.error(at: o.values["len"]!, "len must be 1 to 1G") }
+        return [UInt8](repeating: UInt8(fill), count: Int(len))
+    }
+}

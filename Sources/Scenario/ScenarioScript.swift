@@ -1,0 +1,61 @@
+import SEVMachine
+
+/// A parsed scenario: the platform and the statements to run, in order, each with where it was written.
+public struct ScenarioScript: Sendable {
+    /// The file name used in diagnostics.
+    public var file: String
+    /// The scenario's full text (stored in the trace for replay).
+    public var text: String
+    public var platform: PlatformConfig
+    public var statements: [Located]
+
+    /// A statement and its place in the file.
+    public struct Located: Sendable {
+        public var location: SourceLocation
+        public var statement: Statement
+    }
+
+    /// What a scenario can say.
+    public enum Statement: Sendable {
+        /// Create a VM.
+        case vm(name: String, memory: UInt64, policy: UInt32, sev: Bool, vcpus: Int)
+        /// Attach a DMA-capable device.
+        case device(name: String)
+        /// The guest kernel maps `pages` pages at `gpa` decrypted at boot.
+        case shared(vm: String, gpa: UInt64, pages: UInt64)
+        /// Bytes the hypervisor loads at `gpa` before launch (measured by LAUNCH_UPDATE_DATA).
+        case data(vm: String, gpa: UInt64, bytes: [UInt8])
+        /// A guest program, assembled, loaded at `gpa` before launch, run from its first instruction.
+        case program(vm: String, gpa: UInt64, instructions: [Instruction])
+        /// Launch the VM as KVM and QEMU do.
+        case launch(vm: String)
+        /// Run a vCPU until it halts.
+        case run(vm: String, vcpu: Int)
+        /// The guest writes a secret into its private memory: the analyzer's taint source.
+        case secret(vm: String, gpa: UInt64, name: String, bytes: [UInt8])
+        /// A device reads or writes guest memory by DMA.
+        case dmaRead(device: String, vm: String, gpa: UInt64, length: Int)
+        case dmaWrite(device: String, vm: String, gpa: UInt64, bytes: [UInt8])
+        /// The hypervisor reads or writes guest memory.
+        case hvRead(vm: String, gpa: UInt64, length: Int)
+        case hvWrite(vm: String, gpa: UInt64, bytes: [UInt8])
+        /// WBINVD on every core.
+        case wbinvd
+        /// One firmware command issued directly, for firmware tests.
+        case psp(command: PSPStatement, vm: String?, asid: UInt16?)
+    }
+
+    /// The firmware commands a scenario can issue directly.
+    public enum PSPStatement: String, CaseIterable, Sendable {
+        case initialize = "init", shutdown, platformStatus = "platform_status", dfFlush = "df_flush"
+        case activate, deactivate, decommission, guestStatus = "guest_status"
+
+        /// Whether the command names a VM.
+        var needsVM: Bool {
+            switch self {
+            case .activate, .deactivate, .decommission, .guestStatus: true
+            default: false
+            }
+        }
+    }
+}

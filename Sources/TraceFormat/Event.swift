@@ -1,0 +1,363 @@
+/// One recorded event: its position in the trace, the simulated cycle at which it happened, and what happened.
+public struct TraceEvent: Equatable, Sendable {
+    /// The event's sequence number: its zero-based position in the trace.
+    public var seq: UInt64
+    /// The simulated cycle count when the event happened (non-decreasing along the trace).
+    public var cycle: UInt64
+    /// What happened.
+    public var body: EventBody
+
+    public init(seq: UInt64, cycle: UInt64, body: EventBody) {
+        self.seq = seq
+        self.cycle = cycle
+        self.body = body
+    }
+}
+
+/// The vocabulary of the trace. The format knows these shapes; what they mean belongs to the simulator and analyzer.
+public enum EventBody: Equatable, Sendable {
+    /// A memory access by a vCPU, the hypervisor, a device or the PSP, with its C-bit decision.
+    case memoryAccess(MemoryAccess)
+    /// An instruction that moved or combined data between registers.
+    case registerOp(RegisterOp)
+    /// A guest changed the C-bit of a page in its own page tables.
+    case cbitChange(CbitChange)
+    /// The hypervisor changed the nested page table of a VM.
+    case nptChange(NPTChange)
+    /// The PSP ran one SEV firmware command.
+    case pspCommand(PSPCommand)
+    /// The hypervisor created a VM.
+    case vmCreated(VMCreated)
+    /// Bytes of guest memory were declared secret: a taint source.
+    case taintSource(TaintSource)
+    /// A vCPU changed its paging mode.
+    case vcpuMode(VCPUModeChange)
+    /// A vCPU halted.
+    case vcpuHalt(VCPURef)
+}
+
+/// Who performed a memory access.
+public enum Actor: Hashable, Sendable, CustomStringConvertible {
+    case vcpu(vm: UInt16, index: UInt16)
+    case hypervisor
+    case device(UInt16)
+    case psp
+
+    public var description: String {
+        switch self {
+        case .vcpu(let vm, let index): "vcpu\(vm).\(index)"
+        case .hypervisor: "hv"
+        case .device(let id): "dev\(id)"
+        case .psp: "psp"
+        }
+    }
+}
+
+/// What kind of memory access.
+public enum AccessKind: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case read = 0, write, fetch, pageWalk, nestedWalk, dmaRead, dmaWrite
+
+    public var description: String {
+        switch self {
+        case .read: "read"
+        case .write: "write"
+        case .fetch: "fetch"
+        case .pageWalk: "ptwalk"
+        case .nestedWalk: "nptwalk"
+        case .dmaRead: "dma-read"
+        case .dmaWrite: "dma-write"
+        }
+    }
+
+    /// True for the kinds that move data out of memory.
+    public var isRead: Bool { self != .write && self != .dmaWrite }
+}
+
+/// Why the access was (or was not) made with the guest's key.
+public enum CbitReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    /// The C-bit of the guest page-table entry that maps the address.
+    case guestPTE = 0
+    /// Forced to 1: the vCPU is not in PAE or long mode, so there is no guest page table to ask.
+    case forcedNonPaged
+    /// Forced to 1: instruction fetches are always private.
+    case forcedFetch
+    /// Forced to 1: guest page-table walks are always private.
+    case forcedPageWalk
+    /// A host access: the host page tables decide (no SME: never encrypted).
+    case host
+    /// A device access: devices have no key.
+    case device
+    /// The PSP chose the key explicitly for a firmware command.
+    case firmware
+
+    public var description: String {
+        switch self {
+        case .guestPTE: "pte"
+        case .forcedNonPaged: "forced-nonpaged"
+        case .forcedFetch: "forced-fetch"
+        case .forcedPageWalk: "forced-ptwalk"
+        case .host: "host"
+        case .device: "device"
+        case .firmware: "firmware"
+        }
+    }
+}
+
+/// A memory access.
+public struct MemoryAccess: Equatable, Sendable {
+    /// No register took part (for example a page walk or DMA).
+    public static let noRegister: UInt8 = 0xFF
+    /// The access concerns no VM (a host-only access).
+    public static let noVM: UInt16 = 0xFFFF
+
+    public var actor: Actor
+    /// The VM whose memory this is: the vCPU's VM, the VM a device's DMA or the hypervisor's access
+    /// addressed by guest physical address, or ``noVM``.
+    public var vm: UInt16
+    /// The ASID whose key the access used when `cbit` is set (0: the host).
+    public var asid: UInt16
+    public var kind: AccessKind
+    /// Guest virtual address (0 when there is none).
+    public var gva: UInt64
+    /// Guest physical address (0 when there is none), without the C-bit.
+    public var gpa: UInt64
+    /// System physical address.
+    public var spa: UInt64
+    /// Bytes accessed.
+    public var size: UInt32
+    /// Whether the access went through the encryption engine with the ASID's key.
+    public var cbit: Bool
+    public var reason: CbitReason
+    /// The register the data came from or went to, or ``noRegister``.
+    public var register: UInt8
+    /// The data as the actor saw it, little-endian, for accesses of at most 8 bytes (ciphertext for a keyless reader of a private line).
+    public var value: UInt64
+
+    public init(actor: Actor, vm: UInt16, asid: UInt16, kind: AccessKind, gva: UInt64, gpa: UInt64, spa: UInt64, size: UInt32,
+                cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister, value: UInt64 = 0) {
+        self.actor = actor
+        self.vm = vm
+        self.asid = asid
+        self.kind = kind
+        self.gva = gva
+        self.gpa = gpa
+        self.spa = spa
+        self.size = size
+        self.cbit = cbit
+        self.reason = reason
+        self.register = register
+        self.value = value
+    }
+}
+
+/// The kind of a register-to-register instruction effect.
+public enum RegisterOpKind: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    /// dst = immediate (clears what dst carried).
+    case loadImmediate = 0
+    /// dst = src.
+    case move
+    /// dst = dst op src: the result depends on both.
+    case add, sub, xor, and, or
+    /// dst = dst op immediate: the result depends on dst only.
+    case addImmediate
+
+    public var description: String {
+        switch self {
+        case .loadImmediate: "li"
+        case .move: "mov"
+        case .add: "add"
+        case .sub: "sub"
+        case .xor: "xor"
+        case .and: "and"
+        case .or: "or"
+        case .addImmediate: "addi"
+        }
+    }
+}
+
+/// An instruction effect that moves data between registers, so taint can follow it.
+public struct RegisterOp: Equatable, Sendable {
+    public var vm: UInt16
+    public var vcpu: UInt16
+    public var op: RegisterOpKind
+    public var dst: UInt8
+    /// The source register, or ``MemoryAccess/noRegister``.
+    public var src: UInt8
+    /// The value written to dst.
+    public var result: UInt64
+
+    public init(vm: UInt16, vcpu: UInt16, op: RegisterOpKind, dst: UInt8, src: UInt8, result: UInt64) {
+        self.vm = vm
+        self.vcpu = vcpu
+        self.op = op
+        self.dst = dst
+        self.src = src
+        self.result = result
+    }
+}
+
+/// A C-bit change in a guest page-table entry.
+public struct CbitChange: Equatable, Sendable {
+    public var vm: UInt16
+    public var vcpu: UInt16
+    public var gva: UInt64
+    /// The guest physical page the entry maps.
+    public var gpa: UInt64
+    /// The system physical page the entry maps.
+    public var spa: UInt64
+    /// Where the page-table entry itself lives (system physical).
+    public var pteSPA: UInt64
+    public var old: Bool
+    public var new: Bool
+
+    public init(vm: UInt16, vcpu: UInt16, gva: UInt64, gpa: UInt64, spa: UInt64, pteSPA: UInt64, old: Bool, new: Bool) {
+        self.vm = vm
+        self.vcpu = vcpu
+        self.gva = gva
+        self.gpa = gpa
+        self.spa = spa
+        self.pteSPA = pteSPA
+        self.old = old
+        self.new = new
+    }
+}
+
+/// A nested-page-table operation.
+public enum NPTOperation: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case map = 0, unmap, remap
+
+    public var description: String {
+        switch self {
+        case .map: "map"
+        case .unmap: "unmap"
+        case .remap: "remap"
+        }
+    }
+}
+
+/// A change of a VM's nested page table covering `pages` consecutive 4 KiB pages.
+public struct NPTChange: Equatable, Sendable {
+    public var vm: UInt16
+    public var op: NPTOperation
+    public var gpa: UInt64
+    public var spa: UInt64
+    public var pages: UInt64
+
+    public init(vm: UInt16, op: NPTOperation, gpa: UInt64, spa: UInt64, pages: UInt64) {
+        self.vm = vm
+        self.op = op
+        self.gpa = gpa
+        self.spa = spa
+        self.pages = pages
+    }
+}
+
+/// One SEV firmware command as the PSP ran it.
+public struct PSPCommand: Equatable, Sendable {
+    /// The SEV API command id (for example 0x30 for LAUNCH_START).
+    public var command: UInt8
+    /// The guest handle the command named (0: none).
+    public var handle: UInt32
+    /// The ASID involved (0: none).
+    public var asid: UInt16
+    /// The SEV API status code the firmware returned.
+    public var status: UInt16
+    public var platformBefore: UInt8
+    public var platformAfter: UInt8
+    /// Guest state before and after (0xFF: no guest).
+    public var guestBefore: UInt8
+    public var guestAfter: UInt8
+    /// The command buffer as the firmware left it (packed, little-endian, as the SEV API lays it out).
+    public var buffer: [UInt8]
+
+    public init(command: UInt8, handle: UInt32, asid: UInt16, status: UInt16, platformBefore: UInt8,
+                platformAfter: UInt8, guestBefore: UInt8, guestAfter: UInt8, buffer: [UInt8]) {
+        self.command = command
+        self.handle = handle
+        self.asid = asid
+        self.status = status
+        self.platformBefore = platformBefore
+        self.platformAfter = platformAfter
+        self.guestBefore = guestBefore
+        self.guestAfter = guestAfter
+        self.buffer = buffer
+    }
+}
+
+/// A VM as the hypervisor created it.
+public struct VMCreated: Equatable, Sendable {
+    public var vm: UInt16
+    public var name: String
+    /// The ASID the hypervisor gave it (0 for a VM without SEV).
+    public var asid: UInt16
+    public var policy: UInt32
+    public var memoryBytes: UInt64
+    public var vcpus: UInt16
+
+    public init(vm: UInt16, name: String, asid: UInt16, policy: UInt32, memoryBytes: UInt64, vcpus: UInt16) {
+        self.vm = vm
+        self.name = name
+        self.asid = asid
+        self.policy = policy
+        self.memoryBytes = memoryBytes
+        self.vcpus = vcpus
+    }
+}
+
+/// A declared secret: `length` bytes of a VM's memory from `gpa` (at `spa`).
+public struct TaintSource: Equatable, Sendable {
+    public var vm: UInt16
+    public var name: String
+    public var gpa: UInt64
+    public var spa: UInt64
+    public var length: UInt64
+
+    public init(vm: UInt16, name: String, gpa: UInt64, spa: UInt64, length: UInt64) {
+        self.vm = vm
+        self.name = name
+        self.gpa = gpa
+        self.spa = spa
+        self.length = length
+    }
+}
+
+/// A vCPU's paging mode, which decides whether the guest page tables choose the C-bit.
+public enum PagingMode: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case real = 0, protected, pae, long
+
+    public var description: String {
+        switch self {
+        case .real: "real"
+        case .protected: "protected"
+        case .pae: "pae"
+        case .long: "long"
+        }
+    }
+
+    /// Whether guest page tables exist in this mode, so the PTE's C-bit applies.
+    public var usesGuestPageTables: Bool { self == .pae || self == .long }
+}
+
+/// A vCPU's mode change.
+public struct VCPUModeChange: Equatable, Sendable {
+    public var vm: UInt16
+    public var vcpu: UInt16
+    public var mode: PagingMode
+
+    public init(vm: UInt16, vcpu: UInt16, mode: PagingMode) {
+        self.vm = vm
+        self.vcpu = vcpu
+        self.mode = mode
+    }
+}
+
+/// Names a vCPU.
+public struct VCPURef: Hashable, Sendable {
+    public var vm: UInt16
+    public var vcpu: UInt16
+
+    public init(vm: UInt16, vcpu: UInt16) {
+        self.vm = vm
+        self.vcpu = vcpu
+    }
+}

@@ -1,0 +1,290 @@
+/// The compact binary encoding of events: one tag byte, then varints, with cycles and addresses
+/// stored as deltas against the previous event of the same chunk.
+///
+/// Layout of a memory access (the hot case):
+/// `tag` (type in bits 0-3; bit 4 C-bit, bit 5 has register, bit 6 same actor, VM and ASID as the previous
+/// access, bit 7 size is 8), `Δcycle`, `kind | reason << 4`, [`actor`, `vm`, `asid`], `zigzag Δspa`,
+/// `zigzag Δgpa`, `zigzag Δgva`, [`size`], [`register`], `value`.
+/// Every other event: `tag`, `Δcycle`, then its fields in declaration order.
+/// The state resets at every chunk, so each chunk decodes on its own.
+public enum EventCodec {
+    enum TypeCode: UInt8 {
+        case memoryAccess = 0, registerOp, cbitChange, nptChange, pspCommand, vmCreated, taintSource, vcpuMode, vcpuHalt
+    }
+
+    /// The delta state shared by encoder and decoder.
+    struct State {
+        var cycle: UInt64 = 0
+        var spa: UInt64 = 0
+        var gpa: UInt64 = 0
+        var gva: UInt64 = 0
+        var actor: Actor = .hypervisor
+        var vm: UInt16 = MemoryAccess.noVM
+        var asid: UInt16 = 0
+    }
+}
+
+/// Encodes events into a chunk payload.
+public struct EventEncoder: Sendable {
+    private var state = EventCodec.State()
+
+    public init() {}
+
+    /// Starts a new chunk: the next event is encoded against zero.
+    public mutating func reset() { state = EventCodec.State() }
+
+    /// Appends the encoding of one event (its sequence number is implicit in its position).
+    public mutating func encode(cycle: UInt64, _ body: EventBody, into w: inout ByteWriter) {
+        let dc = cycle &- state.cycle
+        state.cycle = cycle
+        switch body {
+        case .memoryAccess(let a):
+            var tag = EventCodec.TypeCode.memoryAccess.rawValue
+            if a.cbit { tag |= 0x10 }
+            if a.register != MemoryAccess.noRegister { tag |= 0x20 }
+            let same = a.actor == state.actor && a.asid == state.asid && a.vm == state.vm
+            if same { tag |= 0x40 }
+            if a.size == 8 { tag |= 0x80 }
+            w.u8(tag)
+            w.varint(dc)
+            w.u8(a.kind.rawValue | a.reason.rawValue << 4)
+            if !same {
+                Self.actor(a.actor, into: &w)
+                w.varint(UInt64(a.vm))
+                w.varint(UInt64(a.asid))
+                state.actor = a.actor
+                state.vm = a.vm
+                state.asid = a.asid
+            }
+            w.zigzag(Int64(bitPattern: a.spa &- state.spa))
+            w.zigzag(Int64(bitPattern: a.gpa &- state.gpa))
+            w.zigzag(Int64(bitPattern: a.gva &- state.gva))
+            state.spa = a.spa
+            state.gpa = a.gpa
+            state.gva = a.gva
+            if a.size != 8 { w.varint(UInt64(a.size)) }
+            if a.register != MemoryAccess.noRegister { w.u8(a.register) }
+            w.varint(a.value)
+        case .registerOp(let r):
+            w.u8(EventCodec.TypeCode.registerOp.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(r.vm))
+            w.varint(UInt64(r.vcpu))
+            w.u8(r.op.rawValue)
+            w.u8(r.dst)
+            w.u8(r.src)
+            w.varint(r.result)
+        case .cbitChange(let c):
+            w.u8(EventCodec.TypeCode.cbitChange.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(c.vm))
+            w.varint(UInt64(c.vcpu))
+            w.varint(c.gva)
+            w.varint(c.gpa)
+            w.varint(c.spa)
+            w.varint(c.pteSPA)
+            w.u8((c.old ? 1 : 0) | (c.new ? 2 : 0))
+        case .nptChange(let n):
+            w.u8(EventCodec.TypeCode.nptChange.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(n.vm))
+            w.u8(n.op.rawValue)
+            w.varint(n.gpa)
+            w.varint(n.spa)
+            w.varint(n.pages)
+        case .pspCommand(let p):
+            w.u8(EventCodec.TypeCode.pspCommand.rawValue)
+            w.varint(dc)
+            w.u8(p.command)
+            w.varint(UInt64(p.handle))
+            w.varint(UInt64(p.asid))
+            w.varint(UInt64(p.status))
+            w.u8(p.platformBefore)
+            w.u8(p.platformAfter)
+            w.u8(p.guestBefore)
+            w.u8(p.guestAfter)
+            w.blob(p.buffer)
+        case .vmCreated(let v):
+            w.u8(EventCodec.TypeCode.vmCreated.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(v.vm))
+            w.string(v.name)
+            w.varint(UInt64(v.asid))
+            w.varint(UInt64(v.policy))
+            w.varint(v.memoryBytes)
+            w.varint(UInt64(v.vcpus))
+        case .taintSource(let t):
+            w.u8(EventCodec.TypeCode.taintSource.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(t.vm))
+            w.string(t.name)
+            w.varint(t.gpa)
+            w.varint(t.spa)
+            w.varint(t.length)
+        case .vcpuMode(let m):
+            w.u8(EventCodec.TypeCode.vcpuMode.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(m.vm))
+            w.varint(UInt64(m.vcpu))
+            w.u8(m.mode.rawValue)
+        case .vcpuHalt(let v):
+            w.u8(EventCodec.TypeCode.vcpuHalt.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(v.vm))
+            w.varint(UInt64(v.vcpu))
+        }
+    }
+
+    private static func actor(_ actor: Actor, into w: inout ByteWriter) {
+        switch actor {
+        case .vcpu(let vm, let index):
+            w.u8(0)
+            w.varint(UInt64(vm))
+            w.varint(UInt64(index))
+        case .hypervisor: w.u8(1)
+        case .device(let id):
+            w.u8(2)
+            w.varint(UInt64(id))
+        case .psp: w.u8(3)
+        }
+    }
+}
+
+/// Why a payload could not be decoded.
+public enum EventDecodingError: Error, Equatable, Sendable {
+    /// The payload ended inside an event.
+    case truncated(offset: Int)
+    /// A byte names no event type or enumeration case.
+    case invalidValue(offset: Int, what: String)
+
+    /// The payload offset the problem was found at.
+    public var offset: Int {
+        switch self {
+        case .truncated(let o), .invalidValue(let o, _): o
+        }
+    }
+}
+
+/// Decodes a chunk payload produced by ``EventEncoder``.
+public struct EventDecoder: Sendable {
+    private var state = EventCodec.State()
+
+    public init() {}
+
+    /// Starts a new chunk.
+    public mutating func reset() { state = EventCodec.State() }
+
+    /// Decodes the next event from `r`.
+    public mutating func decode(from r: inout ByteReader) throws(EventDecodingError) -> (cycle: UInt64, body: EventBody) {
+        let start = r.offset
+        do {
+            let tag = try r.u8()
+            guard let type = EventCodec.TypeCode(rawValue: tag & 0x0f) else {
+                throw EventDecodingError.invalidValue(offset: start, what: "event type \(tag & 0x0f)")
+            }
+            if type != .memoryAccess && tag & 0xf0 != 0 {
+                throw EventDecodingError.invalidValue(offset: start, what: "flags \(tag >> 4) on event type \(type.rawValue)")
+            }
+            state.cycle &+= try r.varint()
+            let body: EventBody
+            switch type {
+            case .memoryAccess:
+                let kr = try r.u8()
+                guard let kind = AccessKind(rawValue: kr & 0x0f), let reason = CbitReason(rawValue: kr >> 4) else {
+                    throw EventDecodingError.invalidValue(offset: r.offset - 1, what: "access kind/reason \(kr)")
+                }
+                if tag & 0x40 == 0 {
+                    state.actor = try actor(&r)
+                    state.vm = try u16(&r)
+                    state.asid = try u16(&r)
+                }
+                state.spa &+= UInt64(bitPattern: try r.zigzag())
+                state.gpa &+= UInt64(bitPattern: try r.zigzag())
+                state.gva &+= UInt64(bitPattern: try r.zigzag())
+                let size = tag & 0x80 != 0 ? 8 : try u32(&r)
+                let reg = tag & 0x20 != 0 ? try r.u8() : MemoryAccess.noRegister
+                let value = try r.varint()
+                body = .memoryAccess(MemoryAccess(
+                    actor: state.actor, vm: state.vm, asid: state.asid, kind: kind, gva: state.gva, gpa: state.gpa, spa: state.spa,
+                    size: size, cbit: tag & 0x10 != 0, reason: reason, register: reg, value: value))
+            case .registerOp:
+                let vm = try u16(&r), vcpu = try u16(&r)
+                let opOffset = r.offset
+                guard let op = RegisterOpKind(rawValue: try r.u8()) else {
+                    throw EventDecodingError.invalidValue(offset: opOffset, what: "register op")
+                }
+                body = .registerOp(RegisterOp(vm: vm, vcpu: vcpu, op: op, dst: try r.u8(), src: try r.u8(),
+                                              result: try r.varint()))
+            case .cbitChange:
+                let vm = try u16(&r), vcpu = try u16(&r)
+                let gva = try r.varint(), gpa = try r.varint(), spa = try r.varint(), pte = try r.varint()
+                let bits = try r.u8()
+                guard bits < 4 else { throw EventDecodingError.invalidValue(offset: r.offset - 1, what: "C-bit pair") }
+                body = .cbitChange(CbitChange(vm: vm, vcpu: vcpu, gva: gva, gpa: gpa, spa: spa, pteSPA: pte,
+                                              old: bits & 1 != 0, new: bits & 2 != 0))
+            case .nptChange:
+                let vm = try u16(&r)
+                let opOffset = r.offset
+                guard let op = NPTOperation(rawValue: try r.u8()) else {
+                    throw EventDecodingError.invalidValue(offset: opOffset, what: "NPT operation")
+                }
+                body = .nptChange(NPTChange(vm: vm, op: op, gpa: try r.varint(), spa: try r.varint(), pages: try r.varint()))
+            case .pspCommand:
+                let command = try r.u8()
+                let handle = try u32(&r), asid = try u16(&r), status = try u16(&r)
+                body = .pspCommand(PSPCommand(
+                    command: command, handle: handle, asid: asid, status: status, platformBefore: try r.u8(),
+                    platformAfter: try r.u8(), guestBefore: try r.u8(), guestAfter: try r.u8(), buffer: try r.blob()))
+            case .vmCreated:
+                body = .vmCreated(VMCreated(vm: try u16(&r), name: try r.string(), asid: try u16(&r), policy: try u32(&r),
+                                            memoryBytes: try r.varint(), vcpus: try u16(&r)))
+            case .taintSource:
+                body = .taintSource(TaintSource(vm: try u16(&r), name: try r.string(), gpa: try r.varint(),
+                                                spa: try r.varint(), length: try r.varint()))
+            case .vcpuMode:
+                let vm = try u16(&r), vcpu = try u16(&r)
+                let modeOffset = r.offset
+                guard let mode = PagingMode(rawValue: try r.u8()) else {
+                    throw EventDecodingError.invalidValue(offset: modeOffset, what: "paging mode")
+                }
+                body = .vcpuMode(VCPUModeChange(vm: vm, vcpu: vcpu, mode: mode))
+            case .vcpuHalt:
+                body = .vcpuHalt(VCPURef(vm: try u16(&r), vcpu: try u16(&r)))
+            }
+            return (state.cycle, body)
+        } catch let t as ByteReader.Truncated {
+            throw .truncated(offset: t.offset)
+        } catch let e as EventDecodingError {
+            throw e
+        } catch {
+            throw .truncated(offset: start)
+        }
+    }
+
+    private func actor(_ r: inout ByteReader) throws -> Actor {
+        let offset = r.offset
+        switch try r.u8() {
+        case 0: return .vcpu(vm: try u16(&r), index: try u16(&r))
+        case 1: return .hypervisor
+        case 2: return .device(try u16(&r))
+        case 3: return .psp
+        default: throw EventDecodingError.invalidValue(offset: offset, what: "actor")
+        }
+    }
+
+    private func u16(_ r: inout ByteReader) throws -> UInt16 {
+        let offset = r.offset
+        guard let v = UInt16(exactly: try r.varint()) else {
+            throw EventDecodingError.invalidValue(offset: offset, what: "16-bit field")
+        }
+        return v
+    }
+
+    private func u32(_ r: inout ByteReader) throws -> UInt32 {
+        let offset = r.offset
+        guard let v = UInt32(exactly: try r.varint()) else {
+            throw EventDecodingError.invalidValue(offset: offset, what: "32-bit field")
+        }
+        return v
+    }
+}

@@ -1,0 +1,73 @@
+/// One-line, human-readable renderings of events, shared by `dump`, `replay` and the `events` table.
+public enum EventFormatter {
+    /// A short name for the event's type.
+    public static func typeName(_ b: EventBody) -> String {
+        switch b {
+        case .memoryAccess: "mem"
+        case .registerOp: "reg"
+        case .cbitChange: "cbit"
+        case .nptChange: "npt"
+        case .pspCommand: "psp"
+        case .vmCreated: "vm"
+        case .taintSource: "secret"
+        case .vcpuMode: "mode"
+        case .vcpuHalt: "halt"
+        }
+    }
+
+    /// The VM an event concerns, if any.
+    public static func vm(_ b: EventBody) -> UInt16? {
+        switch b {
+        case .memoryAccess(let a): a.vm == MemoryAccess.noVM ? nil : a.vm
+        case .registerOp(let r): r.vm
+        case .cbitChange(let c): c.vm
+        case .nptChange(let n): n.vm
+        case .vmCreated(let v): v.vm
+        case .taintSource(let t): t.vm
+        case .vcpuMode(let m): m.vm
+        case .vcpuHalt(let h): h.vm
+        case .pspCommand: nil
+        }
+    }
+
+    /// `r0`…`r15`, or `latch` for the string-copy data path.
+    public static func registerName(_ r: UInt8) -> String { r == 16 ? "latch" : "r\(r)" }
+
+    static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+    /// Everything about the event except its sequence number and cycle.
+    public static func detail(_ b: EventBody) -> String {
+        switch b {
+        case .memoryAccess(let a):
+            var s = "\(a.actor) \(a.kind) spa=\(hex(a.spa))"
+            if a.vm != MemoryAccess.noVM { s += " vm=\(a.vm) gpa=\(hex(a.gpa))" }
+            if a.gva != 0 { s += " gva=\(hex(a.gva))" }
+            s += " size=\(a.size) asid=\(a.asid) c=\(a.cbit ? 1 : 0) (\(a.reason))"
+            if a.register != MemoryAccess.noRegister { s += " reg=\(registerName(a.register))" }
+            return s + " value=\(hex(a.value))"
+        case .registerOp(let r):
+            let src = r.src == MemoryAccess.noRegister ? "" : " \(registerName(r.src))"
+            return "vcpu\(r.vm).\(r.vcpu) \(r.op) \(registerName(r.dst))\(src) -> \(hex(r.result))"
+        case .cbitChange(let c):
+            return "vcpu\(c.vm).\(c.vcpu) gva=\(hex(c.gva)) gpa=\(hex(c.gpa)) spa=\(hex(c.spa)) pte@\(hex(c.pteSPA)) C \(c.old ? 1 : 0)->\(c.new ? 1 : 0)"
+        case .nptChange(let n):
+            return "vm=\(n.vm) \(n.op) gpa=\(hex(n.gpa)) spa=\(hex(n.spa)) pages=\(n.pages)"
+        case .pspCommand(let p):
+            let buffer = p.buffer.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            return "\(SEVCommand.name(of: p.command)) handle=\(p.handle) asid=\(p.asid) status=\(SEVStatus.name(of: p.status)) platform \(PlatformState.name(of: p.platformBefore))->\(PlatformState.name(of: p.platformAfter)) guest \(GuestState.name(of: p.guestBefore))->\(GuestState.name(of: p.guestAfter)) buffer=\(buffer.isEmpty ? "-" : buffer)"
+        case .vmCreated(let v):
+            return "vm=\(v.vm) name=\(v.name) asid=\(v.asid) policy=\(hex(UInt64(v.policy))) memory=\(v.memoryBytes) vcpus=\(v.vcpus)"
+        case .taintSource(let t):
+            return "vm=\(t.vm) name=\(t.name) gpa=\(hex(t.gpa)) spa=\(hex(t.spa)) length=\(t.length)"
+        case .vcpuMode(let m):
+            return "vcpu\(m.vm).\(m.vcpu) mode=\(m.mode)"
+        case .vcpuHalt(let h):
+            return "vcpu\(h.vm).\(h.vcpu)"
+        }
+    }
+
+    /// `#SEQ @CYCLE TYPE DETAIL`.
+    public static func line(_ e: TraceEvent) -> String {
+        "#\(e.seq) @\(e.cycle) \(typeName(e.body)) \(detail(e.body))"
+    }
+}

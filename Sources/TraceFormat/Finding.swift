@@ -1,0 +1,72 @@
+/// How bad a finding is, from least to most.
+public enum Severity: Int, CaseIterable, Comparable, Sendable, CustomStringConvertible {
+    case info = 0, low, medium, high, critical
+
+    public static func < (a: Severity, b: Severity) -> Bool { a.rawValue < b.rawValue }
+
+    public var description: String {
+        switch self {
+        case .info: "info"
+        case .low: "low"
+        case .medium: "medium"
+        case .high: "high"
+        case .critical: "critical"
+        }
+    }
+
+    /// Parses a severity name.
+    public init?(name: String) {
+        guard let s = Severity.allCases.first(where: { $0.description == name.lowercased() }) else { return nil }
+        self = s
+    }
+}
+
+/// One thing the analyzer found, as stored in the index's `findings` table.
+public struct Finding: Equatable, Sendable {
+    /// The detector's stable id, for example `PRIVATE_TO_SHARED`.
+    public var detector: String
+    public var severity: Severity
+    /// The VM whose data it concerns (``MemoryAccess/noVM`` when none).
+    public var vm: UInt16
+    public var asid: UInt16
+    /// Who performed the sink access.
+    public var actor: String
+    /// The event where the data entered the path (a secret declaration or the private access it came from).
+    public var sourceSeq: UInt64
+    /// The first and last sink events.
+    public var sinkSeq: UInt64
+    public var sinkLastSeq: UInt64
+    /// Where the data came from (system physical address; 0 when unknown).
+    public var sourceSPA: UInt64
+    /// Where it went.
+    public var sinkSPA: UInt64
+    public var sinkGPA: UInt64
+    /// Bytes affected.
+    public var length: UInt64
+    /// The taint labels the bytes carried, comma-separated.
+    public var labels: String
+    /// A hex preview of the plaintext that escaped, where there is one.
+    public var preview: String
+    /// One sentence for people.
+    public var summary: String
+
+    public init(detector: String, severity: Severity, vm: UInt16, asid: UInt16, actor: String, sourceSeq: UInt64,
+                sinkSeq: UInt64, sinkLastSeq: UInt64, sourceSPA: UInt64, sinkSPA: UInt64, sinkGPA: UInt64,
+                length: UInt64, labels: String, preview: String, summary: String) {
+        self.detector = detector
+        self.severity = severity
+        self.vm = vm
+        self.asid = asid
+        self.actor = actor
+        self.sourceSeq = sourceSeq
+        self.sinkSeq = sinkSeq
+        self.sinkLastSeq = sinkLastSeq
+        self.sourceSPA = sourceSPA
+        self.sinkSPA = sinkSPA
+        self.sinkGPA = sinkGPA
+        self.length = length
+        self.labels = labels
+        self.preview = preview
+        self.summary = summary
+    }
+}

@@ -1,0 +1,109 @@
+/// Builds `index.sqlite` from the events as they are written (or read back), chunk by chunk, so its
+/// memory stays bounded by one chunk's pages.
+public final class IndexBuilder: TraceObserver {
+    private let database: SQLiteDatabase
+    private let insertChunk, insertPage, insertVM, insertPSP, insertCbit, insertNPT, insertSecret: SQLiteStatement
+    private var pages: [PageKey: (reads: Int64, writes: Int64)] = [:]
+    private var failure: SQLiteError?
+
+    private struct PageKey: Hashable, Comparable {
+        var spaPage: UInt64
+        var vm: UInt16
+        var gpaPage: UInt64
+
+        static func < (a: PageKey, b: PageKey) -> Bool {
+            (a.spaPage, a.vm, a.gpaPage) < (b.spaPage, b.vm, b.gpaPage)
+        }
+    }
+
+    /// Creates a new, empty index at `path` (which must not exist).
+    public init(path: String) throws(SQLiteError) {
+        database = try SQLiteDatabase(path: path, mode: .create)
+        try database.execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        try database.execute(TraceIndex.schema)
+        try database.execute("BEGIN")
+        insertChunk = try database.prepare("INSERT INTO chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+        insertPage = try database.prepare("INSERT INTO page_chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        insertVM = try database.prepare("INSERT OR REPLACE INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        insertPSP = try database.prepare("INSERT INTO psp_commands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
+        insertCbit = try database.prepare("INSERT INTO cbit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+        insertNPT = try database.prepare("INSERT INTO npt_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+    }
+
+    public func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody) {
+        guard failure == nil else { return }
+        let s = Int64(bitPattern: seq), c = Int64(bitPattern: cycle)
+        do {
+            switch body {
+            case .memoryAccess(let a):
+                let key = PageKey(spaPage: a.spa >> 12, vm: a.vm, gpaPage: a.vm == MemoryAccess.noVM ? 0 : a.gpa >> 12)
+                var counts = pages[key, default: (0, 0)]
+                if a.kind.isRead { counts.reads += 1 } else { counts.writes += 1 }
+                pages[key] = counts
+            case .registerOp, .vcpuMode, .vcpuHalt:
+                break
+            case .vmCreated(let v):
+                try insertVM.run([.integer(Int64(v.vm)), .text(v.name), .integer(Int64(v.asid)), .integer(Int64(v.policy)),
+                                  .integer(Int64(v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s)])
+            case .pspCommand(let p):
+                try insertPSP.run([
+                    .integer(s), .integer(c), .integer(Int64(p.command)), .text(SEVCommand.name(of: p.command)),
+                    .integer(Int64(p.handle)), .integer(Int64(p.asid)), .integer(Int64(p.status)),
+                    .text(SEVStatus.name(of: p.status)), .text(PlatformState.name(of: p.platformBefore)),
+                    .text(PlatformState.name(of: p.platformAfter)), .text(GuestState.name(of: p.guestBefore)),
+                    .text(GuestState.name(of: p.guestAfter)), .blob(p.buffer),
+                ])
+            case .cbitChange(let x):
+                try insertCbit.run([.integer(s), .integer(c), .integer(Int64(x.vm)), .integer(Int64(x.vcpu)),
+                                    .integer(Int64(x.gva)), .integer(Int64(x.gpa)), .integer(Int64(x.spa)),
+                                    .integer(Int64(x.pteSPA)), .integer(x.old ? 1 : 0), .integer(x.new ? 1 : 0)])
+            case .nptChange(let n):
+                try insertNPT.run([.integer(s), .integer(c), .integer(Int64(n.vm)), .text(n.op.description),
+                                   .integer(Int64(n.gpa)), .integer(Int64(n.spa)), .integer(Int64(n.pages))])
+            case .taintSource(let t):
+                try insertSecret.run([.integer(s), .integer(Int64(t.vm)), .text(t.name), .integer(Int64(t.gpa)),
+                                      .integer(Int64(t.spa)), .integer(Int64(t.length))])
+            }
+        } catch {
+            failure = error
+        }
+    }
+
+    public func chunkWritten(_ info: ChunkInfo) {
+        guard failure == nil else { return }
+        do {
+            try insertChunk.run([
+                .integer(Int64(info.index)), .integer(Int64(info.offset)), .integer(Int64(info.firstSeq)),
+                .integer(Int64(info.lastSeq)), .integer(Int64(info.eventCount)), .integer(Int64(info.rawLength)),
+                .integer(Int64(info.compressedLength)), .integer(Int64(bitPattern: info.firstCycle)),
+                .integer(Int64(bitPattern: info.lastCycle)), .integer(Int64(info.payloadChecksum)),
+            ])
+            for key in pages.keys.sorted() {
+                let counts = pages[key]!
+                let vm: SQLiteValue = key.vm == MemoryAccess.noVM ? .null : .integer(Int64(key.vm))
+                let gpaPage: SQLiteValue = key.vm == MemoryAccess.noVM ? .null : .integer(Int64(key.gpaPage))
+                try insertPage.run([.integer(Int64(key.spaPage)), .integer(Int64(info.index)), vm, gpaPage,
+                                    .integer(counts.reads), .integer(counts.writes)])
+            }
+            pages.removeAll(keepingCapacity: true)
+        } catch {
+            failure = error
+        }
+    }
+
+    /// Writes `meta` and commits.
+    public func finish(header: TraceHeader, eventCount: UInt64, chunkCount: Int, eventsBytes: UInt64) throws(SQLiteError) {
+        if let failure { throw failure }
+        let insert = try database.prepare("INSERT INTO meta VALUES (?1, ?2)")
+        let rows: [(String, String)] = [
+            ("format_version", String(TraceHeader.formatVersion)), ("tool_version", header.toolVersion),
+            ("seed", String(header.seed)), ("scenario_name", header.scenarioName),
+            ("event_count", String(eventCount)), ("chunk_count", String(chunkCount)),
+            ("events_bytes", String(eventsBytes)), ("chunk_bytes", String(header.chunkBytes)),
+            ("compression_level", String(header.compressionLevel)),
+        ]
+        for (k, v) in rows { try insert.run([.text(k), .text(v)]) }
+        try database.execute("COMMIT")
+    }
+}

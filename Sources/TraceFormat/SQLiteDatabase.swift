@@ -1,0 +1,83 @@
+import CSQLite
+
+/// An owning wrapper around a SQLite connection.
+///
+/// The connection closes when the last reference goes away; statements keep their database alive.
+public final class SQLiteDatabase {
+    /// The raw connection, for calls this wrapper does not cover.
+    public let handle: OpaquePointer
+    /// The file the connection opened.
+    public let path: String
+
+    /// How to open a database.
+    public enum Mode: Sendable {
+        /// Read-only: the file must exist and is never modified.
+        case readOnly
+        /// Read-write; the file must exist.
+        case readWrite
+        /// Read-write, creating the file if needed.
+        case create
+    }
+
+    /// Opens `path`; the corresponding C function is `sqlite3_open_v2`.
+    ///
+    /// - Throws: ``SQLiteError`` when SQLite cannot open the file.
+    public init(path: String, mode: Mode) throws(SQLiteError) {
+        var flags: Int32 = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
+        switch mode {
+        case .readOnly: flags |= SQLITE_OPEN_READONLY
+        case .readWrite: flags |= SQLITE_OPEN_READWRITE
+        case .create: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        }
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            // sqlite.org: "Whether or not an error occurs when it is opened, resources associated with the
+            // database connection handle should be released by passing it to sqlite3_close()".
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(db)
+            throw SQLiteError(code: rc, message: "\(path): \(message)")
+        }
+        handle = db
+        self.path = path
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// Runs one or more statements that return no rows; the corresponding C function is `sqlite3_exec`.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let message = err.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(err)
+            throw SQLiteError(code: rc, message: message, sql: sql)
+        }
+    }
+
+    /// Prepares one statement.
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        try SQLiteStatement(database: self, sql: sql)
+    }
+
+    /// Runs `body` inside a transaction, committing when it returns and rolling back when it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// The error SQLite holds for this connection.
+    func lastError(code: Int32, sql: String? = nil) -> SQLiteError {
+        let offset = Int(sqlite3_error_offset(handle))
+        return SQLiteError(code: code, message: String(cString: sqlite3_errmsg(handle)), sql: sql,
+                           offset: offset >= 0 ? offset : nil)
+    }
+}

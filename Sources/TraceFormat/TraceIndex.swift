@@ -1,0 +1,114 @@
+/// `index.sqlite`: data derived from `events.zst`, for seeking and for SQL. The tables are documented
+/// in Queries/README.md; ``schema`` is the authority.
+public final class TraceIndex {
+    /// The statements that create an empty index.
+    public static let schema = """
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE chunks(chunk INTEGER PRIMARY KEY, offset INTEGER NOT NULL, first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL, event_count INTEGER NOT NULL, raw_bytes INTEGER NOT NULL,
+            compressed_bytes INTEGER NOT NULL, first_cycle INTEGER NOT NULL, last_cycle INTEGER NOT NULL,
+            checksum INTEGER NOT NULL);
+        CREATE TABLE page_chunks(spa_page INTEGER NOT NULL, chunk INTEGER NOT NULL, vm INTEGER, gpa_page INTEGER,
+            reads INTEGER NOT NULL, writes INTEGER NOT NULL);
+        CREATE INDEX page_chunks_by_spa ON page_chunks(spa_page, chunk);
+        CREATE INDEX page_chunks_by_gpa ON page_chunks(vm, gpa_page, chunk);
+        CREATE TABLE vms(vm INTEGER PRIMARY KEY, name TEXT NOT NULL, asid INTEGER NOT NULL, policy INTEGER NOT NULL,
+            memory_bytes INTEGER NOT NULL, vcpus INTEGER NOT NULL, seq INTEGER NOT NULL);
+        CREATE TABLE psp_commands(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, command INTEGER NOT NULL,
+            command_name TEXT NOT NULL, handle INTEGER NOT NULL, asid INTEGER NOT NULL, status INTEGER NOT NULL,
+            status_name TEXT NOT NULL, platform_before TEXT NOT NULL, platform_after TEXT NOT NULL,
+            guest_before TEXT NOT NULL, guest_after TEXT NOT NULL, buffer BLOB NOT NULL);
+        CREATE TABLE cbit_changes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL,
+            vcpu INTEGER NOT NULL, gva INTEGER NOT NULL, gpa INTEGER NOT NULL, spa INTEGER NOT NULL,
+            pte_spa INTEGER NOT NULL, old_c INTEGER NOT NULL, new_c INTEGER NOT NULL);
+        CREATE TABLE npt_changes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, op TEXT NOT NULL,
+            gpa INTEGER NOT NULL, spa INTEGER NOT NULL, pages INTEGER NOT NULL);
+        CREATE TABLE secrets(seq INTEGER PRIMARY KEY, vm INTEGER NOT NULL, name TEXT NOT NULL, gpa INTEGER NOT NULL,
+            spa INTEGER NOT NULL, length INTEGER NOT NULL);
+        CREATE TABLE findings(id INTEGER PRIMARY KEY, detector TEXT NOT NULL, severity TEXT NOT NULL,
+            severity_rank INTEGER NOT NULL, vm INTEGER, asid INTEGER NOT NULL, actor TEXT NOT NULL,
+            source_seq INTEGER NOT NULL, sink_seq INTEGER NOT NULL, sink_last_seq INTEGER NOT NULL,
+            source_spa INTEGER NOT NULL, sink_spa INTEGER NOT NULL, sink_gpa INTEGER NOT NULL, length INTEGER NOT NULL,
+            labels TEXT NOT NULL, preview TEXT NOT NULL, summary TEXT NOT NULL);
+        """
+
+    /// The tables derived from events alone (`findings` comes from the analyzer).
+    public static let eventTables = ["chunks", "page_chunks", "vms", "psp_commands", "cbit_changes", "npt_changes", "secrets"]
+
+    public let database: SQLiteDatabase
+
+    /// Opens an existing index.
+    public init(path: String, writable: Bool = false) throws(TraceError) {
+        do {
+            database = try SQLiteDatabase(path: path, mode: writable ? .readWrite : .readOnly)
+            if !writable { try database.execute("PRAGMA query_only = ON") }
+            _ = try database.prepare("SELECT value FROM meta WHERE key = 'format_version'")
+        } catch {
+            throw TraceError.badIndex(path: path, reason: "not a sev-trace index: \(error.message)")
+        }
+    }
+
+    /// The `meta` table as pairs, sorted by key.
+    public func meta() throws(SQLiteError) -> [(String, String)] {
+        let stmt = try database.prepare("SELECT key, value FROM meta ORDER BY key")
+        var out: [(String, String)] = []
+        while try stmt.step() { out.append((stmt.text(0), stmt.text(1))) }
+        return out
+    }
+
+    /// One `meta` value.
+    public func meta(_ key: String) throws(SQLiteError) -> String? {
+        let stmt = try database.prepare("SELECT value FROM meta WHERE key = ?1")
+        try stmt.bind([.text(key)])
+        return try stmt.step() ? stmt.text(0) : nil
+    }
+
+    /// Replaces every finding with `findings` (the only table a reader of a finished trace may rewrite).
+    public func replaceFindings(_ findings: [Finding]) throws(SQLiteError) {
+        try database.execute("BEGIN IMMEDIATE")
+        do {
+            try database.execute("DELETE FROM findings")
+            let insert = try database.prepare("""
+                INSERT INTO findings(id, detector, severity, severity_rank, vm, asid, actor, source_seq, sink_seq,
+                    sink_last_seq, source_spa, sink_spa, sink_gpa, length, labels, preview, summary)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                """)
+            for (i, f) in findings.enumerated() {
+                try insert.run([
+                    .integer(Int64(i + 1)), .text(f.detector), .text(f.severity.description),
+                    .integer(Int64(f.severity.rawValue)),
+                    f.vm == MemoryAccess.noVM ? .null : .integer(Int64(f.vm)), .integer(Int64(f.asid)),
+                    .text(f.actor), .integer(Int64(bitPattern: f.sourceSeq)), .integer(Int64(bitPattern: f.sinkSeq)),
+                    .integer(Int64(bitPattern: f.sinkLastSeq)), .integer(Int64(bitPattern: f.sourceSPA)),
+                    .integer(Int64(bitPattern: f.sinkSPA)), .integer(Int64(bitPattern: f.sinkGPA)),
+                    .integer(Int64(bitPattern: f.length)), .text(f.labels), .text(f.preview), .text(f.summary),
+                ])
+            }
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// The findings, in id order.
+    public func findings() throws(SQLiteError) -> [Finding] {
+        let stmt = try database.prepare("""
+            SELECT detector, severity_rank, vm, asid, actor, source_seq, sink_seq, sink_last_seq, source_spa, sink_spa,
+                   sink_gpa, length, labels, preview, summary FROM findings ORDER BY id
+            """)
+        var out: [Finding] = []
+        while try stmt.step() {
+            let vm = stmt.column(2) == .null ? MemoryAccess.noVM : UInt16(truncatingIfNeeded: stmt.int(2))
+            out.append(Finding(
+                detector: stmt.text(0), severity: Severity(rawValue: Int(stmt.int(1))) ?? .info, vm: vm,
+                asid: UInt16(truncatingIfNeeded: stmt.int(3)), actor: stmt.text(4),
+                sourceSeq: UInt64(bitPattern: stmt.int(5)), sinkSeq: UInt64(bitPattern: stmt.int(6)),
+                sinkLastSeq: UInt64(bitPattern: stmt.int(7)), sourceSPA: UInt64(bitPattern: stmt.int(8)),
+                sinkSPA: UInt64(bitPattern: stmt.int(9)), sinkGPA: UInt64(bitPattern: stmt.int(10)),
+                length: UInt64(bitPattern: stmt.int(11)), labels: stmt.text(12), preview: stmt.text(13),
+                summary: stmt.text(14)))
+        }
+        return out
+    }
+}

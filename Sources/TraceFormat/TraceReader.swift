@@ -1,0 +1,147 @@
+/// Reads `events.zst` one chunk at a time. Nothing it does modifies the file, and it never holds more
+/// than one chunk's events.
+public final class TraceReader {
+    public let path: String
+    public let header: TraceHeader
+    private let file: FileDescriptor
+    private let decompressor = ZstdDecompressor()
+    private let dataOffset: UInt64
+    private let fileSize: UInt64
+    private var knownChunks: [ChunkInfo] = []
+    private var scannedToEnd = false
+
+    /// Opens `path` and reads its header.
+    public init(path: String) throws(TraceError) {
+        self.path = path
+        file = try FileDescriptor.openForReading(path)
+        let (h, length) = try TraceHeader.read(from: file)
+        header = h
+        dataOffset = UInt64(length)
+        fileSize = try file.size()
+    }
+
+    /// The header of chunk `index`, found by walking chunk headers (payloads are skipped, not read).
+    public func chunkInfo(_ index: Int) throws(TraceError) -> ChunkInfo? {
+        while knownChunks.count <= index {
+            let offset = knownChunks.last?.endOffset ?? dataOffset
+            if offset == fileSize {
+                scannedToEnd = true
+                return nil
+            }
+            let bytes = try file.read(count: ChunkInfo.headerSize, at: offset)
+            let info = try ChunkInfo.decode(bytes, index: knownChunks.count, offset: offset)
+            if let prev = knownChunks.last, info.firstSeq != prev.lastSeq + 1 {
+                throw TraceError.corruptChunk(chunk: info.index, offset: offset,
+                                              reason: "first sequence number \(info.firstSeq), expected \(prev.lastSeq + 1)")
+            }
+            if knownChunks.isEmpty && info.firstSeq != 0 {
+                throw TraceError.corruptChunk(chunk: 0, offset: offset, reason: "first sequence number \(info.firstSeq), expected 0")
+            }
+            if info.endOffset > fileSize { throw TraceError.truncatedChunk(chunk: info.index, offset: offset) }
+            knownChunks.append(info)
+        }
+        return knownChunks[index]
+    }
+
+    /// Every chunk header, in order.
+    public func allChunks() throws(TraceError) -> [ChunkInfo] {
+        var i = 0
+        while try chunkInfo(i) != nil { i += 1 }
+        return knownChunks
+    }
+
+    /// The number of events in the trace.
+    public func eventCount() throws(TraceError) -> UInt64 {
+        guard let last = try allChunks().last else { return 0 }
+        return last.lastSeq + 1
+    }
+
+    /// The chunk holding event `seq`, or nil past the end. Reads chunk headers only as far as needed, so
+    /// the chunks before a damaged or truncated one stay reachable.
+    public func chunk(containing seq: UInt64) throws(TraceError) -> ChunkInfo? {
+        if let last = knownChunks.last, last.lastSeq >= seq {
+            var lo = 0, hi = knownChunks.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if knownChunks[mid].lastSeq < seq { lo = mid + 1 } else { hi = mid }
+            }
+            return knownChunks[lo]
+        }
+        var i = knownChunks.count
+        while let info = try chunkInfo(i) {
+            if info.lastSeq >= seq { return info }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The encoded bytes of a chunk, after checking its checksum and decompressing it.
+    public func rawPayload(of info: ChunkInfo) throws(TraceError) -> [UInt8] {
+        let compressed = try file.read(count: Int(info.compressedLength), at: info.offset + UInt64(ChunkInfo.headerSize))
+        guard compressed.count == Int(info.compressedLength) else {
+            throw TraceError.truncatedChunk(chunk: info.index, offset: info.offset)
+        }
+        let crc = CRC32C.checksum(compressed)
+        guard crc == info.payloadChecksum else {
+            throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
+                                          reason: "payload checksum mismatch (stored \(hex32(info.payloadChecksum)), computed \(hex32(crc)))")
+        }
+        do {
+            return try decompressor.decompress(compressed, expectedSize: Int(info.rawLength))
+        } catch {
+            throw TraceError.corruptChunk(chunk: info.index, offset: info.offset, reason: error.description)
+        }
+    }
+
+    /// All events of a chunk.
+    public func events(of info: ChunkInfo) throws(TraceError) -> [TraceEvent] {
+        let raw = try rawPayload(of: info)
+        return try Self.decode(raw, info: info)
+    }
+
+    /// Decodes a chunk's raw payload, checking that it holds exactly the events its header announces.
+    public static func decode(_ raw: [UInt8], info: ChunkInfo) throws(TraceError) -> [TraceEvent] {
+        var decoder = EventDecoder()
+        var r = ByteReader(raw)
+        var out: [TraceEvent] = []
+        out.reserveCapacity(Int(info.eventCount))
+        var seq = info.firstSeq
+        while !r.isAtEnd {
+            do {
+                let (cycle, body) = try decoder.decode(from: &r)
+                out.append(TraceEvent(seq: seq, cycle: cycle, body: body))
+            } catch {
+                let what = switch error {
+                case .truncated: "payload ends inside event \(seq)"
+                case .invalidValue(_, let what): "event \(seq): invalid \(what)"
+                }
+                throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
+                                              reason: "\(what) (payload offset \(error.offset))")
+            }
+            seq += 1
+        }
+        guard out.count == Int(info.eventCount) else {
+            throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
+                                          reason: "holds \(out.count) events, header says \(info.eventCount)")
+        }
+        return out
+    }
+
+    /// Calls `body` with every event from `seq` on, in order, one chunk in memory at a time.
+    /// `body` returns false to stop early.
+    public func forEachEvent(from seq: UInt64 = 0, _ body: (TraceEvent) throws -> Bool) throws {
+        guard var info = try chunk(containing: seq) else { return }
+        while true {
+            for event in try events(of: info) where event.seq >= seq {
+                if try !body(event) { return }
+            }
+            guard let next = try chunkInfo(info.index + 1) else { return }
+            info = next
+        }
+    }
+}
+
+func hex32(_ v: UInt32) -> String {
+    let s = String(v, radix: 16)
+    return "0x" + String(repeating: "0", count: 8 - s.count) + s
+}

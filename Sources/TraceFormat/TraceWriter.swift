@@ -1,0 +1,74 @@
+/// Writes `events.zst`: the header, then each chunk as soon as it is full, in one `write` call, so a
+/// recorder stopped at any moment leaves every finished chunk readable.
+public final class TraceWriter: EventSink {
+    /// The header written at the start of the file.
+    public let header: TraceHeader
+    private let file: FileDescriptor
+    private let compressor: ZstdCompressor
+    private var chunker: ChunkEncoder
+    private var offset: UInt64
+    private var chunkCount = 0
+    private var failure: TraceError?
+    private var bytesWritten: UInt64 = 0
+    /// Called with each chunk after it is written, and with every event before it is encoded.
+    private let observer: (any TraceObserver)?
+
+    /// Creates `path` and writes the header.
+    public init(path: String, header: TraceHeader, observer: (any TraceObserver)? = nil) throws(TraceError) {
+        self.header = header
+        self.file = try FileDescriptor.create(path)
+        self.compressor = ZstdCompressor(level: header.compressionLevel)
+        self.chunker = ChunkEncoder(chunkBytes: Int(header.chunkBytes))
+        self.observer = observer
+        let bytes = header.encoded()
+        try file.write(bytes)
+        offset = UInt64(bytes.count)
+        bytesWritten = offset
+    }
+
+    /// The number of events appended so far.
+    public var eventCount: UInt64 { chunker.nextSeq }
+    /// The size of the file so far.
+    public var fileSize: UInt64 { bytesWritten }
+
+    public func record(cycle: UInt64, _ body: EventBody) {
+        observer?.observe(seq: chunker.nextSeq, chunk: chunkCount, cycle: cycle, body)
+        if let chunk = chunker.append(cycle: cycle, body) { write(chunk) }
+    }
+
+    private func write(_ raw: ChunkEncoder.RawChunk) {
+        guard failure == nil else { return }
+        do {
+            let payload = try compressor.compress(raw.bytes)
+            let info = ChunkInfo(index: chunkCount, offset: offset, firstSeq: raw.firstSeq, eventCount: raw.eventCount,
+                                 rawLength: UInt32(raw.bytes.count), compressedLength: UInt32(payload.count),
+                                 firstCycle: raw.firstCycle, lastCycle: raw.lastCycle,
+                                 payloadChecksum: CRC32C.checksum(payload))
+            try file.write(info.encodedHeader() + payload)
+            offset = info.endOffset
+            bytesWritten = offset
+            chunkCount += 1
+            observer?.chunkWritten(info)
+        } catch let e as TraceError {
+            failure = e
+        } catch {
+            failure = .io(path: file.path, reason: "\(error)")
+        }
+    }
+
+    /// Writes the last chunk; reports the first error any write met.
+    @discardableResult
+    public func finish() throws(TraceError) -> (events: UInt64, chunks: Int, bytes: UInt64) {
+        if let chunk = chunker.close() { write(chunk) }
+        if let failure { throw failure }
+        return (chunker.nextSeq, chunkCount, bytesWritten)
+    }
+}
+
+/// Watches the events and chunks a writer or reader passes along (the index builder is one).
+public protocol TraceObserver: AnyObject {
+    /// One event, with the chunk it goes into.
+    func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody)
+    /// A chunk that is complete on disk.
+    func chunkWritten(_ info: ChunkInfo)
+}

@@ -1,0 +1,71 @@
+import Analyzer
+import ArgumentParser
+import TraceFormat
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay a trace through the taint analyzer and rewrite its findings.",
+        discussion: "The findings table of index.sqlite is the only part of a bundle this command writes. Detectors: "
+            + Detector.allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: "; ") + ".")
+
+    @Argument(help: "The trace bundle.")
+    var bundle: String
+
+    @Option(help: "Comma-separated detector ids to run (default: all).")
+    var detectors: String?
+
+    @Option(help: "Exit 1 when a finding of this severity or worse exists (info, low, medium, high, critical).")
+    var failOn: String?
+
+    func run() throws {
+        var selected = Set(Detector.allCases)
+        if let detectors {
+            selected = []
+            for name in detectors.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                guard let d = Detector(rawValue: name.uppercased()) else {
+                    throw InputError(description: "unknown detector '\(name)'; known: \(Detector.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                selected.insert(d)
+            }
+        }
+        var threshold: Severity?
+        if let failOn {
+            guard let s = Severity(name: failOn) else {
+                throw InputError(description: "unknown severity '\(failOn)'; use info, low, medium, high or critical")
+            }
+            threshold = s
+        }
+        let findings = try AnalysisRun.run(try TraceBundle(existing: bundle), detectors: selected)
+        FindingPrinter.print(findings)
+        if let threshold, let worst = findings.map(\.severity).max(), worst >= threshold {
+            throw CheckFailed(message: "\(findings.filter { $0.severity >= threshold }.count) finding(s) of severity \(threshold) or worse")
+        }
+    }
+}
+
+/// Running the analyzer over a bundle and storing what it finds.
+enum AnalysisRun {
+    static func run(_ bundle: TraceBundle, detectors: Set<Detector>) throws -> [Finding] {
+        let analyzer = Analyzer(detectors: detectors)
+        let findings = try analyzer.analyze(try bundle.reader())
+        try bundle.writableIndex().replaceFindings(findings)
+        return findings
+    }
+}
+
+/// Prints findings for people.
+enum FindingPrinter {
+    static func print(_ findings: [Finding]) {
+        guard !findings.isEmpty else {
+            Console.line("findings: none")
+            return
+        }
+        Console.line("findings (\(findings.count)):")
+        for f in findings {
+            let sev = f.severity.description.padding(toLength: 8, withPad: " ", startingAt: 0)
+            let det = f.detector.padding(toLength: 23, withPad: " ", startingAt: 0)
+            let preview = f.preview.isEmpty ? "" : " [\(f.preview)]"
+            Console.line("  \(sev)\(det)\(f.summary)\(preview) (events #\(f.sourceSeq) -> #\(f.sinkSeq))")
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import TraceFormat
+
+struct Dump: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print decoded events, one per line.")
+
+    @Argument(help: "The trace bundle.")
+    var bundle: String
+
+    @Option(help: "The first sequence number to print.")
+    var from: UInt64 = 0
+
+    @Option(help: "How many events to print (default: all).")
+    var count: UInt64?
+
+    func run() throws {
+        let reader = try TraceBundle(existing: bundle).reader()
+        var left = count ?? .max
+        guard left > 0 else { return }
+        var out = ""
+        try reader.forEachEvent(from: from) { e in
+            out += EventFormatter.line(e) + "\n"
+            if out.utf8.count > 1 << 16 {
+                Console.write(out)
+                out = ""
+            }
+            left -= 1
+            return left > 0
+        }
+        Console.write(out)
+    }
+}

@@ -1,0 +1,59 @@
+import Analyzer
+import ArgumentParser
+import Foundation
+import Scenario
+import TraceFormat
+
+struct Record: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario and record it into a trace bundle, then analyze it.",
+        discussion: "Without SCENARIO, runs the embedded default scenario. The bundle is NAME.sevtrace/ in the current directory unless --output says otherwise.")
+
+    @Argument(help: "The scenario file (default: the embedded default scenario).")
+    var scenario: String?
+
+    @Option(name: .shortAndLong, help: "The bundle to write (default: <scenario name>.sevtrace).")
+    var output: String?
+
+    @Option(help: "The seed of the simulation's randomness.")
+    var seed: UInt64 = 1
+
+    @Flag(help: "Record only; do not run the analyzer.")
+    var noAnalyze = false
+
+    @Option(help: .hidden)
+    var chunkBytes: UInt32 = 1 << 20
+
+    func run() throws {
+        let script = try ScenarioInput.load(scenario)
+        let path = output ?? ScenarioInput.defaultBundleName(scenario)
+        let summary = try ScenarioRecorder.record(script, seed: seed, to: path, chunkBytes: chunkBytes)
+        let perEvent = summary.events == 0 ? 0 : Double(summary.bytes) / Double(summary.events)
+        Console.line("recorded \(script.file) (seed \(seed)): \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s"), \(summary.bytes) bytes (\(String(format: "%.2f", perEvent)) bytes/event)")
+        if !noAnalyze {
+            let findings = try AnalysisRun.run(summary.bundle, detectors: Set(Detector.allCases))
+            FindingPrinter.print(findings)
+        }
+        Console.line("trace: \(summary.bundle.path)")
+    }
+}
+
+/// Loading scenario files.
+enum ScenarioInput {
+    static func load(_ path: String?) throws -> ScenarioScript {
+        guard let path else { return try ScenarioParser(file: DefaultScenario.name).parse(DefaultScenario.text) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw InputError(description: "\(path): cannot read the scenario file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw InputError(description: "\(path): the scenario is not UTF-8 text")
+        }
+        return try ScenarioParser(file: path).parse(text)
+    }
+
+    static func defaultBundleName(_ path: String?) -> String {
+        guard let path else { return DefaultScenario.name + ".sevtrace" }
+        let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        return base + ".sevtrace"
+    }
+}
