@@ -3,7 +3,7 @@ import Foundation
 /// One token of a scenario line.
 struct Token: Equatable {
     enum Kind: Equatable {
-        /// A word: keyword, name, register, mnemonic (letters, digits, `_`, `.`, `-` after the first letter).
+        /// A word: keyword, name, register, mnemonic (letters, digits, `_`, `.`, and `-` before a letter).
         case word(String)
         /// A number (decimal, `0x` hex, `0b` binary, with an optional K/M/G size suffix).
         case number(UInt64)
@@ -48,7 +48,9 @@ struct Lexer {
             }
             let start = i
             if c.isLetter || c == "_" {
-                while i < chars.count, chars[i].isLetter || chars[i].isNumber || "_.-".contains(chars[i]) { i += 1 }
+                // `-` joins words (`disk-key`) but not a register and a number (`r1-8`).
+                while i < chars.count, chars[i].isLetter || chars[i].isNumber || "_.".contains(chars[i])
+                    || (chars[i] == "-" && i + 1 < chars.count && chars[i + 1].isLetter) { i += 1 }
                 tokens.append(Token(kind: .word(String(chars[start..<i])), column: start + 1))
             } else if c.isNumber {
                 while i < chars.count, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" || chars[i] == "." { i += 1 }

@@ -45,7 +45,7 @@ public final class IndexBuilder: TraceObserver {
                 break
             case .vmCreated(let v):
                 try insertVM.run([.integer(Int64(v.vm)), .text(v.name), .integer(Int64(v.asid)), .integer(Int64(v.policy)),
-                                  .integer(Int64(v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s)])
+                                  .integer(Int64(bitPattern: v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s)])
             case .pspCommand(let p):
                 try insertPSP.run([
                     .integer(s), .integer(c), .integer(Int64(p.command)), .text(SEVCommand.name(of: p.command)),
@@ -56,14 +56,14 @@ public final class IndexBuilder: TraceObserver {
                 ])
             case .cbitChange(let x):
                 try insertCbit.run([.integer(s), .integer(c), .integer(Int64(x.vm)), .integer(Int64(x.vcpu)),
-                                    .integer(Int64(x.gva)), .integer(Int64(x.gpa)), .integer(Int64(x.spa)),
-                                    .integer(Int64(x.pteSPA)), .integer(x.old ? 1 : 0), .integer(x.new ? 1 : 0)])
+                                    .integer(Int64(bitPattern: x.gva)), .integer(Int64(bitPattern: x.gpa)), .integer(Int64(bitPattern: x.spa)),
+                                    .integer(Int64(bitPattern: x.pteSPA)), .integer(x.old ? 1 : 0), .integer(x.new ? 1 : 0)])
             case .nptChange(let n):
                 try insertNPT.run([.integer(s), .integer(c), .integer(Int64(n.vm)), .text(n.op.description),
-                                   .integer(Int64(n.gpa)), .integer(Int64(n.spa)), .integer(Int64(n.pages))])
+                                   .integer(Int64(bitPattern: n.gpa)), .integer(Int64(bitPattern: n.spa)), .integer(Int64(bitPattern: n.pages))])
             case .taintSource(let t):
-                try insertSecret.run([.integer(s), .integer(Int64(t.vm)), .text(t.name), .integer(Int64(t.gpa)),
-                                      .integer(Int64(t.spa)), .integer(Int64(t.length))])
+                try insertSecret.run([.integer(s), .integer(Int64(t.vm)), .text(t.name), .integer(Int64(bitPattern: t.gpa)),
+                                      .integer(Int64(bitPattern: t.spa)), .integer(Int64(bitPattern: t.length))])
             }
         } catch {
             failure = error
@@ -74,16 +74,16 @@ public final class IndexBuilder: TraceObserver {
         guard failure == nil else { return }
         do {
             try insertChunk.run([
-                .integer(Int64(info.index)), .integer(Int64(info.offset)), .integer(Int64(info.firstSeq)),
-                .integer(Int64(info.lastSeq)), .integer(Int64(info.eventCount)), .integer(Int64(info.rawLength)),
+                .integer(Int64(info.index)), .integer(Int64(bitPattern: info.offset)), .integer(Int64(bitPattern: info.firstSeq)),
+                .integer(Int64(bitPattern: info.lastSeq)), .integer(Int64(info.eventCount)), .integer(Int64(info.rawLength)),
                 .integer(Int64(info.compressedLength)), .integer(Int64(bitPattern: info.firstCycle)),
                 .integer(Int64(bitPattern: info.lastCycle)), .integer(Int64(info.payloadChecksum)),
             ])
             for key in pages.keys.sorted() {
                 let counts = pages[key]!
                 let vm: SQLiteValue = key.vm == MemoryAccess.noVM ? .null : .integer(Int64(key.vm))
-                let gpaPage: SQLiteValue = key.vm == MemoryAccess.noVM ? .null : .integer(Int64(key.gpaPage))
-                try insertPage.run([.integer(Int64(key.spaPage)), .integer(Int64(info.index)), vm, gpaPage,
+                let gpaPage: SQLiteValue = key.vm == MemoryAccess.noVM ? .null : .integer(Int64(bitPattern: key.gpaPage))
+                try insertPage.run([.integer(Int64(bitPattern: key.spaPage)), .integer(Int64(info.index)), vm, gpaPage,
                                     .integer(counts.reads), .integer(counts.writes)])
             }
             pages.removeAll(keepingCapacity: true)

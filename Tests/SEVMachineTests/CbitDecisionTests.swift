@@ -1,0 +1,85 @@
+import TraceFormat
+import Testing
+@testable import SEVMachine
+
+/// The C-bit rules of SEV hardware, as the events show them.
+struct CbitDecisionTests {
+    static let program = [
+        Instruction(.movImmediate, a: 1, immediate: 0x200000),
+        Instruction(.movImmediate, a: 2, immediate: 0x5A5A),
+        Instruction(.store, a: 1, b: 2, width: 8),          // into the shared page
+        Instruction(.movImmediate, a: 1, immediate: 0x300000),
+        Instruction(.store, a: 1, b: 2, width: 8),          // into a private page
+        Instruction(.halt),
+    ]
+
+    @Test("every access of a running SEV guest carries the decision the hardware makes")
+    func decisions() throws {
+        let f = try MachineFixture(Self.program, shared: [(0x200000, 1)])
+        try f.machine.kvm.run(f.vm)
+        let guest = f.accesses.filter { if case .vcpu = $0.actor { true } else { false } }
+        // Early boot: paging off, every access forced private.
+        let boot = guest.prefix { $0.reason == .forcedNonPaged }
+        #expect(boot.count > 1000)
+        #expect(boot.allSatisfy { $0.cbit && $0.kind == .write })
+        // Instruction fetches and page-table walks are private whatever the PTE says.
+        let fetches = guest.filter { $0.kind == .fetch }
+        #expect(fetches.count == Self.program.count)
+        #expect(fetches.allSatisfy { $0.cbit && $0.reason == .forcedFetch })
+        let walks = guest.filter { $0.kind == .pageWalk }
+        #expect(!walks.isEmpty && walks.allSatisfy { $0.cbit && $0.reason == .forcedPageWalk })
+        // Data accesses follow the PTE.
+        let stores = guest.filter { $0.kind == .write && $0.register == 2 }
+        #expect(stores.count == 2)
+        #expect(stores[0].gpa == 0x200000 && !stores[0].cbit && stores[0].reason == .guestPTE)
+        #expect(stores[1].gpa == 0x300000 && stores[1].cbit && stores[1].reason == .guestPTE)
+        // And DRAM agrees: shared plaintext, private ciphertext.
+        let shared = try f.machine.memory.rawBytes(at: try f.vm.translate(0x200000), count: 8)
+        let priv = try f.machine.memory.rawBytes(at: try f.vm.translate(0x300000), count: 8)
+        #expect(shared == [0x5A, 0x5A, 0, 0, 0, 0, 0, 0])
+        #expect(priv != shared)
+    }
+
+    @Test("a fetch from a page mapped C=0 is still a private fetch")
+    func fetchFromSharedPage() throws {
+        let f = try MachineFixture([Instruction(.halt)], shared: [(0x100000, 1)])
+        try f.machine.kvm.run(f.vm)
+        let fetch = try #require(f.accesses.first { $0.kind == .fetch })
+        #expect(fetch.cbit && fetch.reason == .forcedFetch)
+    }
+
+    @Test("set_memory_decrypted flips the PTE, records the change, and does not convert the contents")
+    func setMemoryDecrypted() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0x300000),
+            Instruction(.movImmediate, a: 2, immediate: 0x1122_3344),
+            Instruction(.store, a: 1, b: 2, width: 8),
+            Instruction(.setMemoryDecrypted, a: 1, immediate: 1),
+            Instruction(.load, a: 3, b: 1, width: 8),
+            Instruction(.halt),
+        ])
+        try f.machine.kvm.run(f.vm)
+        let change = try #require(f.sink.events.compactMap { if case .cbitChange(let c) = $0.body { c } else { nil } }.first)
+        #expect(change.gva == 0x300000 && change.old && !change.new)
+        let load = try #require(f.accesses.last { $0.kind == .read && $0.register == 3 })
+        #expect(!load.cbit)
+        #expect(load.value != 0x1122_3344, "the page still holds ciphertext; read through C=0 it is garbage")
+        #expect(f.vm.vcpus[0].registers[3] == load.value)
+    }
+
+    @Test("a guest that was not launched cannot run: its ASID has no key")
+    func noKeyNoRun() throws {
+        let f = try MachineFixture([Instruction(.halt)], launch: false)
+        #expect(throws: MachineError.noKey(vm: "guest", asid: 1)) { try f.machine.kvm.run(f.vm) }
+    }
+
+    @Test("devices and the hypervisor get ciphertext from private pages")
+    func keylessReaders() throws {
+        let f = try MachineFixture([Instruction(.halt)])
+        try f.machine.kvm.run(f.vm)
+        let code = try f.machine.kvm.read(f.vm, gpa: 0x100000, length: 16)
+        #expect(code != Instruction(.halt).encoded)
+        let nic = f.machine.addDevice(name: "nic0")
+        #expect(try nic.dmaRead(vm: f.vm, gpa: 0x100000, length: 16) == code)
+    }
+}

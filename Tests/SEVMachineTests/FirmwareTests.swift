@@ -1,0 +1,100 @@
+import Crypto
+import TraceFormat
+import Testing
+@testable import SEVMachine
+
+struct FirmwareTests {
+    @Test("a launch walks the guest through LUPDATE, LSECRET and RUNNING with SUCCESS at every step")
+    func launchSequence() throws {
+        let f = try MachineFixture([Instruction(.halt)])
+        let cmds = f.pspCommands
+        #expect(cmds.map { SEVCommand(rawValue: $0.command)! } == [
+            .initialize, .dfFlush, .launchStart, .activate, .launchUpdateData, .launchMeasure, .launchFinish,
+        ])
+        #expect(cmds.allSatisfy { $0.status == SEVStatus.success.rawValue })
+        #expect(cmds[0].platformBefore == PlatformState.uninit.rawValue && cmds[0].platformAfter == PlatformState.initialized.rawValue)
+        #expect(cmds[2].platformAfter == PlatformState.working.rawValue)
+        #expect(cmds[2].guestBefore == GuestState.none && cmds[2].guestAfter == GuestState.launchUpdate.rawValue)
+        #expect(cmds[5].guestBefore == GuestState.launchUpdate.rawValue && cmds[5].guestAfter == GuestState.launchSecret.rawValue)
+        #expect(cmds[6].guestAfter == GuestState.running.rawValue)
+        #expect(cmds[3].asid == 1)
+    }
+
+    @Test("the measurement is HMAC-SHA256(TIK, 04 || api || build || policy || SHA-256(launch data) || mnonce)")
+    func measurement() throws {
+        let program = [Instruction(.movImmediate, a: 1, immediate: 7), Instruction(.halt)]
+        let f = try MachineFixture(program, policy: 0x1)
+        let (tik, policy) = try #require(f.machine.firmware.launchSecrets(handle: f.vm.handle))
+        let out = try f.machine.memory.rawBytes(at: KVM.scratchSPA, count: 48)
+        let digest = Array(SHA256.hash(data: program.flatMap(\.encoded)))
+        var message: [UInt8] = [0x04, 0, 17, 48]
+        message += withUnsafeBytes(of: policy.littleEndian) { Array($0) }
+        message += digest + Array(out[32..<48])
+        let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: tik)))
+        #expect(Array(out[0..<32]) == expected)
+        #expect(f.machine.firmware.measurement(handle: f.vm.handle) == expected)
+    }
+
+    /// Issues one command with a buffer built by `fill`.
+    func run(_ fw: SEVFirmware, _ c: SEVCommand, _ fill: (inout CommandBuffer) -> Void = { _ in }) -> SEVStatus {
+        var b = CommandBuffer(size: CommandBuffer.size(of: c))
+        fill(&b)
+        return fw.execute(c.rawValue, buffer: &b)
+    }
+
+    @Test("commands in the wrong platform or guest state get the firmware's status codes")
+    func stateErrors() throws {
+        let f = try MachineFixture([Instruction(.halt)], launch: false)
+        let fw = f.machine.firmware
+        #expect(run(fw, .launchStart) == .invalidPlatformState, "no INIT yet")
+        #expect(run(fw, .initialize) == .success)
+        #expect(run(fw, .initialize) == .invalidPlatformState)
+        #expect(run(fw, .launchFinish) { $0.setU32(0, 99) } == .invalidGuest)
+        var start = CommandBuffer(size: 36)
+        #expect(fw.execute(SEVCommand.launchStart.rawValue, buffer: &start) == .success)
+        let handle = start.u32(0)
+        #expect(handle != 0)
+        #expect(run(fw, .launchFinish) { $0.setU32(0, handle) } == .invalidGuestState, "FINISH needs LSECRET")
+        #expect(run(fw, .activate) { $0.setU32(0, handle); $0.setU32(4, 0) } == .invalidASID)
+        #expect(run(fw, .activate) { $0.setU32(0, handle); $0.setU32(4, 16) } == .invalidASID)
+        #expect(run(fw, .decommission) { $0.setU32(0, handle) } == .success)
+        #expect(fw.platformState == .initialized, "the last guest gone: back to INIT")
+        #expect(fw.execute(0x99, buffer: &start) == .invalidCommand)
+        #expect(run(fw, .launchMeasure) { $0.setU32(0, 12345) } == .invalidGuest)
+    }
+
+    @Test("a short command buffer gets INVALID_LENGTH, never a crash")
+    func shortBuffer() throws {
+        let f = try MachineFixture([Instruction(.halt)], launch: false)
+        var b = CommandBuffer(size: 3)
+        #expect(f.machine.firmware.execute(SEVCommand.activate.rawValue, buffer: &b) == .invalidLength)
+    }
+
+    @Test("an ASID deactivated from one guest cannot be activated for another until WBINVD and DF_FLUSH")
+    func asidReuse() throws {
+        let f = try MachineFixture([Instruction(.halt)])
+        let fw = f.machine.firmware
+        let first = f.vm.handle
+        var start = CommandBuffer(size: 36)
+        #expect(fw.execute(SEVCommand.launchStart.rawValue, buffer: &start) == .success)
+        let second = start.u32(0)
+        #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .asidOwned)
+        #expect(run(fw, .deactivate) { $0.setU32(0, first) } == .success)
+        #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .dfflushRequired)
+        #expect(run(fw, .dfFlush) == .wbinvdRequired)
+        f.machine.wbinvdAllCores()
+        #expect(run(fw, .dfFlush) == .success)
+        #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .success)
+        #expect(run(fw, .decommission) { $0.setU32(0, second) } == .active, "still active")
+    }
+
+    @Test("LAUNCH_START refuses a policy that needs a newer firmware or SEV-ES")
+    func policyChecks() throws {
+        let f = try MachineFixture([Instruction(.halt)], launch: false)
+        let fw = f.machine.firmware
+        #expect(run(fw, .initialize) == .success)
+        #expect(run(fw, .launchStart) { $0.setU32(4, 0x0100_0000 | 0x0001_0000) } == .policyFailure)
+        #expect(run(fw, .launchStart) { $0.setU32(4, 0x4) } == .policyFailure)
+        #expect(run(fw, .launchStart) { $0.setU32(4, 0x1100_0000) } == .success, "minimum 0.17 on a 0.17 platform")
+    }
+}

@@ -1,0 +1,27 @@
+import TraceFormat
+@testable import SEVMachine
+
+/// A machine with one launched SEV guest whose program is `instructions`, recording into memory.
+struct MachineFixture {
+    let sink = CollectingSink()
+    let machine: Machine
+    let vm: VirtualMachine
+
+    init(_ instructions: [Instruction], shared: [(UInt64, UInt64)] = [], policy: UInt32 = 0x1, launch: Bool = true,
+         seed: UInt64 = 1) throws {
+        machine = Machine(config: PlatformConfig(), seed: seed, sink: sink)
+        vm = try machine.kvm.createVM(name: "guest", memoryBytes: 4 << 20, policy: policy, sev: true)
+        vm.entry = 0x100000
+        vm.addImage(gpa: 0x100000, bytes: instructions.flatMap(\.encoded))
+        for (gpa, pages) in shared { vm.addSharedAtBoot(gpa: gpa, pages: pages) }
+        if launch { try machine.kvm.launch(vm) }
+    }
+
+    var accesses: [MemoryAccess] {
+        sink.events.compactMap { if case .memoryAccess(let a) = $0.body { a } else { nil } }
+    }
+
+    var pspCommands: [PSPCommand] {
+        sink.events.compactMap { if case .pspCommand(let p) = $0.body { p } else { nil } }
+    }
+}

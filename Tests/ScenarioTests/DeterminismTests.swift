@@ -1,0 +1,44 @@
+import Foundation
+import SEVMachine
+import Testing
+import TraceFormat
+@testable import Scenario
+
+struct DeterminismTests {
+    func events(_ text: String, seed: UInt64) throws -> [TraceEvent] {
+        let sink = CollectingSink()
+        try ScenarioRunner(script: try ScenarioParser(file: "t").parse(text), seed: seed).run(into: sink)
+        return sink.events
+    }
+
+    @Test("the same scenario and seed give the same events")
+    func sameSeed() throws {
+        #expect(try events(DefaultScenario.text, seed: 3) == events(DefaultScenario.text, seed: 3))
+    }
+
+    @Test("another seed gives other keys, so other ciphertext, and the same plaintext behaviour")
+    func otherSeed() throws {
+        let a = try events(DefaultScenario.text, seed: 1), b = try events(DefaultScenario.text, seed: 2)
+        #expect(a.count == b.count)
+        #expect(a != b)
+        let plain = { (e: [TraceEvent]) in
+            e.compactMap { ev -> UInt64? in
+                if case .memoryAccess(let m) = ev.body, m.actor != .hypervisor, m.actor != .psp { m.value } else { nil }
+            }
+        }
+        #expect(plain(a) == plain(b), "guest-visible values do not depend on the keys")
+    }
+
+    @Test("a runtime error names the statement that caused it")
+    func runtimeError() throws {
+        let text = "vm guest memory=4M\nprogram guest\n    mov r1, 0x7000000\n    load r2, [r1]\n    hlt\nend\nlaunch guest\nrun guest\n"
+        let script = try ScenarioParser(file: "t.sev").parse(text)
+        do {
+            try ScenarioRunner(script: script, seed: 1).run(into: CountingSink())
+            Issue.record("ran")
+        } catch {
+            #expect(error.location.line == 8)
+            #expect(error.message.contains("page fault at 0x7000000"))
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import SEVMachine
+import Testing
+@testable import Scenario
+
+struct ParserTests {
+    static let header = "platform memory=64M\nvm guest memory=4M\n"
+
+    struct BadCase: Sendable, CustomTestStringConvertible {
+        var text: String
+        var line: Int
+        var column: Int
+        var message: String
+        var testDescription: String { message }
+    }
+
+    static let bad: [BadCase] = [
+        BadCase(text: header + "program guest\n    mov r1, 1\n    lod r2, [r1]\n    hlt\nend\n", line: 5, column: 5,
+                message: "unknown instruction 'lod'"),
+        BadCase(text: header + "lanch guest\n", line: 3, column: 1, message: "unknown statement 'lanch'"),
+        BadCase(text: header + "run gest\n", line: 3, column: 5, message: "no VM named 'gest'"),
+        BadCase(text: header + "vm guest\n", line: 3, column: 4, message: "VM 'guest' is already declared"),
+        BadCase(text: header + "hv read guest 0x1000 12x\n", line: 3, column: 22, message: "invalid number '12x'"),
+        BadCase(text: header + "data guest 0x1000 text=\"abc\n", line: 3, column: 24, message: "unterminated string"),
+        BadCase(text: header + "program guest\n    jmp nowhere\nend\n", line: 4, column: 9, message: "undefined label 'nowhere'"),
+        BadCase(text: header + "program guest\n    mov r16, 1\nend\n", line: 4, column: 9, message: "expected a register r0-r15"),
+        BadCase(text: header + "program guest\n    hlt\n", line: 3, column: 1, message: "`program` without a closing `end`"),
+        BadCase(text: header + "dma nic0 read guest 0 8\n", line: 3, column: 5, message: "no device named 'nic0'"),
+        BadCase(text: header + "vm other memory=3M\n", line: 3, column: 1, message: "VM memory must be a multiple of 2M"),
+        BadCase(text: header + "launch guest\nprogram guest\n    hlt\nend\n", line: 4, column: 1, message: "`program` for 'guest' must come before"),
+        BadCase(text: header + "platform cbit=47\n", line: 3, column: 1, message: "`platform` must come before"),
+        BadCase(text: header + "secret guest 0x300000 key hex=\"abc\"\n", line: 3, column: 31, message: "hex needs an even"),
+        BadCase(text: header + "vm x memory=4M colour=red\n", line: 3, column: 16, message: "unknown option 'colour'"),
+        BadCase(text: header + "program guest\n    load.3 r1, [r2]\nend\n", line: 4, column: 5, message: "access width must be"),
+    ]
+
+    @Test("errors point at the line and column of the mistake", arguments: bad)
+    func errors(_ c: BadCase) {
+        do {
+            _ = try ScenarioParser(file: "t.sev").parse(c.text)
+            Issue.record("parsed without error")
+        } catch {
+            #expect(error.location == SourceLocation(file: "t.sev", line: c.line, column: c.column), "\(error)")
+            #expect(error.message.contains(c.message), "\(error)")
+            #expect(error.description.hasPrefix("t.sev:\(c.line):\(c.column): error: "))
+        }
+    }
+
+    @Test("the default scenario parses, and declares what the walking skeleton needs")
+    func defaultScenario() throws {
+        let s = try ScenarioParser(file: "default").parse(DefaultScenario.text)
+        #expect(s.platform.cbitPosition == 47 && s.platform.apiMinor == 17)
+        #expect(s.statements.count == 10)
+    }
+
+    @Test("numbers: decimal, hex, binary, size suffixes, separators")
+    func numbers() {
+        #expect(Lexer.parseNumber("42") == 42)
+        #expect(Lexer.parseNumber("0x1F") == 31)
+        #expect(Lexer.parseNumber("0b101") == 5)
+        #expect(Lexer.parseNumber("4K") == 4096)
+        #expect(Lexer.parseNumber("2M") == 2 << 20)
+        #expect(Lexer.parseNumber("1_000") == 1000)
+        #expect(Lexer.parseNumber("0x") == nil)
+        #expect(Lexer.parseNumber("99999999999999999999") == nil)
+    }
+
+    @Test("the assembler resolves labels forward and backward and encodes operands")
+    func assembler() throws {
+        let text = Self.header + """
+            program guest at=0x100000
+            top:
+                mov r1, 0x200000
+                load.4 r2, [r1+8]
+                store.1 [r1-1], r2
+                sub r3, 1
+                jnz r3, top
+                jz r3, done
+                copy r1, r2, r3
+            done: hlt
+            end
+            """
+        let s = try ScenarioParser(file: "t").parse(text)
+        guard case .program(_, let gpa, let insns) = s.statements.last!.statement else {
+            Issue.record("no program")
+            return
+        }
+        #expect(gpa == 0x100000)
+        #expect(insns.count == 8)
+        #expect(insns[1] == Instruction(.load, a: 2, b: 1, width: 4, immediate: 8))
+        #expect(insns[2] == Instruction(.store, a: 1, b: 2, width: 1, immediate: UInt64.max))
+        #expect(insns[3] == Instruction(.addImmediate, a: 3, immediate: UInt64.max))
+        #expect(insns[4].immediate == 0x100000)
+        #expect(insns[5].immediate == 0x100000 + 7 * 16)
+        for i in insns { #expect(Instruction.decode(lo(i), hi(i)) == i) }
+    }
+
+    func lo(_ i: Instruction) -> UInt64 { i.encoded[0..<8].enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } }
+    func hi(_ i: Instruction) -> UInt64 { i.encoded[8..<16].enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } }
+}

@@ -1,0 +1,156 @@
+import Testing
+@testable import TraceFormat
+
+/// A deterministic source of random events covering every kind and field.
+struct EventFuzzer {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func small(_ n: UInt64) -> UInt64 { next() % n }
+    mutating func bool() -> Bool { next() & 1 == 0 }
+    mutating func wide() -> UInt64 { bool() ? next() : small(1 << 20) }
+
+    mutating func actor() -> Actor {
+        switch small(4) {
+        case 0: .vcpu(vm: UInt16(small(4)), index: UInt16(small(3)))
+        case 1: .hypervisor
+        case 2: .device(UInt16(small(3)))
+        default: .psp
+        }
+    }
+
+    mutating func body() -> EventBody {
+        switch small(10) {
+        case 0...3:
+            return .memoryAccess(MemoryAccess(
+                actor: actor(), vm: bool() ? MemoryAccess.noVM : UInt16(small(4)), asid: UInt16(small(16)),
+                kind: AccessKind.allCases[Int(small(UInt64(AccessKind.allCases.count)))], gva: wide(), gpa: wide(),
+                spa: wide(), size: [1, 2, 4, 8, 8, 16, 4096][Int(small(7))], cbit: bool(),
+                reason: CbitReason.allCases[Int(small(UInt64(CbitReason.allCases.count)))],
+                register: bool() ? MemoryAccess.noRegister : UInt8(small(17)), value: wide()))
+        case 4:
+            return .registerOp(RegisterOp(vm: UInt16(small(4)), vcpu: UInt16(small(4)),
+                                          op: RegisterOpKind.allCases[Int(small(UInt64(RegisterOpKind.allCases.count)))],
+                                          dst: UInt8(small(17)), src: UInt8(small(18)), result: wide()))
+        case 5:
+            return .cbitChange(CbitChange(vm: UInt16(small(4)), vcpu: 0, gva: wide(), gpa: wide(), spa: wide(),
+                                          pteSPA: wide(), old: bool(), new: bool()))
+        case 6:
+            return .nptChange(NPTChange(vm: UInt16(small(4)), op: NPTOperation.allCases[Int(small(3))], gpa: wide(),
+                                        spa: wide(), pages: small(1 << 16)))
+        case 7:
+            return .pspCommand(PSPCommand(command: UInt8(small(256)), handle: UInt32(small(100)), asid: UInt16(small(16)),
+                                          status: UInt16(small(0x20)), platformBefore: UInt8(small(3)),
+                                          platformAfter: UInt8(small(3)), guestBefore: UInt8(small(7)), guestAfter: 0xFF,
+                                          buffer: (0..<small(40)).map { _ in UInt8(small(256)) }))
+        case 8:
+            return bool()
+                ? .vmCreated(VMCreated(vm: UInt16(small(4)), name: "vm-é\(small(9))", asid: UInt16(small(16)),
+                                       policy: UInt32(small(1 << 32)), memoryBytes: wide(), vcpus: UInt16(small(64))))
+                : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
+        default:
+            return bool()
+                ? .vcpuMode(VCPUModeChange(vm: UInt16(small(4)), vcpu: 1, mode: PagingMode.allCases[Int(small(4))]))
+                : .vcpuHalt(VCPURef(vm: UInt16(small(4)), vcpu: UInt16(small(4))))
+        }
+    }
+
+    /// `count` events with non-decreasing cycles.
+    mutating func events(_ count: Int) -> [TraceEvent] {
+        var cycle: UInt64 = 0
+        return (0..<count).map { i in
+            cycle += small(3) == 0 ? next() >> 40 : small(10)
+            return TraceEvent(seq: UInt64(i), cycle: cycle, body: body())
+        }
+    }
+}
+
+struct EventCodecTests {
+    @Test("random events survive encode and decode", arguments: [1, 2, 3, 42, 0xDEAD_BEEF] as [UInt64])
+    func roundTrip(seed: UInt64) throws {
+        var fuzz = EventFuzzer(state: seed)
+        let events = fuzz.events(5000)
+        var encoder = EventEncoder()
+        var w = ByteWriter()
+        for e in events { encoder.encode(cycle: e.cycle, e.body, into: &w) }
+        var decoder = EventDecoder()
+        var r = ByteReader(w.bytes)
+        var decoded: [TraceEvent] = []
+        while !r.isAtEnd {
+            let (cycle, body) = try decoder.decode(from: &r)
+            decoded.append(TraceEvent(seq: UInt64(decoded.count), cycle: cycle, body: body))
+        }
+        #expect(decoded == events)
+    }
+
+    @Test("every event kind is produced by the fuzzer")
+    func fuzzerCoversEveryKind() {
+        var fuzz = EventFuzzer(state: 7)
+        let names = Set(fuzz.events(2000).map { EventFormatter.typeName($0.body) })
+        #expect(names == ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt"])
+    }
+
+    @Test("a repeated actor costs no bytes: consecutive accesses of one vCPU are compact")
+    func compactness() {
+        var encoder = EventEncoder()
+        var w = ByteWriter()
+        for i in 0..<1000 as Range<UInt64> {
+            encoder.encode(cycle: i * 4, .memoryAccess(MemoryAccess(
+                actor: .vcpu(vm: 0, index: 0), vm: 0, asid: 1, kind: .read, gva: 0x1000 + i * 8, gpa: 0x1000 + i * 8,
+                spa: 0x100_1000 + i * 8, size: 8, cbit: true, reason: .guestPTE, register: 3, value: i)), into: &w)
+        }
+        #expect(w.count < 1000 * 9)
+    }
+
+    @Test("a truncated payload is reported with its offset, not a crash")
+    func truncated() {
+        var encoder = EventEncoder()
+        var w = ByteWriter()
+        encoder.encode(cycle: 5, .vmCreated(VMCreated(vm: 0, name: "guest", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1)),
+                       into: &w)
+        for cut in 0..<w.count {
+            var r = ByteReader(Array(w.bytes[..<cut]))
+            var d = EventDecoder()
+            #expect(throws: EventDecodingError.self) { _ = try d.decode(from: &r) }
+        }
+    }
+
+    @Test("an unknown event type is rejected")
+    func unknownType() {
+        var r = ByteReader([0x0F, 0x00])
+        var d = EventDecoder()
+        #expect(throws: EventDecodingError.invalidValue(offset: 0, what: "event type 15")) { _ = try d.decode(from: &r) }
+    }
+
+    @Test("varints and zig-zag round trip at the edges",
+          arguments: [0, 1, 127, 128, 16383, 16384, UInt64(UInt32.max), UInt64.max - 1, UInt64.max] as [UInt64])
+    func varints(v: UInt64) throws {
+        var w = ByteWriter()
+        w.varint(v)
+        w.zigzag(Int64(bitPattern: v))
+        var r = ByteReader(w.bytes)
+        #expect(try r.varint() == v)
+        #expect(try r.zigzag() == Int64(bitPattern: v))
+        #expect(r.isAtEnd)
+    }
+
+    @Test("CRC-32C matches the standard check value")
+    func crc() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([]) == 0)
+        let long = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        var bytewise: UInt32 = 0xFFFF_FFFF
+        for b in long {
+            bytewise ^= UInt32(b)
+            for _ in 0..<8 { bytewise = bytewise & 1 != 0 ? (bytewise >> 1) ^ 0x82F6_3B78 : bytewise >> 1 }
+        }
+        #expect(CRC32C.checksum(long) == bytewise ^ 0xFFFF_FFFF)
+    }
+}

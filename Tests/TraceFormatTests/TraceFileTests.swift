@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+@testable import TraceFormat
+
+/// A temporary directory removed when the test ends.
+final class TemporaryDirectory {
+    let path: String
+
+    init() {
+        var template = Array((NSTemporaryDirectory() + "/sev-trace-test-XXXXXX").utf8CString)
+        path = String(cString: mkdtemp(&template)!)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+struct TraceFileTests {
+    /// Records fuzzed events into a bundle with small chunks.
+    func record(_ events: [TraceEvent], in dir: TemporaryDirectory, chunkBytes: UInt32 = 4096) throws -> TraceBundle {
+        let header = TraceHeader(seed: 9, scenarioName: "fuzz", scenarioText: "# none\n", chunkBytes: chunkBytes)
+        let recorder = try TraceRecorder(path: dir.path + "/t.sevtrace", header: header)
+        for e in events { recorder.record(cycle: e.cycle, e.body) }
+        _ = try recorder.finish()
+        return recorder.bundle
+    }
+
+    @Test("events written in many chunks read back identically, and the header keeps replay's inputs")
+    func roundTrip() throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 11)
+        let events = fuzz.events(20_000)
+        let bundle = try record(events, in: dir)
+        let reader = try bundle.reader()
+        #expect(reader.header.seed == 9)
+        #expect(reader.header.scenarioText == "# none\n")
+        #expect(try reader.allChunks().count > 10)
+        var read: [TraceEvent] = []
+        try reader.forEachEvent { read.append($0); return true }
+        #expect(read == events)
+    }
+
+    @Test("seeking starts at the requested event, in any chunk", arguments: [0, 1, 4321, 19_999] as [UInt64])
+    func seek(seq: UInt64) throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 12)
+        let events = fuzz.events(20_000)
+        let reader = try record(events, in: dir).reader()
+        var first: TraceEvent?
+        try reader.forEachEvent(from: seq) { first = $0; return false }
+        #expect(first == events[Int(seq)])
+        #expect(try reader.chunk(containing: 20_000) == nil)
+    }
+
+    @Test("the index lists every chunk and the page each access touched")
+    func index() throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 13)
+        let events = fuzz.events(5000)
+        let bundle = try record(events, in: dir)
+        let index = try bundle.index()
+        let chunks = try index.database.prepare("SELECT count(*), sum(event_count), max(last_seq) FROM chunks").rows()[0]
+        #expect(chunks[0] == .integer(Int64(try bundle.reader().allChunks().count)))
+        #expect(chunks[1] == .integer(5000))
+        #expect(chunks[2] == .integer(4999))
+        let accesses = events.filter { if case .memoryAccess = $0.body { true } else { false } }.count
+        let counted = try index.database.prepare("SELECT sum(reads + writes) FROM page_chunks").rows()[0][0]
+        #expect(counted == .integer(Int64(accesses)))
+        #expect(try index.meta("event_count") == "5000")
+        #expect(try TraceVerifier.verify(bundle).events == 5000)
+    }
+
+    @Test("a flipped payload byte is detected and names the chunk")
+    func corruption() throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 14)
+        let bundle = try record(fuzz.events(3000), in: dir)
+        let chunks = try bundle.reader().allChunks()
+        let victim = chunks[2]
+        let handle = try #require(FileHandle(forUpdatingAtPath: bundle.eventsPath))
+        let at = victim.offset + UInt64(ChunkInfo.headerSize) + 5
+        try handle.seek(toOffset: at)
+        let byte = try #require(try handle.read(upToCount: 1))
+        try handle.seek(toOffset: at)
+        try handle.write(contentsOf: Data([byte[0] ^ 0x40]))
+        try handle.close()
+        let reader = try bundle.reader()
+        #expect(throws: TraceError.self) { _ = try reader.events(of: victim) }
+        do {
+            _ = try TraceVerifier.verify(bundle)
+            Issue.record("verify passed a corrupt trace")
+        } catch let e as TraceError {
+            #expect(e.description.hasPrefix("chunk 2 at offset \(victim.offset): payload checksum mismatch"))
+        }
+        // The chunks before the damaged one still read.
+        #expect(try reader.events(of: chunks[1]).count == Int(chunks[1].eventCount))
+    }
+
+    @Test("a recorder stopped mid-chunk leaves every complete chunk readable")
+    func truncatedTail() throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 15)
+        let events = fuzz.events(3000)
+        let bundle = try record(events, in: dir)
+        let chunks = try bundle.reader().allChunks()
+        let cut = chunks[3].offset + 30
+        try FileHandle(forUpdatingAtPath: bundle.eventsPath)!.truncate(atOffset: cut)
+        let reader = try bundle.reader()
+        var read: [TraceEvent] = []
+        do {
+            try reader.forEachEvent { read.append($0); return true }
+            Issue.record("a truncated chunk went unnoticed")
+        } catch let e as TraceError {
+            #expect(e == .truncatedChunk(chunk: 3, offset: chunks[3].offset))
+        }
+        #expect(read == Array(events.prefix(Int(chunks[3].firstSeq))))
+    }
+
+    @Test("a file that is not a trace is refused")
+    func notATrace() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/x"
+        try Data("hello world, not a trace".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: TraceError.notATrace(path: path)) { _ = try TraceReader(path: path) }
+    }
+
+    @Test("creating a bundle refuses to replace a directory that is not one")
+    func refusesToClobber() throws {
+        let dir = TemporaryDirectory()
+        let other = dir.path + "/precious"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: URL(fileURLWithPath: other + "/notes.txt"))
+        #expect(throws: TraceError.self) { _ = try TraceBundle.create(at: other) }
+        #expect(FileManager.default.fileExists(atPath: other + "/notes.txt"))
+    }
+}
