@@ -1,6 +1,7 @@
 /// The analyzer's view of system physical memory: for every byte the label set of the data it holds and
 /// the event the data came from, and for every 16-byte block whether DRAM holds it encrypted (and under
-/// which ASID). Pages are created when first written.
+/// which ASID) and which of its bytes a keyless write has overwritten since. Pages are created when
+/// first written.
 struct ShadowMemory {
     final class Page {
         /// Label set per byte (nil while the page holds no tainted byte).
@@ -9,6 +10,8 @@ struct ShadowMemory {
         var origins: [UInt64]?
         /// Per 16-byte block: 0 when stored as plaintext, otherwise the ASID whose key encrypted it.
         var encryptedBy = [UInt16](repeating: 0, count: 256)
+        /// Per 16-byte block: the bytes a keyless write replaced since the block was encrypted.
+        var overwritten = [UInt16](repeating: 0, count: 256)
     }
 
     private var pages: [UInt64: Page] = [:]
@@ -69,18 +72,45 @@ struct ShadowMemory {
                     p.origins![base + j] = origin
                 }
             }
-            for block in (base >> 4)...((base + n - 1) >> 4) { p.encryptedBy[block] = asid }
+            for block in (base >> 4)...((base + n - 1) >> 4) {
+                if asid != 0 {
+                    p.encryptedBy[block] = asid
+                    p.overwritten[block] = 0
+                } else if p.encryptedBy[block] != 0 {
+                    // A keyless write replaces only its own bytes; the block is plaintext once all are replaced.
+                    p.overwritten[block] |= Self.mask(block: block, from: base, count: n)
+                    if p.overwritten[block] == 0xFFFF {
+                        p.encryptedBy[block] = 0
+                        p.overwritten[block] = 0
+                    }
+                }
+            }
             i += n
         }
     }
 
-    /// The ASID a block is stored encrypted under (0: plaintext) for the first byte of the range that is.
+    /// The bits of block `block` that bytes `[from, from + count)` of the page cover.
+    static func mask(block: Int, from: Int, count: Int) -> UInt16 {
+        let lo = max(from, block << 4) - (block << 4)
+        let hi = min(from + count, (block + 1) << 4) - (block << 4)
+        guard hi > lo else { return 0 }
+        return UInt16(truncatingIfNeeded: ((1 << hi) - 1) ^ ((1 << lo) - 1))
+    }
+
+    /// The ASID under which some byte of `[spa, spa + size)` is still stored encrypted, or 0 if none is.
     func encryption(_ spa: UInt64, size: Int) -> UInt16 {
         var i = 0
         while i < size {
             let a = spa + UInt64(i)
-            if let p = pages[a >> 12], p.encryptedBy[Int(a & 0xFFF) >> 4] != 0 { return p.encryptedBy[Int(a & 0xFFF) >> 4] }
-            i += 16 - Int(a & 0xF)
+            let n = min(size - i, 16 - Int(a & 0xF))
+            if let p = pages[a >> 12] {
+                let block = Int(a & 0xFFF) >> 4
+                if p.encryptedBy[block] != 0
+                    && Self.mask(block: block, from: Int(a & 0xFFF), count: n) & ~p.overwritten[block] != 0 {
+                    return p.encryptedBy[block]
+                }
+            }
+            i += n
         }
         return 0
     }

@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 import TraceFormat
 
 /// SQL over a trace: a read-only connection to the bundle's index, with the trace's events reachable
@@ -31,9 +32,10 @@ public final class QueryEngine {
                 var tail: UnsafePointer<CChar>?
                 let rc = sqlite3_prepare_v2(db, base + offset, -1, &stmt, &tail)
                 if rc != SQLITE_OK {
+                    let message = String(cString: sqlite3_errmsg(db))
                     let at = Int(sqlite3_error_offset(db))
-                    failure = error(sql, file: file, at: at >= 0 ? offset + at : offset,
-                                    message: String(cString: sqlite3_errmsg(db)))
+                    let position = at >= 0 ? offset + at : locate(message, in: utf8, from: offset)
+                    failure = error(sql, file: file, at: position, message: message)
                     return
                 }
                 let next = tail.map { $0 - base } ?? utf8.count - 1
@@ -57,6 +59,23 @@ public final class QueryEngine {
         }
         if let failure { throw failure }
         return results
+    }
+
+    /// Where a name-resolution error points when SQLite gives no offset: the first occurrence, in the
+    /// failing statement, of the name the message ends with ("no such table: x"); else the statement's start.
+    private func locate(_ message: String, in utf8: [UInt8], from offset: Int) -> Int {
+        let start = offset + leadingSpace(utf8, from: offset)
+        guard let colon = message.lastIndex(of: ":") else { return start }
+        let name = Array(message[message.index(after: colon)...].trimmingCharacters(in: .whitespaces).lowercased().utf8)
+        guard !name.isEmpty, utf8.count > name.count else { return start }
+        let lower = utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        var i = start
+        while i + name.count <= lower.count - 1 {
+            if Array(lower[i..<i + name.count]) == name { return i }
+            if lower[i] == 0x3B { break }  // the end of the statement
+            i += 1
+        }
+        return start
     }
 
     private func leadingSpace(_ utf8: [UInt8], from offset: Int) -> Int {

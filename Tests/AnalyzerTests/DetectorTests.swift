@@ -1,0 +1,110 @@
+import Scenario
+import Testing
+import TraceFormat
+@testable import Analyzer
+
+/// Every detector fires on its positive scenario and stays silent on its negative one.
+struct DetectorTests {
+    static func findings(_ body: String, detectors: Set<Detector> = Set(Detector.allCases)) throws -> [Finding] {
+        let text = """
+            platform memory=64M
+            vm guest memory=4M policy=0x1
+            device nic0
+            shared guest 0x200000 pages=1
+            \(body)
+            """
+        let sink = CollectingSink()
+        try ScenarioRunner(script: try ScenarioParser(file: "t").parse(text), seed: 1).run(into: sink)
+        let analyzer = Analyzer(detectors: detectors)
+        for e in sink.events { analyzer.process(e) }
+        return analyzer.findings
+    }
+
+    /// A guest that copies 16 bytes from `source` to `destination`.
+    static func copy(from source: UInt64, to destination: UInt64) -> String {
+        """
+        program guest at=0x100000
+            mov r1, \(destination)
+            mov r2, \(source)
+            mov r3, 2
+            copy r1, r2, r3
+            hlt
+        end
+        launch guest
+        """
+    }
+
+    static let secret = "secret guest 0x300000 key hex=\"000102030405060708090a0b0c0d0e0f\""
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var detector: Detector
+        var positive: String
+        var negative: String
+        var severity: Severity
+        var testDescription: String { detector.rawValue }
+    }
+
+    static let cases: [Case] = [
+        Case(detector: .privateToShared,
+             positive: copy(from: 0x300000, to: 0x200000) + "\n" + secret + "\nrun guest",
+             negative: copy(from: 0x200800, to: 0x200000) + "\n" + secret + "\nrun guest",
+             severity: .high),
+        Case(detector: .privateToDMA,
+             positive: copy(from: 0x300000, to: 0x200000) + "\n" + secret + "\nrun guest\ndma nic0 read guest 0x200000 16",
+             negative: copy(from: 0x300000, to: 0x301000) + "\n" + secret + "\nrun guest\ndma nic0 read guest 0x200000 16",
+             severity: .high),
+        Case(detector: .hvPlaintext,
+             positive: copy(from: 0x300000, to: 0x200000) + "\n" + secret + "\nrun guest\nhv read guest 0x200000 16",
+             negative: copy(from: 0x300000, to: 0x301000) + "\n" + secret + "\nrun guest\nhv read guest 0x200000 16",
+             severity: .high),
+        Case(detector: .ciphertextObservation,
+             positive: copy(from: 0x300000, to: 0x301000) + "\n" + secret + "\nrun guest\nhv read guest 0x301000 16",
+             negative: copy(from: 0x300000, to: 0x301000) + "\n" + secret + "\nrun guest\nhv read guest 0x200000 16",
+             severity: .low),
+        Case(detector: .dmaIntoPrivate,
+             positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\ndma nic0 write guest 0x100000 hex=\"ff\"",
+             negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\ndma nic0 write guest 0x200000 hex=\"ff\"",
+             severity: .medium),
+        Case(detector: .hvWritePrivate,
+             positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x100000 hex=\"ff\"",
+             negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x200000 hex=\"ff\"",
+             severity: .medium),
+    ]
+
+    @Test("positive scenario: the detector reports", arguments: cases)
+    func positive(_ c: Case) throws {
+        let found = try Self.findings(c.positive).filter { $0.detector == c.detector.rawValue }
+        #expect(found.count == 1)
+        #expect(found.first?.severity == c.severity)
+    }
+
+    @Test("negative scenario: the detector stays silent", arguments: cases)
+    func negative(_ c: Case) throws {
+        #expect(try Self.findings(c.negative).filter { $0.detector == c.detector.rawValue }.isEmpty)
+    }
+
+    @Test("a leak of private data that is not a declared secret is medium, and names the VM")
+    func privateOriginIsMedium() throws {
+        let f = try Self.findings(Self.copy(from: 0x100000, to: 0x200000) + "\nrun guest")
+        #expect(f.count == 1)
+        #expect(f[0].detector == "PRIVATE_TO_SHARED" && f[0].severity == .medium && f[0].labels == "private:guest")
+    }
+
+    @Test("the finding carries source and sink events, addresses and a plaintext preview")
+    func provenance() throws {
+        let text = Self.copy(from: 0x300000, to: 0x200000) + "\n" + Self.secret + "\nrun guest"
+        let f = try #require(try Self.findings(text).first)
+        #expect(f.length == 16)
+        #expect(f.sinkGPA == 0x200000)
+        #expect(f.preview == "000102030405060708090a0b0c0d0e0f")
+        #expect(f.labels.contains("secret:key"))
+        #expect(f.sourceSeq < f.sinkSeq && f.sinkSeq < f.sinkLastSeq)
+    }
+
+    @Test("only the selected detectors run")
+    func selection() throws {
+        let text = Self.copy(from: 0x300000, to: 0x200000) + "\n" + Self.secret + "\nrun guest\ndma nic0 read guest 0x200000 16"
+        let f = try Self.findings(text, detectors: [.privateToDMA])
+        #expect(f.map(\.detector) == ["PRIVATE_TO_DMA"])
+    }
+}

@@ -1,0 +1,87 @@
+import Testing
+import TraceFormat
+@testable import Analyzer
+
+/// Taint propagation, fed with hand-made events.
+struct TaintTests {
+    var seq: UInt64 = 0
+    let analyzer = Analyzer()
+
+    mutating func feed(_ body: EventBody) {
+        analyzer.process(TraceEvent(seq: seq, cycle: seq, body: body))
+        seq += 1
+    }
+
+    func access(_ kind: AccessKind, _ spa: UInt64, reg: UInt8 = MemoryAccess.noRegister, cbit: Bool,
+                actor: Actor = .vcpu(vm: 0, index: 0)) -> EventBody {
+        .memoryAccess(MemoryAccess(actor: actor, vm: 0, asid: 1, kind: kind, gva: spa, gpa: spa, spa: spa, size: 8,
+                                   cbit: cbit, reason: .guestPTE, register: reg, value: 0x1234))
+    }
+
+    mutating func setUp() {
+        feed(.vmCreated(VMCreated(vm: 0, name: "g", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1)))
+        feed(access(.write, 0x5000, cbit: true))   // private bytes
+        feed(.taintSource(TaintSource(vm: 0, name: "k", gpa: 0x5000, spa: 0x5000, length: 8)))
+    }
+
+    @Test("a load immediate clears a register; a move carries its taint", arguments: [true, false])
+    mutating func immediateAndMove(clear: Bool) {
+        setUp()
+        feed(access(.read, 0x5000, reg: 1, cbit: true))
+        if clear {
+            feed(.registerOp(RegisterOp(vm: 0, vcpu: 0, op: .loadImmediate, dst: 1, src: MemoryAccess.noRegister, result: 0)))
+        }
+        feed(.registerOp(RegisterOp(vm: 0, vcpu: 0, op: .move, dst: 2, src: 1, result: 0)))
+        feed(access(.write, 0x9000, reg: 2, cbit: false))
+        #expect(analyzer.findings.count == (clear ? 0 : 1))
+    }
+
+    @Test("arithmetic merges taint; xor of a register with itself clears it", arguments: [RegisterOpKind.add, .xor])
+    mutating func arithmetic(op: RegisterOpKind) {
+        setUp()
+        feed(access(.read, 0x5000, reg: 1, cbit: true))
+        feed(.registerOp(RegisterOp(vm: 0, vcpu: 0, op: op, dst: op == .xor ? 1 : 2, src: 1, result: 0)))
+        feed(access(.write, 0x9000, reg: op == .xor ? 1 : 2, cbit: false))
+        #expect(analyzer.findings.count == (op == .xor ? 0 : 1))
+    }
+
+    @Test("registers are per vCPU")
+    mutating func perVCPU() {
+        setUp()
+        feed(access(.read, 0x5000, reg: 1, cbit: true))
+        feed(access(.write, 0x9000, reg: 1, cbit: false, actor: .vcpu(vm: 0, index: 1)))
+        #expect(analyzer.findings.isEmpty)
+    }
+
+    @Test("ciphertext is not plaintext: a device reading a private block observes ciphertext only")
+    mutating func ciphertextVersusPlaintext() {
+        setUp()
+        feed(access(.dmaRead, 0x5000, cbit: false, actor: .device(0)))
+        #expect(analyzer.findings.map(\.detector) == ["CIPHERTEXT_OBSERVATION"])
+        #expect(analyzer.findings[0].preview.isEmpty)
+    }
+
+    @Test("taint follows data through memory: private to private, then private to shared")
+    mutating func throughMemory() {
+        setUp()
+        feed(access(.read, 0x5000, reg: 3, cbit: true))
+        feed(access(.write, 0x6000, reg: 3, cbit: true))
+        feed(access(.read, 0x6000, reg: 4, cbit: true))
+        feed(access(.write, 0x9000, reg: 4, cbit: false))
+        #expect(analyzer.findings.first?.labels.contains("secret:k") == true)
+        #expect(analyzer.findings.first?.sourceSeq == 2, "the source is the secret's declaration")
+    }
+
+    @Test("label sets are interned: repeating a union adds no set")
+    func interning() {
+        var t = LabelTable()
+        let a = t.secret(name: "a", seq: 0, spa: 0), b = t.privateData(vm: 0, seq: 1)
+        let ab = t.union(a, b)
+        let count = t.setCount
+        #expect(t.union(b, a) == ab)
+        #expect(t.union(ab, a) == ab)
+        #expect(t.union(ab, 0) == ab)
+        #expect(t.privateData(vm: 0, seq: 9) == b)
+        #expect(t.setCount == count)
+    }
+}

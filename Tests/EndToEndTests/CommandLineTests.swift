@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+
+/// The `sev-trace` executable, run as a user runs it.
+@Suite(.serialized)
+struct CommandLineTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// The built executable, beside the test bundle.
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sev-trace")
+    }
+
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    @discardableResult
+    static func run(_ args: [String], in dir: String) throws -> Run {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                   stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    final class Scratch {
+        let path: String
+        init() {
+            var template = Array((NSTemporaryDirectory() + "/sev-trace-cli-XXXXXX").utf8CString)
+            path = String(cString: mkdtemp(&template)!)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    @Test("the executable is built")
+    func built() {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.executable.path))
+    }
+
+    @Test("record, query, replay and verify the default scenario; two processes record identical bytes")
+    func mainJob() throws {
+        let s = Scratch()
+        let rec = try Self.run(["record"], in: s.path)
+        #expect(rec.status == 0, "\(rec.stderr)")
+        #expect(rec.stdout.contains("PRIVATE_TO_SHARED"))
+        #expect(rec.stdout.contains("trace: default.sevtrace"))
+        let leaks = Self.root.appendingPathComponent("Queries/leaks.sql").path
+        let q = try Self.run(["query", "default.sevtrace", leaks], in: s.path)
+        #expect(q.status == 0 && q.stdout.contains("PRIVATE_TO_DMA"))
+        let json = try Self.run(["query", "default.sevtrace", leaks, "--format", "json"], in: s.path)
+        #expect(json.status == 0)
+        #expect((try? JSONSerialization.jsonObject(with: Data(json.stdout.utf8))) is [[String: Any]])
+        let replay = try Self.run(["replay", "default.sevtrace"], in: s.path)
+        #expect(replay.status == 0 && replay.stdout.hasPrefix("identical"))
+        #expect(try Self.run(["verify", "default.sevtrace"], in: s.path).status == 0)
+        #expect(try Self.run(["record", "-o", "again.sevtrace"], in: s.path).status == 0)
+        let a = try Data(contentsOf: URL(fileURLWithPath: s.path + "/default.sevtrace/events.zst"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: s.path + "/again.sevtrace/events.zst"))
+        #expect(a == b)
+        let dump = try Self.run(["dump", "default.sevtrace", "--from", "2", "--count", "3"], in: s.path)
+        #expect(dump.stdout.split(separator: "\n").map { $0.prefix(3) } == ["#2 ", "#3 ", "#4 "])
+    }
+
+    @Test("a flipped byte in a chunk makes verify and dump fail with one line naming the chunk")
+    func corruptChunk() throws {
+        let s = Scratch()
+        try Self.run(["record"], in: s.path)
+        let path = s.path + "/default.sevtrace/events.zst"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 40] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let v = try Self.run(["verify", "default.sevtrace"], in: s.path)
+        #expect(v.status == 1)
+        #expect(v.stderr.hasPrefix("error: chunk 0 at offset "))
+        #expect(v.stderr.split(separator: "\n").count == 1)
+        let d = try Self.run(["dump", "default.sevtrace"], in: s.path)
+        #expect(d.status != 0 && d.stderr.hasPrefix("error: chunk 0"))
+    }
+
+    @Test("a misspelled instruction is reported as FILE:LINE:COLUMN: error:, and no bundle is left")
+    func badScenario() throws {
+        let s = Scratch()
+        try "vm guest\nprogram guest\n    mvo r1, 2\n    hlt\nend\n".write(toFile: s.path + "/bad.sev", atomically: true, encoding: .utf8)
+        let r = try Self.run(["record", "bad.sev"], in: s.path)
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("bad.sev:3:5: error: unknown instruction 'mvo'"))
+        #expect(!FileManager.default.fileExists(atPath: s.path + "/bad.sevtrace"))
+    }
+
+    @Test("a scenario that fails at run time leaves nothing half-written")
+    func runtimeFailure() throws {
+        let s = Scratch()
+        try "vm guest\nprogram guest\n    mov r1, 0x7000000\n    load r2, [r1]\n    hlt\nend\nlaunch guest\nrun guest\n"
+            .write(toFile: s.path + "/fault.sev", atomically: true, encoding: .utf8)
+        let r = try Self.run(["record", "fault.sev"], in: s.path)
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("fault.sev:8:1: error: guest vcpu 0: page fault"))
+        #expect(!FileManager.default.fileExists(atPath: s.path + "/fault.sevtrace"))
+    }
+
+    @Test("usage errors are one line beginning error: and exit 2", arguments: [
+        ["query"], ["nonsense"], ["replay", "missing.sevtrace"], ["query", "x", "y", "--format", "xml"],
+        ["analyze", "missing.sevtrace", "--fail-on", "urgent"],
+    ])
+    func usage(_ args: [String]) throws {
+        let scratch = Scratch()
+        let r = try Self.run(args, in: scratch.path)
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("error: "))
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+
+    @Test("analyze --fail-on exits 1 when a finding is that bad, 0 otherwise")
+    func failOn() throws {
+        let s = Scratch()
+        try Self.run(["record", "--no-analyze"], in: s.path)
+        #expect(try Self.run(["analyze", "default.sevtrace", "--fail-on", "high"], in: s.path).status == 1)
+        #expect(try Self.run(["analyze", "default.sevtrace", "--fail-on", "critical"], in: s.path).status == 0)
+        let only = try Self.run(["analyze", "default.sevtrace", "--detectors", "CIPHERTEXT_OBSERVATION"], in: s.path)
+        #expect(only.stdout.contains("findings (1)"))
+    }
+
+    @Test("a bad query names the SQL position")
+    func badQuery() throws {
+        let s = Scratch()
+        try Self.run(["record"], in: s.path)
+        try "SELECT id\nFROM findngs;\n".write(toFile: s.path + "/q.sql", atomically: true, encoding: .utf8)
+        let r = try Self.run(["query", "default.sevtrace", "q.sql"], in: s.path)
+        #expect(r.status == 2)
+        #expect(r.stderr == "error: q.sql:2:6: no such table: findngs\n")
+    }
+}

@@ -1,0 +1,64 @@
+import Analyzer
+import Foundation
+import Scenario
+import Testing
+import TraceFormat
+
+/// The traces committed under Traces/ replay identically and keep their findings.
+struct GoldenTraceTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static let expected: [String: [String]] = [
+        "default": ["PRIVATE_TO_SHARED:high", "PRIVATE_TO_DMA:high", "CIPHERTEXT_OBSERVATION:low"],
+        "hv-peeks": ["PRIVATE_TO_SHARED:high", "HV_PLAINTEXT:high", "CIPHERTEXT_OBSERVATION:low",
+                     "HV_WRITE_PRIVATE:medium", "DMA_INTO_PRIVATE:medium"],
+        "clean-io": [],
+    ]
+
+    static var bundles: [String] {
+        let dir = root.appendingPathComponent("Traces").path
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+            .filter { $0.hasSuffix(".sevtrace") }.sorted()
+    }
+
+    @Test("every committed trace has its expected findings listed here")
+    func allListed() {
+        #expect(Set(Self.bundles.map { String($0.dropLast(".sevtrace".count)) }) == Set(Self.expected.keys))
+    }
+
+    @Test("replays identically", arguments: bundles)
+    func replays(_ name: String) throws {
+        let bundle = try TraceBundle(existing: Self.root.appendingPathComponent("Traces/\(name)").path)
+        let outcome = try Replayer.replay(bundle)
+        guard case .identical = outcome else {
+            Issue.record("\(name) diverged: \(outcome)")
+            return
+        }
+    }
+
+    @Test("verifies, and its stored and re-analyzed findings are the expected ones", arguments: bundles)
+    func findings(_ name: String) throws {
+        let bundle = try TraceBundle(existing: Self.root.appendingPathComponent("Traces/\(name)").path)
+        _ = try TraceVerifier.verify(bundle)
+        let want = Self.expected[String(name.dropLast(".sevtrace".count))] ?? ["(not listed)"]
+        let stored = try bundle.index().findings()
+        #expect(stored.map { "\($0.detector):\($0.severity)" } == want)
+        let fresh = try Analyzer().analyze(try bundle.reader())
+        #expect(fresh == stored)
+    }
+
+    @Test("each golden trace is what its scenario records today, byte for byte", arguments: bundles)
+    func rerecord(_ name: String) throws {
+        let bundle = try TraceBundle(existing: Self.root.appendingPathComponent("Traces/\(name)").path)
+        let header = try bundle.reader().header
+        let script = try ScenarioParser(file: header.scenarioName).parse(header.scenarioText)
+        var template = Array((NSTemporaryDirectory() + "/sev-trace-g-XXXXXX").utf8CString)
+        let dir = String(cString: mkdtemp(&template)!)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fresh = try ScenarioRecorder.record(script, seed: header.seed, to: dir + "/x.sevtrace",
+                                                chunkBytes: header.chunkBytes, compressionLevel: header.compressionLevel)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: fresh.bundle.eventsPath))
+                == Data(contentsOf: URL(fileURLWithPath: bundle.eventsPath)))
+    }
+}

@@ -1,0 +1,102 @@
+import Analyzer
+import Foundation
+import Scenario
+import Testing
+import TraceFormat
+@testable import Query
+
+struct QueryEngineTests {
+    /// Records the default scenario (analyzed) into a fresh temporary bundle.
+    final class Recorded {
+        let dir: String
+        let bundle: TraceBundle
+
+        init(chunkBytes: UInt32 = 1 << 20) throws {
+            var template = Array((NSTemporaryDirectory() + "/sev-trace-q-XXXXXX").utf8CString)
+            dir = String(cString: mkdtemp(&template)!)
+            let script = try ScenarioParser(file: "default").parse(DefaultScenario.text)
+            bundle = try ScenarioRecorder.record(script, seed: 1, to: dir + "/d.sevtrace", chunkBytes: chunkBytes).bundle
+            try bundle.writableIndex().replaceFindings(try Analyzer().analyze(try bundle.reader()))
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    static let leaksSQL = try! String(contentsOfFile: URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Queries/leaks.sql").path, encoding: .utf8)
+
+    @Test("the events table answers seq ranges from the right chunks, in order")
+    func eventsBySeq() throws {
+        let r = try Recorded(chunkBytes: 512)
+        let engine = try QueryEngine(bundle: r.bundle)
+        let all = try engine.run("SELECT count(*) FROM events")[0].rows[0][0]
+        let total = try r.bundle.reader().eventCount()
+        #expect(all == .integer(Int64(total)))
+        let rows = try engine.run("SELECT seq FROM events WHERE seq BETWEEN 700 AND 705")[0].rows
+        #expect(rows == (700...705).map { [.integer($0)] })
+        #expect(try engine.run("SELECT seq FROM events WHERE seq > 1147")[0].rows.count == Int(total) - 1148)
+        #expect(try engine.run("SELECT seq FROM events WHERE seq = 3")[0].rows == [[.integer(3)]])
+        #expect(try engine.run("SELECT seq FROM events WHERE seq < 0")[0].rows.isEmpty)
+        let psp = try engine.run("SELECT count(*) FROM events WHERE type = 'psp'")[0].rows[0][0]
+        let indexed = try engine.run("SELECT count(*) FROM psp_commands")[0].rows[0][0]
+        #expect(psp == indexed)
+    }
+
+    @Test("the events table's memory columns match the index's page counts")
+    func memoryColumns() throws {
+        let r = try Recorded()
+        let engine = try QueryEngine(bundle: r.bundle)
+        let fromEvents = try engine.run("SELECT count(*) FROM events WHERE type = 'mem' AND spa >> 12 = (SELECT spa_page FROM page_chunks ORDER BY reads + writes DESC LIMIT 1)")[0].rows[0][0]
+        let fromIndex = try engine.run("SELECT reads + writes FROM page_chunks ORDER BY reads + writes DESC LIMIT 1")[0].rows[0][0]
+        #expect(fromEvents == fromIndex)
+    }
+
+    @Test("leaks.sql lists the default scenario's findings, worst first")
+    func leaks() throws {
+        let r = try Recorded()
+        let result = try QueryEngine(bundle: r.bundle).run(Self.leaksSQL, file: "leaks.sql")
+        #expect(result.count == 1)
+        let detectors = result[0].rows.map { $0[result[0].columns.firstIndex(of: "detector")!] }
+        #expect(detectors == [.text("PRIVATE_TO_SHARED"), .text("PRIVATE_TO_DMA"), .text("CIPHERTEXT_OBSERVATION")])
+    }
+
+    @Test("a bad query names the line and column of the problem")
+    func errorPosition() throws {
+        let r = try Recorded()
+        let engine = try QueryEngine(bundle: r.bundle)
+        #expect(throws: QueryError(file: "q.sql", line: 2, column: 8, message: "no such column: nope")) {
+            _ = try engine.run("SELECT 1;\nSELECT nope FROM findings;", file: "q.sql")
+        }
+    }
+
+    @Test("the connection is read-only: a query cannot change the trace")
+    func readOnly() throws {
+        let r = try Recorded()
+        let before = try Data(contentsOf: URL(fileURLWithPath: r.bundle.indexPath))
+        let engine = try QueryEngine(bundle: r.bundle)
+        #expect(throws: QueryError.self) { _ = try engine.run("DELETE FROM findings") }
+        #expect(throws: QueryError.self) { _ = try engine.run("CREATE TABLE x(a)") }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: r.bundle.indexPath)) == before)
+    }
+
+    @Test("output formats", arguments: OutputFormat.allCases)
+    func formats(_ format: OutputFormat) throws {
+        let result = QueryResult(columns: ["n", "s", "b"], rows: [[.integer(1), .text("a,\"b\"\n"), .blob([0xab, 1])],
+                                                                  [.null, .real(2.5), .text("é")]])
+        let out = format.render(result)
+        switch format {
+        case .table:
+            #expect(out.contains("(2 rows)"))
+            #expect(out.split(separator: "\n")[1].allSatisfy { $0 == "-" || $0 == " " })
+        case .csv:
+            #expect(out == "n,s,b\r\n1,\"a,\"\"b\"\"\n\",ab01\r\n,2.5,é\r\n")
+        case .json:
+            let parsed = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [[String: Any]]
+            #expect(parsed.count == 2)
+            #expect(parsed[0]["s"] as? String == "a,\"b\"\n")
+            #expect(parsed[0]["b"] as? String == "ab01")
+            #expect(parsed[1]["n"] is NSNull)
+        }
+    }
+}
