@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
 
     /// The copy-heavy scenario: a private 1 MiB buffer holding a secret is copied back and forth.
     static func scenario(accesses: UInt64) -> String {
-        let perPass: UInt64 = 2 * 131_072  // two copies of 128 Ki quadwords, a load and a store each
+        let perPass: UInt64 = 2 * 131_072 * 2  // two copies of 128 Ki quadwords, a load and a store each
         let passes = max(1, (accesses + perPass - 1) / perPass)
         return """
         # bench: copy 1 MiB back and forth \(passes) times (\(passes * perPass) data accesses)
