@@ -11,8 +11,8 @@ public final class Analyzer {
     /// Detectors to run.
     public let detectors: Set<Detector>
     private var table = LabelTable()
-    private var shadow = ShadowMemory()
-    private var registers: [UInt32: [RegisterTaint]] = [:]
+    private let shadow = ShadowMemory()
+    private var registers: [UInt32: RegisterFile] = [:]
     private var vmNames: [UInt16: String] = [:]
     private var asidToVM: [UInt16: UInt16] = [:]
     private var collector = FindingCollector()
@@ -24,6 +24,19 @@ public final class Analyzer {
         var set: LabelTable.SetID = 0
         var origin: UInt64 = 0
         var loadSPA: UInt64 = 0
+    }
+
+    /// One vCPU's registers, r0-r15 and the copy latch.
+    final class RegisterFile {
+        var r = [RegisterTaint](repeating: RegisterTaint(), count: 17)
+    }
+
+    private func registerFile(_ vm: UInt16, _ vcpu: UInt16) -> RegisterFile {
+        let key = UInt32(vm) << 16 | UInt32(vcpu)
+        if let f = registers[key] { return f }
+        let f = RegisterFile()
+        registers[key] = f
+        return f
     }
 
     public init(detectors: Set<Detector> = Set(Detector.allCases)) {
@@ -41,8 +54,6 @@ public final class Analyzer {
         }
         return findings
     }
-
-    private func regs(_ vm: UInt16, _ vcpu: UInt16) -> UInt32 { UInt32(vm) << 16 | UInt32(vcpu) }
 
     /// Processes one event.
     public func process(_ e: TraceEvent) {
@@ -64,23 +75,22 @@ public final class Analyzer {
     }
 
     private func registerOp(_ r: RegisterOp) {
-        let key = regs(r.vm, r.vcpu)
-        var file = registers[key] ?? Array(repeating: RegisterTaint(), count: 17)
+        let regs = registerFile(r.vm, r.vcpu)
         let dst = Int(r.dst), src = Int(r.src)
+        guard dst < regs.r.count else { return }
         switch r.op {
-        case .loadImmediate: file[dst] = RegisterTaint()
-        case .move: file[dst] = src < file.count ? file[src] : RegisterTaint()
+        case .loadImmediate: regs.r[dst] = RegisterTaint()
+        case .move: regs.r[dst] = src < regs.r.count ? regs.r[src] : RegisterTaint()
         case .add, .sub, .and, .or, .xor:
             if r.op == .xor && dst == src {
-                file[dst] = RegisterTaint()  // the zeroing idiom
-            } else if src < file.count, file[src].set != 0 {
-                let merged = table.union(file[dst].set, file[src].set)
-                if file[dst].set == 0 { file[dst] = file[src] }
-                file[dst].set = merged
+                regs.r[dst] = RegisterTaint()  // the zeroing idiom
+            } else if src < regs.r.count, regs.r[src].set != 0 {
+                let merged = table.union(regs.r[dst].set, regs.r[src].set)
+                if regs.r[dst].set == 0 { regs.r[dst] = regs.r[src] }
+                regs.r[dst].set = merged
             }
         case .addImmediate: break
         }
-        registers[key] = file
     }
 
     private func access(_ a: MemoryAccess, seq: UInt64) {
@@ -90,18 +100,15 @@ public final class Analyzer {
             guard a.kind == .read || a.kind == .write, a.register != MemoryAccess.noRegister || a.kind == .write else {
                 return
             }
-            let key = regs(vm, index)
+            let regs = registerFile(vm, index)
             if a.kind == .read {
+                guard Int(a.register) < regs.r.count else { return }
                 let (set, origin) = shadow.read(a.spa, size: size, table: &table)
-                var file = registers[key] ?? Array(repeating: RegisterTaint(), count: 17)
-                file[Int(a.register)] = RegisterTaint(set: set, origin: origin ?? seq, loadSPA: a.spa)
-                registers[key] = file
+                regs.r[Int(a.register)] = RegisterTaint(set: set, origin: origin ?? seq, loadSPA: a.spa)
                 return
             }
             var source = RegisterTaint()
-            if a.register != MemoryAccess.noRegister, let file = registers[key], Int(a.register) < file.count {
-                source = file[Int(a.register)]
-            }
+            if Int(a.register) < regs.r.count { source = regs.r[Int(a.register)] }
             if !a.cbit && source.set != 0 {
                 hit(.privateToShared, a, seq, source.set, sourceSeq: source.origin, sourceSPA: source.loadSPA,
                     plaintext: true)

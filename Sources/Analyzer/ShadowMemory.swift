@@ -2,7 +2,7 @@
 /// the event the data came from, and for every 16-byte block whether DRAM holds it encrypted (and under
 /// which ASID) and which of its bytes a keyless write has overwritten since. Pages are created when
 /// first written.
-struct ShadowMemory {
+final class ShadowMemory {
     final class Page {
         /// Label set per byte (nil while the page holds no tainted byte).
         var labels: [LabelTable.SetID]?
@@ -15,14 +15,29 @@ struct ShadowMemory {
     }
 
     private var pages: [UInt64: Page] = [:]
+    /// The pages looked up last: copies and walks revisit a few pages over and over.
+    private var cache: [(number: UInt64, page: Page?)] = Array(repeating: (UInt64.max, nil), count: 4)
+    private var cacheNext = 0
 
     /// The number of pages with shadow state.
     var pageCount: Int { pages.count }
 
-    private mutating func page(_ spa: UInt64) -> Page {
-        if let p = pages[spa >> 12] { return p }
+    /// The shadow page holding `spa`, if it has one.
+    @inline(__always)
+    private func existing(_ spa: UInt64) -> Page? {
+        let number = spa >> 12
+        for c in cache where c.number == number { return c.page }
+        let p = pages[number]
+        cache[cacheNext] = (number, p)
+        cacheNext = (cacheNext + 1) & 3
+        return p
+    }
+
+    private func page(_ spa: UInt64) -> Page {
+        if let p = existing(spa) { return p }
         let p = Page()
         pages[spa >> 12] = p
+        for i in cache.indices where cache[i].number == spa >> 12 { cache[i].page = p }
         return p
     }
 
@@ -34,7 +49,7 @@ struct ShadowMemory {
         while i < size {
             let a = spa + UInt64(i)
             let n = min(size - i, Int(4096 - (a & 0xFFF)))
-            if let p = pages[a >> 12], let labels = p.labels {
+            if let p = existing(a), let labels = p.labels {
                 let base = Int(a & 0xFFF)
                 for j in 0..<n where labels[base + j] != 0 {
                     set = table.union(set, labels[base + j])
@@ -47,15 +62,15 @@ struct ShadowMemory {
     }
 
     /// Sets the labels of `size` bytes at `spa`, and records whether the blocks are now stored encrypted.
-    mutating func write(_ spa: UInt64, size: Int, set: LabelTable.SetID, origin: UInt64, encryptedBy asid: UInt16) {
+    func write(_ spa: UInt64, size: Int, set: LabelTable.SetID, origin: UInt64, encryptedBy asid: UInt16) {
         var i = 0
         while i < size {
             let a = spa + UInt64(i)
             let n = min(size - i, Int(4096 - (a & 0xFFF)))
             let base = Int(a & 0xFFF)
             let p: Page
-            if let existing = pages[a >> 12] {
-                p = existing
+            if let found = existing(a) {
+                p = found
             } else if set == 0 && asid == 0 {
                 i += n  // plaintext, untainted, never seen: nothing to remember
                 continue
@@ -103,7 +118,7 @@ struct ShadowMemory {
         while i < size {
             let a = spa + UInt64(i)
             let n = min(size - i, 16 - Int(a & 0xF))
-            if let p = pages[a >> 12] {
+            if let p = existing(a) {
                 let block = Int(a & 0xFFF) >> 4
                 if p.encryptedBy[block] != 0
                     && Self.mask(block: block, from: Int(a & 0xFFF), count: n) & ~p.overwritten[block] != 0 {

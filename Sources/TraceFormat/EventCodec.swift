@@ -1,10 +1,12 @@
-/// The compact binary encoding of events: one tag byte, then varints, with cycles and addresses
-/// stored as deltas against the previous event of the same chunk.
+/// The compact binary encoding of events: one tag byte, then varints, with cycles stored as deltas
+/// against the previous event and addresses against the previous access of the same kind (so the loads
+/// and the stores of a copy loop each advance by a small step) in the same chunk.
 ///
 /// Layout of a memory access (the hot case):
 /// `tag` (type in bits 0-3; bit 4 C-bit, bit 5 has register, bit 6 same actor, VM and ASID as the previous
-/// access, bit 7 size is 8), `Δcycle`, `kind | reason << 4`, [`actor`, `vm`, `asid`], `zigzag Δspa`,
-/// `zigzag Δgpa`, `zigzag Δgva`, [`size`], [`register`], `value`.
+/// access, bit 7 size is 8), `Δcycle`, `kind | reason << 3 | fixed << 7`, [`actor`, `vm`, `asid`],
+/// `zigzag Δspa`, `zigzag Δgpa`, `zigzag Δgva`, [`size`], [`register`], `value` (a varint, or 8 raw
+/// little-endian bytes when `fixed` is set: values of 2^56 and up, such as ciphertext, are shorter so).
 /// Every other event: `tag`, `Δcycle`, then its fields in declaration order.
 /// The state resets at every chunk, so each chunk decodes on its own.
 public enum EventCodec {
@@ -15,9 +17,10 @@ public enum EventCodec {
     /// The delta state shared by encoder and decoder.
     struct State {
         var cycle: UInt64 = 0
-        var spa: UInt64 = 0
-        var gpa: UInt64 = 0
-        var gva: UInt64 = 0
+        /// The addresses of the previous access of each kind.
+        var spa = [UInt64](repeating: 0, count: AccessKind.allCases.count)
+        var gpa = [UInt64](repeating: 0, count: AccessKind.allCases.count)
+        var gva = [UInt64](repeating: 0, count: AccessKind.allCases.count)
         var actor: Actor = .hypervisor
         var vm: UInt16 = MemoryAccess.noVM
         var asid: UInt16 = 0
@@ -47,7 +50,8 @@ public struct EventEncoder: Sendable {
             if a.size == 8 { tag |= 0x80 }
             w.u8(tag)
             w.varint(dc)
-            w.u8(a.kind.rawValue | a.reason.rawValue << 4)
+            let fixed = a.value >= 1 << 56
+            w.u8(a.kind.rawValue | a.reason.rawValue << 3 | (fixed ? 0x80 : 0))
             if !same {
                 Self.actor(a.actor, into: &w)
                 w.varint(UInt64(a.vm))
@@ -56,15 +60,16 @@ public struct EventEncoder: Sendable {
                 state.vm = a.vm
                 state.asid = a.asid
             }
-            w.zigzag(Int64(bitPattern: a.spa &- state.spa))
-            w.zigzag(Int64(bitPattern: a.gpa &- state.gpa))
-            w.zigzag(Int64(bitPattern: a.gva &- state.gva))
-            state.spa = a.spa
-            state.gpa = a.gpa
-            state.gva = a.gva
+            let k = Int(a.kind.rawValue)
+            w.zigzag(Int64(bitPattern: a.spa &- state.spa[k]))
+            w.zigzag(Int64(bitPattern: a.gpa &- state.gpa[k]))
+            w.zigzag(Int64(bitPattern: a.gva &- state.gva[k]))
+            state.spa[k] = a.spa
+            state.gpa[k] = a.gpa
+            state.gva[k] = a.gva
             if a.size != 8 { w.varint(UInt64(a.size)) }
             if a.register != MemoryAccess.noRegister { w.u8(a.register) }
-            w.varint(a.value)
+            if fixed { w.u64(a.value) } else { w.varint(a.value) }
         case .registerOp(let r):
             w.u8(EventCodec.TypeCode.registerOp.rawValue)
             w.varint(dc)
@@ -190,7 +195,8 @@ public struct EventDecoder: Sendable {
             switch type {
             case .memoryAccess:
                 let kr = try r.u8()
-                guard let kind = AccessKind(rawValue: kr & 0x0f), let reason = CbitReason(rawValue: kr >> 4) else {
+                guard kr & 0x40 == 0, let kind = AccessKind(rawValue: kr & 0x07),
+                      let reason = CbitReason(rawValue: (kr >> 3) & 0x07) else {
                     throw EventDecodingError.invalidValue(offset: r.offset - 1, what: "access kind/reason \(kr)")
                 }
                 if tag & 0x40 == 0 {
@@ -198,14 +204,15 @@ public struct EventDecoder: Sendable {
                     state.vm = try u16(&r)
                     state.asid = try u16(&r)
                 }
-                state.spa &+= UInt64(bitPattern: try r.zigzag())
-                state.gpa &+= UInt64(bitPattern: try r.zigzag())
-                state.gva &+= UInt64(bitPattern: try r.zigzag())
+                let k = Int(kind.rawValue)
+                state.spa[k] &+= UInt64(bitPattern: try r.zigzag())
+                state.gpa[k] &+= UInt64(bitPattern: try r.zigzag())
+                state.gva[k] &+= UInt64(bitPattern: try r.zigzag())
                 let size = tag & 0x80 != 0 ? 8 : try u32(&r)
                 let reg = tag & 0x20 != 0 ? try r.u8() : MemoryAccess.noRegister
-                let value = try r.varint()
+                let value = kr & 0x80 != 0 ? try r.u64() : try r.varint()
                 body = .memoryAccess(MemoryAccess(
-                    actor: state.actor, vm: state.vm, asid: state.asid, kind: kind, gva: state.gva, gpa: state.gpa, spa: state.spa,
+                    actor: state.actor, vm: state.vm, asid: state.asid, kind: kind, gva: state.gva[k], gpa: state.gpa[k], spa: state.spa[k],
                     size: size, cbit: tag & 0x10 != 0, reason: reason, register: reg, value: value))
             case .registerOp:
                 let vm = try u16(&r), vcpu = try u16(&r)

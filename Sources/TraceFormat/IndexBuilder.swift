@@ -4,6 +4,9 @@ public final class IndexBuilder: TraceObserver {
     private let database: SQLiteDatabase
     private let insertChunk, insertPage, insertVM, insertPSP, insertCbit, insertNPT, insertSecret: SQLiteStatement
     private var pages: [PageKey: (reads: Int64, writes: Int64)] = [:]
+    /// The last few pages counted, with counts not yet added to `pages`: consecutive accesses mostly
+    /// revisit them, and this spares a hash per access.
+    private var recent: [(key: PageKey, reads: Int64, writes: Int64)] = []
     private var failure: SQLiteError?
 
     private struct PageKey: Hashable, Comparable {
@@ -38,9 +41,14 @@ public final class IndexBuilder: TraceObserver {
             switch body {
             case .memoryAccess(let a):
                 let key = PageKey(spaPage: a.spa >> 12, vm: a.vm, gpaPage: a.vm == MemoryAccess.noVM ? 0 : a.gpa >> 12)
-                var counts = pages[key, default: (0, 0)]
-                if a.kind.isRead { counts.reads += 1 } else { counts.writes += 1 }
-                pages[key] = counts
+                let read: Int64 = a.kind.isRead ? 1 : 0
+                if let i = recent.firstIndex(where: { $0.key == key }) {
+                    recent[i].reads += read
+                    recent[i].writes += 1 - read
+                } else {
+                    if recent.count == 4 { flushRecent(1) }
+                    recent.append((key, read, 1 - read))
+                }
             case .registerOp, .vcpuMode, .vcpuHalt:
                 break
             case .vmCreated(let v):
@@ -70,8 +78,20 @@ public final class IndexBuilder: TraceObserver {
         }
     }
 
+    /// Moves the oldest `count` recent pages into `pages`.
+    private func flushRecent(_ count: Int) {
+        for r in recent.prefix(count) {
+            var counts = pages[r.key, default: (0, 0)]
+            counts.reads += r.reads
+            counts.writes += r.writes
+            pages[r.key] = counts
+        }
+        recent.removeFirst(min(count, recent.count))
+    }
+
     public func chunkWritten(_ info: ChunkInfo) {
         guard failure == nil else { return }
+        flushRecent(recent.count)
         do {
             try insertChunk.run([
                 .integer(Int64(info.index)), .integer(Int64(bitPattern: info.offset)), .integer(Int64(bitPattern: info.firstSeq)),

@@ -18,8 +18,13 @@ struct Bench: ParsableCommand {
     @Option(help: "The seed.")
     var seed: UInt64 = 1
 
+    @Flag(help: "Leave the buffers uninitialised: private memory never written decrypts to random-looking garbage, the worst case for compression.")
+    var uninitialised = false
+
     /// The copy-heavy scenario: a private 1 MiB buffer holding a secret is copied back and forth.
-    static func scenario(accesses: UInt64) -> String {
+    /// Both buffers are part of the launch image, so they hold zeros rather than the garbage that
+    /// uninitialised private memory decrypts to.
+    static func scenario(accesses: UInt64, initialised: Bool) -> String {
         let perPass: UInt64 = 2 * 131_072 * 2  // two copies of 128 Ki quadwords, a load and a store each
         let passes = max(1, (accesses + perPass - 1) / perPass)
         return """
@@ -28,6 +33,7 @@ struct Bench: ParsableCommand {
         vm guest memory=32M policy=0x1
         device nic0
         shared guest 0x1f00000 pages=1
+        \(initialised ? "data guest 0x800000 fill=0 len=1M\ndata guest 0x1000000 fill=0 len=1M" : "")
         program guest at=0x100000
             mov r5, \(passes)
         again:
@@ -55,7 +61,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let text = Self.scenario(accesses: accesses)
+        let text = Self.scenario(accesses: accesses, initialised: !uninitialised)
         let script = try ScenarioParser(file: "bench").parse(text)
         let clock = ContinuousClock()
 
