@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/attaswift/BigInt", from: "6.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -27,6 +28,7 @@ let package = Package(
         .target(name: "SEVMachine", dependencies: [
             "TraceFormat", "CAESNI",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "BigInt", package: "BigInt"),
         ], swiftSettings: hotPathSettings),
         .target(name: "Scenario", dependencies: ["SEVMachine", "TraceFormat"]),
         .target(name: "Analyzer", dependencies: ["TraceFormat"], swiftSettings: hotPathSettings),

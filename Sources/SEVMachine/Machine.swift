@@ -1,43 +1,43 @@
 import TraceFormat
 
-/// The whole simulated system: memory and its controller, the PSP, the hypervisor, its VMs and devices.
-/// Everything it does is reported to its sink as events, in the order it happens, stamped with a
-/// simulated cycle count. It knows nothing of files.
+/// The whole simulated system: one or more SEV platforms on one timeline. Everything they do is
+/// reported to the sink as events, in the order it happens, stamped with a simulated cycle count. It
+/// knows nothing of files.
 public final class Machine {
-    public let config: PlatformConfig
-    public let memory: PhysicalMemory
-    public let controller: MemoryController
     /// The simulated time: advanced by every event by that event's cost.
     public private(set) var cycle: UInt64 = 0
     let sink: EventSink
     /// The simulation's randomness (firmware keys and nonces), from the scenario's seed.
     var rng: SeededGenerator
-    /// The PSP running the SEV firmware.
-    public private(set) lazy var firmware = SEVFirmware(machine: self)
-    /// The hypervisor.
-    public private(set) lazy var kvm = KVM(machine: self)
-    /// The DMA-capable devices, by id.
-    public private(set) var devices: [DMADevice] = []
+    public private(set) var platforms: [Platform] = []
+    private var vmCount: UInt16 = 0
+    private var deviceCount: UInt16 = 0
 
-    /// Cycle costs of the things the machine does.
-    enum Cost {
-        static let instruction: UInt64 = 1
-        static let access: UInt64 = 4
-        static let walkStep: UInt64 = 4
-        static let dma: UInt64 = 8
-        static let pspAccess: UInt64 = 2
-        static let pspCommand: UInt64 = 1000
-        static let control: UInt64 = 10
-    }
-
-    /// Creates a powered-on platform: PSP in UNINIT, no VMs.
-    public init(config: PlatformConfig, seed: UInt64, sink: EventSink) {
-        self.config = config
-        self.memory = PhysicalMemory(size: config.memoryBytes)
-        self.controller = MemoryController(memory: memory, asidCount: Int(config.maxSEVASID) + 1)
+    /// Creates a machine with no platform yet.
+    public init(seed: UInt64, sink: EventSink) {
         self.sink = sink
         self.rng = SeededGenerator(seed: seed)
     }
+
+    /// Creates a machine with one platform, the usual case.
+    public convenience init(config: PlatformConfig, seed: UInt64, sink: EventSink) {
+        self.init(seed: seed, sink: sink)
+        addPlatform(name: "host", config: config)
+    }
+
+    /// Adds a powered-on platform.
+    @discardableResult
+    public func addPlatform(name: String, config: PlatformConfig) -> Platform {
+        let p = Platform(id: UInt8(platforms.count), name: name, config: config, machine: self)
+        platforms.append(p)
+        return p
+    }
+
+    /// The platform called `name`.
+    public func platform(named name: String) -> Platform? { platforms.first { $0.name == name } }
+
+    /// The first platform (the only one in most scenarios).
+    public var primary: Platform { platforms[0] }
 
     /// Reports an event that took `cost` cycles.
     @inline(__always)
@@ -46,72 +46,24 @@ public final class Machine {
         sink.record(cycle: cycle, body)
     }
 
-    /// Adds a DMA-capable device and returns it.
-    @discardableResult
-    public func addDevice(name: String) -> DMADevice {
-        let d = DMADevice(id: UInt16(devices.count), name: name, machine: self)
-        devices.append(d)
-        return d
+    /// The next VM id (VM ids are unique across platforms).
+    func nextVMID() -> UInt16 {
+        defer { vmCount += 1 }
+        return vmCount
     }
 
-    /// The device called `name`, if there is one.
-    public func device(named name: String) -> DMADevice? { devices.first { $0.name == name } }
-
-    // MARK: - The one path to memory
-
-    /// Reads `size` (1 to 8) bytes for `actor` and reports the access; returns what the actor saw.
-    @inline(__always)
-    func read(actor: Actor, vm: UInt16, asid: UInt16, kind: AccessKind, gva: UInt64, gpa: UInt64, spa: UInt64,
-              size: Int, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
-              key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) -> UInt64 {
-        let value = try controller.readValue(spa, size: size, key: key)
-        emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: spa,
-                                        size: UInt32(size), cbit: cbit, reason: reason, register: register, value: value)),
-             cost: cost)
-        return value
+    /// The next device id.
+    func nextDeviceID() -> UInt16 {
+        defer { deviceCount += 1 }
+        return deviceCount
     }
 
-    /// Writes `size` (1 to 8) bytes of `value` for `actor` and reports the access.
-    @inline(__always)
-    func write(actor: Actor, vm: UInt16, asid: UInt16, kind: AccessKind, gva: UInt64, gpa: UInt64, spa: UInt64,
-               size: Int, value: UInt64, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
-               key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) {
-        let v = size == 8 ? value : value & ((1 << UInt64(8 * size)) - 1)
-        try controller.writeValue(spa, size: size, value: v, key: key)
-        emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: spa,
-                                        size: UInt32(size), cbit: cbit, reason: reason, register: register, value: v)),
-             cost: cost)
-    }
+    /// Every VM of every platform.
+    public var vms: [VirtualMachine] { platforms.flatMap(\.kvm.vms) }
 
-    /// Splits `[start, start + count)` into naturally aligned pieces of at most 8 bytes.
-    static func granules(start: UInt64, count: Int) -> [(offset: Int, size: Int)] {
-        var out: [(Int, Int)] = []
-        var done = 0
-        while done < count {
-            let addr = start + UInt64(done)
-            var size = 8
-            while size > 1 && (addr % UInt64(size) != 0 || size > count - done) { size /= 2 }
-            out.append((done, size))
-            done += size
-        }
-        return out
-    }
+    /// The VM called `name`, on any platform.
+    public func vm(named name: String) -> VirtualMachine? { vms.first { $0.name == name } }
 
-    /// The value of `size` bytes at `offset` in `bytes`, little-endian.
-    static func value(_ bytes: [UInt8], at offset: Int, size: Int) -> UInt64 {
-        var v: UInt64 = 0
-        for i in 0..<size { v |= UInt64(bytes[offset + i]) << UInt64(8 * i) }
-        return v
-    }
-
-    /// Stores `size` bytes of `value` at `offset` in `bytes`.
-    static func store(_ value: UInt64, into bytes: inout [UInt8], at offset: Int, size: Int) {
-        for i in 0..<size { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> UInt64(8 * i)) }
-    }
-
-    /// WBINVD on every core: writes back and invalidates all cache lines. The PSP notes it, since
-    /// DF_FLUSH requires it after a DEACTIVATE.
-    public func wbinvdAllCores() {
-        firmware.noteWBINVD()
-    }
+    /// The device called `name`, on any platform.
+    public func device(named name: String) -> DMADevice? { platforms.lazy.compactMap { $0.device(named: name) }.first }
 }

@@ -10,7 +10,8 @@ public struct ScenarioParser {
     /// Parses `text`, checking every name it refers to.
     public func parse(_ text: String) throws(ScenarioError) -> ScenarioScript {
         let lexer = Lexer(file: file)
-        var script = ScenarioScript(file: file, text: text, platform: PlatformConfig(), statements: [])
+        var script = ScenarioScript(file: file, text: text, platforms: [], statements: [])
+        var platformNames: [String] = []
         var vms: [String: (launched: Bool, sev: Bool)] = [:]
         var devices: Set<String> = []
         var sawStatement = false
@@ -40,11 +41,28 @@ public struct ScenarioParser {
             func add(_ s: ScenarioScript.Statement) {
                 script.statements.append(.init(location: here, statement: s))
                 sawStatement = true
+                if platformNames.isEmpty { platformNames.append("host") }
+            }
+            /// The `platform=NAME` option, or the first platform.
+            func platformOption(_ o: TokenCursor.Options, _ c: TokenCursor) throws(ScenarioError) -> String {
+                guard let t = o.values["platform"] else { return platformNames.first ?? "host" }
+                guard let name = t.word, platformNames.contains(name) else {
+                    throw c.error(at: t, "no platform named '\(t.spelling)'")
+                }
+                return name
             }
 
             switch keyword {
             case "platform":
                 guard !sawStatement else { throw ScenarioError(here, "`platform` must come before every other statement") }
+                var name = "host"
+                if let t = c.peek, let w = t.word, c.tokens.count == c.index + 1 || c.tokens[c.index + 1].kind != .punct("=") {
+                    _ = c.next()
+                    guard !platformNames.contains(w) else { throw c.error(at: t, "platform '\(w)' is already declared") }
+                    name = w
+                } else if platformNames.contains(name) {
+                    throw ScenarioError(here, "a second platform needs a name: `platform NAME …`")
+                }
                 let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build"])
                 var p = PlatformConfig()
                 p.cbitPosition = Int(try o.number("cbit", default: 47, c))
@@ -65,13 +83,13 @@ public struct ScenarioParser {
                     (p.apiMajor, p.apiMinor) = v
                 }
                 p.build = UInt8(clamping: try o.number("build", default: 48, c))
-                script.platform = p
-                sawStatement = true
+                script.platforms.append((name, p))
+                platformNames.append(name)
             case "vm":
                 let nameToken = c.peek
                 let name = try c.word("a VM name")
                 guard vms[name] == nil else { throw c.error(at: nameToken!, "VM '\(name)' is already declared") }
-                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus"])
+                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform"])
                 let memory = try o.number("memory", default: 4 << 20, c)
                 guard memory >= 2 << 20, memory % (2 << 20) == 0 else {
                     throw ScenarioError(here, "VM memory must be a multiple of 2M")
@@ -83,14 +101,16 @@ public struct ScenarioParser {
                 let vcpus = try o.number("vcpus", default: 1, c)
                 guard (1...64).contains(vcpus) else { throw ScenarioError(here, "vcpus must be 1 to 64") }
                 vms[name] = (false, sevWord == "yes")
-                add(.vm(name: name, memory: memory, policy: UInt32(policy), sev: sevWord == "yes", vcpus: Int(vcpus)))
+                let platform = try platformOption(o, c)
+                add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sevWord == "yes",
+                        vcpus: Int(vcpus)))
             case "device":
                 let t = c.peek
                 let name = try c.word("a device name")
                 guard !devices.contains(name) else { throw c.error(at: t!, "device '\(name)' is already declared") }
-                try c.expectEnd()
+                let o = try c.options(allowed: ["platform"])
                 devices.insert(name)
-                add(.device(name: name))
+                add(.device(name: name, platform: try platformOption(o, c)))
             case "shared":
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")
@@ -173,8 +193,8 @@ public struct ScenarioParser {
                     let gpa = try c.number("a guest physical address")
                     add(.hvWrite(vm: vm, gpa: gpa, bytes: try Self.bytes(&c)))
                 case "wbinvd":
-                    try c.expectEnd()
-                    add(.wbinvd)
+                    let o = try c.options(allowed: ["platform"])
+                    add(.wbinvd(platform: try platformOption(o, c)))
                 default: throw c.error(at: opToken!, "expected read, write or wbinvd, found '\(op)'")
                 }
             case "psp":
@@ -185,14 +205,15 @@ public struct ScenarioParser {
                     throw c.error(at: t!, "unknown firmware command '\(name)'; expected one of: \(all)")
                 }
                 let vm = command.needsVM ? try knownVM(&c) : nil
-                let o = try c.options(allowed: command == .activate ? ["asid"] : [])
+                let o = try c.options(allowed: command == .activate ? ["asid"] : command.needsVM ? [] : ["platform"])
                 let asid = o.values["asid"] == nil ? nil : UInt16(clamping: try o.number("asid", default: 0, c))
-                add(.psp(command: command, vm: vm, asid: asid))
+                add(.psp(command: command, platform: try platformOption(o, c), vm: vm, asid: asid))
             default:
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: keywordToken.column),
                                     "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, launch, run, secret, dma, hv or psp")
             }
         }
+        if script.platforms.isEmpty { script.platforms = [("host", PlatformConfig())] }
         return script
     }
 

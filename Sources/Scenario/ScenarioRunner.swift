@@ -14,7 +14,8 @@ public struct ScenarioRunner {
     /// Builds the machine and runs every statement. A machine error names the statement that caused it.
     @discardableResult
     public func run(into sink: EventSink) throws(ScenarioError) -> Machine {
-        let machine = Machine(config: script.platform, seed: seed, sink: sink)
+        let machine = Machine(seed: seed, sink: sink)
+        for p in script.platforms { machine.addPlatform(name: p.name, config: p.config) }
         for s in script.statements {
             do {
                 try execute(s.statement, on: machine)
@@ -27,15 +28,16 @@ public struct ScenarioRunner {
 
     private func vm(_ name: String, _ m: Machine) -> VirtualMachine {
         // The parser has checked every name.
-        m.kvm.vm(named: name)!
+        m.vm(named: name)!
     }
 
     private func execute(_ statement: ScenarioScript.Statement, on m: Machine) throws(MachineError) {
         switch statement {
-        case .vm(let name, let memory, let policy, let sev, let vcpus):
-            try m.kvm.createVM(name: name, memoryBytes: memory, policy: policy, sev: sev, vcpus: vcpus)
-        case .device(let name):
-            m.addDevice(name: name)
+        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus):
+            try m.platform(named: platform)!.kvm.createVM(name: name, memoryBytes: memory, policy: policy, sev: sev,
+                                                           vcpus: vcpus)
+        case .device(let name, let platform):
+            m.platform(named: platform)!.addDevice(name: name)
         case .shared(let name, let gpa, let pages):
             let v = vm(name, m)
             guard gpa < v.memoryBytes, pages <= (v.memoryBytes - gpa) >> 12 else {
@@ -49,23 +51,29 @@ public struct ScenarioRunner {
             if v.entry == 0 { v.entry = gpa }  // the first program is where the guest starts
             try addImage(v, gpa: gpa, bytes: instructions.flatMap(\.encoded))
         case .launch(let name):
-            try m.kvm.launch(vm(name, m))
+            let v = vm(name, m)
+            try v.platform.kvm.launch(v)
         case .run(let name, let vcpu):
-            try m.kvm.run(vm(name, m), vcpu: vcpu)
+            let v = vm(name, m)
+            try v.platform.kvm.run(v, vcpu: vcpu)
         case .secret(let name, let gpa, let secretName, let bytes):
-            try m.kvm.guestWriteSecret(vm(name, m), gpa: gpa, name: secretName, bytes: bytes)
+            let v = vm(name, m)
+            try v.platform.kvm.guestWriteSecret(v, gpa: gpa, name: secretName, bytes: bytes)
         case .dmaRead(let device, let name, let gpa, let length):
             try m.device(named: device)!.dmaRead(vm: vm(name, m), gpa: gpa, length: length)
         case .dmaWrite(let device, let name, let gpa, let bytes):
             try m.device(named: device)!.dmaWrite(vm: vm(name, m), gpa: gpa, bytes: bytes)
         case .hvRead(let name, let gpa, let length):
-            try m.kvm.read(vm(name, m), gpa: gpa, length: length)
+            let v = vm(name, m)
+            try v.platform.kvm.read(v, gpa: gpa, length: length)
         case .hvWrite(let name, let gpa, let bytes):
-            try m.kvm.write(vm(name, m), gpa: gpa, bytes: bytes)
-        case .wbinvd:
-            m.wbinvdAllCores()
-        case .psp(let command, let name, let asid):
-            try psp(command, name.map { vm($0, m) }, asid: asid, m)
+            let v = vm(name, m)
+            try v.platform.kvm.write(v, gpa: gpa, bytes: bytes)
+        case .wbinvd(let platform):
+            m.platform(named: platform)!.wbinvdAllCores()
+        case .psp(let command, let platform, let name, let asid):
+            let v = name.map { vm($0, m) }
+            try psp(command, v, asid: asid, v?.platform ?? m.platform(named: platform)!)
         }
     }
 
@@ -78,7 +86,7 @@ public struct ScenarioRunner {
         v.addImage(gpa: gpa, bytes: padded)
     }
 
-    private func psp(_ command: ScenarioScript.PSPStatement, _ v: VirtualMachine?, asid: UInt16?, _ m: Machine)
+    private func psp(_ command: ScenarioScript.PSPStatement, _ v: VirtualMachine?, asid: UInt16?, _ m: Platform)
         throws(MachineError) {
         let id: SEVCommand
         switch command {

@@ -6,8 +6,12 @@ public struct ScenarioScript: Sendable {
     public var file: String
     /// The scenario's full text (stored in the trace for replay).
     public var text: String
-    public var platform: PlatformConfig
+    /// The platforms, in declaration order (one called `host` with the defaults when none is declared).
+    public var platforms: [(name: String, config: PlatformConfig)]
     public var statements: [Located]
+
+    /// The first platform's configuration.
+    public var platform: PlatformConfig { platforms[0].config }
 
     /// A statement and its place in the file.
     public struct Located: Sendable {
@@ -18,9 +22,9 @@ public struct ScenarioScript: Sendable {
     /// What a scenario can say.
     public enum Statement: Sendable {
         /// Create a VM.
-        case vm(name: String, memory: UInt64, policy: UInt32, sev: Bool, vcpus: Int)
+        case vm(name: String, platform: String, memory: UInt64, policy: UInt32, sev: Bool, vcpus: Int)
         /// Attach a DMA-capable device.
-        case device(name: String)
+        case device(name: String, platform: String)
         /// The guest kernel maps `pages` pages at `gpa` decrypted at boot.
         case shared(vm: String, gpa: UInt64, pages: UInt64)
         /// Bytes the hypervisor loads at `gpa` before launch (measured by LAUNCH_UPDATE_DATA).
@@ -39,10 +43,10 @@ public struct ScenarioScript: Sendable {
         /// The hypervisor reads or writes guest memory.
         case hvRead(vm: String, gpa: UInt64, length: Int)
         case hvWrite(vm: String, gpa: UInt64, bytes: [UInt8])
-        /// WBINVD on every core.
-        case wbinvd
+        /// WBINVD on every core of a platform.
+        case wbinvd(platform: String)
         /// One firmware command issued directly, for firmware tests.
-        case psp(command: PSPStatement, vm: String?, asid: UInt16?)
+        case psp(command: PSPStatement, platform: String, vm: String?, asid: UInt16?)
     }
 
     /// The firmware commands a scenario can issue directly.

@@ -254,6 +254,8 @@ public struct NPTChange: Equatable, Sendable {
 
 /// One SEV firmware command as the PSP ran it.
 public struct PSPCommand: Equatable, Sendable {
+    /// The platform whose PSP ran it.
+    public var platform: UInt8
     /// The SEV API command id (for example 0x30 for LAUNCH_START).
     public var command: UInt8
     /// The guest handle the command named (0: none).
@@ -270,8 +272,9 @@ public struct PSPCommand: Equatable, Sendable {
     /// The command buffer as the firmware left it (packed, little-endian, as the SEV API lays it out).
     public var buffer: [UInt8]
 
-    public init(command: UInt8, handle: UInt32, asid: UInt16, status: UInt16, platformBefore: UInt8,
+    public init(platform: UInt8 = 0, command: UInt8, handle: UInt32, asid: UInt16, status: UInt16, platformBefore: UInt8,
                 platformAfter: UInt8, guestBefore: UInt8, guestAfter: UInt8, buffer: [UInt8]) {
+        self.platform = platform
         self.command = command
         self.handle = handle
         self.asid = asid
@@ -287,6 +290,8 @@ public struct PSPCommand: Equatable, Sendable {
 /// A VM as the hypervisor created it.
 public struct VMCreated: Equatable, Sendable {
     public var vm: UInt16
+    /// The platform the VM runs on.
+    public var platform: UInt8
     public var name: String
     /// The ASID the hypervisor gave it (0 for a VM without SEV).
     public var asid: UInt16
@@ -294,8 +299,9 @@ public struct VMCreated: Equatable, Sendable {
     public var memoryBytes: UInt64
     public var vcpus: UInt16
 
-    public init(vm: UInt16, name: String, asid: UInt16, policy: UInt32, memoryBytes: UInt64, vcpus: UInt16) {
+    public init(vm: UInt16, platform: UInt8 = 0, name: String, asid: UInt16, policy: UInt32, memoryBytes: UInt64, vcpus: UInt16) {
         self.vm = vm
+        self.platform = platform
         self.name = name
         self.asid = asid
         self.policy = policy

@@ -100,6 +100,7 @@ public struct EventEncoder: Sendable {
         case .pspCommand(let p):
             w.u8(EventCodec.TypeCode.pspCommand.rawValue)
             w.varint(dc)
+            w.u8(p.platform)
             w.u8(p.command)
             w.varint(UInt64(p.handle))
             w.varint(UInt64(p.asid))
@@ -113,6 +114,7 @@ public struct EventEncoder: Sendable {
             w.u8(EventCodec.TypeCode.vmCreated.rawValue)
             w.varint(dc)
             w.varint(UInt64(v.vm))
+            w.u8(v.platform)
             w.string(v.name)
             w.varint(UInt64(v.asid))
             w.varint(UInt64(v.policy))
@@ -237,13 +239,14 @@ public struct EventDecoder: Sendable {
                 }
                 body = .nptChange(NPTChange(vm: vm, op: op, gpa: try r.varint(), spa: try r.varint(), pages: try r.varint()))
             case .pspCommand:
+                let platform = try r.u8()
                 let command = try r.u8()
                 let handle = try u32(&r), asid = try u16(&r), status = try u16(&r)
                 body = .pspCommand(PSPCommand(
-                    command: command, handle: handle, asid: asid, status: status, platformBefore: try r.u8(),
+                    platform: platform, command: command, handle: handle, asid: asid, status: status, platformBefore: try r.u8(),
                     platformAfter: try r.u8(), guestBefore: try r.u8(), guestAfter: try r.u8(), buffer: try r.blob()))
             case .vmCreated:
-                body = .vmCreated(VMCreated(vm: try u16(&r), name: try r.string(), asid: try u16(&r), policy: try u32(&r),
+                body = .vmCreated(VMCreated(vm: try u16(&r), platform: try r.u8(), name: try r.string(), asid: try u16(&r), policy: try u32(&r),
                                             memoryBytes: try r.varint(), vcpus: try u16(&r)))
             case .taintSource:
                 body = .taintSource(TaintSource(vm: try u16(&r), name: try r.string(), gpa: try r.varint(),

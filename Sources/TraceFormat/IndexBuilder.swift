@@ -27,8 +27,8 @@ public final class IndexBuilder: TraceObserver {
         try database.execute("BEGIN")
         insertChunk = try database.prepare("INSERT INTO chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertPage = try database.prepare("INSERT INTO page_chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        insertVM = try database.prepare("INSERT OR REPLACE INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-        insertPSP = try database.prepare("INSERT INTO psp_commands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
+        insertVM = try database.prepare("INSERT OR REPLACE INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        insertPSP = try database.prepare("INSERT INTO psp_commands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
         insertCbit = try database.prepare("INSERT INTO cbit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertNPT = try database.prepare("INSERT INTO npt_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
@@ -52,11 +52,11 @@ public final class IndexBuilder: TraceObserver {
             case .registerOp, .vcpuMode, .vcpuHalt:
                 break
             case .vmCreated(let v):
-                try insertVM.run([.integer(Int64(v.vm)), .text(v.name), .integer(Int64(v.asid)), .integer(Int64(v.policy)),
+                try insertVM.run([.integer(Int64(v.vm)), .integer(Int64(v.platform)), .text(v.name), .integer(Int64(v.asid)), .integer(Int64(v.policy)),
                                   .integer(Int64(bitPattern: v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s)])
             case .pspCommand(let p):
                 try insertPSP.run([
-                    .integer(s), .integer(c), .integer(Int64(p.command)), .text(SEVCommand.name(of: p.command)),
+                    .integer(s), .integer(c), .integer(Int64(p.platform)), .integer(Int64(p.command)), .text(SEVCommand.name(of: p.command)),
                     .integer(Int64(p.handle)), .integer(Int64(p.asid)), .integer(Int64(p.status)),
                     .text(SEVStatus.name(of: p.status)), .text(PlatformState.name(of: p.platformBefore)),
                     .text(PlatformState.name(of: p.platformAfter)), .text(GuestState.name(of: p.guestBefore)),

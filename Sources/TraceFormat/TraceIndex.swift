@@ -12,9 +12,10 @@ public final class TraceIndex {
             reads INTEGER NOT NULL, writes INTEGER NOT NULL);
         CREATE INDEX page_chunks_by_spa ON page_chunks(spa_page, chunk);
         CREATE INDEX page_chunks_by_gpa ON page_chunks(vm, gpa_page, chunk);
-        CREATE TABLE vms(vm INTEGER PRIMARY KEY, name TEXT NOT NULL, asid INTEGER NOT NULL, policy INTEGER NOT NULL,
+        CREATE TABLE vms(vm INTEGER PRIMARY KEY, platform INTEGER NOT NULL, name TEXT NOT NULL, asid INTEGER NOT NULL, policy INTEGER NOT NULL,
             memory_bytes INTEGER NOT NULL, vcpus INTEGER NOT NULL, seq INTEGER NOT NULL);
-        CREATE TABLE psp_commands(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, command INTEGER NOT NULL,
+        CREATE TABLE psp_commands(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, platform INTEGER NOT NULL,
+            command INTEGER NOT NULL,
             command_name TEXT NOT NULL, handle INTEGER NOT NULL, asid INTEGER NOT NULL, status INTEGER NOT NULL,
             status_name TEXT NOT NULL, platform_before TEXT NOT NULL, platform_after TEXT NOT NULL,
             guest_before TEXT NOT NULL, guest_after TEXT NOT NULL, buffer BLOB NOT NULL);

@@ -16,7 +16,7 @@ struct CbitDecisionTests {
     @Test("every access of a running SEV guest carries the decision the hardware makes")
     func decisions() throws {
         let f = try MachineFixture(Self.program, shared: [(0x200000, 1)])
-        try f.machine.kvm.run(f.vm)
+        try f.platform.kvm.run(f.vm)
         let guest = f.accesses.filter { if case .vcpu = $0.actor { true } else { false } }
         // Early boot: paging off, every access forced private.
         let boot = guest.prefix { $0.reason == .forcedNonPaged }
@@ -34,8 +34,8 @@ struct CbitDecisionTests {
         #expect(stores[0].gpa == 0x200000 && !stores[0].cbit && stores[0].reason == .guestPTE)
         #expect(stores[1].gpa == 0x300000 && stores[1].cbit && stores[1].reason == .guestPTE)
         // And DRAM agrees: shared plaintext, private ciphertext.
-        let shared = try f.machine.memory.rawBytes(at: try f.vm.translate(0x200000), count: 8)
-        let priv = try f.machine.memory.rawBytes(at: try f.vm.translate(0x300000), count: 8)
+        let shared = try f.platform.memory.rawBytes(at: try f.vm.translate(0x200000), count: 8)
+        let priv = try f.platform.memory.rawBytes(at: try f.vm.translate(0x300000), count: 8)
         #expect(shared == [0x5A, 0x5A, 0, 0, 0, 0, 0, 0])
         #expect(priv != shared)
     }
@@ -43,7 +43,7 @@ struct CbitDecisionTests {
     @Test("a fetch from a page mapped C=0 is still a private fetch")
     func fetchFromSharedPage() throws {
         let f = try MachineFixture([Instruction(.halt)], shared: [(0x100000, 1)])
-        try f.machine.kvm.run(f.vm)
+        try f.platform.kvm.run(f.vm)
         let fetch = try #require(f.accesses.first { $0.kind == .fetch })
         #expect(fetch.cbit && fetch.reason == .forcedFetch)
     }
@@ -58,7 +58,7 @@ struct CbitDecisionTests {
             Instruction(.load, a: 3, b: 1, width: 8),
             Instruction(.halt),
         ])
-        try f.machine.kvm.run(f.vm)
+        try f.platform.kvm.run(f.vm)
         let change = try #require(f.sink.events.compactMap { if case .cbitChange(let c) = $0.body { c } else { nil } }.first)
         #expect(change.gva == 0x300000 && change.old && !change.new)
         let load = try #require(f.accesses.last { $0.kind == .read && $0.register == 3 })
@@ -70,16 +70,16 @@ struct CbitDecisionTests {
     @Test("a guest that was not launched cannot run: its ASID has no key")
     func noKeyNoRun() throws {
         let f = try MachineFixture([Instruction(.halt)], launch: false)
-        #expect(throws: MachineError.noKey(vm: "guest", asid: 1)) { try f.machine.kvm.run(f.vm) }
+        #expect(throws: MachineError.noKey(vm: "guest", asid: 1)) { try f.platform.kvm.run(f.vm) }
     }
 
     @Test("devices and the hypervisor get ciphertext from private pages")
     func keylessReaders() throws {
         let f = try MachineFixture([Instruction(.halt)])
-        try f.machine.kvm.run(f.vm)
-        let code = try f.machine.kvm.read(f.vm, gpa: 0x100000, length: 16)
+        try f.platform.kvm.run(f.vm)
+        let code = try f.platform.kvm.read(f.vm, gpa: 0x100000, length: 16)
         #expect(code != Instruction(.halt).encoded)
-        let nic = f.machine.addDevice(name: "nic0")
+        let nic = f.platform.addDevice(name: "nic0")
         #expect(try nic.dmaRead(vm: f.vm, gpa: 0x100000, length: 16) == code)
     }
 }

@@ -24,15 +24,15 @@ struct FirmwareTests {
     func measurement() throws {
         let program = [Instruction(.movImmediate, a: 1, immediate: 7), Instruction(.halt)]
         let f = try MachineFixture(program, policy: 0x1)
-        let (tik, policy) = try #require(f.machine.firmware.launchSecrets(handle: f.vm.handle))
-        let out = try f.machine.memory.rawBytes(at: KVM.scratchSPA, count: 48)
+        let (tik, policy) = try #require(f.platform.firmware.launchSecrets(handle: f.vm.handle))
+        let out = try f.platform.memory.rawBytes(at: KVM.scratchSPA, count: 48)
         let digest = Array(SHA256.hash(data: program.flatMap(\.encoded)))
         var message: [UInt8] = [0x04, 0, 17, 48]
         message += withUnsafeBytes(of: policy.littleEndian) { Array($0) }
         message += digest + Array(out[32..<48])
         let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: tik)))
         #expect(Array(out[0..<32]) == expected)
-        #expect(f.machine.firmware.measurement(handle: f.vm.handle) == expected)
+        #expect(f.platform.firmware.measurement(handle: f.vm.handle) == expected)
     }
 
     /// Issues one command with a buffer built by `fill`.
@@ -45,7 +45,7 @@ struct FirmwareTests {
     @Test("commands in the wrong platform or guest state get the firmware's status codes")
     func stateErrors() throws {
         let f = try MachineFixture([Instruction(.halt)], launch: false)
-        let fw = f.machine.firmware
+        let fw = f.platform.firmware
         #expect(run(fw, .launchStart) == .invalidPlatformState, "no INIT yet")
         #expect(run(fw, .initialize) == .success)
         #expect(run(fw, .initialize) == .invalidPlatformState)
@@ -67,13 +67,13 @@ struct FirmwareTests {
     func shortBuffer() throws {
         let f = try MachineFixture([Instruction(.halt)], launch: false)
         var b = CommandBuffer(size: 3)
-        #expect(f.machine.firmware.execute(SEVCommand.activate.rawValue, buffer: &b) == .invalidLength)
+        #expect(f.platform.firmware.execute(SEVCommand.activate.rawValue, buffer: &b) == .invalidLength)
     }
 
     @Test("an ASID deactivated from one guest cannot be activated for another until WBINVD and DF_FLUSH")
     func asidReuse() throws {
         let f = try MachineFixture([Instruction(.halt)])
-        let fw = f.machine.firmware
+        let fw = f.platform.firmware
         let first = f.vm.handle
         var start = CommandBuffer(size: 36)
         #expect(fw.execute(SEVCommand.launchStart.rawValue, buffer: &start) == .success)
@@ -82,7 +82,7 @@ struct FirmwareTests {
         #expect(run(fw, .deactivate) { $0.setU32(0, first) } == .success)
         #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .dfflushRequired)
         #expect(run(fw, .dfFlush) == .wbinvdRequired)
-        f.machine.wbinvdAllCores()
+        f.platform.wbinvdAllCores()
         #expect(run(fw, .dfFlush) == .success)
         #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .success)
         #expect(run(fw, .decommission) { $0.setU32(0, second) } == .active, "still active")
@@ -91,7 +91,7 @@ struct FirmwareTests {
     @Test("LAUNCH_START refuses a policy that needs a newer firmware or SEV-ES")
     func policyChecks() throws {
         let f = try MachineFixture([Instruction(.halt)], launch: false)
-        let fw = f.machine.firmware
+        let fw = f.platform.firmware
         #expect(run(fw, .initialize) == .success)
         #expect(run(fw, .launchStart) { $0.setU32(4, 0x0100_0000 | 0x0001_0000) } == .policyFailure)
         #expect(run(fw, .launchStart) { $0.setU32(4, 0x4) } == .policyFailure)

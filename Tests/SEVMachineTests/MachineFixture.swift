@@ -5,16 +5,18 @@ import TraceFormat
 struct MachineFixture {
     let sink = CollectingSink()
     let machine: Machine
+    let platform: Platform
     let vm: VirtualMachine
 
     init(_ instructions: [Instruction], shared: [(UInt64, UInt64)] = [], policy: UInt32 = 0x1, launch: Bool = true,
          seed: UInt64 = 1) throws {
         machine = Machine(config: PlatformConfig(), seed: seed, sink: sink)
-        vm = try machine.kvm.createVM(name: "guest", memoryBytes: 4 << 20, policy: policy, sev: true)
+        platform = machine.primary
+        vm = try platform.kvm.createVM(name: "guest", memoryBytes: 4 << 20, policy: policy, sev: true)
         vm.entry = 0x100000
         vm.addImage(gpa: 0x100000, bytes: instructions.flatMap(\.encoded))
         for (gpa, pages) in shared { vm.addSharedAtBoot(gpa: gpa, pages: pages) }
-        if launch { try machine.kvm.launch(vm) }
+        if launch { try platform.kvm.launch(vm) }
     }
 
     var accesses: [MemoryAccess] {

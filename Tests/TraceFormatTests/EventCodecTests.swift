@@ -46,13 +46,13 @@ struct EventFuzzer {
             return .nptChange(NPTChange(vm: UInt16(small(4)), op: NPTOperation.allCases[Int(small(3))], gpa: wide(),
                                         spa: wide(), pages: small(1 << 16)))
         case 7:
-            return .pspCommand(PSPCommand(command: UInt8(small(256)), handle: UInt32(small(100)), asid: UInt16(small(16)),
+            return .pspCommand(PSPCommand(platform: UInt8(small(3)), command: UInt8(small(256)), handle: UInt32(small(100)), asid: UInt16(small(16)),
                                           status: UInt16(small(0x20)), platformBefore: UInt8(small(3)),
                                           platformAfter: UInt8(small(3)), guestBefore: UInt8(small(7)), guestAfter: 0xFF,
                                           buffer: (0..<small(40)).map { _ in UInt8(small(256)) }))
         case 8:
             return bool()
-                ? .vmCreated(VMCreated(vm: UInt16(small(4)), name: "vm-é\(small(9))", asid: UInt16(small(16)),
+                ? .vmCreated(VMCreated(vm: UInt16(small(4)), platform: UInt8(small(2)), name: "vm-é\(small(9))", asid: UInt16(small(16)),
                                        policy: UInt32(small(1 << 32)), memoryBytes: wide(), vcpus: UInt16(small(64))))
                 : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
         default:

@@ -7,7 +7,7 @@ import TraceFormat
 /// LAUNCH_MEASURE, LAUNCH_FINISH, ACTIVATE, DEACTIVATE, DECOMMISSION, GUEST_STATUS. Every other id
 /// answers INVALID_COMMAND.
 public final class SEVFirmware {
-    unowned let machine: Machine
+    unowned let platform: Platform
     public private(set) var platformState: PlatformState = .uninit
     /// Whether INIT set CONFIG_ES.
     public private(set) var esEnabled = false
@@ -20,10 +20,10 @@ public final class SEVFirmware {
     /// Whether WBINVD ran on every core since the last DEACTIVATE.
     private var wbinvdSinceDeactivate = true
 
-    init(machine: Machine) {
-        self.machine = machine
-        asidOwner = Array(repeating: 0, count: Int(machine.config.maxSEVASID) + 1)
-        asidNeedsFlush = Array(repeating: false, count: Int(machine.config.maxSEVASID) + 1)
+    init(platform: Platform) {
+        self.platform = platform
+        asidOwner = Array(repeating: 0, count: Int(platform.config.maxSEVASID) + 1)
+        asidNeedsFlush = Array(repeating: false, count: Int(platform.config.maxSEVASID) + 1)
     }
 
     /// The number of guests the firmware holds contexts for.
@@ -52,11 +52,11 @@ public final class SEVFirmware {
         }
         let reportedHandle = command == .launchStart ? buffer.u32(0) : handle
         let asid: UInt16 = command == .activate ? UInt16(truncatingIfNeeded: buffer.u32(4)) : guests[reportedHandle]?.asid ?? 0
-        machine.emit(.pspCommand(PSPCommand(
-            command: id, handle: reportedHandle, asid: asid, status: status.rawValue,
+        platform.emit(.pspCommand(PSPCommand(
+            platform: platform.id, command: id, handle: reportedHandle, asid: asid, status: status.rawValue,
             platformBefore: platformBefore.rawValue, platformAfter: platformState.rawValue,
             guestBefore: guestBefore, guestAfter: guests[reportedHandle]?.state.rawValue ?? GuestState.none,
-            buffer: buffer.bytes)), cost: Machine.Cost.pspCommand)
+            buffer: buffer.bytes)), cost: Platform.Cost.pspCommand)
         return status
     }
 
@@ -130,7 +130,7 @@ public final class SEVFirmware {
     private func shutdown() -> SEVStatus {
         guard platformState != .uninit else { return .success }
         for asid in asidOwner.indices where asidOwner[asid] != 0 {
-            machine.controller.setKey(nil, forASID: UInt16(asid))
+            platform.controller.setKey(nil, forASID: UInt16(asid))
             asidOwner[asid] = 0
         }
         guests.removeAll()
@@ -139,11 +139,11 @@ public final class SEVFirmware {
     }
 
     private func platformStatus(_ b: inout CommandBuffer) -> SEVStatus {
-        b.setU8(0, machine.config.apiMajor)
-        b.setU8(1, machine.config.apiMinor)
+        b.setU8(0, platform.config.apiMajor)
+        b.setU8(1, platform.config.apiMinor)
         b.setU8(2, platformState.rawValue)
         b.setU32(3, esEnabled ? 0x100 : 0)
-        b.setU8(7, machine.config.build)
+        b.setU8(7, platform.config.build)
         b.setU32(8, UInt32(guests.count))
         return .success
     }
@@ -158,7 +158,7 @@ public final class SEVFirmware {
     // MARK: - Guest management
 
     private func activate(_ guest: GuestContext, asid raw: UInt32) -> SEVStatus {
-        let config = machine.config
+        let config = platform.config
         guard raw >= UInt32(config.minSEVASID), raw <= UInt32(config.maxSEVASID) else { return .invalidASID }
         let asid = UInt16(raw)
         let owner = asidOwner[Int(asid)]
@@ -167,7 +167,7 @@ public final class SEVFirmware {
         if guest.asid != 0 && guest.asid != asid { return .active }
         asidOwner[Int(asid)] = guest.handle
         guest.asid = asid
-        machine.controller.setKey(guest.vek, forASID: asid)
+        platform.controller.setKey(guest.vek, forASID: asid)
         return .success
     }
 
@@ -177,7 +177,7 @@ public final class SEVFirmware {
         asidOwner[asid] = 0
         asidNeedsFlush[asid] = true
         wbinvdSinceDeactivate = false
-        machine.controller.setKey(nil, forASID: guest.asid)
+        platform.controller.setKey(nil, forASID: guest.asid)
         guest.asid = 0
         return .success
     }
@@ -198,14 +198,14 @@ public final class SEVFirmware {
             return guests[b.u32(0)] == nil ? .invalidGuest : .unsupported
         }
         let minMajor = UInt8(truncatingIfNeeded: policy >> 16), minMinor = UInt8(truncatingIfNeeded: policy >> 24)
-        let config = machine.config
+        let config = platform.config
         if (minMajor, minMinor) > (config.apiMajor, config.apiMinor) { return .policyFailure }
         if policy & 0x4 != 0 && !esEnabled { return .policyFailure }
         let handle = nextHandle
         nextHandle += 1
-        let vek = EncryptionKey(bytes: machine.rng.bytes(16))
-        let guest = GuestContext(handle: handle, policy: policy, vek: vek, tek: machine.rng.bytes(16),
-                                 tik: machine.rng.bytes(16))
+        let vek = EncryptionKey(bytes: platform.randomBytes(16))
+        let guest = GuestContext(handle: handle, policy: policy, vek: vek, tek: platform.randomBytes(16),
+                                 tik: platform.randomBytes(16))
         guests[handle] = guest
         platformState = .working
         b.setU32(0, handle)
@@ -231,8 +231,8 @@ public final class SEVFirmware {
             b.setU32(16, 48)
             return .invalidLength
         }
-        let mnonce = machine.rng.bytes(16)
-        let config = machine.config
+        let mnonce = platform.randomBytes(16)
+        let config = platform.config
         let digest = Array(guest.launchDigest.finalize())
         let measure = LaunchMeasurement.compute(apiMajor: config.apiMajor, apiMinor: config.apiMinor, build: config.build,
                                                 policy: guest.policy, digest: digest, mnonce: mnonce, tik: guest.tik)
@@ -256,21 +256,21 @@ public final class SEVFirmware {
 
     private func pspRead(_ spa: UInt64, count: Int) throws(MachineError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        for (offset, size) in Machine.granules(start: spa, count: count) {
-            let v = try machine.read(actor: .psp, vm: MemoryAccess.noVM, asid: 0, kind: .read, gva: 0, gpa: 0,
+        for (offset, size) in Platform.granules(start: spa, count: count) {
+            let v = try platform.read(actor: .psp, vm: MemoryAccess.noVM, asid: 0, kind: .read, gva: 0, gpa: 0,
                                      spa: spa + UInt64(offset), size: size, cbit: false, reason: .firmware, key: nil,
-                                     cost: Machine.Cost.pspAccess)
-            Machine.store(v, into: &out, at: offset, size: size)
+                                     cost: Platform.Cost.pspAccess)
+            Platform.store(v, into: &out, at: offset, size: size)
         }
         return out
     }
 
     private func pspWrite(_ spa: UInt64, _ bytes: [UInt8], key: EncryptionKey?, asid: UInt16) throws(MachineError) {
-        for (offset, size) in Machine.granules(start: spa, count: bytes.count) {
-            try machine.write(actor: .psp, vm: MemoryAccess.noVM, asid: key == nil ? 0 : asid, kind: .write, gva: 0,
+        for (offset, size) in Platform.granules(start: spa, count: bytes.count) {
+            try platform.write(actor: .psp, vm: MemoryAccess.noVM, asid: key == nil ? 0 : asid, kind: .write, gva: 0,
                               gpa: 0, spa: spa + UInt64(offset), size: size,
-                              value: Machine.value(bytes, at: offset, size: size), cbit: key != nil, reason: .firmware,
-                              key: key, cost: Machine.Cost.pspAccess)
+                              value: Platform.value(bytes, at: offset, size: size), cbit: key != nil, reason: .firmware,
+                              key: key, cost: Platform.Cost.pspAccess)
         }
     }
 }

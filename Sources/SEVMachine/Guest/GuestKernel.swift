@@ -19,7 +19,7 @@ struct GuestKernel {
     func boot() throws(MachineError) {
         let vm = vcpu.vm
         vcpu.setMode(.protected)
-        let me = vm.isSEV ? vcpu.machine.config.cbitMask : 0
+        let me = vm.isSEV ? vcpu.platform.config.cbitMask : 0
         let base = vm.pageTableBase
         let gib = (vm.memoryBytes + (1 << 30) - 1) >> 30
         let pml4 = base, pdpt = base + 4096, pd = base + 8192, pt = pd + gib * 4096
@@ -46,9 +46,9 @@ struct GuestKernel {
     /// PTE with the C-bit changed, and invalidate the TLB entry. The page's contents are not converted:
     /// what was written under the old C-bit reads back as garbage under the new one.
     func setMemoryEncryption(gva: UInt64, pages: UInt64, encrypted: Bool) throws(MachineError) {
-        let machine = vcpu.machine
+        let platform = vcpu.platform
         let vm = vcpu.vm
-        let cbitMask = machine.config.cbitMask
+        let cbitMask = platform.config.cbitMask
         let start = gva & ~0xFFF
         for i in 0..<pages {
             let page = start + i * 4096
@@ -59,10 +59,10 @@ struct GuestKernel {
             if new != old {
                 try vcpu.store(gva: pte, size: 8, value: new, register: MemoryAccess.noRegister)
                 let gpa = old & 0x000F_FFFF_FFFF_F000 & ~cbitMask
-                machine.emit(.cbitChange(CbitChange(vm: vm.id, vcpu: vcpu.index, gva: page, gpa: gpa,
-                                                    spa: try vm.translate(gpa), pteSPA: try vm.translate(pte),
+                platform.emit(.cbitChange(CbitChange(vm: vm.id, vcpu: vcpu.index, gva: page, gpa: gpa,
+                                                    spa: platform.traced(try vm.translate(gpa)), pteSPA: platform.traced(try vm.translate(pte)),
                                                     old: old & cbitMask != 0, new: new & cbitMask != 0)),
-                             cost: Machine.Cost.control)
+                             cost: Platform.Cost.control)
             }
             vcpu.invalidate(gva: page)
         }

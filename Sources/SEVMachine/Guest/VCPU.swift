@@ -5,7 +5,7 @@ import TraceFormat
 /// the memory controller with the C-bit decided as SEV hardware decides it.
 public final class VCPU {
     unowned let vm: VirtualMachine
-    unowned let machine: Machine
+    unowned let platform: Platform
     public let index: UInt16
     /// r0-r15, then the string-copy latch.
     public internal(set) var registers = [UInt64](repeating: 0, count: Instruction.registerCount + 1)
@@ -26,21 +26,21 @@ public final class VCPU {
     }
     private var tlb: [UInt64: TLBEntry] = [:]
 
-    init(vm: VirtualMachine, index: UInt16, machine: Machine) {
+    init(vm: VirtualMachine, index: UInt16, platform: Platform) {
         self.vm = vm
         self.index = index
-        self.machine = machine
+        self.platform = platform
     }
 
     var actor: Actor { .vcpu(vm: vm.id, index: index) }
 
     /// The key accesses with the C-bit set use: the VEK loaded for the VM's ASID.
-    var key: EncryptionKey? { vm.isSEV ? machine.controller.key(forASID: vm.asid) : nil }
+    var key: EncryptionKey? { vm.isSEV ? platform.controller.key(forASID: vm.asid) : nil }
 
     func setMode(_ m: PagingMode) {
         mode = m
         tlb.removeAll(keepingCapacity: true)
-        machine.emit(.vcpuMode(VCPUModeChange(vm: vm.id, vcpu: index, mode: m)), cost: Machine.Cost.control)
+        platform.emit(.vcpuMode(VCPUModeChange(vm: vm.id, vcpu: index, mode: m)), cost: Platform.Cost.control)
     }
 
     /// Drops the TLB entry of one page (INVLPG).
@@ -75,16 +75,16 @@ public final class VCPU {
 
     /// The 4-level walk. Each step reads one entry from guest memory, always as a private access.
     private func walk(_ gva: UInt64) throws(MachineError) -> TLBEntry {
-        let cbitMask = machine.config.cbitMask
+        let cbitMask = platform.config.cbitMask
         let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~cbitMask
         var table = cr3
         var entry: UInt64 = 0
         for level in stride(from: 3, through: 0, by: -1) {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
             let gpa = table + idx * 8
-            entry = try machine.read(actor: actor, vm: vm.id, asid: vm.asid, kind: .pageWalk, gva: gva, gpa: gpa,
+            entry = try platform.read(actor: actor, vm: vm.id, asid: vm.asid, kind: .pageWalk, gva: gva, gpa: gpa,
                                      spa: try vm.translate(gpa), size: 8, cbit: vm.isSEV, reason: .forcedPageWalk,
-                                     key: key, cost: Machine.Cost.walkStep)
+                                     key: key, cost: Platform.Cost.walkStep)
             guard entry & 1 != 0 else {
                 throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
             }
@@ -97,7 +97,7 @@ public final class VCPU {
     /// Where the last-level entry mapping `gva` lives, found the way the kernel's `lookup_address` does:
     /// by reading the page tables through its own (identity) mapping.
     func pteAddress(of gva: UInt64) throws(MachineError) -> UInt64 {
-        let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~machine.config.cbitMask
+        let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~platform.config.cbitMask
         var table = cr3
         for level in stride(from: 3, through: 1, by: -1) {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
@@ -113,7 +113,7 @@ public final class VCPU {
     @inline(__always)
     func load(gva: UInt64, size: Int, register: UInt8) throws(MachineError) -> UInt64 {
         let t = try translate(gva)
-        return try machine.read(actor: actor, vm: vm.id, asid: vm.asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
+        return try platform.read(actor: actor, vm: vm.id, asid: vm.asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
                                 size: size, cbit: t.cbit, reason: t.reason, register: register,
                                 key: t.cbit ? key : nil)
     }
@@ -121,7 +121,7 @@ public final class VCPU {
     @inline(__always)
     func store(gva: UInt64, size: Int, value: UInt64, register: UInt8) throws(MachineError) {
         let t = try translate(gva)
-        try machine.write(actor: actor, vm: vm.id, asid: vm.asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
+        try platform.write(actor: actor, vm: vm.id, asid: vm.asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
                           size: size, value: value, cbit: t.cbit, reason: t.reason, register: register,
                           key: t.cbit ? key : nil)
     }
@@ -131,12 +131,12 @@ public final class VCPU {
         let t = try translate(rip)
         let reason: CbitReason = mode.usesGuestPageTables ? .forcedFetch : .forcedNonPaged
         let k = vm.isSEV ? key : nil
-        let lo = try machine.controller.readValue(t.spa, size: 8, key: k)
-        let hi = try machine.controller.readValue(t.spa + 8, size: 8, key: k)
-        machine.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: vm.asid, kind: .fetch, gva: rip,
-                                                gpa: t.gpa, spa: t.spa, size: UInt32(Instruction.size), cbit: vm.isSEV,
+        let lo = try platform.controller.readValue(t.spa, size: 8, key: k)
+        let hi = try platform.controller.readValue(t.spa + 8, size: 8, key: k)
+        platform.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: vm.asid, kind: .fetch, gva: rip,
+                                                gpa: t.gpa, spa: platform.traced(t.spa), size: UInt32(Instruction.size), cbit: vm.isSEV,
                                                 reason: reason, value: lo)),
-                     cost: Machine.Cost.instruction)
+                     cost: Platform.Cost.instruction)
         guard rip & 0xF == 0, let insn = Instruction.decode(lo, hi) else {
             throw .invalidInstruction(vm: vm.name, vcpu: Int(index), rip: rip, opcode: UInt8(truncatingIfNeeded: lo))
         }
@@ -145,8 +145,8 @@ public final class VCPU {
 
     private func registerOp(_ op: RegisterOpKind, dst: UInt8, src: UInt8, result: UInt64) {
         registers[Int(dst)] = result
-        machine.emit(.registerOp(RegisterOp(vm: vm.id, vcpu: index, op: op, dst: dst, src: src, result: result)),
-                     cost: Machine.Cost.instruction)
+        platform.emit(.registerOp(RegisterOp(vm: vm.id, vcpu: index, op: op, dst: dst, src: src, result: result)),
+                     cost: Platform.Cost.instruction)
     }
 
     // MARK: - Running
@@ -209,7 +209,7 @@ public final class VCPU {
             try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: true)
         case .halt:
             halted = true
-            machine.emit(.vcpuHalt(VCPURef(vm: vm.id, vcpu: index)), cost: Machine.Cost.instruction)
+            platform.emit(.vcpuHalt(VCPURef(vm: vm.id, vcpu: index)), cost: Platform.Cost.instruction)
         }
         rip = next
     }

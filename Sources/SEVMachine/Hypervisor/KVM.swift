@@ -4,7 +4,7 @@ import TraceFormat
 /// drives the PSP as KVM's `KVM_MEMORY_ENCRYPT_OP` does, runs vCPUs, and can read and write guest
 /// memory directly (which is what a curious or malicious hypervisor does).
 public final class KVM {
-    unowned let machine: Machine
+    unowned let platform: Platform
     public private(set) var vms: [VirtualMachine] = []
     /// Host memory below this is the host kernel's; guests are allocated above it.
     static let guestMemoryStart: UInt64 = 16 << 20
@@ -13,9 +13,9 @@ public final class KVM {
     private var nextFree = guestMemoryStart
     private var asidInUse: [Bool]
 
-    init(machine: Machine) {
-        self.machine = machine
-        asidInUse = Array(repeating: false, count: Int(machine.config.maxSEVASID) + 1)
+    init(platform: Platform) {
+        self.platform = platform
+        asidInUse = Array(repeating: false, count: Int(platform.config.maxSEVASID) + 1)
     }
 
     /// The VM called `name`.
@@ -29,23 +29,23 @@ public final class KVM {
         guard memoryBytes >= 2 << 20, memoryBytes % (2 << 20) == 0 else {
             throw .invalid("\(name): memory must be a multiple of 2 MiB")
         }
-        let free = machine.config.memoryBytes > nextFree ? machine.config.memoryBytes - nextFree : 0
+        let free = platform.config.memoryBytes > nextFree ? platform.config.memoryBytes - nextFree : 0
         guard memoryBytes <= free else { throw .outOfHostMemory(requested: memoryBytes, free: free) }
         var asid: UInt16 = 0
         if sev {
-            guard let a = (Int(machine.config.minSEVASID)...Int(machine.config.maxSEVASID)).first(where: { !asidInUse[$0] })
+            guard let a = (Int(platform.config.minSEVASID)...Int(platform.config.maxSEVASID)).first(where: { !asidInUse[$0] })
             else { throw .noFreeASID }
             asidInUse[a] = true
             asid = UInt16(a)
         }
-        let vm = VirtualMachine(id: UInt16(vms.count), name: name, memoryBytes: memoryBytes, policy: policy, asid: asid,
+        let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy, asid: asid,
                                 spaBase: nextFree)
-        for i in 0..<vcpus { vm.vcpus.append(VCPU(vm: vm, index: UInt16(i), machine: machine)) }
+        for i in 0..<vcpus { vm.vcpus.append(VCPU(vm: vm, index: UInt16(i), platform: platform)) }
         vms.append(vm)
-        machine.emit(.vmCreated(VMCreated(vm: vm.id, name: name, asid: asid, policy: policy, memoryBytes: memoryBytes,
-                                          vcpus: UInt16(vcpus))), cost: Machine.Cost.control)
-        machine.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: 0, spa: nextFree, pages: memoryBytes >> 12)),
-                     cost: Machine.Cost.control)
+        platform.emit(.vmCreated(VMCreated(vm: vm.id, platform: platform.id, name: name, asid: asid, policy: policy, memoryBytes: memoryBytes,
+                                          vcpus: UInt16(vcpus))), cost: Platform.Cost.control)
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: 0, spa: platform.traced(nextFree), pages: memoryBytes >> 12)),
+                     cost: Platform.Cost.control)
         nextFree += memoryBytes
         return vm
     }
@@ -53,12 +53,12 @@ public final class KVM {
     /// Makes sure the platform is initialised, as KVM_SEV_INIT does: INIT if needed, then WBINVD and
     /// DF_FLUSH ("Prepare for first SEV guest launch after INIT").
     public func sevInit() {
-        guard machine.firmware.platformState == .uninit else { return }
+        guard platform.firmware.platformState == .uninit else { return }
         var b = CommandBuffer(size: CommandBuffer.size(of: .initialize))
-        guard machine.firmware.execute(SEVCommand.initialize.rawValue, buffer: &b) == .success else { return }
-        machine.wbinvdAllCores()
+        guard platform.firmware.execute(SEVCommand.initialize.rawValue, buffer: &b) == .success else { return }
+        platform.wbinvdAllCores()
         var none = CommandBuffer(size: 0)
-        machine.firmware.execute(SEVCommand.dfFlush.rawValue, buffer: &none)
+        platform.firmware.execute(SEVCommand.dfFlush.rawValue, buffer: &none)
     }
 
     /// Launches an SEV guest the way QEMU and KVM do: the hypervisor copies the image into guest memory,
@@ -69,7 +69,7 @@ public final class KVM {
         guard vm.isSEV else { throw .invalid("\(vm.name) is not an SEV guest") }
         sevInit()
         try loadImage(vm)
-        let fw = machine.firmware
+        let fw = platform.firmware
         var start = CommandBuffer(size: CommandBuffer.size(of: .launchStart))
         start.setU32(4, vm.policy)
         var status = fw.execute(SEVCommand.launchStart.rawValue, buffer: &start)
@@ -111,21 +111,21 @@ public final class KVM {
     @discardableResult
     public func read(_ vm: VirtualMachine, gpa: UInt64, length: Int) throws(MachineError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
-        for (offset, size) in Machine.granules(start: gpa, count: length) {
+        for (offset, size) in Platform.granules(start: gpa, count: length) {
             let g = gpa + UInt64(offset)
-            let v = try machine.read(actor: .hypervisor, vm: vm.id, asid: 0, kind: .read, gva: 0, gpa: g,
+            let v = try platform.read(actor: .hypervisor, vm: vm.id, asid: 0, kind: .read, gva: 0, gpa: g,
                                      spa: try vm.translate(g), size: size, cbit: false, reason: .host, key: nil)
-            Machine.store(v, into: &out, at: offset, size: size)
+            Platform.store(v, into: &out, at: offset, size: size)
         }
         return out
     }
 
     /// The hypervisor writes guest memory by guest physical address, with no key.
     public func write(_ vm: VirtualMachine, gpa: UInt64, bytes: [UInt8]) throws(MachineError) {
-        for (offset, size) in Machine.granules(start: gpa, count: bytes.count) {
+        for (offset, size) in Platform.granules(start: gpa, count: bytes.count) {
             let g = gpa + UInt64(offset)
-            try machine.write(actor: .hypervisor, vm: vm.id, asid: 0, kind: .write, gva: 0, gpa: g,
-                              spa: try vm.translate(g), size: size, value: Machine.value(bytes, at: offset, size: size),
+            try platform.write(actor: .hypervisor, vm: vm.id, asid: 0, kind: .write, gva: 0, gpa: g,
+                              spa: try vm.translate(g), size: size, value: Platform.value(bytes, at: offset, size: size),
                               cbit: false, reason: .host, key: nil)
         }
     }
@@ -140,7 +140,7 @@ public final class KVM {
     /// Checks that the VM can run: an SEV guest needs its key loaded; a plain guest gets its image now.
     func prepareToRun(_ vm: VirtualMachine) throws(MachineError) {
         if vm.isSEV {
-            guard machine.controller.key(forASID: vm.asid) != nil else { throw .noKey(vm: vm.name, asid: vm.asid) }
+            guard platform.controller.key(forASID: vm.asid) != nil else { throw .noKey(vm: vm.name, asid: vm.asid) }
         } else {
             try loadImage(vm)
         }
@@ -152,8 +152,8 @@ public final class KVM {
         try prepareToRun(vm)
         let vcpu = vm.vcpus[0]
         try vcpu.bootIfNeeded()
-        for (offset, size) in Machine.granules(start: gpa, count: bytes.count) {
-            try vcpu.store(gva: gpa + UInt64(offset), size: size, value: Machine.value(bytes, at: offset, size: size),
+        for (offset, size) in Platform.granules(start: gpa, count: bytes.count) {
+            try vcpu.store(gva: gpa + UInt64(offset), size: size, value: Platform.value(bytes, at: offset, size: size),
                            register: MemoryAccess.noRegister)
         }
         // One taint source per run of contiguous system physical pages.
@@ -165,8 +165,8 @@ public final class KVM {
             while end < bytes.count, try vm.translate(gpa + UInt64(end)) == spa + UInt64(end - start) {
                 end = min(bytes.count, end + 4096)
             }
-            machine.emit(.taintSource(TaintSource(vm: vm.id, name: name, gpa: g, spa: spa, length: UInt64(end - start))),
-                         cost: Machine.Cost.control)
+            platform.emit(.taintSource(TaintSource(vm: vm.id, name: name, gpa: g, spa: platform.traced(spa), length: UInt64(end - start))),
+                         cost: Platform.Cost.control)
             start = end
         }
     }

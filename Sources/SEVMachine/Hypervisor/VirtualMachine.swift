@@ -5,6 +5,8 @@ import TraceFormat
 public final class VirtualMachine {
     public let id: UInt16
     public let name: String
+    /// The platform the VM runs on.
+    public unowned let platform: Platform
     public let memoryBytes: UInt64
     public let policy: UInt32
     /// The ASID KVM gave it (0: not an SEV guest).
@@ -27,9 +29,10 @@ public final class VirtualMachine {
     /// Whether the hypervisor has copied the image into guest memory.
     var imageLoaded = false
 
-    init(id: UInt16, name: String, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64) {
+    init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64) {
         self.id = id
         self.name = name
+        self.platform = platform
         self.memoryBytes = memoryBytes
         self.policy = policy
         self.asid = asid

@@ -6,36 +6,36 @@ import TraceFormat
 public final class DMADevice {
     public let id: UInt16
     public let name: String
-    unowned let machine: Machine
+    unowned let platform: Platform
 
-    init(id: UInt16, name: String, machine: Machine) {
+    init(id: UInt16, name: String, platform: Platform) {
         self.id = id
         self.name = name
-        self.machine = machine
+        self.platform = platform
     }
 
     /// Reads `length` bytes of `vm`'s memory at `gpa` by DMA; returns what the device received.
     @discardableResult
     public func dmaRead(vm: VirtualMachine, gpa: UInt64, length: Int) throws(MachineError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
-        for (offset, size) in Machine.granules(start: gpa, count: length) {
+        for (offset, size) in Platform.granules(start: gpa, count: length) {
             let g = gpa + UInt64(offset)
             let spa = try vm.translate(g)
-            let v = try machine.read(actor: .device(id), vm: vm.id, asid: 0, kind: .dmaRead, gva: 0, gpa: g, spa: spa,
-                                     size: size, cbit: false, reason: .device, key: nil, cost: Machine.Cost.dma)
-            Machine.store(v, into: &out, at: offset, size: size)
+            let v = try platform.read(actor: .device(id), vm: vm.id, asid: 0, kind: .dmaRead, gva: 0, gpa: g, spa: spa,
+                                     size: size, cbit: false, reason: .device, key: nil, cost: Platform.Cost.dma)
+            Platform.store(v, into: &out, at: offset, size: size)
         }
         return out
     }
 
     /// Writes `bytes` into `vm`'s memory at `gpa` by DMA.
     public func dmaWrite(vm: VirtualMachine, gpa: UInt64, bytes: [UInt8]) throws(MachineError) {
-        for (offset, size) in Machine.granules(start: gpa, count: bytes.count) {
+        for (offset, size) in Platform.granules(start: gpa, count: bytes.count) {
             let g = gpa + UInt64(offset)
             let spa = try vm.translate(g)
-            try machine.write(actor: .device(id), vm: vm.id, asid: 0, kind: .dmaWrite, gva: 0, gpa: g, spa: spa, size: size,
-                              value: Machine.value(bytes, at: offset, size: size), cbit: false, reason: .device,
-                              key: nil, cost: Machine.Cost.dma)
+            try platform.write(actor: .device(id), vm: vm.id, asid: 0, kind: .dmaWrite, gva: 0, gpa: g, spa: spa, size: size,
+                              value: Platform.value(bytes, at: offset, size: size), cbit: false, reason: .device,
+                              key: nil, cost: Platform.Cost.dma)
         }
     }
 }

@@ -1,0 +1,123 @@
+import TraceFormat
+
+/// One SEV host: its memory and memory controller, its PSP, its hypervisor with VMs, and its devices.
+/// A ``Machine`` holds one or more; system physical addresses of platform `n` appear in the trace offset
+/// by `n << 40`, so the platforms' memories never alias.
+public final class Platform {
+    /// The platform's number in its machine.
+    public let id: UInt8
+    public let name: String
+    public let config: PlatformConfig
+    public let memory: PhysicalMemory
+    public let controller: MemoryController
+    unowned let machine: Machine
+    /// What this platform adds to its system physical addresses in events.
+    public let traceBase: UInt64
+    /// The PSP running the SEV firmware.
+    public private(set) lazy var firmware = SEVFirmware(platform: self)
+    /// The hypervisor.
+    public private(set) lazy var kvm = KVM(platform: self)
+    /// The DMA-capable devices, by id.
+    public private(set) var devices: [DMADevice] = []
+
+    /// Cycle costs of the things the machine does.
+    enum Cost {
+        static let instruction: UInt64 = 1
+        static let access: UInt64 = 4
+        static let walkStep: UInt64 = 4
+        static let dma: UInt64 = 8
+        static let pspAccess: UInt64 = 2
+        static let pspCommand: UInt64 = 1000
+        static let control: UInt64 = 10
+    }
+
+    /// Creates a powered-on platform: PSP in UNINIT, no VMs.
+    init(id: UInt8, name: String, config: PlatformConfig, machine: Machine) {
+        self.id = id
+        self.name = name
+        self.config = config
+        self.memory = PhysicalMemory(size: config.memoryBytes)
+        self.controller = MemoryController(memory: memory, asidCount: Int(config.maxSEVASID) + 1)
+        self.machine = machine
+        self.traceBase = UInt64(id) << 40
+    }
+
+    /// Reports an event that took `cost` cycles.
+    @inline(__always)
+    func emit(_ body: EventBody, cost: UInt64) { machine.emit(body, cost: cost) }
+
+    /// A system physical address as events show it.
+    @inline(__always)
+    func traced(_ spa: UInt64) -> UInt64 { spa &+ traceBase }
+
+    /// The machine's seeded randomness.
+    func randomBytes(_ count: Int) -> [UInt8] { machine.rng.bytes(count) }
+    /// Adds a DMA-capable device and returns it.
+    @discardableResult
+    public func addDevice(name: String) -> DMADevice {
+        let d = DMADevice(id: machine.nextDeviceID(), name: name, platform: self)
+        devices.append(d)
+        return d
+    }
+
+    /// The device called `name`, if there is one.
+    public func device(named name: String) -> DMADevice? { devices.first { $0.name == name } }
+
+    // MARK: - The one path to memory
+
+    /// Reads `size` (1 to 8) bytes for `actor` and reports the access; returns what the actor saw.
+    @inline(__always)
+    func read(actor: Actor, vm: UInt16, asid: UInt16, kind: AccessKind, gva: UInt64, gpa: UInt64, spa: UInt64,
+              size: Int, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
+              key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) -> UInt64 {
+        let value = try controller.readValue(spa, size: size, key: key)
+        emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: traced(spa),
+                                        size: UInt32(size), cbit: cbit, reason: reason, register: register, value: value)),
+             cost: cost)
+        return value
+    }
+
+    /// Writes `size` (1 to 8) bytes of `value` for `actor` and reports the access.
+    @inline(__always)
+    func write(actor: Actor, vm: UInt16, asid: UInt16, kind: AccessKind, gva: UInt64, gpa: UInt64, spa: UInt64,
+               size: Int, value: UInt64, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
+               key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) {
+        let v = size == 8 ? value : value & ((1 << UInt64(8 * size)) - 1)
+        try controller.writeValue(spa, size: size, value: v, key: key)
+        emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: traced(spa),
+                                        size: UInt32(size), cbit: cbit, reason: reason, register: register, value: v)),
+             cost: cost)
+    }
+
+    /// Splits `[start, start + count)` into naturally aligned pieces of at most 8 bytes.
+    static func granules(start: UInt64, count: Int) -> [(offset: Int, size: Int)] {
+        var out: [(Int, Int)] = []
+        var done = 0
+        while done < count {
+            let addr = start + UInt64(done)
+            var size = 8
+            while size > 1 && (addr % UInt64(size) != 0 || size > count - done) { size /= 2 }
+            out.append((done, size))
+            done += size
+        }
+        return out
+    }
+
+    /// The value of `size` bytes at `offset` in `bytes`, little-endian.
+    static func value(_ bytes: [UInt8], at offset: Int, size: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for i in 0..<size { v |= UInt64(bytes[offset + i]) << UInt64(8 * i) }
+        return v
+    }
+
+    /// Stores `size` bytes of `value` at `offset` in `bytes`.
+    static func store(_ value: UInt64, into bytes: inout [UInt8], at offset: Int, size: Int) {
+        for i in 0..<size { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> UInt64(8 * i)) }
+    }
+
+    /// WBINVD on every core: writes back and invalidates all cache lines. The PSP notes it, since
+    /// DF_FLUSH requires it after a DEACTIVATE.
+    public func wbinvdAllCores() {
+        firmware.noteWBINVD()
+    }
+}
