@@ -16,6 +16,12 @@ public final class Analyzer {
     private var vmNames: [UInt16: String] = [:]
     private var asidToVM: [UInt16: UInt16] = [:]
     private var collector = FindingCollector()
+    /// What the PSP read on its data and transport paths during the current command, byte by byte, in
+    /// order: the next bytes it writes on those paths carry these labels.
+    private var pspQueue: [(set: LabelTable.SetID, origin: UInt64)] = []
+    private var pspQueueHead = 0
+    /// Blocks written under the transport key hold ciphertext of guest data that is not a leak.
+    static let transportEncrypted: UInt16 = 0xFFFF
     /// Events processed so far.
     public private(set) var eventCount: UInt64 = 0
 
@@ -69,7 +75,10 @@ public final class Analyzer {
             let existing = shadow.read(t.spa, size: Int(t.length), table: &table)
             shadow.write(t.spa, size: Int(t.length), set: table.union(set, existing.set), origin: e.seq,
                          encryptedBy: shadow.encryption(t.spa, size: 1))
-        case .cbitChange, .nptChange, .pspCommand, .vcpuMode, .vcpuHalt:
+        case .pspCommand:
+            pspQueue.removeAll(keepingCapacity: true)
+            pspQueueHead = 0
+        case .cbitChange, .nptChange, .vcpuMode, .vcpuHalt:
             break
         }
     }
@@ -124,7 +133,9 @@ public final class Analyzer {
             let isDevice = a.actor != .hypervisor
             if a.kind.isRead {
                 let asid = shadow.encryption(a.spa, size: size)
-                if asid != 0 {
+                if asid == Self.transportEncrypted {
+                    return  // transport ciphertext: what migration and launch secrets are made to carry
+                } else if asid != 0 {
                     hit(.ciphertextObservation, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
                 } else {
                     let (set, origin) = shadow.read(a.spa, size: size, table: &table)
@@ -134,25 +145,46 @@ public final class Analyzer {
                     }
                 }
             } else {
-                if shadow.encryption(a.spa, size: size) != 0 {
+                let stored = shadow.encryption(a.spa, size: size)
+                if stored != 0 && stored != Self.transportEncrypted {
                     hit(isDevice ? .dmaIntoPrivate : .hvWritePrivate, a, seq, 0, sourceSeq: seq, sourceSPA: 0,
                         plaintext: false)
                 }
                 shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
             }
         case .psp:
-            guard !a.kind.isRead else { return }
-            if a.cbit {
-                // LAUNCH_UPDATE_DATA and friends encrypt in place: the data keeps its labels and becomes
-                // the guest's private data.
-                let (existing, origin) = shadow.read(a.spa, size: size, table: &table)
-                let owner = asidToVM[a.asid] ?? MemoryAccess.noVM
-                let set = owner == MemoryAccess.noVM ? existing : table.union(existing, table.privateData(vm: owner, seq: seq))
-                shadow.write(a.spa, size: size, set: set, origin: origin ?? seq, encryptedBy: a.asid)
-            } else {
-                shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
+            pspAccess(a, size: size, seq: seq)
+        }
+    }
+
+    /// The firmware moves data on two paths (register 17, its data path, and 18, the transport path):
+    /// what it reads there it writes next, so labels follow in order. Written under a guest key the data
+    /// becomes that guest's private data; written on the transport path it is ciphertext under the TEK.
+    private func pspAccess(_ a: MemoryAccess, size: Int, seq: UInt64) {
+        let onPath = a.register == 17 || a.register == 18
+        if a.kind.isRead {
+            guard onPath else { return }
+            for i in 0..<size {
+                let (set, origin) = shadow.read(a.spa + UInt64(i), size: 1, table: &table)
+                pspQueue.append((set, origin ?? seq))
+            }
+            return
+        }
+        var set: LabelTable.SetID = 0
+        var origin = seq
+        if onPath {
+            for _ in 0..<size where pspQueueHead < pspQueue.count {
+                let item = pspQueue[pspQueueHead]
+                pspQueueHead += 1
+                if item.set != 0 && set == 0 { origin = item.origin }
+                set = table.union(set, item.set)
             }
         }
+        if a.cbit, let owner = asidToVM[a.asid] {
+            set = table.union(set, table.privateData(vm: owner, seq: seq))
+        }
+        let encryption = a.cbit ? a.asid : a.register == 18 ? Self.transportEncrypted : 0
+        shadow.write(a.spa, size: size, set: set, origin: origin, encryptedBy: encryption)
     }
 
     private func firstSecretSPA(_ set: LabelTable.SetID) -> UInt64 {

@@ -62,9 +62,12 @@ struct FindingCollector {
 
     static func summary(_ f: Finding, _ d: Detector, vmNames: [UInt16: String], labels: [LabelTable.Label]) -> String {
         let vm = vmNames[f.vm] ?? (f.vm == MemoryAccess.noVM ? "host" : "vm\(f.vm)")
+        let owner = labels.compactMap { l -> String? in
+            if case .privateData(let v) = l.kind { vmNames[v] ?? "vm\(v)" } else { nil }
+        }.first ?? vm
         let what = labels.compactMap { l -> String? in if case .secret(let n) = l.kind { "secret \(n)" } else { nil } }
-            .first ?? "private data of \(vm)"
-        let at = "gpa 0x\(String(f.sinkGPA, radix: 16))"
+            .first ?? "private data of \(owner)"
+        let at = f.vm == MemoryAccess.noVM ? "host spa 0x\(String(f.sinkSPA, radix: 16))" : "gpa 0x\(String(f.sinkGPA, radix: 16))"
         switch d {
         case .privateToShared: return "\(f.actor) wrote \(f.length) bytes of \(what) into shared memory at \(at)"
         case .privateToDMA: return "\(f.actor) read \(f.length) bytes of \(what) by DMA from \(at)"

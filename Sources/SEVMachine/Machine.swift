@@ -58,6 +58,11 @@ public final class Machine {
         return deviceCount
     }
 
+    /// A guest owner whose key comes from the simulation's randomness.
+    public func makeGuestOwner(name: String, policy: UInt32) -> GuestOwner {
+        GuestOwner(name: name, policy: policy, rng: &rng)
+    }
+
     /// Every VM of every platform.
     public var vms: [VirtualMachine] { platforms.flatMap(\.kvm.vms) }
 

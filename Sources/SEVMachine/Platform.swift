@@ -17,6 +17,8 @@ public final class Platform {
     public private(set) lazy var firmware = SEVFirmware(platform: self)
     /// The hypervisor.
     public private(set) lazy var kvm = KVM(platform: self)
+    /// The VMM (QEMU's part) that drives KVM's SEV ioctl.
+    public private(set) lazy var vmm = VMM(platform: self)
     /// The DMA-capable devices, by id.
     public private(set) var devices: [DMADevice] = []
 

@@ -1,5 +1,6 @@
 import Foundation
 import SEVMachine
+import TraceFormat
 
 /// Parses the scenario language (v1); the reference is Traces/README.md.
 public struct ScenarioParser {
@@ -14,6 +15,7 @@ public struct ScenarioParser {
         var platformNames: [String] = []
         var vms: [String: (launched: Bool, sev: Bool)] = [:]
         var devices: Set<String> = []
+        var owners: Set<String> = []
         var sawStatement = false
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         var n = 0
@@ -27,6 +29,13 @@ public struct ScenarioParser {
             let keywordToken = c.peek!
             let keyword = try c.word("a statement")
 
+            func knownOwner(_ o: TokenCursor.Options, _ c: TokenCursor) throws(ScenarioError) -> String? {
+                guard let t = o.values["owner"] else { return nil }
+                guard let name = t.word, owners.contains(name) else {
+                    throw c.error(at: t, "no owner named '\(t.spelling)' (declare it with `owner NAME`)")
+                }
+                return name
+            }
             func knownVM(_ c: inout TokenCursor) throws(ScenarioError) -> String {
                 let t = c.peek
                 let name = try c.word("a VM name")
@@ -145,13 +154,77 @@ public struct ScenarioParser {
                 guard closed else { throw ScenarioError(here, "`program` without a closing `end`") }
                 let instructions = try Assembler(file: file, base: gpa).assemble(body)
                 add(.program(vm: vm, gpa: gpa, instructions: instructions))
+            case "owner":
+                let t = c.peek
+                let name = try c.word("an owner name")
+                guard !owners.contains(name) else { throw c.error(at: t!, "owner '\(name)' is already declared") }
+                let o = try c.options(allowed: ["policy"])
+                let policy = try o.number("policy", default: 0x1, c)
+                guard policy <= UInt64(UInt32.max) else { throw ScenarioError(here, "policy is a 32-bit value") }
+                owners.insert(name)
+                add(.owner(name: name, policy: UInt32(policy)))
             case "launch":
                 let vm = try knownVM(&c)
-                try c.expectEnd()
+                let o = try c.options(allowed: ["owner", "finish", "expect"])
                 guard vms[vm]!.sev else { throw ScenarioError(here, "'\(vm)' is not an SEV guest (sev=no)") }
                 guard !vms[vm]!.launched else { throw ScenarioError(here, "'\(vm)' is already launched") }
+                let owner = try knownOwner(o, c)
+                let finishWord = try o.word("finish", c) ?? "yes"
+                guard finishWord == "yes" || finishWord == "no" else { throw c.error(at: o.values["finish"]!, "finish takes yes or no") }
                 vms[vm]!.launched = true
-                add(.launch(vm: vm))
+                add(.launch(vm: vm, owner: owner, finish: finishWord == "yes", expect: try Self.expectation(o, c)))
+            case "inject":
+                let vm = try knownVM(&c)
+                let gpa = try c.number("a guest physical address")
+                let name = try c.word("a name for the secret")
+                let start = c.location
+                var byteCursor = c
+                let o = try byteCursor.options(allowed: ["owner", "expect", "hex", "text", "fill", "len"])
+                guard let owner = try knownOwner(o, c) else { throw ScenarioError(start, "inject needs owner=NAME") }
+                let bytes = try Self.bytes(&c, extra: ["owner", "expect"])
+                guard bytes.count % 16 == 0 else { throw ScenarioError(start, "a launch secret is a multiple of 16 bytes") }
+                add(.inject(vm: vm, gpa: gpa, name: name, owner: owner, bytes: bytes, expect: try Self.expectation(o, c)))
+            case "debug":
+                let dirToken = c.peek
+                let dir = try c.word("decrypt or encrypt")
+                let vm = try knownVM(&c)
+                let gpa = try c.number("a guest physical address")
+                switch dir {
+                case "decrypt":
+                    let length = try c.number("a length in bytes")
+                    let o = try c.options(allowed: ["expect"])
+                    add(.debugDecrypt(vm: vm, gpa: gpa, length: Int(length), expect: try Self.expectation(o, c)))
+                case "encrypt":
+                    var look = c
+                    let o = try look.options(allowed: ["expect", "hex", "text", "fill", "len"])
+                    add(.debugEncrypt(vm: vm, gpa: gpa, bytes: try Self.bytes(&c, extra: ["expect"]),
+                                      expect: try Self.expectation(o, c)))
+                default: throw c.error(at: dirToken!, "expected decrypt or encrypt, found '\(dir)'")
+                }
+            case "attest":
+                let vm = try knownVM(&c)
+                let o = try c.options(allowed: ["mnonce", "expect"])
+                var mnonce = [UInt8](repeating: 0, count: 16)
+                if let h = try o.string("mnonce", c) {
+                    guard let bytes = Self.hexBytes(h), bytes.count == 16 else {
+                        throw c.error(at: o.values["mnonce"]!, "mnonce is 16 bytes of hex")
+                    }
+                    mnonce = bytes
+                }
+                add(.attest(vm: vm, mnonce: mnonce, expect: try Self.expectation(o, c)))
+            case "migrate":
+                let vm = try knownVM(&c)
+                let o = try c.options(allowed: ["to", "as", "expect"])
+                guard let toToken = o.values["to"], let target = toToken.word, platformNames.contains(target) else {
+                    throw ScenarioError(here, "migrate needs to=PLATFORM naming a declared platform")
+                }
+                guard let asToken = o.values["as"], let newName = asToken.word else {
+                    throw ScenarioError(here, "migrate needs as=NAME for the VM on the target")
+                }
+                guard vms[newName] == nil else { throw c.error(at: asToken, "VM '\(newName)' is already declared") }
+                guard vms[vm]!.launched else { throw ScenarioError(here, "'\(vm)' must be launched before it can migrate") }
+                vms[newName] = (true, true)
+                add(.migrate(vm: vm, platform: target, newName: newName, expect: try Self.expectation(o, c)))
             case "run":
                 let vm = try knownVM(&c)
                 let o = try c.options(allowed: ["vcpu"])
@@ -210,7 +283,7 @@ public struct ScenarioParser {
                 add(.psp(command: command, platform: try platformOption(o, c), vm: vm, asid: asid))
             default:
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: keywordToken.column),
-                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, launch, run, secret, dma, hv or psp")
+                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, secret, dma, hv, debug, attest, migrate or psp")
             }
         }
         if script.platforms.isEmpty { script.platforms = [("host", PlatformConfig())] }
@@ -223,10 +296,33 @@ public struct ScenarioParser {
         return (a, b)
     }
 
-    /// The byte options: `hex="00 11 …"`, `text="…"`, or `fill=BYTE len=N`.
-    static func bytes(_ c: inout TokenCursor) throws(ScenarioError) -> [UInt8] {
+    /// `expect=ok` or `expect=STATUS_NAME`.
+    static func expectation(_ o: TokenCursor.Options, _ c: TokenCursor) throws(ScenarioError) -> String? {
+        guard let t = o.values["expect"] else { return nil }
+        guard let w = t.word else { throw c.error(at: t, "expect takes ok, REFUSED or a firmware status such as POLICY_FAILURE") }
+        let known = ["OK", "REFUSED"] + SEVStatus.allCases.map(\.description)
+        guard known.contains(w.uppercased()) || w.lowercased().hasPrefix("errno") else {
+            throw c.error(at: t, "unknown outcome '\(w)'; expected ok, REFUSED or a firmware status such as POLICY_FAILURE")
+        }
+        return w
+    }
+
+    static func hexBytes(_ h: String) -> [UInt8]? {
+        let digits = Array(h.filter { !$0.isWhitespace })
+        guard digits.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let b = UInt8(String(digits[i...i + 1]), radix: 16) else { return nil }
+            out.append(b)
+        }
+        return out
+    }
+
+    /// The byte options: `hex="00 11 …"`, `text="…"`, or `fill=BYTE len=N` (plus `extra` options the
+    /// statement reads itself).
+    static func bytes(_ c: inout TokenCursor, extra: [String] = []) throws(ScenarioError) -> [UInt8] {
         let start = c.location
-        let o = try c.options(allowed: ["hex", "text", "fill", "len"])
+        let o = try c.options(allowed: ["hex", "text", "fill", "len"] + extra)
         let given = ["hex", "text", "fill"].filter { o.values[$0] != nil }
         guard given.count == 1 else { throw ScenarioError(start, "give exactly one of hex=\"…\", text=\"…\" or fill=BYTE len=N") }
         if let h = try o.string("hex", c) {

@@ -5,6 +5,12 @@ import TraceFormat
 public struct ScenarioRunner {
     public let script: ScenarioScript
     public let seed: UInt64
+    /// The guest owners declared so far.
+    private let owners = Owners()
+
+    final class Owners {
+        var byName: [String: GuestOwner] = [:]
+    }
 
     public init(script: ScenarioScript, seed: UInt64) {
         self.script = script
@@ -50,9 +56,6 @@ public struct ScenarioRunner {
             let v = vm(name, m)
             if v.entry == 0 { v.entry = gpa }  // the first program is where the guest starts
             try addImage(v, gpa: gpa, bytes: instructions.flatMap(\.encoded))
-        case .launch(let name):
-            let v = vm(name, m)
-            try v.platform.kvm.launch(v)
         case .run(let name, let vcpu):
             let v = vm(name, m)
             try v.platform.kvm.run(v, vcpu: vcpu)
@@ -71,10 +74,65 @@ public struct ScenarioRunner {
             try v.platform.kvm.write(v, gpa: gpa, bytes: bytes)
         case .wbinvd(let platform):
             m.platform(named: platform)!.wbinvdAllCores()
+        case .owner(let name, let policy):
+            owners.byName[name] = m.makeGuestOwner(name: name, policy: policy)
+        case .launch(let name, let ownerName, let finish, let expect):
+            let v = vm(name, m)
+            var owner = ownerName.flatMap { owners.byName[$0] }
+            try expecting(expect) { try v.platform.vmm.launch(v, owner: &owner, finish: finish) }
+            if let ownerName, let owner { owners.byName[ownerName] = owner }
+        case .inject(let name, let gpa, let secretName, let ownerName, let bytes, let expect):
+            let v = vm(name, m)
+            guard let owner = owners.byName[ownerName] else { throw .invalid("no owner named \(ownerName)") }
+            if try expecting(expect, { try v.platform.vmm.injectSecret(v, owner: owner, gpa: gpa, secret: bytes) }) {
+                try v.platform.kvm.declareSecret(v, gpa: gpa, name: secretName, length: bytes.count)
+            }
+        case .debugDecrypt(let name, let gpa, let length, let expect):
+            let v = vm(name, m)
+            try expecting(expect) { _ = try v.platform.vmm.debugDecrypt(v, gpa: gpa, length: length) }
+        case .debugEncrypt(let name, let gpa, let bytes, let expect):
+            let v = vm(name, m)
+            try expecting(expect) { try v.platform.vmm.debugEncrypt(v, gpa: gpa, bytes: bytes) }
+        case .attest(let name, let mnonce, let expect):
+            let v = vm(name, m)
+            try expecting(expect) { _ = try v.platform.vmm.attestationReport(v, mnonce: mnonce) }
+        case .migrate(let name, let platform, let newName, let expect):
+            let v = vm(name, m)
+            try expecting(expect) { _ = try v.platform.vmm.migrate(v, to: m.platform(named: platform)!, as: newName) }
         case .psp(let command, let platform, let name, let asid):
             let v = name.map { vm($0, m) }
             try psp(command, v, asid: asid, v?.platform ?? m.platform(named: platform)!)
         }
+    }
+
+    /// Runs a VMM operation that may fail with a firmware or KVM error. With no expectation any failure
+    /// is an error; with `expect=ok` or `expect=STATUS` the outcome must be that one, and a failure the
+    /// scenario expected is not an error. Returns whether the operation succeeded.
+    @discardableResult
+    private func expecting(_ expect: String?, _ body: () throws -> Void) throws(MachineError) -> Bool {
+        var outcome = "ok"
+        var failure: String?
+        do {
+            try body()
+        } catch let f as VMM.Failure {
+            outcome = f.firmwareError != 0 ? SEVStatus.name(of: UInt16(truncatingIfNeeded: f.firmwareError)) : "errno \(-f.errno)"
+            failure = f.description
+        } catch let e as MachineError {
+            throw e
+        } catch let r as GuestOwner.Refusal {
+            outcome = "REFUSED"
+            failure = "the guest owner refused: \(r)"
+        } catch {
+            throw .invalid("\(error)")
+        }
+        guard let expect else {
+            if let failure { throw .invalid(failure) }
+            return true
+        }
+        guard expect.uppercased() == outcome.uppercased() else {
+            throw .invalid("expected \(expect), got \(outcome)" + (failure.map { ": \($0)" } ?? ""))
+        }
+        return failure == nil
     }
 
     private func addImage(_ v: VirtualMachine, gpa: UInt64, bytes: [UInt8]) throws(MachineError) {
@@ -91,6 +149,9 @@ public struct ScenarioRunner {
         let id: SEVCommand
         switch command {
         case .initialize: id = .initialize
+        case .pekGen: id = .pekGen
+        case .pdhGen: id = .pdhGen
+        case .factoryReset: id = .factoryReset
         case .shutdown: id = .shutdown
         case .platformStatus: id = .platformStatus
         case .dfFlush: id = .dfFlush

@@ -31,8 +31,20 @@ public struct ScenarioScript: Sendable {
         case data(vm: String, gpa: UInt64, bytes: [UInt8])
         /// A guest program, assembled, loaded at `gpa` before launch, run from its first instruction.
         case program(vm: String, gpa: UInt64, instructions: [Instruction])
-        /// Launch the VM as KVM and QEMU do.
-        case launch(vm: String)
+        /// A guest owner with its own Diffie-Hellman key and the policy it asks for.
+        case owner(name: String, policy: UInt32)
+        /// Launch the VM as KVM and QEMU do, with a guest owner's session when one is named; stop before
+        /// LAUNCH_FINISH when `finish` is false (so the owner can inject a secret).
+        case launch(vm: String, owner: String?, finish: Bool, expect: String?)
+        /// The owner sends a secret with LAUNCH_SECRET (then LAUNCH_FINISH); it becomes a taint source.
+        case inject(vm: String, gpa: UInt64, name: String, owner: String, bytes: [UInt8], expect: String?)
+        /// KVM_SEV_DBG_DECRYPT / DBG_ENCRYPT.
+        case debugDecrypt(vm: String, gpa: UInt64, length: Int, expect: String?)
+        case debugEncrypt(vm: String, gpa: UInt64, bytes: [UInt8], expect: String?)
+        /// KVM_SEV_GET_ATTESTATION_REPORT.
+        case attest(vm: String, mnonce: [UInt8], expect: String?)
+        /// Migrate the VM to another platform, where it continues as `newName`.
+        case migrate(vm: String, platform: String, newName: String, expect: String?)
         /// Run a vCPU until it halts.
         case run(vm: String, vcpu: Int)
         /// The guest writes a secret into its private memory: the analyzer's taint source.
@@ -52,6 +64,7 @@ public struct ScenarioScript: Sendable {
     /// The firmware commands a scenario can issue directly.
     public enum PSPStatement: String, CaseIterable, Sendable {
         case initialize = "init", shutdown, platformStatus = "platform_status", dfFlush = "df_flush"
+        case pekGen = "pek_gen", pdhGen = "pdh_gen", factoryReset = "factory_reset"
         case activate, deactivate, decommission, guestStatus = "guest_status"
 
         /// Whether the command names a VM.

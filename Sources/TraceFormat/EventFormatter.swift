@@ -30,8 +30,16 @@ public enum EventFormatter {
         }
     }
 
-    /// `r0`…`r15`, or `latch` for the string-copy data path.
-    public static func registerName(_ r: UInt8) -> String { r == 16 ? "latch" : "r\(r)" }
+    /// `r0`…`r15`, `latch` for the string-copy data path, `psp` and `psp-tek` for the firmware's data
+    /// and transport paths.
+    public static func registerName(_ r: UInt8) -> String {
+        switch r {
+        case 16: "latch"
+        case 17: "psp"
+        case 18: "psp-tek"
+        default: "r\(r)"
+        }
+    }
 
     static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 

@@ -65,7 +65,7 @@ public enum SEVCommand: UInt8, CaseIterable, Sendable, CustomStringConvertible {
 }
 
 /// SEV firmware status codes (SEV API; Linux `enum sev_ret_code`).
-public enum SEVStatus: UInt16, CaseIterable, Sendable, CustomStringConvertible {
+public enum SEVStatus: UInt16, CaseIterable, Sendable, Error, CustomStringConvertible {
     case success = 0x00, invalidPlatformState = 0x01, invalidGuestState = 0x02, invalidConfig = 0x03
     case invalidLength = 0x04, alreadyOwned = 0x05, invalidCertificate = 0x06, policyFailure = 0x07
     case inactive = 0x08, invalidAddress = 0x09, badSignature = 0x0A, badMeasurement = 0x0B

@@ -7,6 +7,8 @@ struct MachineFixture {
     let machine: Machine
     let platform: Platform
     let vm: VirtualMachine
+    /// What LAUNCH_MEASURE returned (measurement || mnonce), when launched.
+    var launchOutput: [UInt8] = []
 
     init(_ instructions: [Instruction], shared: [(UInt64, UInt64)] = [], policy: UInt32 = 0x1, launch: Bool = true,
          seed: UInt64 = 1) throws {
@@ -16,7 +18,10 @@ struct MachineFixture {
         vm.entry = 0x100000
         vm.addImage(gpa: 0x100000, bytes: instructions.flatMap(\.encoded))
         for (gpa, pages) in shared { vm.addSharedAtBoot(gpa: gpa, pages: pages) }
-        if launch { try platform.kvm.launch(vm) }
+        if launch {
+            var none: GuestOwner?
+            launchOutput = try platform.vmm.launch(vm, owner: &none)
+        }
     }
 
     var accesses: [MemoryAccess] {

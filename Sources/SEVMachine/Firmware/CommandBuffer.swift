@@ -9,6 +9,9 @@ public struct CommandBuffer: Equatable, Sendable {
     public init(size: Int) { bytes = [UInt8](repeating: 0, count: size) }
     public init(bytes: [UInt8]) { self.bytes = bytes }
 
+    /// An empty buffer of the size `command` takes.
+    public init(for command: SEVCommand) { self.init(size: Self.size(of: command)) }
+
     public func u8(_ offset: Int) -> UInt8 { offset < bytes.count ? bytes[offset] : 0 }
 
     public func u32(_ offset: Int) -> UInt32 {
@@ -23,6 +26,8 @@ public struct CommandBuffer: Equatable, Sendable {
         return v
     }
 
+    public func slice(_ offset: Int, _ count: Int) -> [UInt8] { (0..<count).map { u8(offset + $0) } }
+
     public mutating func setU8(_ offset: Int, _ v: UInt8) { if offset < bytes.count { bytes[offset] = v } }
 
     public mutating func setU32(_ offset: Int, _ v: UInt32) {
@@ -33,16 +38,26 @@ public struct CommandBuffer: Equatable, Sendable {
         for i in 0..<8 { setU8(offset + i, UInt8(truncatingIfNeeded: v >> UInt64(8 * i))) }
     }
 
-    /// The sizes of the command buffers this firmware reads (SEV API; Linux `struct sev_data_*`).
+    public mutating func set(_ offset: Int, _ data: [UInt8]) {
+        for (i, b) in data.enumerated() { setU8(offset + i, b) }
+    }
+
+    /// The sizes of the command buffers (SEV API; Linux `struct sev_data_*`). Commands without a
+    /// buffer take 0.
     public static func size(of command: SEVCommand) -> Int {
         switch command {
         case .initialize: 20
-        case .platformStatus: 12
-        case .launchStart: 36
+        case .platformStatus, .pekCSR, .getID, .downloadFirmware: 12
+        case .pekCertImport, .pdhCertExport: 28
+        case .launchStart, .receiveStart, .attestation: 36
         case .activate: 8
         case .launchUpdateData, .launchMeasure: 20
-        case .launchFinish, .deactivate, .decommission: 4
+        case .launchFinish, .deactivate, .decommission, .sendFinish, .sendCancel, .receiveFinish: 4
         case .guestStatus: 13
+        case .copy: 24
+        case .dbgDecrypt, .dbgEncrypt: 28
+        case .launchSecret, .sendUpdateData, .receiveUpdateData: 52
+        case .sendStart: 68
         default: 0
         }
     }

@@ -3,26 +3,42 @@ import TraceFormat
 /// The SEV firmware running on the PSP: the platform and guest state machines and the commands of the
 /// SEV API, each reported as one event with its buffer, status and state change.
 ///
-/// Commands modelled: INIT, SHUTDOWN, PLATFORM_STATUS, DF_FLUSH, LAUNCH_START, LAUNCH_UPDATE_DATA,
-/// LAUNCH_MEASURE, LAUNCH_FINISH, ACTIVATE, DEACTIVATE, DECOMMISSION, GUEST_STATUS. Every other id
-/// answers INVALID_COMMAND.
+/// Modelled: every command of the SEV API for SEV without ES: INIT, SHUTDOWN, FACTORY_RESET,
+/// PLATFORM_STATUS, PEK_GEN, PEK_CSR, PEK_CERT_IMPORT, PDH_CERT_EXPORT, PDH_GEN, DF_FLUSH,
+/// DOWNLOAD_FIRMWARE, GET_ID, DECOMMISSION, ACTIVATE, DEACTIVATE, GUEST_STATUS, COPY, LAUNCH_START,
+/// LAUNCH_UPDATE_DATA, LAUNCH_MEASURE, LAUNCH_SECRET, LAUNCH_FINISH, ATTESTATION, SEND_START,
+/// SEND_UPDATE_DATA, SEND_FINISH, SEND_CANCEL, RECEIVE_START, RECEIVE_UPDATE_DATA, RECEIVE_FINISH,
+/// DBG_DECRYPT, DBG_ENCRYPT. Every other id (SEV-ES's VMSA commands, INIT_EX, NOP, RING_BUFFER,
+/// ACTIVATE_EX, SWAP_OUT/IN) answers INVALID_COMMAND.
 public final class SEVFirmware {
     unowned let platform: Platform
-    public private(set) var platformState: PlatformState = .uninit
+    public internal(set) var platformState: PlatformState = .uninit
     /// Whether INIT set CONFIG_ES.
-    public private(set) var esEnabled = false
-    private var guests: [UInt32: GuestContext] = [:]
-    private var nextHandle: UInt32 = 1
-    /// The guest handle each ASID is activated for (0: free).
-    private var asidOwner: [UInt32]
+    public internal(set) var esEnabled = false
+    /// The firmware version (DOWNLOAD_FIRMWARE can change it).
+    public internal(set) var apiMajor: UInt8
+    public internal(set) var apiMinor: UInt8
+    public internal(set) var build: UInt8
+    /// The platform's keys and certificates.
+    public internal(set) lazy var identity = PlatformIdentity(apiMajor: apiMajor, apiMinor: apiMinor,
+                                                               rng: &platform.machine.rng)
+    var guests: [UInt32: GuestContext] = [:]
+    var nextHandle: UInt32 = 1
+    /// The guests activated on each ASID (more than one only when they share a key).
+    var asidGuests: [[UInt32]]
     /// ASIDs deactivated since the last DF_FLUSH: their cache lines may still be dirty.
-    private var asidNeedsFlush: [Bool]
+    var asidNeedsFlush: [Bool]
     /// Whether WBINVD ran on every core since the last DEACTIVATE.
-    private var wbinvdSinceDeactivate = true
+    var wbinvdSinceDeactivate = true
+    /// The mailbox registers' values.
+    var registers: [Register: UInt32] = [:]
 
     init(platform: Platform) {
         self.platform = platform
-        asidOwner = Array(repeating: 0, count: Int(platform.config.maxSEVASID) + 1)
+        apiMajor = platform.config.apiMajor
+        apiMinor = platform.config.apiMinor
+        build = platform.config.build
+        asidGuests = Array(repeating: [], count: Int(platform.config.maxSEVASID) + 1)
         asidNeedsFlush = Array(repeating: false, count: Int(platform.config.maxSEVASID) + 1)
     }
 
@@ -35,22 +51,27 @@ public final class SEVFirmware {
     /// The measurement LAUNCH_MEASURE produced for `handle`, if any.
     public func measurement(handle: UInt32) -> [UInt8]? { guests[handle]?.measurement }
 
+    /// The transport integrity key and policy of a guest, for tests that check the measurement.
+    public func launchSecrets(handle: UInt32) -> (tik: [UInt8], policy: UInt32)? {
+        guests[handle].map { ($0.tik, $0.policy) }
+    }
+
     func noteWBINVD() { wbinvdSinceDeactivate = true }
+
+    /// Whether the firmware's API version is at least `major.minor`.
+    func apiAtLeast(_ major: UInt8, _ minor: UInt8) -> Bool { (apiMajor, apiMinor) >= (major, minor) }
+
+    // MARK: - Running commands
 
     /// Runs one command, as the mailbox would: the buffer is read and updated in place, the status returned.
     @discardableResult
     public func execute(_ id: UInt8, buffer: inout CommandBuffer) -> SEVStatus {
         let command = SEVCommand(rawValue: id)
-        let handle = command.map(Self.namesGuest) == true ? buffer.u32(0) : 0
+        let handle = command.map(Self.namesGuest) == true ? buffer.u32(Self.handleOffset(command!)) : 0
         let platformBefore = platformState
         let guestBefore = guests[handle]?.state.rawValue ?? GuestState.none
-        let status: SEVStatus
-        if let command {
-            status = run(command, &buffer)
-        } else {
-            status = .invalidCommand
-        }
-        let reportedHandle = command == .launchStart ? buffer.u32(0) : handle
+        let status = command.map { run($0, &buffer) } ?? .invalidCommand
+        let reportedHandle = command == .launchStart || command == .receiveStart ? buffer.u32(0) : handle
         let asid: UInt16 = command == .activate ? UInt16(truncatingIfNeeded: buffer.u32(4)) : guests[reportedHandle]?.asid ?? 0
         platform.emit(.pspCommand(PSPCommand(
             platform: platform.id, command: id, handle: reportedHandle, asid: asid, status: status.rawValue,
@@ -60,11 +81,11 @@ public final class SEVFirmware {
         return status
     }
 
-    /// Whether the command's buffer starts with a guest handle.
+    /// Whether the command's buffer names a guest handle.
     static func namesGuest(_ c: SEVCommand) -> Bool {
         switch c {
         case .decommission, .activate, .deactivate, .guestStatus, .launchStart, .launchUpdateData, .launchMeasure,
-             .launchFinish, .launchSecret, .launchUpdateVMSA, .sendStart, .sendUpdateData, .sendFinish, .sendCancel,
+             .launchFinish, .launchSecret, .sendStart, .sendUpdateData, .sendFinish, .sendCancel,
              .receiveStart, .receiveUpdateData, .receiveFinish, .dbgDecrypt, .dbgEncrypt, .copy, .attestation:
             true
         default:
@@ -72,32 +93,67 @@ public final class SEVFirmware {
         }
     }
 
+    static func handleOffset(_ c: SEVCommand) -> Int { 0 }
+
+    /// Which platform commands each platform state allows (SEV API, platform state table). Guest
+    /// commands need INIT or WORKING.
+    static func allowed(_ c: SEVCommand, in state: PlatformState) -> Bool {
+        switch c {
+        case .initialize, .factoryReset, .downloadFirmware: state == .uninit
+        case .platformStatus, .getID, .shutdown: true
+        case .pekGen, .pekCSR, .pekCertImport: state == .initialized
+        case .pdhGen, .pdhCertExport, .dfFlush: state != .uninit
+        default: state != .uninit
+        }
+    }
+
     /// Whether the SEV API allows `c` for a guest in `state` (SEV API, guest state table).
     static func allowed(_ c: SEVCommand, in state: GuestState) -> Bool {
         switch c {
-        case .activate, .deactivate, .decommission, .guestStatus: state != .uninit && state != .sent
-        case .launchUpdateData, .launchUpdateVMSA, .launchMeasure: state == .launchUpdate
+        case .activate, .deactivate, .decommission, .guestStatus: state != .uninit
+        case .launchUpdateData, .launchMeasure: state == .launchUpdate
         case .launchSecret, .launchFinish: state == .launchSecret
+        case .attestation: state == .launchSecret || state == .running
         case .sendStart: state == .running
-        case .sendUpdateData, .sendUpdateVMSA, .sendFinish, .sendCancel: state == .sendUpdate
-        case .receiveUpdateData, .receiveUpdateVMSA, .receiveFinish: state == .receiveUpdate
+        case .sendUpdateData, .sendFinish, .sendCancel: state == .sendUpdate
+        case .receiveUpdateData, .receiveFinish: state == .receiveUpdate
+        case .dbgDecrypt, .dbgEncrypt, .copy: state != .uninit && state != .sent
         default: false
         }
     }
 
+    /// Whether the command is modelled (the rest answer INVALID_COMMAND).
+    static func modelled(_ c: SEVCommand) -> Bool {
+        switch c {
+        case .initEx, .nop, .ringBuffer, .activateEx, .launchUpdateVMSA, .sendUpdateVMSA, .receiveUpdateVMSA, .swapOut,
+             .swapIn:
+            false
+        default:
+            true
+        }
+    }
+
     private func run(_ c: SEVCommand, _ b: inout CommandBuffer) -> SEVStatus {
-        let size = CommandBuffer.size(of: c)
-        guard size > 0 || c == .shutdown || c == .dfFlush else { return .invalidCommand }
-        guard b.bytes.count >= size else { return .invalidLength }
+        guard Self.modelled(c) else { return .invalidCommand }
+        guard b.bytes.count >= CommandBuffer.size(of: c) else { return .invalidLength }
+        guard Self.allowed(c, in: platformState) else { return .invalidPlatformState }
         switch c {
         case .initialize: return initialize(&b)
         case .shutdown: return shutdown()
+        case .factoryReset: return factoryReset()
         case .platformStatus: return platformStatus(&b)
+        case .pekGen: return pekGen()
+        case .pekCSR: return pekCSR(&b)
+        case .pekCertImport: return pekCertImport(&b)
+        case .pdhGen: return pdhGen()
+        case .pdhCertExport: return pdhCertExport(&b)
         case .dfFlush: return dfFlush()
+        case .downloadFirmware: return downloadFirmware(&b)
+        case .getID: return getID(&b)
+        case .launchStart: return launchStart(&b)
+        case .receiveStart: return receiveStart(&b)
         default: break
         }
-        guard platformState != .uninit else { return .invalidPlatformState }
-        if c == .launchStart { return launchStart(&b) }
         guard let guest = guests[b.u32(0)] else { return .invalidGuest }
         guard Self.allowed(c, in: guest.state) else { return .invalidGuestState }
         switch c {
@@ -109,168 +165,72 @@ public final class SEVFirmware {
             b.setU32(8, UInt32(guest.asid))
             b.setU8(12, guest.state.rawValue)
             return .success
+        case .copy: return copy(guest, &b)
         case .launchUpdateData: return launchUpdateData(guest, address: b.u64(8), length: b.u32(16))
         case .launchMeasure: return launchMeasure(guest, &b)
+        case .launchSecret: return launchSecret(guest, &b)
         case .launchFinish:
             guest.state = .running
             return .success
+        case .attestation: return attestation(guest, &b)
+        case .sendStart: return sendStart(guest, &b)
+        case .sendUpdateData: return sendUpdateData(guest, &b)
+        case .sendFinish:
+            guest.state = .sent
+            return .success
+        case .sendCancel:
+            guest.state = .running
+            return .success
+        case .receiveUpdateData: return receiveUpdateData(guest, &b)
+        case .receiveFinish:
+            guest.state = .running
+            return .success
+        case .dbgDecrypt, .dbgEncrypt: return debug(guest, &b, decrypt: c == .dbgDecrypt)
         default: return .invalidCommand
         }
     }
 
-    // MARK: - Platform commands
-
-    private func initialize(_ b: inout CommandBuffer) -> SEVStatus {
-        guard platformState == .uninit else { return .invalidPlatformState }
-        esEnabled = b.u32(0) & 1 != 0
-        platformState = .initialized
-        return .success
-    }
-
-    private func shutdown() -> SEVStatus {
-        guard platformState != .uninit else { return .success }
-        for asid in asidOwner.indices where asidOwner[asid] != 0 {
-            platform.controller.setKey(nil, forASID: UInt16(asid))
-            asidOwner[asid] = 0
-        }
-        guests.removeAll()
-        platformState = .uninit
-        return .success
-    }
-
-    private func platformStatus(_ b: inout CommandBuffer) -> SEVStatus {
-        b.setU8(0, platform.config.apiMajor)
-        b.setU8(1, platform.config.apiMinor)
-        b.setU8(2, platformState.rawValue)
-        b.setU32(3, esEnabled ? 0x100 : 0)
-        b.setU8(7, platform.config.build)
-        b.setU32(8, UInt32(guests.count))
-        return .success
-    }
-
-    private func dfFlush() -> SEVStatus {
-        guard platformState != .uninit else { return .invalidPlatformState }
-        if asidNeedsFlush.contains(true) && !wbinvdSinceDeactivate { return .wbinvdRequired }
-        for i in asidNeedsFlush.indices { asidNeedsFlush[i] = false }
-        return .success
-    }
-
-    // MARK: - Guest management
-
-    private func activate(_ guest: GuestContext, asid raw: UInt32) -> SEVStatus {
-        let config = platform.config
-        guard raw >= UInt32(config.minSEVASID), raw <= UInt32(config.maxSEVASID) else { return .invalidASID }
-        let asid = UInt16(raw)
-        let owner = asidOwner[Int(asid)]
-        if owner != 0 && owner != guest.handle { return .asidOwned }
-        if asidNeedsFlush[Int(asid)] { return .dfflushRequired }
-        if guest.asid != 0 && guest.asid != asid { return .active }
-        asidOwner[Int(asid)] = guest.handle
-        guest.asid = asid
-        platform.controller.setKey(guest.vek, forASID: asid)
-        return .success
-    }
-
-    private func deactivate(_ guest: GuestContext) -> SEVStatus {
-        guard guest.asid != 0 else { return .inactive }
-        let asid = Int(guest.asid)
-        asidOwner[asid] = 0
-        asidNeedsFlush[asid] = true
-        wbinvdSinceDeactivate = false
-        platform.controller.setKey(nil, forASID: guest.asid)
-        guest.asid = 0
-        return .success
-    }
-
-    private func decommission(_ guest: GuestContext) -> SEVStatus {
-        guard guest.asid == 0 else { return .active }
-        guests[guest.handle] = nil
-        if guests.isEmpty { platformState = .initialized }
-        return .success
-    }
-
-    // MARK: - Launch
-
-    private func launchStart(_ b: inout CommandBuffer) -> SEVStatus {
-        let policy = b.u32(4)
-        guard b.u32(0) == 0 else {
-            // Key sharing with an existing guest arrives with the rest of the firmware.
-            return guests[b.u32(0)] == nil ? .invalidGuest : .unsupported
-        }
-        let minMajor = UInt8(truncatingIfNeeded: policy >> 16), minMinor = UInt8(truncatingIfNeeded: policy >> 24)
-        let config = platform.config
-        if (minMajor, minMinor) > (config.apiMajor, config.apiMinor) { return .policyFailure }
-        if policy & 0x4 != 0 && !esEnabled { return .policyFailure }
-        let handle = nextHandle
-        nextHandle += 1
-        let vek = EncryptionKey(bytes: platform.randomBytes(16))
-        let guest = GuestContext(handle: handle, policy: policy, vek: vek, tek: platform.randomBytes(16),
-                                 tik: platform.randomBytes(16))
-        guests[handle] = guest
-        platformState = .working
-        b.setU32(0, handle)
-        return .success
-    }
-
-    private func launchUpdateData(_ guest: GuestContext, address: UInt64, length: UInt32) -> SEVStatus {
-        guard address % 16 == 0 else { return .invalidAddress }
-        guard length > 0, length % 16 == 0 else { return .invalidLength }
-        do {
-            let plaintext = try pspRead(address, count: Int(length))
-            guest.launchDigest.update(data: plaintext)
-            try pspWrite(address, plaintext, key: guest.vek, asid: guest.asid)
-            return .success
-        } catch {
-            return .invalidAddress
-        }
-    }
-
-    private func launchMeasure(_ guest: GuestContext, _ b: inout CommandBuffer) -> SEVStatus {
-        let address = b.u64(8), length = b.u32(16)
-        guard length >= 48 else {
-            b.setU32(16, 48)
-            return .invalidLength
-        }
-        let mnonce = platform.randomBytes(16)
-        let config = platform.config
-        let digest = Array(guest.launchDigest.finalize())
-        let measure = LaunchMeasurement.compute(apiMajor: config.apiMajor, apiMinor: config.apiMinor, build: config.build,
-                                                policy: guest.policy, digest: digest, mnonce: mnonce, tik: guest.tik)
-        do {
-            try pspWrite(address, measure + mnonce, key: nil, asid: 0)
-        } catch {
-            return .invalidAddress
-        }
-        guest.measurement = measure
-        guest.state = .launchSecret
-        b.setU32(16, 48)
-        return .success
-    }
-
-    /// The launch digest so far and the TIK of a guest, for tests that check the measurement independently.
-    public func launchSecrets(handle: UInt32) -> (tik: [UInt8], policy: UInt32)? {
-        guests[handle].map { ($0.tik, $0.policy) }
-    }
-
     // MARK: - The PSP's own memory accesses
 
-    private func pspRead(_ spa: UInt64, count: Int) throws(MachineError) -> [UInt8] {
+    /// A system physical address from a command buffer: the C-bit KVM sets on guest addresses is not
+    /// part of the address.
+    func physical(_ address: UInt64) -> UInt64 { address & ~platform.config.cbitMask }
+
+    /// Reads host memory, or guest memory with a guest's key.
+    func pspRead(_ address: UInt64, count: Int, key: EncryptionKey? = nil, asid: UInt16 = 0,
+                 register: UInt8 = MemoryAccess.noRegister) throws(MachineError) -> [UInt8] {
+        let spa = physical(address)
+        try platform.memory.check(spa, count)
         var out = [UInt8](repeating: 0, count: count)
         for (offset, size) in Platform.granules(start: spa, count: count) {
-            let v = try platform.read(actor: .psp, vm: MemoryAccess.noVM, asid: 0, kind: .read, gva: 0, gpa: 0,
-                                     spa: spa + UInt64(offset), size: size, cbit: false, reason: .firmware, key: nil,
-                                     cost: Platform.Cost.pspAccess)
+            let v = try platform.read(actor: .psp, vm: MemoryAccess.noVM, asid: key == nil ? 0 : asid, kind: .read,
+                                      gva: 0, gpa: 0, spa: spa + UInt64(offset), size: size, cbit: key != nil,
+                                      reason: .firmware, register: register, key: key, cost: Platform.Cost.pspAccess)
             Platform.store(v, into: &out, at: offset, size: size)
         }
         return out
     }
 
-    private func pspWrite(_ spa: UInt64, _ bytes: [UInt8], key: EncryptionKey?, asid: UInt16) throws(MachineError) {
+    /// Writes host memory, or guest memory with a guest's key.
+    func pspWrite(_ address: UInt64, _ bytes: [UInt8], key: EncryptionKey? = nil, asid: UInt16 = 0,
+                  register: UInt8 = MemoryAccess.noRegister) throws(MachineError) {
+        let spa = physical(address)
+        try platform.memory.check(spa, bytes.count)
         for (offset, size) in Platform.granules(start: spa, count: bytes.count) {
             try platform.write(actor: .psp, vm: MemoryAccess.noVM, asid: key == nil ? 0 : asid, kind: .write, gva: 0,
-                              gpa: 0, spa: spa + UInt64(offset), size: size,
-                              value: Platform.value(bytes, at: offset, size: size), cbit: key != nil, reason: .firmware,
-                              key: key, cost: Platform.Cost.pspAccess)
+                               gpa: 0, spa: spa + UInt64(offset), size: size,
+                               value: Platform.value(bytes, at: offset, size: size), cbit: key != nil,
+                               reason: .firmware, register: register, key: key, cost: Platform.Cost.pspAccess)
         }
+    }
+
+    /// Writes `data` to the caller's buffer at `address`/`length` field offsets of `b`, or answers
+    /// INVALID_LENGTH with the length needed when the buffer is too small.
+    func output(_ data: [UInt8], to b: inout CommandBuffer, address addressOffset: Int, length lengthOffset: Int) -> SEVStatus {
+        let length = Int(b.u32(lengthOffset))
+        b.setU32(lengthOffset, UInt32(data.count))
+        guard length >= data.count else { return .invalidLength }
+        do { try pspWrite(b.u64(addressOffset), data) } catch { return .invalidAddress }
+        return .success
     }
 }

@@ -65,6 +65,8 @@ struct GuestKernel {
                              cost: Platform.Cost.control)
             }
             vcpu.invalidate(gva: page)
+            // The page encryption status the guest reports to the hypervisor (for migration).
+            vm.markShared(gpa: old & 0x000F_FFFF_FFFF_F000 & ~cbitMask, !encrypted)
         }
     }
 }

@@ -7,6 +7,11 @@ public struct Instruction: Equatable, Sendable {
     /// Registers r0-r15 are architectural; 16 is the string-copy data latch that `copy` moves data through.
     public static let registerCount = 16
     public static let copyLatch: UInt8 = 16
+    /// The PSP's data path: what a firmware command reads for itself and then writes (LAUNCH_UPDATE_DATA,
+    /// DBG_*, COPY), so taint can follow data through the firmware.
+    public static let pspData: UInt8 = 17
+    /// The PSP's transport path: data under the transport key (LAUNCH_SECRET and SEND/RECEIVE packets).
+    public static let pspTransport: UInt8 = 18
 
     public enum Opcode: UInt8, CaseIterable, Sendable {
         /// `mov rA, imm`

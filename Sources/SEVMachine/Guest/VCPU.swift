@@ -162,6 +162,18 @@ public final class VCPU {
         }
     }
 
+    /// Takes over another vCPU's architectural state (migration of a guest without SEV-ES, whose
+    /// register state the hypervisor holds in the clear).
+    func copyState(from other: VCPU) {
+        registers = other.registers
+        rip = other.rip
+        mode = other.mode
+        cr3 = other.cr3
+        booted = other.booted
+        halted = other.halted
+        tlb.removeAll()
+    }
+
     /// Runs the guest kernel's early boot once, then points rip at the VM's entry.
     func bootIfNeeded() throws(MachineError) {
         guard !booted else { return }

@@ -8,8 +8,10 @@ public final class KVM {
     public private(set) var vms: [VirtualMachine] = []
     /// Host memory below this is the host kernel's; guests are allocated above it.
     static let guestMemoryStart: UInt64 = 16 << 20
-    /// A host page the hypervisor hands to the PSP for command output (the launch measurement).
-    public static let scratchSPA: UInt64 = 1 << 20
+    /// Where the host's PSP driver keeps its command buffer and staged data.
+    static let driverArea: UInt64 = 1 << 20
+    /// The host's PSP driver.
+    public private(set) lazy var driver = PSPDriver(platform: platform, base: Self.driverArea)
     private var nextFree = guestMemoryStart
     private var asidInUse: [Bool]
 
@@ -54,50 +56,9 @@ public final class KVM {
     /// DF_FLUSH ("Prepare for first SEV guest launch after INIT").
     public func sevInit() {
         guard platform.firmware.platformState == .uninit else { return }
-        var b = CommandBuffer(size: CommandBuffer.size(of: .initialize))
-        guard platform.firmware.execute(SEVCommand.initialize.rawValue, buffer: &b) == .success else { return }
+        guard (try? driver.issue(.initialize, CommandBuffer(for: .initialize)))?.0 == .success else { return }
         platform.wbinvdAllCores()
-        var none = CommandBuffer(size: 0)
-        platform.firmware.execute(SEVCommand.dfFlush.rawValue, buffer: &none)
-    }
-
-    /// Launches an SEV guest the way QEMU and KVM do: the hypervisor copies the image into guest memory,
-    /// then LAUNCH_START, ACTIVATE, LAUNCH_UPDATE_DATA for each image region, LAUNCH_MEASURE,
-    /// LAUNCH_FINISH. Stops at the first command that fails and returns its status.
-    @discardableResult
-    public func launch(_ vm: VirtualMachine) throws(MachineError) -> (command: SEVCommand, status: SEVStatus) {
-        guard vm.isSEV else { throw .invalid("\(vm.name) is not an SEV guest") }
-        sevInit()
-        try loadImage(vm)
-        let fw = platform.firmware
-        var start = CommandBuffer(size: CommandBuffer.size(of: .launchStart))
-        start.setU32(4, vm.policy)
-        var status = fw.execute(SEVCommand.launchStart.rawValue, buffer: &start)
-        guard status == .success else { return (.launchStart, status) }
-        vm.handle = start.u32(0)
-        var activate = CommandBuffer(size: CommandBuffer.size(of: .activate))
-        activate.setU32(0, vm.handle)
-        activate.setU32(4, UInt32(vm.asid))
-        status = fw.execute(SEVCommand.activate.rawValue, buffer: &activate)
-        guard status == .success else { return (.activate, status) }
-        for region in vm.image {
-            var update = CommandBuffer(size: CommandBuffer.size(of: .launchUpdateData))
-            update.setU32(0, vm.handle)
-            update.setU64(8, try vm.translate(region.gpa))
-            update.setU32(16, UInt32(region.bytes.count))
-            status = fw.execute(SEVCommand.launchUpdateData.rawValue, buffer: &update)
-            guard status == .success else { return (.launchUpdateData, status) }
-        }
-        var measure = CommandBuffer(size: CommandBuffer.size(of: .launchMeasure))
-        measure.setU32(0, vm.handle)
-        measure.setU64(8, Self.scratchSPA)
-        measure.setU32(16, 48)
-        status = fw.execute(SEVCommand.launchMeasure.rawValue, buffer: &measure)
-        guard status == .success else { return (.launchMeasure, status) }
-        var finish = CommandBuffer(size: CommandBuffer.size(of: .launchFinish))
-        finish.setU32(0, vm.handle)
-        status = fw.execute(SEVCommand.launchFinish.rawValue, buffer: &finish)
-        return (.launchFinish, status)
+        _ = try? driver.issue(.dfFlush, CommandBuffer(for: .dfFlush))
     }
 
     /// Copies the VM's image into its memory (once).
@@ -156,17 +117,22 @@ public final class KVM {
             try vcpu.store(gva: gpa + UInt64(offset), size: size, value: Platform.value(bytes, at: offset, size: size),
                            register: MemoryAccess.noRegister)
         }
-        // One taint source per run of contiguous system physical pages.
+        try declareSecret(vm, gpa: gpa, name: name, length: bytes.count)
+    }
+
+    /// Declares `length` bytes of the VM's memory at `gpa` a secret (a taint source): one event per run of
+    /// contiguous system physical pages.
+    public func declareSecret(_ vm: VirtualMachine, gpa: UInt64, name: String, length: Int) throws(MachineError) {
         var start = 0
-        while start < bytes.count {
+        while start < length {
             let g = gpa + UInt64(start)
             let spa = try vm.translate(g)
-            var end = min(bytes.count, start + Int(4096 - (g & 0xFFF)))
-            while end < bytes.count, try vm.translate(gpa + UInt64(end)) == spa + UInt64(end - start) {
-                end = min(bytes.count, end + 4096)
+            var end = min(length, start + Int(4096 - (g & 0xFFF)))
+            while end < length, try vm.translate(gpa + UInt64(end)) == spa + UInt64(end - start) {
+                end = min(length, end + 4096)
             }
-            platform.emit(.taintSource(TaintSource(vm: vm.id, name: name, gpa: g, spa: platform.traced(spa), length: UInt64(end - start))),
-                         cost: Platform.Cost.control)
+            platform.emit(.taintSource(TaintSource(vm: vm.id, name: name, gpa: g, spa: platform.traced(spa),
+                                                   length: UInt64(end - start))), cost: Platform.Cost.control)
             start = end
         }
     }

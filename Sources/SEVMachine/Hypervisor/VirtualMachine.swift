@@ -13,6 +13,8 @@ public final class VirtualMachine {
     public internal(set) var asid: UInt16
     /// The firmware's handle for it (0 before LAUNCH_START).
     public internal(set) var handle: UInt32 = 0
+    /// Whether KVM_SEV_INIT ran for it.
+    public internal(set) var sevActive = false
     /// The nested page table: the system physical page of each guest physical page (`unmapped` if none).
     var npt: [UInt64]
     static let unmapped = UInt64.max
@@ -28,6 +30,16 @@ public final class VirtualMachine {
     public var entry: UInt64 = 0
     /// Whether the hypervisor has copied the image into guest memory.
     var imageLoaded = false
+    /// Guest pages the guest told the hypervisor it maps decrypted (the page encryption status that
+    /// migration needs).
+    private var sharedPages: Set<UInt64> = []
+
+    /// Whether the guest page holding `gpa` is shared (mapped C=0 by the guest).
+    public func isShared(gpa: UInt64) -> Bool { sharedPages.contains(gpa >> 12) }
+
+    func markShared(gpa: UInt64, _ shared: Bool) {
+        if shared { sharedPages.insert(gpa >> 12) } else { sharedPages.remove(gpa >> 12) }
+    }
 
     init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64) {
         self.id = id

@@ -8,12 +8,21 @@ public final class PhysicalMemory {
     /// Bytes of memory.
     public let size: UInt64
     private let base: UnsafeMutableRawPointer
+    /// One bit per 4 KiB page: whether anything was ever stored there (what the host knows as a
+    /// populated page).
+    private var populated: [UInt64]
 
     /// Allocates `size` zeroed bytes (the kernel backs them lazily).
     public init(size: UInt64) {
         self.size = size
         guard let p = calloc(Int(size), 1) else { fatalError("cannot allocate \(size) bytes of simulated memory") }
         base = p
+        populated = [UInt64](repeating: 0, count: Int((size >> 12 + 63) / 64))
+    }
+
+    /// Whether page number `page` was ever written.
+    public func isPopulated(page: UInt64) -> Bool {
+        page < size >> 12 && populated[Int(page >> 6)] & (1 << (page & 63)) != 0
     }
 
     deinit { free(base) }
@@ -35,6 +44,11 @@ public final class PhysicalMemory {
     @inline(__always)
     func store(_ spa: UInt64, from src: UnsafeRawPointer, count: Int) {
         (base + Int(spa)).copyMemory(from: src, byteCount: count)
+        var page = spa >> 12
+        while page <= (spa + UInt64(count) - 1) >> 12 {
+            populated[Int(page >> 6)] |= 1 << (page & 63)
+            page += 1
+        }
     }
 
     /// The raw bytes stored at `spa` (what a probe on the memory bus would see).

@@ -1,0 +1,250 @@
+import TraceFormat
+
+/// KVM's SEV ioctl, `KVM_MEMORY_ENCRYPT_OP`, modelled on `arch/x86/kvm/svm/sev.c`: it checks the caller
+/// and the arguments as KVM does, copies what user space points to into kernel buffers, issues the
+/// firmware commands through the PSP driver, and copies results back. A firmware failure returns -EIO
+/// with the firmware's status in `error`.
+extension KVM {
+    /// The descriptor `open("/dev/sev")` returns in the simulation.
+    public static let sevDeviceFD: Int32 = 3
+
+    /// Runs one sub-command for `vm`; returns 0 or a negated errno.
+    public func memoryEncryptOp(_ vm: VirtualMachine, _ cmd: inout KVMSevCmd) -> Int32 {
+        do {
+            return try sevOp(vm, &cmd)
+        } catch let e as KVMFailure {
+            return -e.errno.rawValue
+        } catch {
+            return -Errno.efault.rawValue
+        }
+    }
+
+    /// A refusal with an errno.
+    struct KVMFailure: Error { let errno: Errno }
+
+    private func fail(_ e: Errno) -> KVMFailure { KVMFailure(errno: e) }
+
+    /// Issues a firmware command; a failure becomes -EIO with `error` set.
+    private func firmware(_ c: SEVCommand, _ b: CommandBuffer, _ cmd: inout KVMSevCmd) throws -> CommandBuffer {
+        let (status, out) = try driver.issue(c, b)
+        guard status == .success else {
+            cmd.error = UInt32(status.rawValue)
+            throw fail(.eio)
+        }
+        return out
+    }
+
+    /// `copy_from_user`: the hypervisor reads the VMM's buffer.
+    func copyFromUser(_ address: UInt64, _ length: Int) throws -> [UInt8] {
+        guard length > 0 else { return [] }
+        guard address != 0, address + UInt64(length) <= platform.memory.size else { throw fail(.efault) }
+        return try driver.fetch(address, count: length)
+    }
+
+    /// `copy_to_user`.
+    func copyToUser(_ address: UInt64, _ bytes: [UInt8]) throws {
+        guard address != 0, address + UInt64(bytes.count) <= platform.memory.size else { throw fail(.efault) }
+        try driver.hostWrite(address, bytes)
+    }
+
+    /// The VM whose memory holds host physical address `spa`, and the guest physical address.
+    func guestAddress(_ vm: VirtualMachine, _ spa: UInt64) -> UInt64? {
+        let first = vm.npt[0] << 12
+        guard spa >= first, spa < first + vm.memoryBytes else { return nil }
+        return spa - first
+    }
+
+    private func sevOp(_ vm: VirtualMachine, _ cmd: inout KVMSevCmd) throws -> Int32 {
+        guard let id = KVMSevCommand(rawValue: cmd.id) else { throw fail(.einval) }
+        guard cmd.sevFD == Self.sevDeviceFD else { throw fail(.ebadf) }
+        if id != .initialize && id != .esInit && !vm.sevActive { throw fail(.enotty) }
+        guard cmd.data.count >= id.userStructSize else { throw fail(.efault) }
+        var u = CommandBuffer(bytes: cmd.data)
+        switch id {
+        case .initialize:
+            guard vm.isSEV, !vm.sevActive else { throw fail(.einval) }
+            sevInit()
+            guard platform.firmware.platformState != .uninit else { throw fail(.eio) }
+            vm.sevActive = true
+        case .esInit, .init2, .launchUpdateVMSA, .sendUpdateVMSA, .receiveUpdateVMSA, .certExport:
+            throw fail(.enotty)  // SEV-ES and SNP are not modelled
+        case .launchStart, .receiveStart:
+            var b = CommandBuffer(for: id == .launchStart ? .launchStart : .receiveStart)
+            b.setU32(0, u.u32(0))
+            b.setU32(4, u.u32(4))
+            let dh = try copyFromUser(u.u64(8), Int(u.u32(16))), session = try copyFromUser(u.u64(24), Int(u.u32(32)))
+            if !dh.isEmpty {
+                b.setU64(8, try driver.stage(dh))
+                b.setU32(16, UInt32(dh.count))
+            }
+            if !session.isEmpty {
+                b.setU64(24, try driver.stage(session))
+                b.setU32(32, UInt32(session.count))
+            }
+            let out = try firmware(id == .launchStart ? .launchStart : .receiveStart, b, &cmd)
+            let handle = out.u32(0)
+            // sev_bind_asid: ACTIVATE right away; on failure, DECOMMISSION.
+            var activate = CommandBuffer(for: .activate)
+            activate.setU32(0, handle)
+            activate.setU32(4, UInt32(vm.asid))
+            let (status, _) = try driver.issue(.activate, activate)
+            if status != .success {
+                var decommission = CommandBuffer(for: .decommission)
+                decommission.setU32(0, handle)
+                try driver.issue(.decommission, decommission)
+                cmd.error = UInt32(status.rawValue)
+                throw fail(.eio)
+            }
+            vm.handle = handle
+            u.setU32(0, handle)
+        case .launchUpdateData:
+            let address = u.u64(0), length = u.u32(8)
+            guard address % 16 == 0, length % 16 == 0, length > 0 else { throw fail(.einval) }
+            guard guestAddress(vm, address) != nil else { throw fail(.efault) }
+            var b = CommandBuffer(for: .launchUpdateData)
+            b.setU32(0, vm.handle)
+            b.setU64(8, address)
+            b.setU32(16, length)
+            _ = try firmware(.launchUpdateData, b, &cmd)
+        case .launchMeasure, .getAttestationReport:
+            let isMeasure = id == .launchMeasure
+            let (uaddr, lengthOffset): (UInt64, Int) = isMeasure ? (u.u64(0), 8) : (u.u64(16), 24)
+            let length = u.u32(lengthOffset)
+            guard length <= 0x4000 else { throw fail(.einval) }
+            var b = CommandBuffer(for: isMeasure ? .launchMeasure : .attestation)
+            b.setU32(0, vm.handle)
+            if !isMeasure { b.set(16, u.slice(0, 16)) }
+            let dataLengthOffset = isMeasure ? 16 : 32
+            var buffer: UInt64 = 0
+            if length > 0 {
+                buffer = try driver.reserve(Int(length))
+                b.setU64(8, buffer)
+                b.setU32(dataLengthOffset, length)
+            }
+            let (status, out) = try driver.issue(isMeasure ? .launchMeasure : .attestation, b)
+            u.setU32(lengthOffset, out.u32(dataLengthOffset))
+            cmd.data = u.bytes
+            guard status == .success else {
+                cmd.error = UInt32(status.rawValue)
+                throw fail(.eio)
+            }
+            try copyToUser(uaddr, try driver.fetch(buffer, count: Int(out.u32(dataLengthOffset))))
+        case .launchSecret, .receiveUpdateData:
+            let guestSPA = u.u64(16), guestLength = u.u32(24)
+            guard guestAddress(vm, guestSPA) != nil else { throw fail(.efault) }
+            if id == .receiveUpdateData && (guestSPA & 0xFFF) + UInt64(guestLength) > 4096 { throw fail(.einval) }
+            let header = try copyFromUser(u.u64(0), Int(u.u32(8))), trans = try copyFromUser(u.u64(32), Int(u.u32(40)))
+            var b = CommandBuffer(for: id == .launchSecret ? .launchSecret : .receiveUpdateData)
+            b.setU32(0, vm.handle)
+            b.setU64(8, try driver.stage(header))
+            b.setU32(16, UInt32(header.count))
+            b.setU64(24, guestSPA | platform.config.cbitMask)  // "requires C-bit to be always set"
+            b.setU32(32, guestLength)
+            b.setU64(40, try driver.stage(trans))
+            b.setU32(48, UInt32(trans.count))
+            _ = try firmware(id == .launchSecret ? .launchSecret : .receiveUpdateData, b, &cmd)
+        case .launchFinish, .sendFinish, .sendCancel, .receiveFinish:
+            let c: SEVCommand = switch id {
+            case .launchFinish: .launchFinish
+            case .sendFinish: .sendFinish
+            case .sendCancel: .sendCancel
+            default: .receiveFinish
+            }
+            var b = CommandBuffer(for: c)
+            b.setU32(0, vm.handle)
+            _ = try firmware(c, b, &cmd)
+        case .guestStatus:
+            var b = CommandBuffer(for: .guestStatus)
+            b.setU32(0, vm.handle)
+            let out = try firmware(.guestStatus, b, &cmd)
+            u.setU32(0, vm.handle)
+            u.setU32(4, out.u32(4))
+            u.setU32(8, UInt32(out.u8(12)))
+        case .dbgDecrypt, .dbgEncrypt:
+            try debug(vm, u, encrypt: id == .dbgEncrypt, &cmd)
+        case .sendStart:
+            var b = CommandBuffer(for: .sendStart)
+            b.setU32(0, vm.handle)
+            for (offset, lengthOffset) in [(8, 16), (24, 32), (40, 48)] {
+                let data = try copyFromUser(u.u64(offset), Int(u.u32(lengthOffset)))
+                if !data.isEmpty {
+                    b.setU64(offset, try driver.stage(data))
+                    b.setU32(lengthOffset, UInt32(data.count))
+                }
+            }
+            let sessionLength = u.u32(64)
+            if sessionLength > 0 {
+                b.setU64(56, try driver.reserve(Int(sessionLength)))
+                b.setU32(64, sessionLength)
+            }
+            let (status, out) = try driver.issue(.sendStart, b)
+            u.setU32(0, out.u32(4))
+            u.setU32(64, out.u32(64))
+            cmd.data = u.bytes
+            guard status == .success else {
+                cmd.error = UInt32(status.rawValue)
+                throw fail(.eio)
+            }
+            try copyToUser(u.u64(56), try driver.fetch(out.u64(56), count: Int(out.u32(64))))
+        case .sendUpdateData:
+            let guestSPA = u.u64(16), guestLength = u.u32(24)
+            guard guestAddress(vm, guestSPA) != nil else { throw fail(.efault) }
+            guard (guestSPA & 0xFFF) + UInt64(guestLength) <= 4096 else { throw fail(.einval) }
+            var b = CommandBuffer(for: .sendUpdateData)
+            b.setU32(0, vm.handle)
+            b.setU64(8, try driver.reserve(TransportPacket.headerSize))
+            b.setU32(16, UInt32(TransportPacket.headerSize))
+            b.setU64(24, guestSPA | platform.config.cbitMask)
+            b.setU32(32, guestLength)
+            b.setU64(40, try driver.reserve(Int(guestLength)))
+            b.setU32(48, guestLength)
+            let out = try firmware(.sendUpdateData, b, &cmd)
+            try copyToUser(u.u64(0), try driver.fetch(out.u64(8), count: TransportPacket.headerSize))
+            try copyToUser(u.u64(32), try driver.fetch(out.u64(40), count: Int(guestLength)))
+        }
+        cmd.data = u.bytes
+        return 0
+    }
+
+    /// KVM's debug path: the firmware needs 16-byte alignment, so KVM widens the range to whole blocks,
+    /// bounces through a kernel buffer, and (to encrypt) first decrypts the blocks it only partly writes.
+    private func debug(_ vm: VirtualMachine, _ u: CommandBuffer, encrypt: Bool, _ cmd: inout KVMSevCmd) throws {
+        let src = u.u64(0), dst = u.u64(8), length = Int(u.u32(16))
+        guard length > 0, dst != 0, src.addingReportingOverflow(UInt64(length)).overflow == false else { throw fail(.einval) }
+        let guestSPA = encrypt ? dst : src
+        guard guestAddress(vm, guestSPA) != nil, guestAddress(vm, guestSPA + UInt64(length) - 1) != nil else {
+            throw fail(.efault)
+        }
+        let offset = Int(guestSPA & 15)
+        let aligned = guestSPA - UInt64(offset)
+        let size = (offset + length + 15) & ~15
+        let bounce = try driver.reserve(size)
+        var decrypt = CommandBuffer(for: .dbgDecrypt)
+        decrypt.setU32(0, vm.handle)
+        decrypt.setU64(8, aligned | platform.config.cbitMask)
+        decrypt.setU64(16, bounce)
+        decrypt.setU32(24, UInt32(size))
+        if !encrypt {
+            _ = try firmware(.dbgDecrypt, decrypt, &cmd)
+            let plain = try driver.fetch(bounce, count: size)
+            try copyToUser(dst, Array(plain[offset..<offset + length]))
+            return
+        }
+        let data = try copyFromUser(src, length)
+        var blocks: [UInt8]
+        if offset != 0 || length % 16 != 0 {
+            _ = try firmware(.dbgDecrypt, decrypt, &cmd)
+            blocks = try driver.fetch(bounce, count: size)
+        } else {
+            blocks = [UInt8](repeating: 0, count: size)
+        }
+        blocks.replaceSubrange(offset..<offset + length, with: data)
+        try driver.hostWrite(bounce, blocks)
+        var enc = CommandBuffer(for: .dbgEncrypt)
+        enc.setU32(0, vm.handle)
+        enc.setU64(8, bounce)
+        enc.setU64(16, aligned | platform.config.cbitMask)
+        enc.setU32(24, UInt32(size))
+        _ = try firmware(.dbgEncrypt, enc, &cmd)
+    }
+}

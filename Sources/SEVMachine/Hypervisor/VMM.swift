@@ -1,0 +1,267 @@
+import Crypto
+import TraceFormat
+
+/// The VMM's side of SEV, as QEMU implements it (`target/i386/sev.c`): it keeps its buffers in host
+/// memory, opens `/dev/sev`, and drives KVM's `KVM_MEMORY_ENCRYPT_OP` to launch, measure, inject
+/// secrets into, debug, attest and migrate guests.
+public final class VMM {
+    unowned let platform: Platform
+    /// The VMM's buffers live here in host memory (its user space, identity-mapped for simplicity).
+    static let userBase: UInt64 = 4 << 20
+    static let userSize: UInt64 = 8 << 20
+    private var userNext: UInt64 = 0
+
+    init(platform: Platform) { self.platform = platform }
+
+    var kvm: KVM { platform.kvm }
+
+    /// A failed ioctl, as QEMU reports it.
+    public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        public var command: KVMSevCommand
+        public var errno: Int32
+        public var firmwareError: UInt32
+
+        public var description: String {
+            let fw = firmwareError == 0 ? "" : " (firmware: \(SEVStatus.name(of: UInt16(truncatingIfNeeded: firmwareError))))"
+            return "KVM_SEV \(command) failed: errno \(-errno)\(fw)"
+        }
+    }
+
+    // MARK: - User buffers
+
+    /// Places `bytes` in a fresh user buffer (VMM writes); returns its address.
+    func user(_ bytes: [UInt8]) throws(MachineError) -> UInt64 {
+        let size = UInt64(max(bytes.count, 1) + 31) & ~31
+        guard userNext + size <= Self.userSize else { throw .invalid("VMM buffers exhausted") }
+        let address = Self.userBase + userNext
+        userNext += size
+        try kvm.driver.hostWrite(address, bytes)
+        return address
+    }
+
+    /// Frees every user buffer.
+    func releaseBuffers() { userNext = 0 }
+
+    func readUser(_ address: UInt64, _ count: Int) throws(MachineError) -> [UInt8] {
+        try kvm.driver.fetch(address, count: count)
+    }
+
+    /// Issues one ioctl; throws ``Failure`` when KVM refuses.
+    @discardableResult
+    func ioctl(_ vm: VirtualMachine, _ id: KVMSevCommand, _ data: CommandBuffer = CommandBuffer(size: 0)) throws -> KVMSevCmd {
+        var cmd = KVMSevCmd(id: id.rawValue, data: data.bytes, sevFD: KVM.sevDeviceFD)
+        let ret = kvm.memoryEncryptOp(vm, &cmd)
+        guard ret == 0 else { throw Failure(command: id, errno: ret, firmwareError: cmd.error) }
+        return cmd
+    }
+
+    // MARK: - Platform certificates
+
+    /// PDH_CERT_EXPORT through `/dev/sev`: the platform's PDH and its chain (PEK, OCA, CEK).
+    public func exportPDH() throws -> (pdh: SEVCertificate, chain: [UInt8]) {
+        defer { releaseBuffers() }
+        kvm.sevInit()
+        let driver = kvm.driver
+        var b = CommandBuffer(for: .pdhCertExport)
+        b.setU64(0, try driver.reserve(SEVCertificate.size))
+        b.setU32(8, UInt32(SEVCertificate.size))
+        b.setU64(16, try driver.reserve(3 * SEVCertificate.size))
+        b.setU32(24, UInt32(3 * SEVCertificate.size))
+        let (status, out) = try driver.issue(.pdhCertExport, b)
+        guard status == .success else { throw Failure(command: .certExport, errno: -Errno.eio.rawValue, firmwareError: UInt32(status.rawValue)) }
+        let pdh = try driver.fetch(out.u64(0), count: SEVCertificate.size)
+        let chain = try driver.fetch(out.u64(16), count: 3 * SEVCertificate.size)
+        return (SEVCertificate(bytes: pdh)!, chain)
+    }
+
+    // MARK: - Launch
+
+    /// The image a VM is launched with, in LAUNCH_UPDATE_DATA order: what the guest owner expects.
+    public static func image(of vm: VirtualMachine) -> [UInt8] { vm.image.flatMap(\.bytes) }
+
+    /// Launches `vm` as QEMU does: KVM_SEV_INIT, LAUNCH_START (with the owner's DH certificate and session
+    /// when there is an owner), LAUNCH_UPDATE_DATA for each image region, LAUNCH_MEASURE (a length query,
+    /// then the measurement, which the owner checks), LAUNCH_FINISH.
+    ///
+    /// - Returns: the 48 bytes LAUNCH_MEASURE returned.
+    @discardableResult
+    public func launch(_ vm: VirtualMachine, owner: inout GuestOwner?, finish: Bool = true) throws -> [UInt8] {
+        guard vm.isSEV else { throw MachineError.invalid("\(vm.name) is not an SEV guest") }
+        defer { releaseBuffers() }
+        try ioctl(vm, .initialize)
+        try kvm.loadImage(vm)
+        var start = CommandBuffer(size: KVMSevCommand.launchStart.userStructSize)
+        start.setU32(4, vm.policy)
+        if owner != nil {
+            let (pdh, chain) = try exportPDH()
+            try owner!.startSession(pdh: pdh, chain: chain, rng: &platform.machine.rng)
+            let cert = owner!.dhCertificate.bytes, session = owner!.session!.blob
+            start.setU64(8, try user(cert))
+            start.setU32(16, UInt32(cert.count))
+            start.setU64(24, try user(session))
+            start.setU32(32, UInt32(session.count))
+        }
+        try ioctl(vm, .launchStart, start)
+        for region in vm.image {
+            var update = CommandBuffer(size: KVMSevCommand.launchUpdateData.userStructSize)
+            update.setU64(0, try vm.translate(region.gpa))
+            update.setU32(8, UInt32(region.bytes.count))
+            try ioctl(vm, .launchUpdateData, update)
+        }
+        var measure = CommandBuffer(size: KVMSevCommand.launchMeasure.userStructSize)
+        var length: UInt32 = 48
+        do {
+            try ioctl(vm, .launchMeasure, measure)  // length query
+        } catch let f as Failure where f.firmwareError == UInt32(SEVStatus.invalidLength.rawValue) {
+            length = 48
+        }
+        let buffer = try user([UInt8](repeating: 0, count: Int(length)))
+        measure.setU64(0, buffer)
+        measure.setU32(8, length)
+        try ioctl(vm, .launchMeasure, measure)
+        let measurement = try readUser(buffer, Int(length))
+        if owner != nil {
+            let fw = platform.firmware
+            try owner!.verify(measurement: measurement, image: Self.image(of: vm), apiMajor: fw.apiMajor,
+                              apiMinor: fw.apiMinor, build: fw.build)
+        }
+        if finish { try ioctl(vm, .launchFinish) }
+        return measurement
+    }
+
+    /// LAUNCH_SECRET with the owner's packet, then LAUNCH_FINISH: the secret lands at `gpa` under the VEK.
+    public func injectSecret(_ vm: VirtualMachine, owner: GuestOwner, gpa: UInt64, secret: [UInt8]) throws {
+        defer { releaseBuffers() }
+        guard let packet = owner.secretPacket(secret, rng: &platform.machine.rng) else {
+            throw MachineError.invalid("\(owner.name) has no verified launch of \(vm.name) to send a secret to")
+        }
+        var b = CommandBuffer(size: KVMSevCommand.launchSecret.userStructSize)
+        b.setU64(0, try user(packet.header))
+        b.setU32(8, UInt32(packet.header.count))
+        b.setU64(16, try vm.translate(gpa))
+        b.setU32(24, UInt32(secret.count))
+        b.setU64(32, try user(packet.trans))
+        b.setU32(40, UInt32(packet.trans.count))
+        try ioctl(vm, .launchSecret, b)
+        try ioctl(vm, .launchFinish)
+    }
+
+    // MARK: - Debug and attestation
+
+    /// KVM_SEV_DBG_DECRYPT of `length` bytes at `gpa` into a VMM buffer; returns them.
+    public func debugDecrypt(_ vm: VirtualMachine, gpa: UInt64, length: Int) throws -> [UInt8] {
+        defer { releaseBuffers() }
+        let dst = try user([UInt8](repeating: 0, count: length))
+        var b = CommandBuffer(size: KVMSevCommand.dbgDecrypt.userStructSize)
+        b.setU64(0, try vm.translate(gpa))
+        b.setU64(8, dst)
+        b.setU32(16, UInt32(length))
+        try ioctl(vm, .dbgDecrypt, b)
+        return try readUser(dst, length)
+    }
+
+    /// KVM_SEV_DBG_ENCRYPT of `bytes` into the guest at `gpa`.
+    public func debugEncrypt(_ vm: VirtualMachine, gpa: UInt64, bytes: [UInt8]) throws {
+        defer { releaseBuffers() }
+        var b = CommandBuffer(size: KVMSevCommand.dbgEncrypt.userStructSize)
+        b.setU64(0, try user(bytes))
+        b.setU64(8, try vm.translate(gpa))
+        b.setU32(16, UInt32(bytes.count))
+        try ioctl(vm, .dbgEncrypt, b)
+    }
+
+    /// KVM_SEV_GET_ATTESTATION_REPORT with the owner's nonce; returns the 208-byte report.
+    public func attestationReport(_ vm: VirtualMachine, mnonce: [UInt8]) throws -> [UInt8] {
+        defer { releaseBuffers() }
+        let length = SEVFirmware.attestationReportSize
+        let buffer = try user([UInt8](repeating: 0, count: length))
+        var b = CommandBuffer(size: KVMSevCommand.getAttestationReport.userStructSize)
+        b.set(0, mnonce)
+        b.setU64(16, buffer)
+        b.setU32(24, UInt32(length))
+        try ioctl(vm, .getAttestationReport, b)
+        return try readUser(buffer, length)
+    }
+
+    /// KVM_SEV_GUEST_STATUS: (policy, state).
+    public func guestStatus(_ vm: VirtualMachine) throws -> (policy: UInt32, state: UInt32) {
+        let out = CommandBuffer(bytes: try ioctl(vm, .guestStatus, CommandBuffer(size: 12)).data)
+        return (out.u32(4), out.u32(8))
+    }
+
+    // MARK: - Migration
+
+    /// Sends `vm` to `target` (another platform of the same machine) as QEMU's SEV migration does, and
+    /// returns the VM created there, ready to run: SEND_START against the target's PDH; every populated
+    /// private page through SEND_UPDATE_DATA and RECEIVE_UPDATE_DATA; shared pages copied as they are;
+    /// SEND_FINISH and RECEIVE_FINISH; the vCPU state (in the clear for SEV without ES) copied over.
+    public func migrate(_ vm: VirtualMachine, to target: Platform, as name: String) throws -> VirtualMachine {
+        defer { releaseBuffers() }
+        let (targetPDH, targetChain) = try target.vmm.exportPDH()
+        let (ownPDH, _) = try exportPDH()
+        var start = CommandBuffer(size: KVMSevCommand.sendStart.userStructSize)
+        start.setU64(8, try user(targetPDH.bytes))
+        start.setU32(16, UInt32(SEVCertificate.size))
+        start.setU64(24, try user(targetChain))
+        start.setU32(32, UInt32(targetChain.count))
+        let sessionBuffer = try user([UInt8](repeating: 0, count: LaunchSession.size))
+        start.setU64(56, sessionBuffer)
+        start.setU32(64, UInt32(LaunchSession.size))
+        let sent = CommandBuffer(bytes: try ioctl(vm, .sendStart, start).data)
+        let session = try readUser(sessionBuffer, LaunchSession.size)
+
+        let dst = try target.kvm.createVM(name: name, memoryBytes: vm.memoryBytes, policy: sent.u32(0), sev: true,
+                                          vcpus: vm.vcpus.count)
+        let remote = target.vmm
+        defer { remote.releaseBuffers() }
+        try remote.ioctl(dst, .initialize)
+        var receive = CommandBuffer(size: KVMSevCommand.receiveStart.userStructSize)
+        receive.setU32(4, vm.policy)
+        receive.setU64(8, try remote.user(ownPDH.bytes))
+        receive.setU32(16, UInt32(SEVCertificate.size))
+        receive.setU64(24, try remote.user(session))
+        receive.setU32(32, UInt32(session.count))
+        try remote.ioctl(dst, .receiveStart, receive)
+
+        let header = try user([UInt8](repeating: 0, count: TransportPacket.headerSize))
+        let trans = try user([UInt8](repeating: 0, count: 4096))
+        let remoteHeader = try remote.user([UInt8](repeating: 0, count: TransportPacket.headerSize))
+        let remoteTrans = try remote.user([UInt8](repeating: 0, count: 4096))
+        for page in 0..<(vm.memoryBytes >> 12) {
+            let gpa = page << 12
+            let spa = try vm.translate(gpa)
+            guard platform.memory.isPopulated(page: spa >> 12) else { continue }
+            if vm.isShared(gpa: gpa) {
+                let data = try kvm.read(vm, gpa: gpa, length: 4096)
+                try target.kvm.write(dst, gpa: gpa, bytes: data)
+                dst.markShared(gpa: gpa, true)
+                continue
+            }
+            var send = CommandBuffer(size: KVMSevCommand.sendUpdateData.userStructSize)
+            send.setU64(0, header)
+            send.setU32(8, UInt32(TransportPacket.headerSize))
+            send.setU64(16, spa)
+            send.setU32(24, 4096)
+            send.setU64(32, trans)
+            send.setU32(40, 4096)
+            try ioctl(vm, .sendUpdateData, send)
+            // The packet crosses the network: VMM to VMM.
+            try remote.kvm.driver.hostWrite(remoteHeader, try readUser(header, TransportPacket.headerSize))
+            try remote.kvm.driver.hostWrite(remoteTrans, try readUser(trans, 4096))
+            var recv = CommandBuffer(size: KVMSevCommand.receiveUpdateData.userStructSize)
+            recv.setU64(0, remoteHeader)
+            recv.setU32(8, UInt32(TransportPacket.headerSize))
+            recv.setU64(16, try dst.translate(gpa))
+            recv.setU32(24, 4096)
+            recv.setU64(32, remoteTrans)
+            recv.setU32(40, 4096)
+            try remote.ioctl(dst, .receiveUpdateData, recv)
+        }
+        try ioctl(vm, .sendFinish)
+        try remote.ioctl(dst, .receiveFinish)
+        dst.imageLoaded = true
+        dst.entry = vm.entry
+        for (from, to) in zip(vm.vcpus, dst.vcpus) { to.copyState(from: from) }
+        return dst
+    }
+}
