@@ -30,6 +30,8 @@ public final class Machine {
     public func addPlatform(name: String, config: PlatformConfig) -> Platform {
         let p = Platform(id: UInt8(platforms.count), name: name, config: config, machine: self)
         platforms.append(p)
+        // The chip's keys exist from power-on, so they depend only on the seed and the platform's place.
+        _ = p.firmware.identity
         return p
     }
 

@@ -14,6 +14,7 @@ struct GoldenTraceTests {
         "hv-peeks": ["PRIVATE_TO_SHARED:high", "HV_PLAINTEXT:high", "CIPHERTEXT_OBSERVATION:low",
                      "HV_WRITE_PRIVATE:medium", "DMA_INTO_PRIVATE:medium"],
         "clean-io": [],
+        "firmware-tour": ["HV_PLAINTEXT:medium"],
     ]
 
     static var bundles: [String] {

@@ -110,7 +110,8 @@ public final class SEVFirmware {
     /// Whether the SEV API allows `c` for a guest in `state` (SEV API, guest state table).
     static func allowed(_ c: SEVCommand, in state: GuestState) -> Bool {
         switch c {
-        case .activate, .deactivate, .decommission, .guestStatus: state != .uninit
+        case .activate: state != .uninit && state != .sent
+        case .deactivate, .decommission, .guestStatus: state != .uninit
         case .launchUpdateData, .launchMeasure: state == .launchUpdate
         case .launchSecret, .launchFinish: state == .launchSecret
         case .attestation: state == .launchSecret || state == .running

@@ -1,0 +1,219 @@
+import Crypto
+import TraceFormat
+import Testing
+@testable import SEVMachine
+
+/// The guest-owner flows through KVM's ioctl: launch with a session, secrets, debug, attestation,
+/// migration.
+struct VMMTests {
+    static let program = [
+        Instruction(.movImmediate, a: 1, immediate: 0x180000),
+        Instruction(.load, a: 2, b: 1, width: 8),
+        Instruction(.halt),
+        Instruction(.load, a: 3, b: 1, width: 8, immediate: 8),
+        Instruction(.halt),
+    ]
+
+    /// A two-platform machine with a 2 MiB guest on the first.
+    struct Setup {
+        let sink = CollectingSink()
+        let machine: Machine
+        let vm: VirtualMachine
+
+        init(policy: UInt32 = 0) throws {
+            machine = Machine(seed: 21, sink: sink)
+            machine.addPlatform(name: "a", config: PlatformConfig())
+            machine.addPlatform(name: "b", config: PlatformConfig())
+            vm = try machine.platforms[0].kvm.createVM(name: "g", memoryBytes: 2 << 20, policy: policy, sev: true)
+            vm.entry = 0x101000
+            vm.addImage(gpa: 0x100000, bytes: Array("launch data......".utf8).prefix(16) + [])
+            vm.addImage(gpa: 0x101000, bytes: VMMTests.program.flatMap(\.encoded))
+        }
+
+        var vmm: VMM { vm.platform.vmm }
+    }
+
+    @Test("a launch with a guest owner's session: the owner checks the measurement and injects a secret")
+    func ownerLaunch() throws {
+        let s = try Setup()
+        var owner: GuestOwner? = s.machine.makeGuestOwner(name: "alice", policy: 0)
+        let out = try s.vmm.launch(s.vm, owner: &owner, finish: false)
+        // The measurement, computed independently from what the owner knows (as `sev-trace measure` does).
+        let digest = Array(SHA256.hash(data: VMM.image(of: s.vm)))
+        let expected = LaunchMeasurement.compute(apiMajor: 0, apiMinor: 17, build: 48, policy: 0, digest: digest,
+                                                 mnonce: Array(out[32..<48]), tik: owner!.session!.tik)
+        #expect(Array(out[0..<32]) == expected)
+        #expect(owner!.verifiedMeasurement == expected)
+        let secret: [UInt8] = Array(0x30..<0x40)
+        try s.vmm.injectSecret(s.vm, owner: owner!, gpa: 0x180000, secret: secret)
+        try s.vm.platform.kvm.run(s.vm)
+        #expect(s.vm.vcpus[0].registers[2] == 0x3736_3534_3332_3130, "the guest reads the secret the owner sent")
+        #expect(try s.vmm.guestStatus(s.vm).state == UInt32(GuestState.running.rawValue))
+    }
+
+    @Test("a session bound to another policy fails LAUNCH_START with BAD_MEASUREMENT")
+    func policyMAC() throws {
+        let s = try Setup(policy: 0)
+        var owner: GuestOwner? = s.machine.makeGuestOwner(name: "alice", policy: 0x1)
+        #expect(throws: VMM.Failure(command: .launchStart, errno: -5, firmwareError: UInt32(SEVStatus.badMeasurement.rawValue))) {
+            try s.vmm.launch(s.vm, owner: &owner)
+        }
+    }
+
+    @Test("a hypervisor that changes the image gets a measurement the owner refuses")
+    func tamperedImage() throws {
+        let s = try Setup()
+        var owner: GuestOwner? = s.machine.makeGuestOwner(name: "alice", policy: 0)
+        // The hypervisor loads the image, then patches one byte before LAUNCH_UPDATE_DATA measures it.
+        try s.vm.platform.kvm.loadImage(s.vm)
+        try s.vm.platform.kvm.write(s.vm, gpa: 0x101000, bytes: [0x02])
+        #expect(throws: GuestOwner.Refusal.self) { try s.vmm.launch(s.vm, owner: &owner) }
+    }
+
+    static let debugCases: [(size: Int, offset: UInt64)] = [
+        (1, 0x180001), (8, 0x180008), (15, 0x180011), (16, 0x180000), (17, 0x18000f), (32, 0x180020),
+        (33, 0x180007), (4095, 0x180001), (4097, 0x180ff8), (24, 0x180ff0),
+    ]
+
+    @Test("DBG_ENCRYPT then DBG_DECRYPT round trip at any size and offset, leaving neighbours alone",
+          arguments: debugCases)
+    func debugRoundTrip(size: Int, offset: UInt64) throws {
+        let s = try Setup()
+        var none: GuestOwner?
+        try s.vmm.launch(s.vm, owner: &none)
+        let before = try s.vmm.debugDecrypt(s.vm, gpa: 0x17ff00, length: 0x2200)
+        var g = SeededGenerator(seed: UInt64(size))
+        let data = g.bytes(size)
+        try s.vmm.debugEncrypt(s.vm, gpa: offset, bytes: data)
+        #expect(try s.vmm.debugDecrypt(s.vm, gpa: offset, length: size) == data)
+        var expected = before
+        let at = Int(offset - 0x17ff00)
+        expected.replaceSubrange(at..<at + size, with: data)
+        #expect(try s.vmm.debugDecrypt(s.vm, gpa: 0x17ff00, length: 0x2200) == expected)
+    }
+
+    @Test("DBG_* under a NODBG policy fail with POLICY_FAILURE")
+    func noDebug() throws {
+        let s = try Setup(policy: 0x1)
+        var none: GuestOwner?
+        try s.vmm.launch(s.vm, owner: &none)
+        let refused = VMM.Failure(command: .dbgDecrypt, errno: -5, firmwareError: UInt32(SEVStatus.policyFailure.rawValue))
+        #expect(throws: refused) { _ = try s.vmm.debugDecrypt(s.vm, gpa: 0x180000, length: 16) }
+    }
+
+    @Test("ATTESTATION: a report signed by the PEK over the nonce, the launch digest and the policy")
+    func attestation() throws {
+        let s = try Setup()
+        var none: GuestOwner?
+        try s.vmm.launch(s.vm, owner: &none)
+        let nonce = Array(0..<16) as [UInt8]
+        let report = try s.vmm.attestationReport(s.vm, mnonce: nonce)
+        #expect(report.count == 208)
+        #expect(Array(report[0..<16]) == nonce)
+        #expect(Array(report[16..<48]) == Array(SHA256.hash(data: VMM.image(of: s.vm))))
+        let r = Array(report[64..<112].reversed()), sig = Array(report[136..<184].reversed())
+        let pek = s.vm.platform.firmware.identity.pek.publicKey
+        #expect(DeterministicECDSA.verify(digest: Array(SHA256.hash(data: report[0..<52])), r: r, s: sig, publicKey: pek))
+    }
+
+    @Test("migration: the guest arrives on the other platform with its memory and registers and runs on")
+    func migration() throws {
+        let s = try Setup()
+        var owner: GuestOwner? = s.machine.makeGuestOwner(name: "alice", policy: 0)
+        try s.vmm.launch(s.vm, owner: &owner, finish: false)
+        try s.vmm.injectSecret(s.vm, owner: owner!, gpa: 0x180000, secret: Array(0x40..<0x50))
+        try s.vm.platform.kvm.run(s.vm)
+        let moved = try s.vmm.migrate(s.vm, to: s.machine.platforms[1], as: "g2")
+        #expect(moved.platform === s.machine.platforms[1])
+        #expect(s.vm.platform.firmware.guestState(handle: s.vm.handle) == .sent)
+        #expect(moved.platform.firmware.guestState(handle: moved.handle) == .running)
+        try moved.platform.kvm.run(moved)
+        #expect(moved.vcpus[0].registers[2] == s.vm.vcpus[0].registers[2])
+        #expect(moved.vcpus[0].registers[3] == 0x4f4e_4d4c_4b4a_4948, "the second half of the secret, read after arrival")
+        // On the wire and in the target's DRAM the data was never in the clear.
+        let targetDRAM = try moved.platform.memory.rawBytes(at: try moved.translate(0x180000), count: 16)
+        #expect(targetDRAM != Array(0x40..<0x50))
+    }
+
+    @Test("SEND_START under NOSEND fails with POLICY_FAILURE")
+    func noSend() throws {
+        let s = try Setup(policy: 0x8)
+        var none: GuestOwner?
+        try s.vmm.launch(s.vm, owner: &none)
+        #expect(throws: VMM.Failure(command: .sendStart, errno: -5, firmwareError: UInt32(SEVStatus.policyFailure.rawValue))) {
+            _ = try s.vmm.migrate(s.vm, to: s.machine.platforms[1], as: "g2")
+        }
+    }
+
+    @Test("DOMAIN: a guest may only go to a platform owned by the same OCA")
+    func domain() throws {
+        let s = try Setup(policy: 0x10)
+        var none: GuestOwner?
+        try s.vmm.launch(s.vm, owner: &none)
+        #expect(throws: VMM.Failure(command: .sendStart, errno: -5, firmwareError: UInt32(SEVStatus.policyFailure.rawValue))) {
+            _ = try s.vmm.migrate(s.vm, to: s.machine.platforms[1], as: "g2")
+        }
+    }
+}
+
+/// KVM_MEMORY_ENCRYPT_OP's own checks.
+struct KVMSevTests {
+    func op(_ kvm: KVM, _ vm: VirtualMachine, _ id: UInt32, data: [UInt8] = [], fd: Int32 = KVM.sevDeviceFD) -> (Int32, KVMSevCmd) {
+        var cmd = KVMSevCmd(id: id, data: data, sevFD: fd)
+        return (kvm.memoryEncryptOp(vm, &cmd), cmd)
+    }
+
+    @Test("caller and argument checks answer as KVM does")
+    func checks() throws {
+        let f = try MachineFixture([Instruction(.halt)], policy: 0, launch: false)
+        let kvm = f.platform.kvm
+        #expect(op(kvm, f.vm, 0, fd: 7).0 == -Errno.ebadf.rawValue, "no /dev/sev descriptor")
+        #expect(op(kvm, f.vm, 2, data: [UInt8](repeating: 0, count: 40)).0 == -Errno.enotty.rawValue, "before KVM_SEV_INIT")
+        #expect(op(kvm, f.vm, 0).0 == 0)
+        #expect(op(kvm, f.vm, 0).0 == -Errno.einval.rawValue, "INIT twice")
+        #expect(op(kvm, f.vm, 99).0 == -Errno.einval.rawValue, "unknown id")
+        #expect(op(kvm, f.vm, 1).0 == -Errno.enotty.rawValue, "SEV-ES is not available")
+        #expect(op(kvm, f.vm, 2, data: [1, 2]).0 == -Errno.efault.rawValue, "short user struct")
+        let (ret, cmd) = op(kvm, f.vm, 7)
+        #expect(ret == -Errno.eio.rawValue && cmd.error == UInt32(SEVStatus.invalidGuest.rawValue), "firmware errors are -EIO")
+        #expect(op(kvm, f.vm, 2, data: [UInt8](repeating: 0, count: 40)).0 == 0)
+        var measure = CommandBuffer(size: 16)
+        measure.setU32(8, 0x4001)
+        #expect(op(kvm, f.vm, 6, data: measure.bytes).0 == -Errno.einval.rawValue, "measurement length over 16 KiB")
+        var query = CommandBuffer(size: 16)
+        let (qret, qcmd) = op(kvm, f.vm, 6, data: query.bytes)
+        query = CommandBuffer(bytes: qcmd.data)
+        #expect(qret == -Errno.eio.rawValue && qcmd.error == UInt32(SEVStatus.invalidLength.rawValue) && query.u32(8) == 48,
+                "length 0 asks for the length")
+        var dbg = CommandBuffer(size: 24)
+        dbg.setU64(0, try f.vm.translate(0x100000))
+        dbg.setU64(8, 0x400000)
+        #expect(op(kvm, f.vm, 17, data: dbg.bytes).0 == -Errno.einval.rawValue, "DBG of length 0")
+        var update = CommandBuffer(size: 16)
+        update.setU64(0, try f.vm.translate(0x100000) + 8)
+        update.setU32(8, 16)
+        #expect(op(kvm, f.vm, 3, data: update.bytes).0 == -Errno.einval.rawValue, "LAUNCH_UPDATE_DATA must be 16-byte aligned")
+    }
+
+    @Test("key sharing: LAUNCH_START naming an existing guest shares its key, unless either policy says NOKS",
+          arguments: [(0 as UInt32, 0 as UInt32, true), (0x2, 0, false), (0, 0x2, false)])
+    func keySharing(first: UInt32, second: UInt32, shares: Bool) throws {
+        let h = try FirmwareHarness()
+        var a = CommandBuffer(for: .launchStart)
+        a.setU32(4, first)
+        let (s1, o1) = try h.source.kvm.driver.issue(.launchStart, a)
+        #expect(s1 == .success)
+        var b = CommandBuffer(for: .launchStart)
+        b.setU32(0, o1.u32(0))
+        b.setU32(4, second)
+        let (s2, o2) = try h.source.kvm.driver.issue(.launchStart, b)
+        #expect(s2 == (shares ? .success : .policyFailure))
+        guard shares else { return }
+        for handle in [o1.u32(0), o2.u32(0)] {
+            var act = CommandBuffer(for: .activate)
+            act.setU32(0, handle)
+            act.setU32(4, 3)
+            #expect(try h.source.kvm.driver.issue(.activate, act).0 == .success, "guests sharing a key share the ASID")
+        }
+    }
+}
