@@ -132,6 +132,40 @@ struct CommandLineTests {
         #expect(only.stdout.contains("findings (1)"))
     }
 
+    @Test("measure prints the measurement sev-tool's formula gives (checked against Python's hmac)")
+    func measure() throws {
+        let s = Scratch()
+        let zeros32 = String(repeating: "0", count: 64), zeros16 = String(repeating: "0", count: 32)
+        let r = try Self.run(["measure", "--api-major", "0", "--api-minor", "17", "--build", "48", "--policy", "0x1",
+                              "--digest", zeros32, "--mnonce", zeros16, "--tik", zeros16], in: s.path)
+        #expect(r.status == 0)
+        #expect(r.stdout == "4765ae6d28c002eb6511f99419a160ea08f262e4f304740cac0ade34e871b689\n")
+        let old = try Self.run(["measure", "--api-major", "0", "--api-minor", "16", "--build", "48", "--policy", "1",
+                                "--digest", zeros32, "--mnonce", zeros16, "--tik", zeros16], in: s.path)
+        #expect(old.stdout.count == 65 && old.stdout != r.stdout, "before API 0.17 the version prefix is left out")
+        let bad = try Self.run(["measure", "--api-major", "0", "--api-minor", "17", "--build", "48", "--policy", "1",
+                                "--digest", "12", "--mnonce", zeros16, "--tik", zeros16], in: s.path)
+        #expect(bad.status == 2 && bad.stderr.hasPrefix("error: --digest takes 32 bytes"))
+    }
+
+    @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
+    func ownerTools() throws {
+        let s = Scratch()
+        #expect(try Self.run(["certs", "-o", "c"], in: s.path).status == 0)
+        let r = try Self.run(["session", "--pdh", "c/pdh.cert", "--chain", "c/cert_chain.cert", "--policy", "0x1",
+                              "-o", "o"], in: s.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["godh.cert", "session.bin", "tek.bin", "tik.bin"] {
+            #expect(FileManager.default.fileExists(atPath: s.path + "/o/" + f))
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: s.path + "/o/session.bin")).count == 128)
+        var chain = try Data(contentsOf: URL(fileURLWithPath: s.path + "/c/cert_chain.cert"))
+        chain[100] ^= 1
+        try chain.write(to: URL(fileURLWithPath: s.path + "/c/bad_chain.cert"))
+        let bad = try Self.run(["session", "--pdh", "c/pdh.cert", "--chain", "c/bad_chain.cert", "--policy", "1"], in: s.path)
+        #expect(bad.status == 1 && bad.stderr.contains("does not lead to AMD"))
+    }
+
     @Test("a bad query names the SQL position")
     func badQuery() throws {
         let s = Scratch()

@@ -217,3 +217,34 @@ struct KVMSevTests {
         }
     }
 }
+
+/// Files written by the owner tools open with the firmware.
+struct OwnerFileTests {
+    @Test("a session built from an exported PDH certificate is accepted by that platform's LAUNCH_START")
+    func sessionFromExport() throws {
+        let h = try FirmwareHarness()
+        let pdh = h.source.firmware.identity.pdhCert
+        var g = SeededGenerator(seed: 99)
+        let godh = KeyPair(rng: &g)
+        let pdhKey = try #require(pdh.publicKeyX963)
+        let session = try #require(LaunchSession.create(own: godh, pdh: pdhKey, policy: 0x1, rng: &g))
+        let cert = SEVCertificate(apiMajor: 0, apiMinor: 0, usage: .pdh, algorithm: .ecdhSHA256, publicKey: godh.publicKey)
+        let d = h.source.kvm.driver
+        var b = CommandBuffer(for: .launchStart)
+        b.setU32(4, 0x1)
+        b.setU64(8, try d.stage(cert.bytes))
+        b.setU32(16, UInt32(SEVCertificate.size))
+        b.setU64(24, try d.stage(session.blob))
+        b.setU32(32, UInt32(LaunchSession.size))
+        #expect(try d.issue(.launchStart, b).0 == .success)
+        var tampered = session.blob
+        tampered[100] ^= 1
+        var c = CommandBuffer(for: .launchStart)
+        c.setU32(4, 0x1)
+        c.setU64(8, try d.stage(cert.bytes))
+        c.setU32(16, UInt32(SEVCertificate.size))
+        c.setU64(24, try d.stage(tampered))
+        c.setU32(32, UInt32(LaunchSession.size))
+        #expect(try d.issue(.launchStart, c).0 == .badMeasurement)
+    }
+}
