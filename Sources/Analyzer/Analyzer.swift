@@ -15,11 +15,16 @@ public final class Analyzer {
     private var registers: [UInt32: RegisterFile] = [:]
     private var vmNames: [UInt16: String] = [:]
     private var asidToVM: [UInt16: UInt16] = [:]
+    private var vmASID: [UInt16: UInt16] = [:]
     private var collector = FindingCollector()
     /// What the PSP read on its data and transport paths during the current command, byte by byte, in
     /// order: the next bytes it writes on those paths carry these labels.
     private var pspQueue: [(set: LabelTable.SetID, origin: UInt64)] = []
     private var pspQueueHead = 0
+    /// Each VM's memory as the hypervisor mapped it at creation: (first guest page, first frame, pages, event).
+    private var mappings: [(vm: UInt16, gpaPage: UInt64, spaPage: UInt64, pages: UInt64, seq: UInt64)] = []
+    /// Guests whose ASID the firmware activated: their memory is private from then on.
+    private var launched: Set<UInt16> = []
     /// Blocks written under the transport key hold ciphertext of guest data that is not a leak.
     static let transportEncrypted: UInt16 = 0xFFFF
     /// Events processed so far.
@@ -69,16 +74,24 @@ public final class Analyzer {
         case .registerOp(let r): registerOp(r)
         case .vmCreated(let v):
             vmNames[v.vm] = v.name
-            if v.asid != 0 { asidToVM[v.asid] = v.vm }
+            if v.asid != 0 {
+                asidToVM[v.asid] = v.vm
+                vmASID[v.vm] = v.asid
+            }
         case .taintSource(let t):
             let set = table.secret(name: t.name, seq: e.seq, spa: t.spa)
             let existing = shadow.read(t.spa, size: Int(t.length), table: &table)
             shadow.write(t.spa, size: Int(t.length), set: table.union(set, existing.set), origin: e.seq,
                          encryptedBy: shadow.encryption(t.spa, size: 1))
-        case .pspCommand:
+        case .pspCommand(let p):
             pspQueue.removeAll(keepingCapacity: true)
             pspQueueHead = 0
-        case .cbitChange, .nptChange, .vcpuMode, .vcpuHalt:
+            if p.command == SEVCommand.activate.rawValue && p.status == 0, let vm = asidToVM[p.asid] {
+                launched.insert(vm)
+            }
+        case .nptChange(let n):
+            nptChange(n, seq: e.seq)
+        case .cbitChange, .vcpuMode, .vcpuHalt:
             break
         }
     }
@@ -187,6 +200,47 @@ public final class Analyzer {
         shadow.write(a.spa, size: size, set: set, origin: origin, encryptedBy: encryption)
     }
 
+    /// NPT_REMAP: a remap of a launched guest's page onto a frame that belongs to another VM, or onto a
+    /// frame the guest already maps at another address; or any VM's page remapped onto a launched
+    /// guest's frame.
+    private func nptChange(_ n: NPTChange, seq: UInt64) {
+        switch n.op {
+        case .map:
+            mappings.append((n.vm, n.gpa >> 12, n.spa >> 12, n.pages, seq))
+            return
+        case .unmap:
+            return
+        case .remap:
+            break
+        }
+        guard detectors.contains(.nptRemap) else { return }
+        let frame = n.spa >> 12
+        guard let owner = mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return }
+        // A launched guest's page moved, or a launched guest's frame handed to someone else.
+        guard launched.contains(n.vm) || (owner.vm != n.vm && launched.contains(owner.vm)) else { return }
+        let ownerGPA = (frame - owner.spaPage + owner.gpaPage) << 12
+        let name = { (vm: UInt16) in self.vmNames[vm] ?? "vm\(vm)" }
+        let severity: Severity
+        let what: String
+        if owner.vm != n.vm {
+            severity = .critical
+            what = "onto the frame of \(name(owner.vm))'s gpa 0x\(String(ownerGPA, radix: 16))"
+        } else if ownerGPA != n.gpa {
+            severity = .high
+            what = "onto the frame it already maps at gpa 0x\(String(ownerGPA, radix: 16)): two guest addresses, one page"
+        } else {
+            return  // mapped back where it belongs
+        }
+        let (set, _) = shadow.read(n.spa, size: 4096, table: &table)
+        let labels = table.members(set).map(FindingCollector.name(vmNames: vmNames)).joined(separator: ",")
+        let asid = vmASID[n.vm] ?? 0
+        collector.add(Finding(
+            detector: Detector.nptRemap.rawValue, severity: severity, vm: n.vm, asid: asid, actor: "hv",
+            sourceSeq: owner.seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: n.spa, sinkSPA: n.spa, sinkGPA: n.gpa,
+            length: 4096 * n.pages, labels: labels, preview: "",
+            summary: "the hypervisor remapped gpa 0x\(String(n.gpa, radix: 16)) of \(name(n.vm)) \(what)"))
+    }
+
     private func firstSecretSPA(_ set: LabelTable.SetID) -> UInt64 {
         for l in table.members(set) { if case .secret = l.kind { return l.spa } }
         return 0
@@ -200,6 +254,7 @@ public final class Analyzer {
         case .privateToShared, .privateToDMA, .hvPlaintext: severity = table.hasSecret(set) ? .high : .medium
         case .ciphertextObservation: severity = .low
         case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
+        case .nptRemap: severity = .high
         }
         var secretSource = sourceSeq
         for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }

@@ -12,6 +12,9 @@ public enum Detector: String, CaseIterable, Sendable {
     case dmaIntoPrivate = "DMA_INTO_PRIVATE"
     /// The hypervisor wrote into a block stored encrypted.
     case hvWritePrivate = "HV_WRITE_PRIVATE"
+    /// The hypervisor remapped a launched guest's page: onto a frame of another VM, or onto a frame
+    /// the guest already has at another address (SEVered, CrossLine).
+    case nptRemap = "NPT_REMAP"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -22,6 +25,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .ciphertextObservation: "a device or the hypervisor reads a private block's ciphertext"
         case .dmaIntoPrivate: "a device writes into a private block"
         case .hvWritePrivate: "the hypervisor writes into a private block"
+        case .nptRemap: "the hypervisor remaps a launched guest's page onto another VM's frame or onto one the guest already maps"
         }
     }
 }

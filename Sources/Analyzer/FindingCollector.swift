@@ -47,6 +47,13 @@ struct FindingCollector {
         open[hit.detector] = findings.count - 1
     }
 
+    /// Adds a finding that is not about a run of accesses (and so is never merged).
+    mutating func add(_ finding: Finding) {
+        findings.append(finding)
+        sets.append(0)
+        previews.append([])
+    }
+
     static func name(vmNames: [UInt16: String]) -> (LabelTable.Label) -> String {
         { label in
             switch label.kind {
@@ -75,6 +82,7 @@ struct FindingCollector {
         case .ciphertextObservation: return "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
         case .dmaIntoPrivate: return "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(vm) at \(at)"
         case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
+        case .nptRemap: return f.summary
         }
     }
 }

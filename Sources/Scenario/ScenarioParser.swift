@@ -253,7 +253,7 @@ public struct ScenarioParser {
                 }
             case "hv":
                 let opToken = c.peek
-                let op = try c.word("read, write or wbinvd")
+                let op = try c.word("read, write, remap or wbinvd")
                 switch op {
                 case "read":
                     let vm = try knownVM(&c)
@@ -265,10 +265,25 @@ public struct ScenarioParser {
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
                     add(.hvWrite(vm: vm, gpa: gpa, bytes: try Self.bytes(&c)))
+                case "remap":
+                    let vm = try knownVM(&c)
+                    let gpa = try c.number("a guest physical address")
+                    let o = try c.options(allowed: ["to", "of"])
+                    guard let t = o.values["to"], let to = t.number else {
+                        throw ScenarioError(here, "remap needs to=GPA (the page whose frame to map)")
+                    }
+                    var of = vm
+                    if let ofToken = o.values["of"] {
+                        guard let name = ofToken.word, vms[name] != nil else {
+                            throw c.error(at: ofToken, "no VM named '\(ofToken.spelling)'")
+                        }
+                        of = name
+                    }
+                    add(.hvRemap(vm: vm, gpa: gpa, toGPA: to, of: of))
                 case "wbinvd":
                     let o = try c.options(allowed: ["platform"])
                     add(.wbinvd(platform: try platformOption(o, c)))
-                default: throw c.error(at: opToken!, "expected read, write or wbinvd, found '\(op)'")
+                default: throw c.error(at: opToken!, "expected read, write, remap or wbinvd, found '\(op)'")
                 }
             case "psp":
                 let t = c.peek

@@ -72,6 +72,9 @@ public struct ScenarioRunner {
         case .hvWrite(let name, let gpa, let bytes):
             let v = vm(name, m)
             try v.platform.kvm.write(v, gpa: gpa, bytes: bytes)
+        case .hvRemap(let name, let gpa, let to, let of):
+            let v = vm(name, m)
+            try v.platform.kvm.remap(v, gpa: gpa, to: to, of: vm(of, m))
         case .wbinvd(let platform):
             m.platform(named: platform)!.wbinvdAllCores()
         case .owner(let name, let policy):

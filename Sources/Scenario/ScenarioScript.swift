@@ -55,6 +55,8 @@ public struct ScenarioScript: Sendable {
         /// The hypervisor reads or writes guest memory.
         case hvRead(vm: String, gpa: UInt64, length: Int)
         case hvWrite(vm: String, gpa: UInt64, bytes: [UInt8])
+        /// The hypervisor points a guest page at the frame behind another guest physical address.
+        case hvRemap(vm: String, gpa: UInt64, toGPA: UInt64, of: String)
         /// WBINVD on every core of a platform.
         case wbinvd(platform: String)
         /// One firmware command issued directly, for firmware tests.

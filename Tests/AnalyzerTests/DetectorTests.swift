@@ -65,6 +65,10 @@ struct DetectorTests {
              positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\ndma nic0 write guest 0x100000 hex=\"ff\"",
              negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\ndma nic0 write guest 0x200000 hex=\"ff\"",
              severity: .medium),
+        Case(detector: .nptRemap,
+             positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv remap guest 0x180000 to=0x300000",
+             negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv remap guest 0x180000 to=0x180000",
+             severity: .high),
         Case(detector: .hvWritePrivate,
              positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x100000 hex=\"ff\"",
              negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x200000 hex=\"ff\"",
@@ -99,6 +103,26 @@ struct DetectorTests {
         #expect(f.preview == "000102030405060708090a0b0c0d0e0f")
         #expect(f.labels.contains("secret:key"))
         #expect(f.sourceSeq < f.sinkSeq && f.sinkSeq < f.sinkLastSeq)
+    }
+
+    @Test("remapping onto another VM's frame is critical, whichever side is launched; a plain VM's own remap is no finding")
+    func crossVMRemap() throws {
+        let text = Self.copy(from: 0x200800, to: 0x200000) + """
+
+            vm victim memory=4M policy=0x1
+            vm plain memory=4M sev=no
+            program victim at=0x100000
+                hlt
+            end
+            launch victim
+            run guest
+            hv remap guest 0x180000 to=0x100000 of=victim
+            hv remap plain 0x180000 to=0x100000 of=victim
+            hv remap plain 0x181000 to=0x100000
+            """
+        let f = try Self.findings(text).filter { $0.detector == "NPT_REMAP" }
+        #expect(f.count == 2)
+        #expect(f.allSatisfy { $0.severity == .critical && $0.summary.contains("victim") })
     }
 
     @Test("only the selected detectors run")

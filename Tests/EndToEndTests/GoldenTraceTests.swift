@@ -15,6 +15,8 @@ struct GoldenTraceTests {
                      "HV_WRITE_PRIVATE:medium", "DMA_INTO_PRIVATE:medium"],
         "clean-io": [],
         "firmware-tour": ["HV_PLAINTEXT:medium"],
+        "severed": ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium", "NPT_REMAP:high", "PRIVATE_TO_SHARED:high",
+                    "PRIVATE_TO_DMA:high"],
     ]
 
     static var bundles: [String] {

@@ -46,6 +46,9 @@ public final class VCPU {
     /// Drops the TLB entry of one page (INVLPG).
     func invalidate(gva: UInt64) { tlb[gva >> 12] = nil }
 
+    /// Drops every TLB entry (a flush by ASID after the hypervisor changed the nested page table).
+    func flushTLB() { tlb.removeAll(keepingCapacity: true) }
+
     // MARK: - Translation and the C-bit decision
 
     struct Translation {

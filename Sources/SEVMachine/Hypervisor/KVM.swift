@@ -61,6 +61,20 @@ public final class KVM {
         _ = try? driver.issue(.dfFlush, CommandBuffer(for: .dfFlush))
     }
 
+    /// Points guest page `gpa` of `vm` at the system physical page behind `sourceGPA` of `source` (the
+    /// same VM or another one), as a malicious hypervisor does (SEVered, CrossLine), and flushes the VM's
+    /// TLBs. The page's old frame is left as it was.
+    public func remap(_ vm: VirtualMachine, gpa: UInt64, to sourceGPA: UInt64, of source: VirtualMachine) throws(MachineError) {
+        let page = gpa >> 12
+        guard page < UInt64(vm.npt.count) else { throw .unmappedGPA(vm: vm.name, gpa: gpa) }
+        guard source.platform === platform else { throw .invalid("\(source.name) runs on another platform") }
+        let spa = try source.translate(sourceGPA & ~0xFFF)
+        vm.npt[Int(page)] = spa >> 12
+        for vcpu in vm.vcpus { vcpu.flushTLB() }
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .remap, gpa: page << 12, spa: platform.traced(spa), pages: 1)),
+                      cost: Platform.Cost.control)
+    }
+
     /// Copies the VM's image into its memory (once).
     func loadImage(_ vm: VirtualMachine) throws(MachineError) {
         guard !vm.imageLoaded else { return }
