@@ -91,7 +91,9 @@ public final class Analyzer {
             }
         case .nptChange(let n):
             nptChange(n, seq: e.seq)
-        case .cbitChange, .vcpuMode, .vcpuHalt:
+        case .vmExit(let x):
+            vmExit(x, seq: e.seq)
+        case .cbitChange, .vcpuMode, .vcpuHalt, .vmRun:
             break
         }
     }
@@ -200,6 +202,42 @@ public final class Analyzer {
         shadow.write(a.spa, size: size, set: set, origin: origin, encryptedBy: encryption)
     }
 
+    /// Open REGISTER_EXPOSURE findings by VM, vCPU, register and label set: later exits extend them.
+    private var exposures: [String: Int] = [:]
+
+    /// REGISTER_EXPOSURE: at a #VMEXIT of a guest without SEV-ES every general-purpose register is in the
+    /// VMCB in the clear; each one carrying private-origin data is exposed.
+    private func vmExit(_ x: VMExit, seq: UInt64) {
+        guard detectors.contains(.registerExposure), let file = registers[UInt32(x.vm) << 16 | UInt32(x.vcpu)] else { return }
+        // OUT hands RAX to the hypervisor on purpose: the guest means that data to leave.
+        let portOutput = x.exitCode == VMExit.ioio && x.exitInfo1 & 0x5 == 0
+        for r in 0..<min(16, x.registers.count) where file.r[r].set != 0 {
+            let t = file.r[r]
+            let intended = portOutput && r == 0
+            let key = "\(x.vm).\(x.vcpu).\(r).\(t.set).\(intended)"
+            if let open = exposures[key] {
+                collector.repeatFinding(open, seq: seq, bytes: 8)
+                continue
+            }
+            let labels = table.members(t.set)
+            let secret = labels.compactMap { l -> String? in if case .secret(let n) = l.kind { n } else { nil } }.first
+            let vmName = vmNames[x.vm] ?? "vm\(x.vm)"
+            let value = x.registers[r]
+            let preview = FindingCollector.hex((0..<8).map { UInt8(truncatingIfNeeded: value >> UInt64(8 * $0)) })
+            let what = secret.map { "secret \($0)" } ?? "private data of \(vmName)"
+            let index = collector.add(Finding(
+                detector: Detector.registerExposure.rawValue,
+                severity: intended ? .low : secret == nil ? .medium : .high, vm: x.vm,
+                asid: vmASID[x.vm] ?? 0, actor: "vcpu\(x.vm).\(x.vcpu)", sourceSeq: t.origin, sinkSeq: seq, sinkLastSeq: seq,
+                sourceSPA: t.loadSPA, sinkSPA: 0, sinkGPA: 0, length: 8,
+                labels: labels.map(FindingCollector.name(vmNames: vmNames)).joined(separator: ","), preview: preview,
+                summary: intended
+                    ? "r0 (RAX) carried \(what) out to port 0x\(String(x.exitInfo1 >> 16, radix: 16)) (the data OUT sends)"
+                    : "r\(r) held \(what) at a #VMEXIT (\(VMExit.name(of: x.exitCode))): the hypervisor reads it in the VMCB"))
+            exposures[key] = index
+        }
+    }
+
     /// NPT_REMAP: a remap of a launched guest's page onto a frame that belongs to another VM, or onto a
     /// frame the guest already maps at another address; or any VM's page remapped onto a launched
     /// guest's frame.
@@ -254,7 +292,7 @@ public final class Analyzer {
         case .privateToShared, .privateToDMA, .hvPlaintext: severity = table.hasSecret(set) ? .high : .medium
         case .ciphertextObservation: severity = .low
         case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
-        case .nptRemap: severity = .high
+        case .nptRemap, .registerExposure: severity = .high
         }
         var secretSource = sourceSeq
         for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }

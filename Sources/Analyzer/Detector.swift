@@ -15,6 +15,9 @@ public enum Detector: String, CaseIterable, Sendable {
     /// The hypervisor remapped a launched guest's page: onto a frame of another VM, or onto a frame
     /// the guest already has at another address (SEVered, CrossLine).
     case nptRemap = "NPT_REMAP"
+    /// A register holding private-origin data at a #VMEXIT of a guest without SEV-ES: the hypervisor reads
+    /// the whole register state in the VMCB.
+    case registerExposure = "REGISTER_EXPOSURE"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -25,6 +28,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .ciphertextObservation: "a device or the hypervisor reads a private block's ciphertext"
         case .dmaIntoPrivate: "a device writes into a private block"
         case .hvWritePrivate: "the hypervisor writes into a private block"
+        case .registerExposure: "a register holds private-origin data when the guest exits to the hypervisor"
         case .nptRemap: "the hypervisor remaps a launched guest's page onto another VM's frame or onto one the guest already maps"
         }
     }

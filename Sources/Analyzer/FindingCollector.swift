@@ -47,11 +47,19 @@ struct FindingCollector {
         open[hit.detector] = findings.count - 1
     }
 
-    /// Adds a finding that is not about a run of accesses (and so is never merged).
-    mutating func add(_ finding: Finding) {
+    /// Adds a finding that is not about a run of accesses (and so is never merged); returns its index.
+    @discardableResult
+    mutating func add(_ finding: Finding) -> Int {
         findings.append(finding)
         sets.append(0)
         previews.append([])
+        return findings.count - 1
+    }
+
+    /// Counts one more occurrence of finding `index` at event `seq` (`bytes` more bytes exposed).
+    mutating func repeatFinding(_ index: Int, seq: UInt64, bytes: UInt64) {
+        findings[index].sinkLastSeq = seq
+        findings[index].length += bytes
     }
 
     static func name(vmNames: [UInt16: String]) -> (LabelTable.Label) -> String {
@@ -82,7 +90,7 @@ struct FindingCollector {
         case .ciphertextObservation: return "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
         case .dmaIntoPrivate: return "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(vm) at \(at)"
         case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
-        case .nptRemap: return f.summary
+        case .nptRemap, .registerExposure: return f.summary
         }
     }
 }

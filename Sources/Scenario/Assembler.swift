@@ -97,6 +97,22 @@ struct Assembler {
         return w
     }
 
+    /// OUT and IN move data through RAX (r0), as on x86.
+    private func rax(_ c: inout TokenCursor) throws(ScenarioError) {
+        let at = c.peek
+        let r = try register(&c)
+        guard r == 0 else { throw c.error(at: at!, "port I/O goes through r0 (RAX)") }
+    }
+
+    private func ioWidth(_ mnemonic: String, _ c: TokenCursor, _ t: Token) throws(ScenarioError) -> UInt8 {
+        let parts = mnemonic.split(separator: ".")
+        guard parts.count == 2 else { return 1 }
+        guard let w = UInt8(parts[1]), [1, 2, 4].contains(w) else {
+            throw c.error(at: t, "port access width must be .1, .2 or .4 (bytes)")
+        }
+        return w
+    }
+
     private func instruction(_ c: inout TokenCursor, labels: [String: UInt64]) throws(ScenarioError) -> Instruction {
         let t = c.peek!
         let mnemonic = try c.word("an instruction")
@@ -159,13 +175,36 @@ struct Assembler {
             let pages = try c.number("a page count")
             insn = Instruction(base == "set_memory_decrypted" ? .setMemoryDecrypted : .setMemoryEncrypted, a: a,
                                immediate: pages)
+        case "out":
+            let w = try ioWidth(mnemonic, c, t)
+            let port = try c.number("a port number")
+            try c.punct(",")
+            try rax(&c)
+            insn = Instruction(.out, a: 0, width: w, immediate: port & 0xFFFF)
+        case "in":
+            let w = try ioWidth(mnemonic, c, t)
+            try rax(&c)
+            try c.punct(",")
+            insn = Instruction(.input, a: 0, width: w, immediate: try c.number("a port number") & 0xFFFF)
+        case "outs", "ins":
+            let port = try c.number("a port number")
+            try c.punct(",")
+            let a = try register(&c)
+            try c.punct(",")
+            insn = Instruction(base == "outs" ? .outs : .ins, a: a, c: try register(&c), immediate: port & 0xFFFF)
+        case "vmmcall":
+            insn = Instruction(.vmmcall)
+        case "cpuid":
+            insn = Instruction(.cpuid)
+        case "rdmsr":
+            insn = Instruction(.rdmsr)
         case "hlt":
             insn = Instruction(.halt)
         default:
-            throw c.error(at: t, "unknown instruction '\(mnemonic)'; expected mov, add, sub, xor, and, or, load, store, copy, jmp, jnz, jz, set_memory_decrypted, set_memory_encrypted or hlt")
+            throw c.error(at: t, "unknown instruction '\(mnemonic)'; expected mov, add, sub, xor, and, or, load, store, copy, jmp, jnz, jz, out, in, outs, ins, vmmcall, cpuid, rdmsr, set_memory_decrypted, set_memory_encrypted or hlt")
         }
-        if base != "load" && base != "store" && mnemonic != base {
-            throw c.error(at: t, "only load and store take a width suffix")
+        if !["load", "store", "out", "in"].contains(base) && mnemonic != base {
+            throw c.error(at: t, "only load, store, out and in take a width suffix")
         }
         try c.expectEnd()
         return insn

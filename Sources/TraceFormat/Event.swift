@@ -34,6 +34,64 @@ public enum EventBody: Equatable, Sendable {
     case vcpuMode(VCPUModeChange)
     /// A vCPU halted.
     case vcpuHalt(VCPURef)
+    /// The hypervisor entered a guest (VMRUN) with a VMCB naming an ASID.
+    case vmRun(VMRun)
+    /// The guest exited to the hypervisor (#VMEXIT), with what the hypervisor sees of its state.
+    case vmExit(VMExit)
+}
+
+/// A VMRUN: which VM and vCPU, and the ASID the VMCB it ran carried.
+public struct VMRun: Equatable, Sendable {
+    public var vm: UInt16
+    public var vcpu: UInt16
+    public var asid: UInt16
+
+    public init(vm: UInt16, vcpu: UInt16, asid: UInt16) {
+        self.vm = vm
+        self.vcpu = vcpu
+        self.asid = asid
+    }
+}
+
+/// A #VMEXIT: the SVM exit code and information, the guest's rip, and its general-purpose registers as
+/// the hypervisor reads them from the VMCB (all of them, for a guest without SEV-ES).
+public struct VMExit: Equatable, Sendable {
+    /// SVM exit codes the simulator produces.
+    public static let cpuid: UInt16 = 0x72, hlt: UInt16 = 0x78, ioio: UInt16 = 0x7B, msr: UInt16 = 0x7C,
+                      vmmcall: UInt16 = 0x81, npf: UInt16 = 0x400
+
+    public var vm: UInt16
+    public var vcpu: UInt16
+    public var exitCode: UInt16
+    public var exitInfo1: UInt64
+    public var exitInfo2: UInt64
+    public var rip: UInt64
+    /// r0-r15 (RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8-R15).
+    public var registers: [UInt64]
+
+    public init(vm: UInt16, vcpu: UInt16, exitCode: UInt16, exitInfo1: UInt64, exitInfo2: UInt64, rip: UInt64,
+                registers: [UInt64]) {
+        self.vm = vm
+        self.vcpu = vcpu
+        self.exitCode = exitCode
+        self.exitInfo1 = exitInfo1
+        self.exitInfo2 = exitInfo2
+        self.rip = rip
+        self.registers = registers
+    }
+
+    /// A short name for the exit code.
+    public static func name(of code: UInt16) -> String {
+        switch code {
+        case cpuid: "CPUID"
+        case hlt: "HLT"
+        case ioio: "IOIO"
+        case msr: "MSR"
+        case vmmcall: "VMMCALL"
+        case npf: "NPF"
+        default: "0x" + String(code, radix: 16)
+        }
+    }
 }
 
 /// Who performed a memory access.

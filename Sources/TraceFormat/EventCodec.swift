@@ -11,7 +11,8 @@
 /// The state resets at every chunk, so each chunk decodes on its own.
 public enum EventCodec {
     enum TypeCode: UInt8 {
-        case memoryAccess = 0, registerOp, cbitChange, nptChange, pspCommand, vmCreated, taintSource, vcpuMode, vcpuHalt
+        case memoryAccess = 0, registerOp, cbitChange, nptChange, pspCommand, vmCreated, taintSource, vcpuMode, vcpuHalt,
+             vmRun, vmExit
     }
 
     /// The delta state shared by encoder and decoder.
@@ -139,6 +140,23 @@ public struct EventEncoder: Sendable {
             w.varint(dc)
             w.varint(UInt64(v.vm))
             w.varint(UInt64(v.vcpu))
+        case .vmRun(let v):
+            w.u8(EventCodec.TypeCode.vmRun.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(v.vm))
+            w.varint(UInt64(v.vcpu))
+            w.varint(UInt64(v.asid))
+        case .vmExit(let x):
+            w.u8(EventCodec.TypeCode.vmExit.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(x.vm))
+            w.varint(UInt64(x.vcpu))
+            w.varint(UInt64(x.exitCode))
+            w.varint(x.exitInfo1)
+            w.varint(x.exitInfo2)
+            w.varint(x.rip)
+            w.varint(UInt64(x.registers.count))
+            for r in x.registers { w.varint(r) }
         }
     }
 
@@ -260,6 +278,18 @@ public struct EventDecoder: Sendable {
                 body = .vcpuMode(VCPUModeChange(vm: vm, vcpu: vcpu, mode: mode))
             case .vcpuHalt:
                 body = .vcpuHalt(VCPURef(vm: try u16(&r), vcpu: try u16(&r)))
+            case .vmRun:
+                body = .vmRun(VMRun(vm: try u16(&r), vcpu: try u16(&r), asid: try u16(&r)))
+            case .vmExit:
+                let vm = try u16(&r), vcpu = try u16(&r), code = try u16(&r)
+                let info1 = try r.varint(), info2 = try r.varint(), rip = try r.varint()
+                let countOffset = r.offset
+                let count = try r.varint()
+                guard count <= 32 else { throw EventDecodingError.invalidValue(offset: countOffset, what: "register count") }
+                var regs: [UInt64] = []
+                for _ in 0..<count { regs.append(try r.varint()) }
+                body = .vmExit(VMExit(vm: vm, vcpu: vcpu, exitCode: code, exitInfo1: info1, exitInfo2: info2, rip: rip,
+                                      registers: regs))
             }
             return (state.cycle, body)
         } catch let t as ByteReader.Truncated {

@@ -12,6 +12,8 @@ public enum EventFormatter {
         case .taintSource: "secret"
         case .vcpuMode: "mode"
         case .vcpuHalt: "halt"
+        case .vmRun: "vmrun"
+        case .vmExit: "vmexit"
         }
     }
 
@@ -26,6 +28,8 @@ public enum EventFormatter {
         case .taintSource(let t): t.vm
         case .vcpuMode(let m): m.vm
         case .vcpuHalt(let h): h.vm
+        case .vmRun(let v): v.vm
+        case .vmExit(let x): x.vm
         case .pspCommand: nil
         }
     }
@@ -71,6 +75,11 @@ public enum EventFormatter {
             return "vcpu\(m.vm).\(m.vcpu) mode=\(m.mode)"
         case .vcpuHalt(let h):
             return "vcpu\(h.vm).\(h.vcpu)"
+        case .vmRun(let v):
+            return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid)"
+        case .vmExit(let x):
+            let regs = x.registers.enumerated().filter { $0.element != 0 }.map { "\(registerName(UInt8($0.offset)))=\(hex($0.element))" }
+            return "vcpu\(x.vm).\(x.vcpu) \(VMExit.name(of: x.exitCode)) info1=\(hex(x.exitInfo1)) info2=\(hex(x.exitInfo2)) rip=\(hex(x.rip))" + (regs.isEmpty ? "" : " " + regs.joined(separator: " "))
         }
     }
 

@@ -2,7 +2,8 @@
 /// memory stays bounded by one chunk's pages.
 public final class IndexBuilder: TraceObserver {
     private let database: SQLiteDatabase
-    private let insertChunk, insertPage, insertVM, insertPSP, insertCbit, insertNPT, insertSecret: SQLiteStatement
+    private let insertChunk, insertPage, insertVM, insertPSP, insertCbit, insertNPT, insertSecret, insertRun,
+                insertExit: SQLiteStatement
     private var pages: [PageKey: (reads: Int64, writes: Int64)] = [:]
     /// The last few pages counted, with counts not yet added to `pages`: consecutive accesses mostly
     /// revisit them, and this spares a hash per access.
@@ -32,6 +33,8 @@ public final class IndexBuilder: TraceObserver {
         insertCbit = try database.prepare("INSERT INTO cbit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertNPT = try database.prepare("INSERT INTO npt_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        insertRun = try database.prepare("INSERT INTO vm_runs VALUES (?1, ?2, ?3, ?4, ?5)")
+        insertExit = try database.prepare("INSERT INTO vm_exits VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
     }
 
     public func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody) {
@@ -51,6 +54,14 @@ public final class IndexBuilder: TraceObserver {
                 }
             case .registerOp, .vcpuMode, .vcpuHalt:
                 break
+            case .vmRun(let v):
+                try insertRun.run([.integer(s), .integer(c), .integer(Int64(v.vm)), .integer(Int64(v.vcpu)),
+                                   .integer(Int64(v.asid))])
+            case .vmExit(let x):
+                try insertExit.run([.integer(s), .integer(c), .integer(Int64(x.vm)), .integer(Int64(x.vcpu)),
+                                    .integer(Int64(x.exitCode)), .text(VMExit.name(of: x.exitCode)),
+                                    .integer(Int64(bitPattern: x.exitInfo1)), .integer(Int64(bitPattern: x.exitInfo2)),
+                                    .integer(Int64(bitPattern: x.rip))])
             case .vmCreated(let v):
                 try insertVM.run([.integer(Int64(v.vm)), .integer(Int64(v.platform)), .text(v.name), .integer(Int64(v.asid)), .integer(Int64(v.policy)),
                                   .integer(Int64(bitPattern: v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s)])

@@ -11,12 +11,14 @@ struct GoldenTraceTests {
 
     static let expected: [String: [String]] = [
         "default": ["PRIVATE_TO_SHARED:high", "PRIVATE_TO_DMA:high", "CIPHERTEXT_OBSERVATION:low"],
-        "hv-peeks": ["PRIVATE_TO_SHARED:high", "HV_PLAINTEXT:high", "CIPHERTEXT_OBSERVATION:low",
-                     "HV_WRITE_PRIVATE:medium", "DMA_INTO_PRIVATE:medium"],
+        "hv-peeks": ["PRIVATE_TO_SHARED:high", "REGISTER_EXPOSURE:high", "REGISTER_EXPOSURE:high", "HV_PLAINTEXT:high",
+                     "CIPHERTEXT_OBSERVATION:low", "HV_WRITE_PRIVATE:medium", "DMA_INTO_PRIVATE:medium"],
         "clean-io": [],
-        "firmware-tour": ["HV_PLAINTEXT:medium"],
+        "firmware-tour": ["REGISTER_EXPOSURE:high", "HV_PLAINTEXT:medium", "REGISTER_EXPOSURE:medium"],
         "severed": ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium", "NPT_REMAP:high", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
+        "string-io": ["REGISTER_EXPOSURE:low", "REGISTER_EXPOSURE:high", "REGISTER_EXPOSURE:medium",
+                      "CIPHERTEXT_OBSERVATION:low"],
     ]
 
     static var bundles: [String] {

@@ -31,6 +31,11 @@ struct ParserTests {
         BadCase(text: header + "secret guest 0x300000 key hex=\"abc\"\n", line: 3, column: 31, message: "hex needs an even"),
         BadCase(text: header + "vm x memory=4M colour=red\n", line: 3, column: 16, message: "unknown option 'colour'"),
         BadCase(text: header + "program guest\n    load.3 r1, [r2]\nend\n", line: 4, column: 5, message: "access width must be"),
+        BadCase(text: header + "program guest\n    out 0x3f8, r3\nend\n", line: 4, column: 16, message: "port I/O goes through r0 (RAX)"),
+        BadCase(text: header + "hv remap guest 0x1000 to=0x2000 of=ghost\n", line: 3, column: 36, message: "no VM named 'ghost'"),
+        BadCase(text: header + "migrate guest to=nowhere as=x\n", line: 3, column: 1, message: "migrate needs to=PLATFORM"),
+        BadCase(text: header + "inject guest 0x1000 k hex=\"00\"\n", line: 3, column: 23, message: "inject needs owner=NAME"),
+        BadCase(text: header + "debug decrypt guest 0x1000 16 expect=MAYBE\n", line: 3, column: 38, message: "unknown outcome 'MAYBE'"),
     ]
 
     @Test("errors point at the line and column of the mistake", arguments: bad)

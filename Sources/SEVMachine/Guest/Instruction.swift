@@ -1,6 +1,7 @@
 /// The guest instruction set: fixed 16-byte instructions (one AES block, so one fetch):
 /// byte 0 opcode, bytes 1-3 register operands a, b, c, byte 4 access width in bytes, bytes 8-15 a
-/// little-endian 64-bit immediate.
+/// little-endian 64-bit immediate. Registers r0-r15 stand for RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
+/// R8-R15 where an instruction gives them x86 meaning (CPUID, RDMSR, VMMCALL).
 public struct Instruction: Equatable, Sendable {
     /// Every instruction is this long.
     public static let size = 16
@@ -38,6 +39,20 @@ public struct Instruction: Equatable, Sendable {
         case setMemoryDecrypted = 0x30
         /// `set_memory_encrypted rA, imm`: the guest kernel sets the C-bit again.
         case setMemoryEncrypted = 0x31
+        /// `out.W PORT, rA`: write the low W bytes of rA to an I/O port (a #VMEXIT).
+        case out = 0x40
+        /// `in.W rA, PORT`: read an I/O port into rA (a #VMEXIT; the hypervisor supplies the value).
+        case input = 0x41
+        /// `outs PORT, rA, rC`: `rep outsb`, rC bytes from [rA] (the hypervisor emulates it by reading guest memory).
+        case outs = 0x42
+        /// `ins PORT, rA, rC`: `rep insb`, rC bytes into [rA] (the hypervisor writes guest memory).
+        case ins = 0x43
+        /// `vmmcall`: a hypercall, number in r0 (RAX), arguments in r3, r1, r2 (RBX, RCX, RDX).
+        case vmmcall = 0x50
+        /// `cpuid`: leaf in r0 (EAX); results in r0, r3, r1, r2 (EAX, EBX, ECX, EDX).
+        case cpuid = 0x51
+        /// `rdmsr`: MSR number in r1 (ECX); value in r2:r0 (EDX:EAX).
+        case rdmsr = 0x52
         /// `hlt`
         case halt = 0xF0
     }
@@ -78,6 +93,8 @@ public struct Instruction: Equatable, Sendable {
         guard a < registerCount, b < registerCount, c < registerCount, lo >> 40 == 0 else { return nil }
         if op == .load || op == .store {
             guard width == 1 || width == 2 || width == 4 || width == 8 else { return nil }
+        } else if op == .out || op == .input {
+            guard width == 1 || width == 2 || width == 4 else { return nil }
         } else if width != 0 {
             return nil
         }

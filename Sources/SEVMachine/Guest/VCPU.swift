@@ -146,7 +146,7 @@ public final class VCPU {
         return insn
     }
 
-    private func registerOp(_ op: RegisterOpKind, dst: UInt8, src: UInt8, result: UInt64) {
+    func registerOp(_ op: RegisterOpKind, dst: UInt8, src: UInt8, result: UInt64) {
         registers[Int(dst)] = result
         platform.emit(.registerOp(RegisterOp(vm: vm.id, vcpu: index, op: op, dst: dst, src: src, result: result)),
                      cost: Platform.Cost.instruction)
@@ -156,6 +156,7 @@ public final class VCPU {
 
     /// Boots the guest kernel on first run, then executes until HLT.
     func run(stepLimit: UInt64) throws(MachineError) {
+        platform.kvm.enter(self)
         try bootIfNeeded()
         halted = false
         let limit = steps + stepLimit
@@ -222,9 +223,16 @@ public final class VCPU {
             try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: false)
         case .setMemoryEncrypted:
             try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: true)
+        case .out, .input, .outs, .ins, .vmmcall, .cpuid, .rdmsr:
+            rip = next  // nRIP: the hypervisor resumes after the instruction
+            try platform.kvm.handleExit(self, insn)
+            return
         case .halt:
             halted = true
+            rip = next
+            platform.kvm.reportExit(self, code: VMExit.hlt, info1: 0, info2: 0)
             platform.emit(.vcpuHalt(VCPURef(vm: vm.id, vcpu: index)), cost: Platform.Cost.instruction)
+            return
         }
         rip = next
     }

@@ -1,0 +1,91 @@
+import TraceFormat
+
+/// VMRUN and #VMEXIT: entering the guest with its VMCB, and handling the exits of port I/O, string I/O,
+/// hypercalls, CPUID and RDMSR as KVM does. Without SEV-ES every general-purpose register sits in the
+/// VMCB in the clear at each exit, and the exit event records what the hypervisor sees.
+extension KVM {
+    /// `KVM_HC_MAP_GPA_RANGE`: the guest tells the hypervisor a range changed encryption state.
+    public static let hypercallMapGPARange: UInt64 = 12
+    /// The value `in` gets from a port (no device model behind the ports).
+    static let portInputValue: UInt64 = 0xFFFF_FFFF
+
+    /// VMRUN with the VM's VMCB (its ASID field is the VM's ASID).
+    func enter(_ vcpu: VCPU) {
+        platform.emit(.vmRun(VMRun(vm: vcpu.vm.id, vcpu: vcpu.index, asid: vcpu.vm.asid)), cost: Platform.Cost.control)
+    }
+
+    /// Reports a #VMEXIT with the register state the hypervisor reads from the VMCB.
+    func reportExit(_ vcpu: VCPU, code: UInt16, info1: UInt64, info2: UInt64) {
+        platform.emit(.vmExit(VMExit(vm: vcpu.vm.id, vcpu: vcpu.index, exitCode: code, exitInfo1: info1, exitInfo2: info2,
+                                     rip: vcpu.rip, registers: Array(vcpu.registers.prefix(16)))),
+                      cost: Platform.Cost.control)
+    }
+
+    /// The hypervisor writes a guest register through the VMCB.
+    private func setRegister(_ vcpu: VCPU, _ r: UInt8, _ value: UInt64) {
+        vcpu.registerOp(.loadImmediate, dst: r, src: MemoryAccess.noRegister, result: value)
+    }
+
+    /// Handles the exit an instruction causes, then resumes the guest (VMRUN).
+    func handleExit(_ vcpu: VCPU, _ insn: Instruction) throws(MachineError) {
+        let vm = vcpu.vm
+        let port = insn.immediate & 0xFFFF
+        switch insn.opcode {
+        case .out, .input:
+            // EXITINFO1: port in 31:16, size bits 4-6 (1, 2, 4 bytes), type bit 0 (1 = in).
+            let info1 = port << 16 | UInt64(insn.width) << 4 | (insn.opcode == .input ? 1 : 0)
+            reportExit(vcpu, code: VMExit.ioio, info1: info1, info2: vcpu.rip)
+            if insn.opcode == .input {
+                let mask: UInt64 = insn.width == 4 ? 0xFFFF_FFFF : (1 << UInt64(8 * insn.width)) - 1
+                setRegister(vcpu, insn.a, Self.portInputValue & mask)
+            }
+        case .outs, .ins:
+            // String I/O: the hypervisor emulates it by accessing the guest buffer itself, which it can only
+            // do by guest physical address (the guest's own mappings are identity maps here) and with no key.
+            let info1 = port << 16 | 1 << 4 | 1 << 2 | 1 << 3 | (insn.opcode == .ins ? 1 : 0)
+            reportExit(vcpu, code: VMExit.ioio, info1: info1, info2: vcpu.rip)
+            let address = vcpu.registers[Int(insn.a)], count = Int(vcpu.registers[Int(insn.c)])
+            if insn.opcode == .outs {
+                try read(vm, gpa: address, length: count)
+            } else {
+                try write(vm, gpa: address, bytes: [UInt8](repeating: 0xFF, count: count))
+            }
+            vcpu.registers[Int(insn.a)] = address &+ UInt64(count)
+            vcpu.registers[Int(insn.c)] = 0
+        case .vmmcall:
+            reportExit(vcpu, code: VMExit.vmmcall, info1: 0, info2: 0)
+            if vcpu.registers[0] == Self.hypercallMapGPARange {
+                let gpa = vcpu.registers[3], pages = vcpu.registers[1], encrypted = vcpu.registers[2] & 0x10 != 0
+                for p in 0..<min(pages, vm.memoryBytes >> 12) { vm.markShared(gpa: gpa + (p << 12), !encrypted) }
+                setRegister(vcpu, 0, 0)
+            } else {
+                setRegister(vcpu, 0, UInt64(bitPattern: -1000))  // -KVM_ENOSYS
+            }
+        case .cpuid:
+            reportExit(vcpu, code: VMExit.cpuid, info1: 0, info2: 0)
+            let c = platform.config
+            var out: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            if vcpu.registers[0] == 0x8000_001F {
+                // EAX bit 1 SEV; EBX[5:0] C-bit, [11:6] PA reduction; ECX number of ASIDs; EDX minimum SEV ASID.
+                out = (vm.isSEV ? 0x3 : 0x1, UInt64(c.cbitPosition) | UInt64(c.physAddrReduction) << 6,
+                       UInt64(c.maxSEVASID), UInt64(c.minSEVASID))
+            }
+            setRegister(vcpu, 0, out.0)
+            setRegister(vcpu, 3, out.1)
+            setRegister(vcpu, 1, out.2)
+            setRegister(vcpu, 2, out.3)
+        case .rdmsr:
+            reportExit(vcpu, code: VMExit.msr, info1: 0, info2: 0)
+            let value: UInt64 = switch vcpu.registers[1] {
+            case 0xC001_0131: vm.isSEV ? 1 : 0       // SEV_STATUS: SEV enabled
+            case 0xC001_0010: 1 << 23                // SYSCFG: MemEncryptionModEn
+            default: 0
+            }
+            setRegister(vcpu, 0, value & 0xFFFF_FFFF)
+            setRegister(vcpu, 2, value >> 32)
+        default:
+            break
+        }
+        enter(vcpu)
+    }
+}

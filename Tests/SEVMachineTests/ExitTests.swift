@@ -1,0 +1,88 @@
+import TraceFormat
+import Testing
+@testable import SEVMachine
+
+/// VMRUN, #VMEXIT and the exits KVM handles.
+struct ExitTests {
+    func exits(_ f: MachineFixture) -> [VMExit] {
+        f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+    }
+
+    @Test("every run starts with a VMRUN carrying the VM's ASID; HLT exits with the registers in the clear")
+    func runAndHalt() throws {
+        let f = try MachineFixture([Instruction(.movImmediate, a: 5, immediate: 0x1234), Instruction(.halt)])
+        try f.platform.kvm.run(f.vm)
+        let runs = f.sink.events.compactMap { if case .vmRun(let r) = $0.body { r } else { nil } }
+        #expect(runs == [VMRun(vm: f.vm.id, vcpu: 0, asid: 1)])
+        let x = try #require(exits(f).last)
+        #expect(x.exitCode == VMExit.hlt && x.registers.count == 16 && x.registers[5] == 0x1234)
+    }
+
+    @Test("OUT and IN exit with IOIO information; IN takes the hypervisor's value; the guest resumes after")
+    func portIO() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 0, immediate: 0x41),
+            Instruction(.out, a: 0, width: 1, immediate: 0x3f8),
+            Instruction(.input, a: 0, width: 2, immediate: 0x60),
+            Instruction(.halt),
+        ])
+        try f.platform.kvm.run(f.vm)
+        let x = exits(f)
+        #expect(x.map(\.exitCode) == [VMExit.ioio, VMExit.ioio, VMExit.hlt])
+        #expect(x[0].exitInfo1 == 0x3f8 << 16 | 1 << 4 && x[0].registers[0] == 0x41)
+        #expect(x[1].exitInfo1 == 0x60 << 16 | 2 << 4 | 1)
+        #expect(f.vm.vcpus[0].registers[0] == 0xFFFF)
+        let runs = f.sink.events.filter { if case .vmRun = $0.body { true } else { false } }
+        #expect(runs.count == 3, "one VMRUN to start and one after each handled exit")
+    }
+
+    @Test("rep outsb is emulated by the hypervisor reading the guest's buffer without a key: ciphertext")
+    func stringIO() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 6, immediate: 0x100000),
+            Instruction(.movImmediate, a: 1, immediate: 16),
+            Instruction(.outs, a: 6, c: 1, immediate: 0x3f8),
+            Instruction(.halt),
+        ])
+        try f.platform.kvm.run(f.vm)
+        let reads = f.accesses.filter { $0.actor == .hypervisor && $0.kind == .read && $0.gpa >= 0x100000 && $0.gpa < 0x100010 }
+        #expect(reads.count == 2)
+        let code = Instruction(.movImmediate, a: 6, immediate: 0x100000).encoded
+        #expect(reads[0].value != Platform.value(code, at: 0, size: 8), "the hypervisor sees ciphertext, not the bytes")
+        #expect(f.vm.vcpus[0].registers[6] == 0x100010 && f.vm.vcpus[0].registers[1] == 0)
+    }
+
+    @Test("CPUID 0x8000001F and SEV_STATUS tell the guest it runs under SEV")
+    func detection() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 0, immediate: 0x8000_001F),
+            Instruction(.cpuid),
+            Instruction(.move, a: 8, b: 0),
+            Instruction(.move, a: 9, b: 3),
+            Instruction(.movImmediate, a: 1, immediate: 0xC001_0131),
+            Instruction(.rdmsr),
+            Instruction(.halt),
+        ])
+        try f.platform.kvm.run(f.vm)
+        let r = f.vm.vcpus[0].registers
+        #expect(r[8] & 0x2 != 0, "CPUID EAX bit 1: SEV")
+        #expect(r[9] & 0x3F == 47 && (r[9] >> 6) & 0x3F == 5, "EBX: C-bit position and PA reduction")
+        #expect(r[0] == 1, "SEV_STATUS bit 0")
+        #expect(exits(f).map(\.exitCode) == [VMExit.cpuid, VMExit.msr, VMExit.hlt])
+    }
+
+    @Test("KVM_HC_MAP_GPA_RANGE records the guest's page encryption status")
+    func mapGPARange() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 0, immediate: KVM.hypercallMapGPARange),
+            Instruction(.movImmediate, a: 3, immediate: 0x300000),
+            Instruction(.movImmediate, a: 1, immediate: 2),
+            Instruction(.movImmediate, a: 2, immediate: 0),
+            Instruction(.vmmcall),
+            Instruction(.halt),
+        ])
+        try f.platform.kvm.run(f.vm)
+        #expect(f.vm.isShared(gpa: 0x300000) && f.vm.isShared(gpa: 0x301000) && !f.vm.isShared(gpa: 0x302000))
+        #expect(f.vm.vcpus[0].registers[0] == 0)
+    }
+}
