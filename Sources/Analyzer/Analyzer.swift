@@ -14,7 +14,8 @@ public final class Analyzer {
     private let shadow = ShadowMemory()
     private var registers: [UInt32: RegisterFile] = [:]
     private var vmNames: [UInt16: String] = [:]
-    private var asidToVM: [UInt16: UInt16] = [:]
+    /// The VM using each (platform << 16 | ASID).
+    private var asidToVM: [UInt32: UInt16] = [:]
     private var vmASID: [UInt16: UInt16] = [:]
     private var collector = FindingCollector()
     /// What the PSP read on its data and transport paths during the current command, byte by byte, in
@@ -75,7 +76,7 @@ public final class Analyzer {
         case .vmCreated(let v):
             vmNames[v.vm] = v.name
             if v.asid != 0 {
-                asidToVM[v.asid] = v.vm
+                asidToVM[UInt32(v.platform) << 16 | UInt32(v.asid)] = v.vm
                 vmASID[v.vm] = v.asid
             }
         case .taintSource(let t):
@@ -84,11 +85,7 @@ public final class Analyzer {
             shadow.write(t.spa, size: Int(t.length), set: table.union(set, existing.set), origin: e.seq,
                          encryptedBy: shadow.encryption(t.spa, size: 1))
         case .pspCommand(let p):
-            pspQueue.removeAll(keepingCapacity: true)
-            pspQueueHead = 0
-            if p.command == SEVCommand.activate.rawValue && p.status == 0, let vm = asidToVM[p.asid] {
-                launched.insert(vm)
-            }
+            pspCommand(p, seq: e.seq)
         case .nptChange(let n):
             nptChange(n, seq: e.seq)
         case .vmExit(let x):
@@ -121,6 +118,12 @@ public final class Analyzer {
         let size = Int(a.size)
         switch a.actor {
         case .vcpu(let vm, let index):
+            if a.kind == .fetch {
+                if a.cbit && launched.contains(vm) && !shadow.isMeasured(a.spa, size: size) {
+                    hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
+                }
+                return
+            }
             guard a.kind == .read || a.kind == .write, a.register != MemoryAccess.noRegister || a.kind == .write else {
                 return
             }
@@ -195,11 +198,59 @@ public final class Analyzer {
                 set = table.union(set, item.set)
             }
         }
-        if a.cbit, let owner = asidToVM[a.asid] {
+        if a.cbit, let owner = asidToVM[UInt32(a.spa >> 40) << 16 | UInt32(a.asid)] {
             set = table.union(set, table.privateData(vm: owner, seq: seq))
         }
+        if a.cbit && onPath { pendingMeasured.append((a.spa, size)) }
         let encryption = a.cbit ? a.asid : a.register == 18 ? Self.transportEncrypted : 0
         shadow.write(a.spa, size: size, set: set, origin: origin, encryptedBy: encryption)
+    }
+
+    /// The blocks the current firmware command wrote on its data path under a guest key.
+    private var pendingMeasured: [(spa: UInt64, size: Int)] = []
+    /// Handles active on each (platform, ASID), to see guests sharing a key.
+    private var activeHandles: [UInt32: [UInt32]] = [:]
+    /// The VM behind each (platform, handle), from ACTIVATE.
+    private var handleVM: [UInt64: UInt16] = [:]
+
+    private func pspCommand(_ p: PSPCommand, seq: UInt64) {
+        pspQueue.removeAll(keepingCapacity: true)
+        pspQueueHead = 0
+        let ok = p.status == SEVStatus.success.rawValue
+        if ok && (p.command == SEVCommand.launchUpdateData.rawValue || p.command == SEVCommand.receiveUpdateData.rawValue) {
+            for m in pendingMeasured { shadow.markMeasured(m.spa, size: m.size) }
+        }
+        pendingMeasured.removeAll(keepingCapacity: true)
+        let slot = UInt32(p.platform) << 16 | UInt32(p.asid)
+        let handleKey = UInt64(p.platform) << 32 | UInt64(p.handle)
+        if p.command == SEVCommand.activate.rawValue && ok {
+            // ASIDs are per platform; the VM is the one KVM created with this ASID on that platform.
+            if let vm = asidToVM[slot] {
+                launched.insert(vm)
+                handleVM[handleKey] = vm
+            }
+            let others = activeHandles[slot, default: []].filter { $0 != p.handle }
+            if let other = others.first, detectors.contains(.keySharing) {
+                collector.add(Finding(
+                    detector: Detector.keySharing.rawValue, severity: .low, vm: handleVM[handleKey] ?? MemoryAccess.noVM,
+                    asid: p.asid, actor: "psp", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0,
+                    sinkGPA: 0, length: 0, labels: "", preview: "",
+                    summary: "guest handle \(p.handle) was activated on ASID \(p.asid) beside handle \(other): they share one memory-encryption key"))
+            }
+            if !activeHandles[slot, default: []].contains(p.handle) { activeHandles[slot, default: []].append(p.handle) }
+        }
+        if p.command == SEVCommand.deactivate.rawValue && ok {
+            for key in activeHandles.keys.sorted() { activeHandles[key]?.removeAll { $0 == p.handle } }
+        }
+        if p.status == SEVStatus.policyFailure.rawValue && detectors.contains(.policyViolationAttempt) {
+            let vm = handleVM[handleKey] ?? MemoryAccess.noVM
+            let name = vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
+            collector.add(Finding(
+                detector: Detector.policyViolationAttempt.rawValue, severity: .medium, vm: vm, asid: p.asid, actor: "hv",
+                sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
+                labels: "", preview: "",
+                summary: "\(SEVCommand.name(of: p.command)) for \(name) was refused by its policy (POLICY_FAILURE)"))
+        }
     }
 
     /// Open REGISTER_EXPOSURE findings by VM, vCPU, register and label set: later exits extend them.
@@ -292,7 +343,9 @@ public final class Analyzer {
         case .privateToShared, .privateToDMA, .hvPlaintext: severity = table.hasSecret(set) ? .high : .medium
         case .ciphertextObservation: severity = .low
         case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
-        case .nptRemap, .registerExposure: severity = .high
+        case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
+        case .policyViolationAttempt: severity = .medium
+        case .keySharing: severity = .low
         }
         var secretSource = sourceSeq
         for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }

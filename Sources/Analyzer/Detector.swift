@@ -18,6 +18,12 @@ public enum Detector: String, CaseIterable, Sendable {
     /// A register holding private-origin data at a #VMEXIT of a guest without SEV-ES: the hypervisor reads
     /// the whole register state in the VMCB.
     case registerExposure = "REGISTER_EXPOSURE"
+    /// A launched guest executed code the launch did not measure (or that changed since it was measured).
+    case unmeasuredExecution = "UNMEASURED_EXECUTION"
+    /// The firmware refused a command by policy (NODBG, NOSEND, DOMAIN, SEV, API version, ES, NOKS).
+    case policyViolationAttempt = "POLICY_VIOLATION_ATTEMPT"
+    /// Two guests share one memory-encryption key (and so one ASID).
+    case keySharing = "KEY_SHARING"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -28,6 +34,9 @@ public enum Detector: String, CaseIterable, Sendable {
         case .ciphertextObservation: "a device or the hypervisor reads a private block's ciphertext"
         case .dmaIntoPrivate: "a device writes into a private block"
         case .hvWritePrivate: "the hypervisor writes into a private block"
+        case .unmeasuredExecution: "a launched guest executes code the launch measurement does not cover"
+        case .policyViolationAttempt: "the firmware refuses a command by the guest's policy"
+        case .keySharing: "two guests share a memory-encryption key"
         case .registerExposure: "a register holds private-origin data when the guest exits to the hypervisor"
         case .nptRemap: "the hypervisor remaps a launched guest's page onto another VM's frame or onto one the guest already maps"
         }

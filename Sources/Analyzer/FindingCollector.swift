@@ -90,7 +90,9 @@ struct FindingCollector {
         case .ciphertextObservation: return "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
         case .dmaIntoPrivate: return "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(vm) at \(at)"
         case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
-        case .nptRemap, .registerExposure: return f.summary
+        case .unmeasuredExecution:
+            return "\(f.actor) executed \(f.length) bytes at \(at) that the launch measurement does not cover"
+        case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing: return f.summary
         }
     }
 }

@@ -12,6 +12,8 @@ final class ShadowMemory {
         var encryptedBy = [UInt16](repeating: 0, count: 256)
         /// Per 16-byte block: the bytes a keyless write replaced since the block was encrypted.
         var overwritten = [UInt16](repeating: 0, count: 256)
+        /// Per 16-byte block, one bit: the block holds what the launch measured, unchanged since.
+        var measured = [UInt64](repeating: 0, count: 4)
     }
 
     private var pages: [UInt64: Page] = [:]
@@ -88,6 +90,7 @@ final class ShadowMemory {
                 }
             }
             for block in (base >> 4)...((base + n - 1) >> 4) {
+                p.measured[block >> 6] &= ~(1 << UInt64(block & 63))
                 if asid != 0 {
                     p.encryptedBy[block] = asid
                     p.overwritten[block] = 0
@@ -102,6 +105,29 @@ final class ShadowMemory {
             }
             i += n
         }
+    }
+
+    /// Marks the blocks covering `[spa, spa + size)` as measured.
+    func markMeasured(_ spa: UInt64, size: Int) {
+        var block = spa >> 4
+        while block <= (spa + UInt64(size) - 1) >> 4 {
+            let p = page(block << 4)
+            let b = Int(block & 0xFF)
+            p.measured[b >> 6] |= 1 << UInt64(b & 63)
+            block += 1
+        }
+    }
+
+    /// Whether every block of `[spa, spa + size)` holds unchanged measured contents.
+    func isMeasured(_ spa: UInt64, size: Int) -> Bool {
+        var block = spa >> 4
+        while block <= (spa + UInt64(size) - 1) >> 4 {
+            guard let p = existing(block << 4) else { return false }
+            let b = Int(block & 0xFF)
+            if p.measured[b >> 6] & (1 << UInt64(b & 63)) == 0 { return false }
+            block += 1
+        }
+        return true
     }
 
     /// The bits of block `block` that bytes `[from, from + count)` of the page cover.

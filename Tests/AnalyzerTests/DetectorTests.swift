@@ -5,10 +5,10 @@ import TraceFormat
 
 /// Every detector fires on its positive scenario and stays silent on its negative one.
 struct DetectorTests {
-    static func findings(_ body: String, detectors: Set<Detector> = Set(Detector.allCases)) throws -> [Finding] {
+    static func findings(_ body: String, detectors: Set<Detector> = Set(Detector.allCases), policy: String = "0x1") throws -> [Finding] {
         let text = """
             platform memory=64M
-            vm guest memory=4M policy=0x1
+            vm guest memory=4M policy=\(policy)
             device nic0
             shared guest 0x200000 pages=1
             \(body)
@@ -41,6 +41,7 @@ struct DetectorTests {
         var positive: String
         var negative: String
         var severity: Severity
+        var policy = "0x1"
         var testDescription: String { detector.rawValue }
     }
 
@@ -73,6 +74,16 @@ struct DetectorTests {
              positive: "program guest at=0x100000\n    mov r1, 0x300000\n    load r9, [r1]\n    hlt\nend\nlaunch guest\n" + secret + "\nrun guest",
              negative: "program guest at=0x100000\n    mov r1, 0x300000\n    load r9, [r1]\n    xor r9, r9\n    hlt\nend\nlaunch guest\n" + secret + "\nrun guest",
              severity: .high),
+        Case(detector: .unmeasuredExecution,
+             positive: "program guest at=0x100000\n    hlt\n    jmp 0x102000\nend\nlaunch guest\nrun guest\n"
+                + "debug encrypt guest 0x102000 hex=\"f0000000000000000000000000000000\"\nrun guest",
+             negative: "program guest at=0x100000\n    hlt\n    jmp 0x100000\nend\nlaunch guest\nrun guest\n"
+                + "debug decrypt guest 0x100000 16\nrun guest",
+             severity: .high, policy: "0x0"),
+        Case(detector: .policyViolationAttempt,
+             positive: "program guest at=0x100000\n    hlt\nend\nlaunch guest\ndebug decrypt guest 0x100000 16 expect=POLICY_FAILURE",
+             negative: "program guest at=0x100000\n    hlt\nend\nlaunch guest\nrun guest",
+             severity: .medium),
         Case(detector: .hvWritePrivate,
              positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x100000 hex=\"ff\"",
              negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x200000 hex=\"ff\"",
@@ -81,14 +92,14 @@ struct DetectorTests {
 
     @Test("positive scenario: the detector reports", arguments: cases)
     func positive(_ c: Case) throws {
-        let found = try Self.findings(c.positive).filter { $0.detector == c.detector.rawValue }
+        let found = try Self.findings(c.positive, policy: c.policy).filter { $0.detector == c.detector.rawValue }
         #expect(found.count == 1)
         #expect(found.first?.severity == c.severity)
     }
 
     @Test("negative scenario: the detector stays silent", arguments: cases)
     func negative(_ c: Case) throws {
-        #expect(try Self.findings(c.negative).filter { $0.detector == c.detector.rawValue }.isEmpty)
+        #expect(try Self.findings(c.negative, policy: c.policy).filter { $0.detector == c.detector.rawValue }.isEmpty)
     }
 
     @Test("a leak of private data that is not a declared secret is medium, and names the VM")

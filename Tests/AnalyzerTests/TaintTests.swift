@@ -72,6 +72,21 @@ struct TaintTests {
         #expect(analyzer.findings.first?.sourceSeq == 2, "the source is the secret's declaration")
     }
 
+    @Test("KEY_SHARING: a second handle activated on an ASID already in use shares the key")
+    mutating func keySharing() {
+        setUp()
+        func activate(_ handle: UInt32, asid: UInt16) -> EventBody {
+            .pspCommand(PSPCommand(command: 0x21, handle: handle, asid: asid, status: 0, platformBefore: 2, platformAfter: 2,
+                                   guestBefore: 1, guestAfter: 1, buffer: []))
+        }
+        feed(activate(1, asid: 1))
+        #expect(analyzer.findings.isEmpty)
+        feed(activate(2, asid: 2))
+        #expect(analyzer.findings.isEmpty, "another ASID: another key")
+        feed(activate(3, asid: 1))
+        #expect(analyzer.findings.map(\.detector) == ["KEY_SHARING"])
+    }
+
     @Test("label sets are interned: repeating a union adds no set")
     func interning() {
         var t = LabelTable()
