@@ -36,6 +36,19 @@ public final class Analyzer {
         var set: LabelTable.SetID = 0
         var origin: UInt64 = 0
         var loadSPA: UInt64 = 0
+        /// The load that brought the data in, and the write that had put it where it was loaded from.
+        var load: UInt64 = 0
+        var via: UInt64 = 0
+    }
+
+    /// A provenance chain from its steps, leaving out steps that are unknown or repeat the previous one.
+    static func flow(_ steps: [(UInt64, String)]) -> [FlowStep] {
+        var out: [FlowStep] = []
+        for (seq, role) in steps where seq != 0 || role == "source" {
+            if let last = out.last, last.seq == seq { continue }
+            out.append(FlowStep(seq: seq, role: role))
+        }
+        return out
     }
 
     /// One vCPU's registers, r0-r15 and the copy latch.
@@ -130,15 +143,16 @@ public final class Analyzer {
             let regs = registerFile(vm, index)
             if a.kind == .read {
                 guard Int(a.register) < regs.r.count else { return }
-                let (set, origin) = shadow.read(a.spa, size: size, table: &table)
-                regs.r[Int(a.register)] = RegisterTaint(set: set, origin: origin ?? seq, loadSPA: a.spa)
+                let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
+                regs.r[Int(a.register)] = RegisterTaint(set: set, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via)
                 return
             }
             var source = RegisterTaint()
             if Int(a.register) < regs.r.count { source = regs.r[Int(a.register)] }
             if !a.cbit && source.set != 0 {
                 hit(.privateToShared, a, seq, source.set, sourceSeq: source.origin, sourceSPA: source.loadSPA,
-                    plaintext: true)
+                    plaintext: true,
+                    flow: Self.flow([(source.origin, "source"), (source.via, "write"), (source.load, "load"), (seq, "sink")]))
             }
             var set = source.set
             var origin = source.origin
@@ -146,7 +160,7 @@ public final class Analyzer {
                 set = table.union(set, table.privateData(vm: vm, seq: seq))
                 if source.set == 0 { origin = seq }
             }
-            shadow.write(a.spa, size: size, set: set, origin: origin, encryptedBy: a.cbit ? a.asid : 0)
+            shadow.write(a.spa, size: size, set: set, origin: origin, via: seq, encryptedBy: a.cbit ? a.asid : 0)
         case .device, .hypervisor:
             let isDevice = a.actor != .hypervisor
             if a.kind.isRead {
@@ -156,10 +170,11 @@ public final class Analyzer {
                 } else if asid != 0 {
                     hit(.ciphertextObservation, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
                 } else {
-                    let (set, origin) = shadow.read(a.spa, size: size, table: &table)
+                    let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
                     if set != 0 {
                         hit(isDevice ? .privateToDMA : .hvPlaintext, a, seq, set, sourceSeq: origin ?? seq,
-                            sourceSPA: firstSecretSPA(set), plaintext: true)
+                            sourceSPA: firstSecretSPA(set), plaintext: true,
+                            flow: Self.flow([(origin ?? seq, "source"), (via, "write"), (seq, "sink")]))
                     }
                 }
             } else {
@@ -203,7 +218,7 @@ public final class Analyzer {
         }
         if a.cbit && onPath { pendingMeasured.append((a.spa, size)) }
         let encryption = a.cbit ? a.asid : a.register == 18 ? Self.transportEncrypted : 0
-        shadow.write(a.spa, size: size, set: set, origin: origin, encryptedBy: encryption)
+        shadow.write(a.spa, size: size, set: set, origin: origin, via: seq, encryptedBy: encryption)
     }
 
     /// The blocks the current firmware command wrote on its data path under a guest key.
@@ -284,7 +299,8 @@ public final class Analyzer {
                 labels: labels.map(FindingCollector.name(vmNames: vmNames)).joined(separator: ","), preview: preview,
                 summary: intended
                     ? "r0 (RAX) carried \(what) out to port 0x\(String(x.exitInfo1 >> 16, radix: 16)) (the data OUT sends)"
-                    : "r\(r) held \(what) at a #VMEXIT (\(VMExit.name(of: x.exitCode))): the hypervisor reads it in the VMCB"))
+                    : "r\(r) held \(what) at a #VMEXIT (\(VMExit.name(of: x.exitCode))): the hypervisor reads it in the VMCB",
+                flow: Self.flow([(t.origin, "source"), (t.via, "write"), (t.load, "load"), (seq, "sink")])))
             exposures[key] = index
         }
     }
@@ -336,7 +352,7 @@ public final class Analyzer {
     }
 
     private func hit(_ d: Detector, _ a: MemoryAccess, _ seq: UInt64, _ set: LabelTable.SetID, sourceSeq: UInt64,
-                     sourceSPA: UInt64, plaintext: Bool) {
+                     sourceSPA: UInt64, plaintext: Bool, flow: [FlowStep]? = nil) {
         guard detectors.contains(d) else { return }
         let severity: Severity
         switch d {
@@ -349,8 +365,14 @@ public final class Analyzer {
         }
         var secretSource = sourceSeq
         for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }
+        var steps = flow ?? Self.flow([(sourceSeq, "source"), (seq, "sink")])
+        if secretSource != sourceSeq, let first = steps.first, first.role == "source" {
+            // A declared secret is where the data really comes from.
+            steps.insert(FlowStep(seq: secretSource, role: "source"), at: 0)
+            steps[1].role = "write"
+        }
         collector.add(.init(detector: d, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
-                            sourceSPA: sourceSPA, plaintext: plaintext),
+                            sourceSPA: sourceSPA, plaintext: plaintext, flow: steps),
                       vmNames: vmNames, table: table)
     }
 }

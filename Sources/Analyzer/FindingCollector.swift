@@ -13,6 +13,8 @@ struct FindingCollector {
         var sourceSPA: UInt64
         /// The plaintext the sink saw, when it is a plaintext leak.
         var plaintext: Bool
+        /// The provenance of the first access of the run.
+        var flow: [FlowStep]
     }
 
     private(set) var findings: [Finding] = []
@@ -39,7 +41,7 @@ struct FindingCollector {
         var f = Finding(detector: hit.detector.rawValue, severity: hit.severity, vm: a.vm, asid: a.asid,
                         actor: a.actor.description, sourceSeq: hit.sourceSeq, sinkSeq: hit.seq, sinkLastSeq: hit.seq,
                         sourceSPA: hit.sourceSPA, sinkSPA: a.spa, sinkGPA: a.gpa, length: UInt64(a.size), labels: labels,
-                        preview: hit.plaintext ? Self.hex(bytes[...]) : "", summary: "")
+                        preview: hit.plaintext ? Self.hex(bytes[...]) : "", summary: "", flow: hit.flow)
         f.summary = Self.summary(f, hit.detector, vmNames: vmNames, labels: table.members(hit.set))
         findings.append(f)
         sets.append(hit.set)

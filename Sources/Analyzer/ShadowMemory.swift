@@ -8,6 +8,8 @@ final class ShadowMemory {
         var labels: [LabelTable.SetID]?
         /// The event each tainted byte came from.
         var origins: [UInt64]?
+        /// The event that last wrote each tainted byte.
+        var vias: [UInt64]?
         /// Per 16-byte block: 0 when stored as plaintext, otherwise the ASID whose key encrypted it.
         var encryptedBy = [UInt16](repeating: 0, count: 256)
         /// Per 16-byte block: the bytes a keyless write replaced since the block was encrypted.
@@ -45,8 +47,15 @@ final class ShadowMemory {
 
     /// The union of the labels of `size` bytes at `spa`, and the origin of the first tainted byte.
     func read(_ spa: UInt64, size: Int, table: inout LabelTable) -> (set: LabelTable.SetID, origin: UInt64?) {
+        let r = readWithVia(spa, size: size, table: &table)
+        return (r.set, r.origin)
+    }
+
+    /// Like ``read(_:size:table:)``, with the event that last wrote the first tainted byte.
+    func readWithVia(_ spa: UInt64, size: Int, table: inout LabelTable) -> (set: LabelTable.SetID, origin: UInt64?, via: UInt64) {
         var set: LabelTable.SetID = 0
         var origin: UInt64?
+        var via: UInt64 = 0
         var i = 0
         while i < size {
             let a = spa + UInt64(i)
@@ -55,16 +64,19 @@ final class ShadowMemory {
                 let base = Int(a & 0xFFF)
                 for j in 0..<n where labels[base + j] != 0 {
                     set = table.union(set, labels[base + j])
-                    if origin == nil { origin = p.origins![base + j] }
+                    if origin == nil {
+                        origin = p.origins![base + j]
+                        via = p.vias![base + j]
+                    }
                 }
             }
             i += n
         }
-        return (set, origin)
+        return (set, origin, via)
     }
 
     /// Sets the labels of `size` bytes at `spa`, and records whether the blocks are now stored encrypted.
-    func write(_ spa: UInt64, size: Int, set: LabelTable.SetID, origin: UInt64, encryptedBy asid: UInt16) {
+    func write(_ spa: UInt64, size: Int, set: LabelTable.SetID, origin: UInt64, via: UInt64 = 0, encryptedBy asid: UInt16) {
         var i = 0
         while i < size {
             let a = spa + UInt64(i)
@@ -82,11 +94,13 @@ final class ShadowMemory {
             if set != 0 && p.labels == nil {
                 p.labels = [LabelTable.SetID](repeating: 0, count: 4096)
                 p.origins = [UInt64](repeating: 0, count: 4096)
+                p.vias = [UInt64](repeating: 0, count: 4096)
             }
             if p.labels != nil {
                 for j in 0..<n {
                     p.labels![base + j] = set
                     p.origins![base + j] = origin
+                    p.vias![base + j] = via
                 }
             }
             for block in (base >> 4)...((base + n - 1) >> 4) {

@@ -21,7 +21,19 @@ public enum Severity: Int, CaseIterable, Comparable, Sendable, CustomStringConve
     }
 }
 
-/// One thing the analyzer found, as stored in the index's `findings` table.
+/// One step of a finding's provenance: an event the data passed through.
+public struct FlowStep: Equatable, Sendable {
+    public var seq: UInt64
+    /// `source`, `write`, `load` or `sink`.
+    public var role: String
+
+    public init(seq: UInt64, role: String) {
+        self.seq = seq
+        self.role = role
+    }
+}
+
+/// One thing the analyzer found, as stored in the index's `findings` table (its provenance in `flows`).
 public struct Finding: Equatable, Sendable {
     /// The detector's stable id, for example `PRIVATE_TO_SHARED`.
     public var detector: String
@@ -49,10 +61,12 @@ public struct Finding: Equatable, Sendable {
     public var preview: String
     /// One sentence for people.
     public var summary: String
+    /// The events the data passed through, from its source to the sink.
+    public var flow: [FlowStep] = []
 
     public init(detector: String, severity: Severity, vm: UInt16, asid: UInt16, actor: String, sourceSeq: UInt64,
                 sinkSeq: UInt64, sinkLastSeq: UInt64, sourceSPA: UInt64, sinkSPA: UInt64, sinkGPA: UInt64,
-                length: UInt64, labels: String, preview: String, summary: String) {
+                length: UInt64, labels: String, preview: String, summary: String, flow: [FlowStep] = []) {
         self.detector = detector
         self.severity = severity
         self.vm = vm
@@ -68,5 +82,6 @@ public struct Finding: Equatable, Sendable {
         self.labels = labels
         self.preview = preview
         self.summary = summary
+        self.flow = flow
     }
 }

@@ -36,6 +36,8 @@ public final class TraceIndex {
             source_seq INTEGER NOT NULL, sink_seq INTEGER NOT NULL, sink_last_seq INTEGER NOT NULL,
             source_spa INTEGER NOT NULL, sink_spa INTEGER NOT NULL, sink_gpa INTEGER NOT NULL, length INTEGER NOT NULL,
             labels TEXT NOT NULL, preview TEXT NOT NULL, summary TEXT NOT NULL);
+        CREATE TABLE flows(finding INTEGER NOT NULL, step INTEGER NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL,
+            PRIMARY KEY(finding, step));
         """
 
     /// The tables derived from events alone (`findings` comes from the analyzer).
@@ -74,7 +76,8 @@ public final class TraceIndex {
     public func replaceFindings(_ findings: [Finding]) throws(SQLiteError) {
         try database.execute("BEGIN IMMEDIATE")
         do {
-            try database.execute("DELETE FROM findings")
+            try database.execute("DELETE FROM findings; DELETE FROM flows;")
+            let flow = try database.prepare("INSERT INTO flows VALUES (?1, ?2, ?3, ?4)")
             let insert = try database.prepare("""
                 INSERT INTO findings(id, detector, severity, severity_rank, vm, asid, actor, source_seq, sink_seq,
                     sink_last_seq, source_spa, sink_spa, sink_gpa, length, labels, preview, summary)
@@ -90,6 +93,9 @@ public final class TraceIndex {
                     .integer(Int64(bitPattern: f.sinkSPA)), .integer(Int64(bitPattern: f.sinkGPA)),
                     .integer(Int64(bitPattern: f.length)), .text(f.labels), .text(f.preview), .text(f.summary),
                 ])
+                for (step, s) in f.flow.enumerated() {
+                    try flow.run([.integer(Int64(i + 1)), .integer(Int64(step)), .integer(Int64(bitPattern: s.seq)), .text(s.role)])
+                }
             }
             try database.execute("COMMIT")
         } catch {
@@ -98,11 +104,14 @@ public final class TraceIndex {
         }
     }
 
-    /// The findings, in id order.
+    /// The findings, in id order, with their flows.
     public func findings() throws(SQLiteError) -> [Finding] {
+        let steps = try database.prepare("SELECT finding, seq, role FROM flows ORDER BY finding, step")
+        var flows: [Int64: [FlowStep]] = [:]
+        while try steps.step() { flows[steps.int(0), default: []].append(FlowStep(seq: UInt64(bitPattern: steps.int(1)), role: steps.text(2))) }
         let stmt = try database.prepare("""
             SELECT detector, severity_rank, vm, asid, actor, source_seq, sink_seq, sink_last_seq, source_spa, sink_spa,
-                   sink_gpa, length, labels, preview, summary FROM findings ORDER BY id
+                   sink_gpa, length, labels, preview, summary, id FROM findings ORDER BY id
             """)
         var out: [Finding] = []
         while try stmt.step() {
@@ -115,6 +124,7 @@ public final class TraceIndex {
                 sinkSPA: UInt64(bitPattern: stmt.int(9)), sinkGPA: UInt64(bitPattern: stmt.int(10)),
                 length: UInt64(bitPattern: stmt.int(11)), labels: stmt.text(12), preview: stmt.text(13),
                 summary: stmt.text(14)))
+            out[out.count - 1].flow = flows[stmt.int(15)] ?? []
         }
         return out
     }
