@@ -4,6 +4,7 @@ SELECT f.id,
        f.detector,
        CASE f.detector
            WHEN 'NPT_REMAP' THEN 'SEVered / CrossLine: nested-page-table remapping'
+           WHEN 'ASID_MISUSE' THEN 'CrossLine: a VMCB carrying another guest''s ASID'
            WHEN 'REGISTER_EXPOSURE' THEN 'Hetzelt & Buhren; Werner et al.: unencrypted VMCB register state'
            WHEN 'CIPHERTEXT_OBSERVATION' THEN 'CipherLeaks: deterministic ciphertext as a side channel'
            WHEN 'UNMEASURED_EXECUTION' THEN 'undeSErVed trust / code injection: running code the launch did not measure'
@@ -19,6 +20,6 @@ SELECT f.id,
        f.summary
 FROM findings AS f
 LEFT JOIN vms AS v ON v.vm = f.vm
-WHERE f.detector IN ('NPT_REMAP', 'REGISTER_EXPOSURE', 'CIPHERTEXT_OBSERVATION', 'UNMEASURED_EXECUTION',
+WHERE f.detector IN ('NPT_REMAP', 'ASID_MISUSE', 'REGISTER_EXPOSURE', 'CIPHERTEXT_OBSERVATION', 'UNMEASURED_EXECUTION',
                      'HV_WRITE_PRIVATE', 'DMA_INTO_PRIVATE', 'HV_PLAINTEXT', 'POLICY_VIOLATION_ATTEMPT', 'KEY_SHARING')
 ORDER BY f.severity_rank DESC, f.sink_seq;

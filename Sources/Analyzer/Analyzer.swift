@@ -17,6 +17,9 @@ public final class Analyzer {
     /// The VM using each (platform << 16 | ASID).
     private var asidToVM: [UInt32: UInt16] = [:]
     private var vmASID: [UInt16: UInt16] = [:]
+    private var vmPlatform: [UInt16: UInt8] = [:]
+    /// ASID_MISUSE findings already reported, by VM and ASID.
+    private var misuses: Set<UInt32> = []
     private var collector = FindingCollector()
     /// What the PSP read on its data and transport paths during the current command, byte by byte, in
     /// order: the next bytes it writes on those paths carry these labels.
@@ -88,6 +91,7 @@ public final class Analyzer {
         case .registerOp(let r): registerOp(r)
         case .vmCreated(let v):
             vmNames[v.vm] = v.name
+            vmPlatform[v.vm] = v.platform
             if v.asid != 0 {
                 asidToVM[UInt32(v.platform) << 16 | UInt32(v.asid)] = v.vm
                 vmASID[v.vm] = v.asid
@@ -103,7 +107,9 @@ public final class Analyzer {
             nptChange(n, seq: e.seq)
         case .vmExit(let x):
             vmExit(x, seq: e.seq)
-        case .cbitChange, .vcpuMode, .vcpuHalt, .vmRun:
+        case .vmRun(let r):
+            vmRun(r, seq: e.seq)
+        case .cbitChange, .vcpuMode, .vcpuHalt:
             break
         }
     }
@@ -268,6 +274,23 @@ public final class Analyzer {
         }
     }
 
+    /// ASID_MISUSE: a VMRUN whose VMCB carries an ASID bound to another guest: the VM runs under that
+    /// guest's key (CrossLine).
+    private func vmRun(_ r: VMRun, seq: UInt64) {
+        guard detectors.contains(.asidMisuse), r.asid != (vmASID[r.vm] ?? 0), r.asid != 0 else { return }
+        let platform = vmPlatform[r.vm] ?? 0
+        guard let owner = asidToVM[UInt32(platform) << 16 | UInt32(r.asid)], owner != r.vm else { return }
+        let key = UInt32(r.vm) << 16 | UInt32(r.asid)
+        guard misuses.insert(key).inserted else { return }
+        let name = { (vm: UInt16) in self.vmNames[vm] ?? "vm\(vm)" }
+        collector.add(Finding(
+            detector: Detector.asidMisuse.rawValue, severity: .critical, vm: r.vm, asid: r.asid, actor: "hv",
+            sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
+            labels: "private:\(name(owner))", preview: "",
+            summary: "VMRUN of \(name(r.vm)) with ASID \(r.asid), which belongs to \(name(owner)): it runs under \(name(owner))'s key",
+            flow: [FlowStep(seq: seq, role: "sink")]))
+    }
+
     /// Open REGISTER_EXPOSURE findings by VM, vCPU, register and label set: later exits extend them.
     private var exposures: [String: Int] = [:]
 
@@ -361,6 +384,7 @@ public final class Analyzer {
         case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
+        case .asidMisuse: severity = .critical
         case .keySharing: severity = .low
         }
         var secretSource = sourceSeq

@@ -24,6 +24,8 @@ public enum Detector: String, CaseIterable, Sendable {
     case policyViolationAttempt = "POLICY_VIOLATION_ATTEMPT"
     /// Two guests share one memory-encryption key (and so one ASID).
     case keySharing = "KEY_SHARING"
+    /// VMRUN of a VM with an ASID bound to another guest (CrossLine).
+    case asidMisuse = "ASID_MISUSE"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -37,6 +39,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .unmeasuredExecution: "a launched guest executes code the launch measurement does not cover"
         case .policyViolationAttempt: "the firmware refuses a command by the guest's policy"
         case .keySharing: "two guests share a memory-encryption key"
+        case .asidMisuse: "the hypervisor runs a VM with an ASID bound to another guest"
         case .registerExposure: "a register holds private-origin data when the guest exits to the hypervisor"
         case .nptRemap: "the hypervisor remaps a launched guest's page onto another VM's frame or onto one the guest already maps"
         }

@@ -94,7 +94,7 @@ struct FindingCollector {
         case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
         case .unmeasuredExecution:
             return "\(f.actor) executed \(f.length) bytes at \(at) that the launch measurement does not cover"
-        case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing: return f.summary
+        case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing, .asidMisuse: return f.summary
         }
     }
 }

@@ -227,8 +227,13 @@ public struct ScenarioParser {
                 add(.migrate(vm: vm, platform: target, newName: newName, expect: try Self.expectation(o, c)))
             case "run":
                 let vm = try knownVM(&c)
-                let o = try c.options(allowed: ["vcpu"])
-                add(.run(vm: vm, vcpu: Int(try o.number("vcpu", default: 0, c))))
+                let o = try c.options(allowed: ["vcpu", "asid", "expect"])
+                let asid = o.values["asid"] == nil ? nil : UInt16(clamping: try o.number("asid", default: 0, c))
+                let expect = try o.word("expect", c)?.lowercased()
+                guard expect == nil || expect == "ok" || expect == "shutdown" else {
+                    throw c.error(at: o.values["expect"]!, "run expects ok or shutdown")
+                }
+                add(.run(vm: vm, vcpu: Int(try o.number("vcpu", default: 0, c)), asid: asid, expectShutdown: expect == "shutdown"))
             case "secret":
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")

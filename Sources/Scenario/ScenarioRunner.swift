@@ -56,9 +56,10 @@ public struct ScenarioRunner {
             let v = vm(name, m)
             if v.entry == 0 { v.entry = gpa }  // the first program is where the guest starts
             try addImage(v, gpa: gpa, bytes: instructions.flatMap(\.encoded))
-        case .run(let name, let vcpu):
+        case .run(let name, let vcpu, let asid, let expectShutdown):
             let v = vm(name, m)
-            try v.platform.kvm.run(v, vcpu: vcpu)
+            let survived = try v.platform.kvm.run(v, vcpu: vcpu, asid: asid, survivingCrash: expectShutdown)
+            if expectShutdown && survived { throw .invalid("expected \(name) to shut down, but it halted") }
         case .secret(let name, let gpa, let secretName, let bytes):
             let v = vm(name, m)
             try v.platform.kvm.guestWriteSecret(v, gpa: gpa, name: secretName, bytes: bytes)

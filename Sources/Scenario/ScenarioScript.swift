@@ -45,8 +45,9 @@ public struct ScenarioScript: Sendable {
         case attest(vm: String, mnonce: [UInt8], expect: String?)
         /// Migrate the VM to another platform, where it continues as `newName`.
         case migrate(vm: String, platform: String, newName: String, expect: String?)
-        /// Run a vCPU until it halts.
-        case run(vm: String, vcpu: Int)
+        /// Run a vCPU until it halts, optionally with another ASID in its VMCB; `expectShutdown` when the
+        /// scenario means the guest to crash.
+        case run(vm: String, vcpu: Int, asid: UInt16?, expectShutdown: Bool)
         /// The guest writes a secret into its private memory: the analyzer's taint source.
         case secret(vm: String, gpa: UInt64, name: String, bytes: [UInt8])
         /// A device reads or writes guest memory by DMA.

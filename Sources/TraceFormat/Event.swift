@@ -58,7 +58,7 @@ public struct VMRun: Equatable, Sendable {
 public struct VMExit: Equatable, Sendable {
     /// SVM exit codes the simulator produces.
     public static let cpuid: UInt16 = 0x72, hlt: UInt16 = 0x78, ioio: UInt16 = 0x7B, msr: UInt16 = 0x7C,
-                      vmmcall: UInt16 = 0x81, npf: UInt16 = 0x400
+                      shutdown: UInt16 = 0x7F, vmmcall: UInt16 = 0x81, npf: UInt16 = 0x400
 
     public var vm: UInt16
     public var vcpu: UInt16
@@ -88,6 +88,7 @@ public struct VMExit: Equatable, Sendable {
         case ioio: "IOIO"
         case msr: "MSR"
         case vmmcall: "VMMCALL"
+        case shutdown: "SHUTDOWN"
         case npf: "NPF"
         default: "0x" + String(code, radix: 16)
         }

@@ -62,8 +62,8 @@ enum FindingPrinter {
         }
         Console.line("findings (\(findings.count)):")
         for f in findings {
-            let sev = f.severity.description.padding(toLength: 8, withPad: " ", startingAt: 0)
-            let det = f.detector.padding(toLength: 23, withPad: " ", startingAt: 0)
+            let sev = f.severity.description.padding(toLength: 9, withPad: " ", startingAt: 0)
+            let det = f.detector.padding(toLength: 25, withPad: " ", startingAt: 0)
             let preview = f.preview.isEmpty ? "" : " [\(f.preview)]"
             Console.line("  \(sev)\(det)\(f.summary)\(preview) (events #\(f.sourceSeq) -> #\(f.sinkSeq))")
         }

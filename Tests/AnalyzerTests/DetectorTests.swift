@@ -84,6 +84,12 @@ struct DetectorTests {
              positive: "program guest at=0x100000\n    hlt\nend\nlaunch guest\ndebug decrypt guest 0x100000 16 expect=POLICY_FAILURE",
              negative: "program guest at=0x100000\n    hlt\nend\nlaunch guest\nrun guest",
              severity: .medium),
+        Case(detector: .asidMisuse,
+             positive: "vm victim memory=2M\nprogram victim at=0x100000\n    hlt\nend\nprogram guest at=0x100000\n    hlt\nend\n"
+                + "launch victim\nlaunch guest\nrun guest asid=2 expect=shutdown",
+             negative: "vm victim memory=2M\nprogram victim at=0x100000\n    hlt\nend\nprogram guest at=0x100000\n    hlt\nend\n"
+                + "launch victim\nlaunch guest\nrun guest asid=1",
+             severity: .critical),
         Case(detector: .hvWritePrivate,
              positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x100000 hex=\"ff\"",
              negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x200000 hex=\"ff\"",

@@ -18,6 +18,7 @@ struct GoldenTraceTests {
                           "POLICY_VIOLATION_ATTEMPT:medium", "REGISTER_EXPOSURE:medium"],
         "severed": ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium", "NPT_REMAP:high", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
+        "crossline": ["ASID_MISUSE:critical"],
         "string-io": ["REGISTER_EXPOSURE:low", "REGISTER_EXPOSURE:high", "REGISTER_EXPOSURE:medium",
                       "CIPHERTEXT_OBSERVATION:low"],
     ]

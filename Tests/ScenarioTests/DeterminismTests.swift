@@ -29,6 +29,16 @@ struct DeterminismTests {
         #expect(plain(a) == plain(b), "guest-visible values do not depend on the keys")
     }
 
+    @Test("run expect=shutdown records a crash as a SHUTDOWN exit; a run that halts instead is an error")
+    func expectedShutdown() throws {
+        let base = "vm guest memory=4M\nprogram guest\n    mov r1, 0x7000000\n    load r2, [r1]\n    hlt\nend\nlaunch guest\n"
+        let crashed = try events(base + "run guest expect=shutdown\n", seed: 1)
+        let exits = crashed.compactMap { if case .vmExit(let x) = $0.body { x.exitCode } else { nil } }
+        #expect(exits == [VMExit.shutdown])
+        let fine = "vm guest memory=4M\nprogram guest\n    hlt\nend\nlaunch guest\nrun guest expect=shutdown\n"
+        #expect(throws: ScenarioError.self) { _ = try self.events(fine, seed: 1) }
+    }
+
     @Test("a runtime error names the statement that caused it")
     func runtimeError() throws {
         let text = "vm guest memory=4M\nprogram guest\n    mov r1, 0x7000000\n    load r2, [r1]\n    hlt\nend\nlaunch guest\nrun guest\n"

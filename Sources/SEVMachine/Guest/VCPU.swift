@@ -35,7 +35,12 @@ public final class VCPU {
     var actor: Actor { .vcpu(vm: vm.id, index: index) }
 
     /// The key accesses with the C-bit set use: the VEK loaded for the VM's ASID.
-    var key: EncryptionKey? { vm.isSEV ? platform.controller.key(forASID: vm.asid) : nil }
+    var key: EncryptionKey? { vm.isSEV ? platform.controller.key(forASID: asid) : nil }
+
+    /// The ASID in the VMCB the hypervisor runs this vCPU with: the VM's own, unless a misbehaving
+    /// hypervisor put another there (CrossLine). It selects the key every private access uses.
+    var asid: UInt16 { vmcbASID ?? vm.asid }
+    var vmcbASID: UInt16?
 
     func setMode(_ m: PagingMode) {
         mode = m
@@ -45,6 +50,12 @@ public final class VCPU {
 
     /// Drops the TLB entry of one page (INVLPG).
     func invalidate(gva: UInt64) { tlb[gva >> 12] = nil }
+
+    /// The guest is dead (after a SHUTDOWN exit): it does not run again.
+    func crash() {
+        halted = true
+        platform.emit(.vcpuHalt(VCPURef(vm: vm.id, vcpu: index)), cost: Platform.Cost.instruction)
+    }
 
     /// Drops every TLB entry (a flush by ASID after the hypervisor changed the nested page table).
     func flushTLB() { tlb.removeAll(keepingCapacity: true) }
@@ -85,7 +96,7 @@ public final class VCPU {
         for level in stride(from: 3, through: 0, by: -1) {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
             let gpa = table + idx * 8
-            entry = try platform.read(actor: actor, vm: vm.id, asid: vm.asid, kind: .pageWalk, gva: gva, gpa: gpa,
+            entry = try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .pageWalk, gva: gva, gpa: gpa,
                                      spa: try vm.translate(gpa), size: 8, cbit: vm.isSEV, reason: .forcedPageWalk,
                                      key: key, cost: Platform.Cost.walkStep)
             guard entry & 1 != 0 else {
@@ -116,7 +127,7 @@ public final class VCPU {
     @inline(__always)
     func load(gva: UInt64, size: Int, register: UInt8) throws(MachineError) -> UInt64 {
         let t = try translate(gva)
-        return try platform.read(actor: actor, vm: vm.id, asid: vm.asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
+        return try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
                                 size: size, cbit: t.cbit, reason: t.reason, register: register,
                                 key: t.cbit ? key : nil)
     }
@@ -124,7 +135,7 @@ public final class VCPU {
     @inline(__always)
     func store(gva: UInt64, size: Int, value: UInt64, register: UInt8) throws(MachineError) {
         let t = try translate(gva)
-        try platform.write(actor: actor, vm: vm.id, asid: vm.asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
+        try platform.write(actor: actor, vm: vm.id, asid: asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
                           size: size, value: value, cbit: t.cbit, reason: t.reason, register: register,
                           key: t.cbit ? key : nil)
     }
@@ -136,7 +147,7 @@ public final class VCPU {
         let k = vm.isSEV ? key : nil
         let lo = try platform.controller.readValue(t.spa, size: 8, key: k)
         let hi = try platform.controller.readValue(t.spa + 8, size: 8, key: k)
-        platform.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: vm.asid, kind: .fetch, gva: rip,
+        platform.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: asid, kind: .fetch, gva: rip,
                                                 gpa: t.gpa, spa: platform.traced(t.spa), size: UInt32(Instruction.size), cbit: vm.isSEV,
                                                 reason: reason, value: lo)),
                      cost: Platform.Cost.instruction)

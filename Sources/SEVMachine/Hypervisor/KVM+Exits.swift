@@ -11,7 +11,7 @@ extension KVM {
 
     /// VMRUN with the VM's VMCB (its ASID field is the VM's ASID).
     func enter(_ vcpu: VCPU) {
-        platform.emit(.vmRun(VMRun(vm: vcpu.vm.id, vcpu: vcpu.index, asid: vcpu.vm.asid)), cost: Platform.Cost.control)
+        platform.emit(.vmRun(VMRun(vm: vcpu.vm.id, vcpu: vcpu.index, asid: vcpu.asid)), cost: Platform.Cost.control)
     }
 
     /// Reports a #VMEXIT with the register state the hypervisor reads from the VMCB.

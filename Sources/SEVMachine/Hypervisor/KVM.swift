@@ -106,10 +106,41 @@ public final class KVM {
     }
 
     /// Runs vCPU `index` of `vm` until it halts (at most `stepLimit` instructions).
-    public func run(_ vm: VirtualMachine, vcpu index: Int = 0, stepLimit: UInt64 = 500_000_000) throws(MachineError) {
+    ///
+    /// - Parameters:
+    ///   - asid: the ASID to put in the VMCB instead of the VM's own (what a malicious hypervisor does).
+    ///   - survivingCrash: when the guest faults (a page fault or an invalid instruction, as a guest
+    ///     running under the wrong key does), report a SHUTDOWN exit and return instead of throwing.
+    /// - Returns: false when the guest crashed.
+    @discardableResult
+    public func run(_ vm: VirtualMachine, vcpu index: Int = 0, asid: UInt16? = nil, survivingCrash: Bool = false,
+                    stepLimit: UInt64 = 500_000_000) throws(MachineError) -> Bool {
         guard index < vm.vcpus.count else { throw .invalid("\(vm.name) has no vcpu \(index)") }
-        try prepareToRun(vm)
-        try vm.vcpus[index].run(stepLimit: stepLimit)
+        let vcpu = vm.vcpus[index]
+        if let asid {
+            guard asid >= 1, Int(asid) <= Int(platform.config.maxSEVASID), platform.controller.key(forASID: asid) != nil else {
+                throw .invalid("ASID \(asid) has no key loaded")
+            }
+            vcpu.vmcbASID = asid
+        } else {
+            try prepareToRun(vm)
+        }
+        defer { vcpu.vmcbASID = nil }
+        do {
+            try vcpu.run(stepLimit: stepLimit)
+            return true
+        } catch {
+            switch error {
+            case .guestPageFault, .invalidInstruction:
+                guard survivingCrash else { throw error }
+                // Triple fault: the VM shuts down.
+                reportExit(vcpu, code: VMExit.shutdown, info1: 0, info2: 0)
+                vcpu.crash()
+                return false
+            default:
+                throw error
+            }
+        }
     }
 
     /// Checks that the VM can run: an SEV guest needs its key loaded; a plain guest gets its image now.
