@@ -18,6 +18,8 @@ public final class Analyzer {
     private var asidToVM: [UInt32: UInt16] = [:]
     private var vmASID: [UInt16: UInt16] = [:]
     private var vmPlatform: [UInt16: UInt8] = [:]
+    /// Shared ranges the guest declared it fills on purpose (SWIOTLB bounce slots).
+    private var handovers: [(vm: UInt16, spa: UInt64, length: UInt64)] = []
     /// ASID_MISUSE findings already reported, by VM and ASID.
     private var misuses: Set<UInt32> = []
     private var collector = FindingCollector()
@@ -109,6 +111,9 @@ public final class Analyzer {
             vmExit(x, seq: e.seq)
         case .vmRun(let r):
             vmRun(r, seq: e.seq)
+        case .handover(let h):
+            handovers.removeAll { $0.spa < h.spa + h.length && h.spa < $0.spa + $0.length }
+            handovers.append((h.vm, h.spa, h.length))
         case .cbitChange, .vcpuMode, .vcpuHalt:
             break
         }
@@ -155,6 +160,9 @@ public final class Analyzer {
             }
             var source = RegisterTaint()
             if Int(a.register) < regs.r.count { source = regs.r[Int(a.register)] }
+            if !a.cbit && source.set != 0, let h = handovers.first(where: { a.spa >= $0.spa && a.spa < $0.spa + $0.length }) {
+                source.set = table.union(source.set, table.handover(vm: h.vm, seq: seq))
+            }
             if !a.cbit && source.set != 0 {
                 hit(.privateToShared, a, seq, source.set, sourceSeq: source.origin, sourceSPA: source.loadSPA,
                     plaintext: true,
@@ -377,9 +385,12 @@ public final class Analyzer {
     private func hit(_ d: Detector, _ a: MemoryAccess, _ seq: UInt64, _ set: LabelTable.SetID, sourceSeq: UInt64,
                      sourceSPA: UInt64, plaintext: Bool, flow: [FlowStep]? = nil) {
         guard detectors.contains(d) else { return }
-        let severity: Severity
+        var severity: Severity
         switch d {
-        case .privateToShared, .privateToDMA, .hvPlaintext: severity = table.hasSecret(set) ? .high : .medium
+        case .privateToShared, .privateToDMA, .hvPlaintext:
+            severity = table.hasSecret(set) ? .high : .medium
+            // A deliberate hand-over lowers what follows by one step.
+            if table.isHandedOver(set) { severity = Severity(rawValue: severity.rawValue - 1) ?? .info }
         case .ciphertextObservation: severity = .low
         case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high

@@ -69,6 +69,7 @@ struct FindingCollector {
             switch label.kind {
             case .secret(let name): "secret:\(name)"
             case .privateData(let vm): "private:\(vmNames[vm] ?? "vm\(vm)")"
+            case .handover(let vm): "handover:\(vmNames[vm] ?? "vm\(vm)")"
             }
         }
     }
@@ -84,11 +85,13 @@ struct FindingCollector {
         }.first ?? vm
         let what = labels.compactMap { l -> String? in if case .secret(let n) = l.kind { "secret \(n)" } else { nil } }
             .first ?? "private data of \(owner)"
+        let handedOver = labels.contains { if case .handover = $0.kind { true } else { false } }
+        let note = handedOver ? " (handed over on purpose)" : ""
         let at = f.vm == MemoryAccess.noVM ? "host spa 0x\(String(f.sinkSPA, radix: 16))" : "gpa 0x\(String(f.sinkGPA, radix: 16))"
         switch d {
-        case .privateToShared: return "\(f.actor) wrote \(f.length) bytes of \(what) into shared memory at \(at)"
-        case .privateToDMA: return "\(f.actor) read \(f.length) bytes of \(what) by DMA from \(at)"
-        case .hvPlaintext: return "the hypervisor read \(f.length) bytes of \(what) in plaintext at \(at)"
+        case .privateToShared: return "\(f.actor) wrote \(f.length) bytes of \(what) into shared memory at \(at)\(note)"
+        case .privateToDMA: return "\(f.actor) read \(f.length) bytes of \(what) by DMA from \(at)\(note)"
+        case .hvPlaintext: return "the hypervisor read \(f.length) bytes of \(what) in plaintext at \(at)\(note)"
         case .ciphertextObservation: return "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
         case .dmaIntoPrivate: return "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(vm) at \(at)"
         case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"

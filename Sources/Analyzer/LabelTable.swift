@@ -9,6 +9,8 @@ struct LabelTable {
             case secret(name: String)
             /// Data a VM wrote while private.
             case privateData(vm: UInt16)
+            /// A mark: the guest handed this data over on purpose (a SWIOTLB bounce).
+            case handover(vm: UInt16)
         }
         var kind: Kind
         /// The event that introduced the label.
@@ -23,6 +25,7 @@ struct LabelTable {
     private var setIDs: [[UInt32]: SetID] = [[]: 0]
     private var unions: [UInt64: SetID] = [:]
     private var privateLabel: [UInt16: UInt32] = [:]
+    private var handoverLabel: [UInt16: UInt32] = [:]
 
     /// A new secret label, as a one-element set.
     mutating func secret(name: String, seq: UInt64, spa: UInt64) -> SetID {
@@ -62,6 +65,19 @@ struct LabelTable {
 
     /// The labels of a set, in the order they were created.
     func members(_ id: SetID) -> [Label] { sets[Int(id)].map { labels[Int($0)] } }
+
+    /// The hand-over mark of a VM, as a one-element set.
+    mutating func handover(vm: UInt16, seq: UInt64) -> SetID {
+        if let l = handoverLabel[vm] { return intern([l]) }
+        labels.append(Label(kind: .handover(vm: vm), seq: seq, spa: 0))
+        handoverLabel[vm] = UInt32(labels.count - 1)
+        return intern([UInt32(labels.count - 1)])
+    }
+
+    /// Whether a set carries a hand-over mark.
+    func isHandedOver(_ id: SetID) -> Bool {
+        sets[Int(id)].contains { if case .handover = labels[Int($0)].kind { true } else { false } }
+    }
 
     /// Whether a set holds a declared secret.
     func hasSecret(_ id: SetID) -> Bool {

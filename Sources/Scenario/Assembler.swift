@@ -169,6 +169,12 @@ struct Assembler {
             try c.punct(",")
             insn = Instruction(base == "jnz" ? .jumpIfNotZero : .jumpIfZero, a: a,
                                immediate: try value(try operand(&c), c, labels: labels))
+        case "dma_map_single", "dma_unmap_single":
+            let a = try register(&c)
+            try c.punct(",")
+            let b = try register(&c)
+            try c.punct(",")
+            insn = Instruction(base == "dma_map_single" ? .dmaMapSingle : .dmaUnmapSingle, a: a, b: b, c: try register(&c))
         case "set_memory_decrypted", "set_memory_encrypted":
             let a = try register(&c)
             try c.punct(",")
@@ -201,7 +207,7 @@ struct Assembler {
         case "hlt":
             insn = Instruction(.halt)
         default:
-            throw c.error(at: t, "unknown instruction '\(mnemonic)'; expected mov, add, sub, xor, and, or, load, store, copy, jmp, jnz, jz, out, in, outs, ins, vmmcall, cpuid, rdmsr, set_memory_decrypted, set_memory_encrypted or hlt")
+            throw c.error(at: t, "unknown instruction '\(mnemonic)'; expected mov, add, sub, xor, and, or, load, store, copy, jmp, jnz, jz, out, in, outs, ins, vmmcall, cpuid, rdmsr, dma_map_single, dma_unmap_single, set_memory_decrypted, set_memory_encrypted or hlt")
         }
         if !["load", "store", "out", "in"].contains(base) && mnemonic != base {
             throw c.error(at: t, "only load, store, out and in take a width suffix")

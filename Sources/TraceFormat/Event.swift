@@ -38,6 +38,27 @@ public enum EventBody: Equatable, Sendable {
     case vmRun(VMRun)
     /// The guest exited to the hypervisor (#VMEXIT), with what the hypervisor sees of its state.
     case vmExit(VMExit)
+    /// The guest kernel is about to hand bytes over to a device on purpose (a SWIOTLB bounce): what it
+    /// copies into this range is meant to leave the guest.
+    case handover(Handover)
+}
+
+/// A deliberate hand-over: `length` bytes at `gpa` (`spa`) of a VM's shared memory are about to receive
+/// data the guest means to send out.
+public struct Handover: Equatable, Sendable {
+    public var vm: UInt16
+    public var vcpu: UInt16
+    public var gpa: UInt64
+    public var spa: UInt64
+    public var length: UInt64
+
+    public init(vm: UInt16, vcpu: UInt16, gpa: UInt64, spa: UInt64, length: UInt64) {
+        self.vm = vm
+        self.vcpu = vcpu
+        self.gpa = gpa
+        self.spa = spa
+        self.length = length
+    }
 }
 
 /// A VMRUN: which VM and vCPU, and the ASID the VMCB it ran carried.

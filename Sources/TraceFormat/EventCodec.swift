@@ -12,7 +12,7 @@
 public enum EventCodec {
     enum TypeCode: UInt8 {
         case memoryAccess = 0, registerOp, cbitChange, nptChange, pspCommand, vmCreated, taintSource, vcpuMode, vcpuHalt,
-             vmRun, vmExit
+             vmRun, vmExit, handover
     }
 
     /// The delta state shared by encoder and decoder.
@@ -157,6 +157,14 @@ public struct EventEncoder: Sendable {
             w.varint(x.rip)
             w.varint(UInt64(x.registers.count))
             for r in x.registers { w.varint(r) }
+        case .handover(let h):
+            w.u8(EventCodec.TypeCode.handover.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(h.vm))
+            w.varint(UInt64(h.vcpu))
+            w.varint(h.gpa)
+            w.varint(h.spa)
+            w.varint(h.length)
         }
     }
 
@@ -290,6 +298,9 @@ public struct EventDecoder: Sendable {
                 for _ in 0..<count { regs.append(try r.varint()) }
                 body = .vmExit(VMExit(vm: vm, vcpu: vcpu, exitCode: code, exitInfo1: info1, exitInfo2: info2, rip: rip,
                                       registers: regs))
+            case .handover:
+                body = .handover(Handover(vm: try u16(&r), vcpu: try u16(&r), gpa: try r.varint(), spa: try r.varint(),
+                                          length: try r.varint()))
             }
             return (state.cycle, body)
         } catch let t as ByteReader.Truncated {

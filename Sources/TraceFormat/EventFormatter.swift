@@ -14,6 +14,7 @@ public enum EventFormatter {
         case .vcpuHalt: "halt"
         case .vmRun: "vmrun"
         case .vmExit: "vmexit"
+        case .handover: "handover"
         }
     }
 
@@ -30,6 +31,7 @@ public enum EventFormatter {
         case .vcpuHalt(let h): h.vm
         case .vmRun(let v): v.vm
         case .vmExit(let x): x.vm
+        case .handover(let h): h.vm
         case .pspCommand: nil
         }
     }
@@ -77,6 +79,8 @@ public enum EventFormatter {
             return "vcpu\(h.vm).\(h.vcpu)"
         case .vmRun(let v):
             return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid)"
+        case .handover(let h):
+            return "vcpu\(h.vm).\(h.vcpu) gpa=\(hex(h.gpa)) spa=\(hex(h.spa)) length=\(h.length)"
         case .vmExit(let x):
             let regs = x.registers.enumerated().filter { $0.element != 0 }.map { "\(registerName(UInt8($0.offset)))=\(hex($0.element))" }
             return "vcpu\(x.vm).\(x.vcpu) \(VMExit.name(of: x.exitCode)) info1=\(hex(x.exitInfo1)) info2=\(hex(x.exitInfo2)) rip=\(hex(x.rip))" + (regs.isEmpty ? "" : " " + regs.joined(separator: " "))

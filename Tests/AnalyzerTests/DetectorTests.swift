@@ -151,6 +151,30 @@ struct DetectorTests {
         #expect(f.allSatisfy { $0.severity == .critical && $0.summary.contains("victim") })
     }
 
+    @Test("a SWIOTLB bounce with a declared hand-over lowers the leak findings one step; the same copy without is not lowered")
+    func handover() throws {
+        func run(_ mnemonic: String) throws -> [Finding] {
+            try Self.findings("""
+                program guest at=0x100000
+                    mov r1, 0x200000
+                    mov r2, 0x300000
+                    mov r3, \(mnemonic == "copy" ? 2 : 16)
+                    \(mnemonic) r1, r2, r3
+                    hlt
+                end
+                launch guest
+                \(Self.secret)
+                run guest
+                dma nic0 read guest 0x200000 16
+                """)
+        }
+        let bounced = try run("dma_map_single")
+        #expect(bounced.map { "\($0.detector):\($0.severity)" } == ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium"])
+        #expect(bounced.allSatisfy { $0.labels.contains("handover:guest") && $0.summary.contains("handed over on purpose") })
+        let copied = try run("copy")
+        #expect(copied.map { "\($0.detector):\($0.severity)" } == ["PRIVATE_TO_SHARED:high", "PRIVATE_TO_DMA:high"])
+    }
+
     @Test("only the selected detectors run")
     func selection() throws {
         let text = Self.copy(from: 0x300000, to: 0x200000) + "\n" + Self.secret + "\nrun guest\ndma nic0 read guest 0x200000 16"

@@ -27,7 +27,7 @@ struct EventFuzzer {
     }
 
     mutating func body() -> EventBody {
-        switch small(10) {
+        switch small(12) {
         case 0...3:
             return .memoryAccess(MemoryAccess(
                 actor: actor(), vm: bool() ? MemoryAccess.noVM : UInt16(small(4)), asid: UInt16(small(16)),
@@ -55,6 +55,13 @@ struct EventFuzzer {
                 ? .vmCreated(VMCreated(vm: UInt16(small(4)), platform: UInt8(small(2)), name: "vm-é\(small(9))", asid: UInt16(small(16)),
                                        policy: UInt32(small(1 << 32)), memoryBytes: wide(), vcpus: UInt16(small(64))))
                 : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
+        case 10:
+            return .handover(Handover(vm: UInt16(small(4)), vcpu: 0, gpa: wide(), spa: wide(), length: small(4096)))
+        case 11:
+            return bool()
+                ? .vmRun(VMRun(vm: UInt16(small(4)), vcpu: UInt16(small(2)), asid: UInt16(small(16))))
+                : .vmExit(VMExit(vm: 1, vcpu: 0, exitCode: UInt16(small(0x500)), exitInfo1: wide(), exitInfo2: wide(),
+                                 rip: wide(), registers: (0..<16).map { _ in wide() }))
         default:
             return bool()
                 ? .vcpuMode(VCPUModeChange(vm: UInt16(small(4)), vcpu: 1, mode: PagingMode.allCases[Int(small(4))]))
@@ -94,7 +101,7 @@ struct EventCodecTests {
     func fuzzerCoversEveryKind() {
         var fuzz = EventFuzzer(state: 7)
         let names = Set(fuzz.events(2000).map { EventFormatter.typeName($0.body) })
-        #expect(names == ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt"])
+        #expect(names == ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt", "handover", "vmrun", "vmexit"])
     }
 
     @Test("a repeated actor costs no bytes: consecutive accesses of one vCPU are compact")

@@ -42,6 +42,22 @@ struct GuestKernel {
         }
     }
 
+    /// The SWIOTLB bounce (`swiotlb_bounce`): copy between a private buffer and a bounce slot in the
+    /// decrypted pool, through the string-copy latch. Towards a device the kernel first declares the
+    /// hand-over, so what lands in the slot is known to be meant for the outside.
+    func swiotlbBounce(to dst: UInt64, from src: UInt64, length: UInt64, toDevice: Bool) throws(MachineError) {
+        let platform = vcpu.platform
+        if toDevice {
+            let t = try vcpu.translate(dst)
+            platform.emit(.handover(Handover(vm: vcpu.vm.id, vcpu: vcpu.index, gpa: t.gpa, spa: platform.traced(t.spa),
+                                             length: length)), cost: Platform.Cost.control)
+        }
+        for (offset, size) in Platform.granules(start: dst, count: Int(length)) {
+            let v = try vcpu.load(gva: src + UInt64(offset), size: size, register: Instruction.copyLatch)
+            try vcpu.store(gva: dst + UInt64(offset), size: size, value: v, register: Instruction.copyLatch)
+        }
+    }
+
     /// `set_memory_decrypted` / `set_memory_encrypted`: for each page, find its PTE, flush, rewrite the
     /// PTE with the C-bit changed, and invalidate the TLB entry. The page's contents are not converted:
     /// what was written under the old C-bit reads back as garbage under the new one.

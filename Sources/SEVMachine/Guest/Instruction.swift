@@ -39,6 +39,12 @@ public struct Instruction: Equatable, Sendable {
         case setMemoryDecrypted = 0x30
         /// `set_memory_encrypted rA, imm`: the guest kernel sets the C-bit again.
         case setMemoryEncrypted = 0x31
+        /// `dma_map_single rA, rB, rC`: SWIOTLB bounce towards a device: the kernel declares the hand-over
+        /// of rC bytes, then copies them from the private buffer [rB] into the bounce slot [rA].
+        case dmaMapSingle = 0x32
+        /// `dma_unmap_single rA, rB, rC`: SWIOTLB bounce from a device: copy rC bytes from the bounce slot
+        /// [rB] into the private buffer [rA].
+        case dmaUnmapSingle = 0x33
         /// `out.W PORT, rA`: write the low W bytes of rA to an I/O port (a #VMEXIT).
         case out = 0x40
         /// `in.W rA, PORT`: read an I/O port into rA (a #VMEXIT; the hypervisor supplies the value).

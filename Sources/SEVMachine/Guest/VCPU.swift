@@ -232,6 +232,9 @@ public final class VCPU {
         case .jumpIfZero: if registers[a] == 0 { next = insn.immediate }
         case .setMemoryDecrypted:
             try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: false)
+        case .dmaMapSingle, .dmaUnmapSingle:
+            try GuestKernel(vcpu: self).swiotlbBounce(to: registers[a], from: registers[b], length: registers[Int(insn.c)],
+                                                      toDevice: insn.opcode == .dmaMapSingle)
         case .setMemoryEncrypted:
             try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: true)
         case .out, .input, .outs, .ins, .vmmcall, .cpuid, .rdmsr:
