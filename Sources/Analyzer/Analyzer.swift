@@ -154,6 +154,11 @@ public final class Analyzer {
             let regs = registerFile(vm, index)
             if a.kind == .read {
                 guard Int(a.register) < regs.r.count else { return }
+                let stored = shadow.encryption(a.spa, size: size)
+                if a.asid != 0 && ((a.cbit && shadow.writtenInClear(a.spa, size: size))
+                    || (!a.cbit && stored != 0 && stored != Self.transportEncrypted)) {
+                    hit(.encryptionMismatch, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
+                }
                 let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
                 regs.r[Int(a.register)] = RegisterTaint(set: set, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via)
                 return
@@ -396,6 +401,7 @@ public final class Analyzer {
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
+        case .encryptionMismatch: severity = .medium
         case .keySharing: severity = .low
         }
         var secretSource = sourceSeq

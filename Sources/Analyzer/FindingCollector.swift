@@ -95,6 +95,8 @@ struct FindingCollector {
         case .ciphertextObservation: return "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
         case .dmaIntoPrivate: return "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(vm) at \(at)"
         case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
+        case .encryptionMismatch:
+            return "\(f.actor) read \(f.length) bytes at \(at) under another encryption state than they were written in: garbage"
         case .unmeasuredExecution:
             return "\(f.actor) executed \(f.length) bytes at \(at) that the launch measurement does not cover"
         case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing, .asidMisuse: return f.summary

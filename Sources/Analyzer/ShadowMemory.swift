@@ -16,6 +16,8 @@ final class ShadowMemory {
         var overwritten = [UInt16](repeating: 0, count: 256)
         /// Per 16-byte block, one bit: the block holds what the launch measured, unchanged since.
         var measured = [UInt64](repeating: 0, count: 4)
+        /// Per 16-byte block, one bit: the last write stored it in the clear.
+        var clear = [UInt64](repeating: 0, count: 4)
     }
 
     private var pages: [UInt64: Page] = [:]
@@ -83,14 +85,7 @@ final class ShadowMemory {
             let n = min(size - i, Int(4096 - (a & 0xFFF)))
             let base = Int(a & 0xFFF)
             let p: Page
-            if let found = existing(a) {
-                p = found
-            } else if set == 0 && asid == 0 {
-                i += n  // plaintext, untainted, never seen: nothing to remember
-                continue
-            } else {
-                p = page(a)
-            }
+            p = existing(a) ?? page(a)
             if set != 0 && p.labels == nil {
                 p.labels = [LabelTable.SetID](repeating: 0, count: 4096)
                 p.origins = [UInt64](repeating: 0, count: 4096)
@@ -105,6 +100,7 @@ final class ShadowMemory {
             }
             for block in (base >> 4)...((base + n - 1) >> 4) {
                 p.measured[block >> 6] &= ~(1 << UInt64(block & 63))
+                if asid == 0 { p.clear[block >> 6] |= 1 << UInt64(block & 63) } else { p.clear[block >> 6] &= ~(1 << UInt64(block & 63)) }
                 if asid != 0 {
                     p.encryptedBy[block] = asid
                     p.overwritten[block] = 0
@@ -119,6 +115,19 @@ final class ShadowMemory {
             }
             i += n
         }
+    }
+
+    /// Whether some block of `[spa, spa + size)` was last written in the clear.
+    func writtenInClear(_ spa: UInt64, size: Int) -> Bool {
+        var block = spa >> 4
+        while block <= (spa + UInt64(size) - 1) >> 4 {
+            if let p = existing(block << 4) {
+                let b = Int(block & 0xFF)
+                if p.clear[b >> 6] & (1 << UInt64(b & 63)) != 0 { return true }
+            }
+            block += 1
+        }
+        return false
     }
 
     /// Marks the blocks covering `[spa, spa + size)` as measured.

@@ -98,7 +98,7 @@ public struct ScenarioParser {
                 let nameToken = c.peek
                 let name = try c.word("a VM name")
                 guard vms[name] == nil else { throw c.error(at: nameToken!, "VM '\(name)' is already declared") }
-                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform"])
+                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock"])
                 let memory = try o.number("memory", default: 4 << 20, c)
                 guard memory >= 2 << 20, memory % (2 << 20) == 0 else {
                     throw ScenarioError(here, "VM memory must be a multiple of 2M")
@@ -111,8 +111,12 @@ public struct ScenarioParser {
                 guard (1...64).contains(vcpus) else { throw ScenarioError(here, "vcpus must be 1 to 64") }
                 vms[name] = (false, sevWord == "yes")
                 let platform = try platformOption(o, c)
+                let kvmclock = o.values["kvmclock"] == nil ? nil : try o.number("kvmclock", default: 0, c)
+                if let k = kvmclock, k % 32 != 0 || k + 32 * vcpus > memory {
+                    throw c.error(at: o.values["kvmclock"]!, "kvmclock must be 32-byte aligned and inside the VM's memory")
+                }
                 add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sevWord == "yes",
-                        vcpus: Int(vcpus)))
+                        vcpus: Int(vcpus), kvmclock: kvmclock))
             case "device":
                 let t = c.peek
                 let name = try c.word("a device name")

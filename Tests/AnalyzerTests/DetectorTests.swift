@@ -90,6 +90,12 @@ struct DetectorTests {
              negative: "vm victim memory=2M\nprogram victim at=0x100000\n    hlt\nend\nprogram guest at=0x100000\n    hlt\nend\n"
                 + "launch victim\nlaunch guest\nrun guest asid=1",
              severity: .critical),
+        Case(detector: .encryptionMismatch,
+             positive: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
+                + "    set_memory_decrypted r1, 1\n    load r3, [r1]\n    hlt\nend\nlaunch guest\nrun guest",
+             negative: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
+                + "    set_memory_decrypted r1, 1\n    store [r1], r2\n    load r3, [r1]\n    hlt\nend\nlaunch guest\nrun guest",
+             severity: .medium),
         Case(detector: .hvWritePrivate,
              positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x100000 hex=\"ff\"",
              negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x200000 hex=\"ff\"",

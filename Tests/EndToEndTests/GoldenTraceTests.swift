@@ -19,6 +19,7 @@ struct GoldenTraceTests {
         "severed": ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium", "NPT_REMAP:high", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
         "crossline": ["ASID_MISUSE:critical"],
+        "kvmclock": ["ENCRYPTION_MISMATCH:medium", "ENCRYPTION_MISMATCH:medium"],
         "swiotlb": ["PRIVATE_TO_SHARED:low", "PRIVATE_TO_DMA:low", "CIPHERTEXT_OBSERVATION:low", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
         "string-io": ["REGISTER_EXPOSURE:low", "REGISTER_EXPOSURE:high", "REGISTER_EXPOSURE:medium",

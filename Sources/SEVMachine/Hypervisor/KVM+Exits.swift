@@ -9,8 +9,22 @@ extension KVM {
     /// The value `in` gets from a port (no device model behind the ports).
     static let portInputValue: UInt64 = 0xFFFF_FFFF
 
-    /// VMRUN with the VM's VMCB (its ASID field is the VM's ASID).
+    /// VMRUN with the VM's VMCB (its ASID field is the VM's ASID). Before it, KVM refreshes the vCPU's
+    /// kvmclock (`kvm_guest_time_update`): it writes the guest's `pvclock_vcpu_time_info` with no key, so
+    /// the guest must have mapped that page decrypted to read it.
     func enter(_ vcpu: VCPU) {
+        if let base = vcpu.vm.kvmclockGPA {
+            let vm = vcpu.vm
+            vm.kvmclockVersion &+= 2
+            var info = CommandBuffer(size: 32)
+            info.setU32(0, vm.kvmclockVersion)                     // version (even: consistent)
+            info.setU64(8, platform.machine.cycle)                 // tsc_timestamp
+            info.setU64(16, platform.machine.cycle &* 10 / 25)     // system_time in ns at a 2.5 GHz TSC
+            info.setU32(24, 0x6666_6666)                          // tsc_to_system_mul
+            info.setU8(28, 0xFF)                                   // tsc_shift (-1)
+            info.setU8(29, 1)                                      // flags: PVCLOCK_TSC_STABLE_BIT
+            try? write(vm, gpa: base + UInt64(vcpu.index) * 32, bytes: info.bytes)
+        }
         platform.emit(.vmRun(VMRun(vm: vcpu.vm.id, vcpu: vcpu.index, asid: vcpu.asid)), cost: Platform.Cost.control)
     }
 

@@ -28,6 +28,11 @@ public final class VirtualMachine {
     public let pageTablePages: UInt64
     /// Where the guest starts executing once booted.
     public var entry: UInt64 = 0
+    /// Where the guest registered its kvmclock area (one 32-byte `pvclock_vcpu_time_info` per vCPU), which
+    /// the hypervisor updates before every VMRUN; nil when it has none.
+    public var kvmclockGPA: UInt64?
+    /// How many times the hypervisor updated the kvmclock area.
+    var kvmclockVersion: UInt32 = 0
     /// Whether the hypervisor has copied the image into guest memory.
     var imageLoaded = false
     /// Guest pages the guest told the hypervisor it maps decrypted (the page encryption status that
