@@ -238,6 +238,18 @@ public struct ScenarioParser {
                     throw c.error(at: o.values["expect"]!, "run expects ok or shutdown")
                 }
                 add(.run(vm: vm, vcpu: Int(try o.number("vcpu", default: 0, c)), asid: asid, expectShutdown: expect == "shutdown"))
+            case "schedule":
+                var names: [String] = []
+                while let t = c.peek, let w = t.word, c.tokens.count == c.index + 1 || c.tokens[c.index + 1].kind != .punct("=") {
+                    guard vms[w] != nil else { throw c.error(at: t, "no VM named '\(w)' (declare it with `vm \(w)`)") }
+                    _ = c.next()
+                    names.append(w)
+                }
+                guard !names.isEmpty else { throw c.error("expected the VMs to schedule, found \(c.found)") }
+                let o = try c.options(allowed: ["quantum"])
+                let quantum = try o.number("quantum", default: 16, c)
+                guard (1...1_000_000).contains(quantum) else { throw c.error(at: o.values["quantum"]!, "quantum must be 1 to 1000000") }
+                add(.schedule(vms: names, quantum: Int(quantum)))
             case "secret":
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")
@@ -307,7 +319,7 @@ public struct ScenarioParser {
                 add(.psp(command: command, platform: try platformOption(o, c), vm: vm, asid: asid))
             default:
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: keywordToken.column),
-                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, secret, dma, hv, debug, attest, migrate or psp")
+                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, schedule, secret, dma, hv, debug, attest, migrate or psp")
             }
         }
         if script.platforms.isEmpty { script.platforms = [("host", PlatformConfig())] }

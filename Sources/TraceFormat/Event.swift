@@ -78,7 +78,7 @@ public struct VMRun: Equatable, Sendable {
 /// the hypervisor reads them from the VMCB (all of them, for a guest without SEV-ES).
 public struct VMExit: Equatable, Sendable {
     /// SVM exit codes the simulator produces.
-    public static let cpuid: UInt16 = 0x72, hlt: UInt16 = 0x78, ioio: UInt16 = 0x7B, msr: UInt16 = 0x7C,
+    public static let interrupt: UInt16 = 0x60, cpuid: UInt16 = 0x72, hlt: UInt16 = 0x78, ioio: UInt16 = 0x7B, msr: UInt16 = 0x7C,
                       shutdown: UInt16 = 0x7F, vmmcall: UInt16 = 0x81, npf: UInt16 = 0x400
 
     public var vm: UInt16
@@ -110,6 +110,7 @@ public struct VMExit: Equatable, Sendable {
         case msr: "MSR"
         case vmmcall: "VMMCALL"
         case shutdown: "SHUTDOWN"
+        case interrupt: "INTR"
         case npf: "NPF"
         default: "0x" + String(code, radix: 16)
         }

@@ -73,6 +73,20 @@ struct CommandLineTests {
         #expect(dump.stdout.split(separator: "\n").map { $0.prefix(3) } == ["#2 ", "#3 ", "#4 "])
     }
 
+    @Test("a 4-VM × 2-vCPU scenario records identically in two processes, and differently under another seed")
+    func smpAcrossProcesses() throws {
+        let s = Scratch()
+        let scenario = Self.root.appendingPathComponent("Traces/scenarios/smp.sev").path
+        for (name, seed) in [("one", "1"), ("two", "1"), ("three", "3")] {
+            let r = try Self.run(["record", scenario, "-o", name + ".sevtrace", "--seed", seed, "--no-analyze"], in: s.path)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let bytes = { (n: String) in try Data(contentsOf: URL(fileURLWithPath: s.path + "/\(n).sevtrace/events.zst")) }
+        #expect(try bytes("one") == bytes("two"))
+        #expect(try bytes("one") != bytes("three"))
+        #expect(try Self.run(["replay", "three.sevtrace"], in: s.path).status == 0)
+    }
+
     @Test("a flipped byte in a chunk makes verify and dump fail with one line naming the chunk")
     func corruptChunk() throws {
         let s = Scratch()

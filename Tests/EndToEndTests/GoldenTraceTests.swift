@@ -19,6 +19,8 @@ struct GoldenTraceTests {
         "severed": ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium", "NPT_REMAP:high", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
         "crossline": ["ASID_MISUSE:critical"],
+        "smp": ["REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium",
+                "REGISTER_EXPOSURE:medium", "PRIVATE_TO_SHARED:medium", "PRIVATE_TO_SHARED:medium"],
         "kvmclock": ["ENCRYPTION_MISMATCH:medium", "ENCRYPTION_MISMATCH:medium"],
         "swiotlb": ["PRIVATE_TO_SHARED:low", "PRIVATE_TO_DMA:low", "CIPHERTEXT_OBSERVATION:low", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],

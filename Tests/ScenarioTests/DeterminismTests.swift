@@ -39,6 +39,30 @@ struct DeterminismTests {
         #expect(throws: ScenarioError.self) { _ = try self.events(fine, seed: 1) }
     }
 
+    static let smp: String = {
+        var text = "platform memory=128M\n"
+        for v in ["a", "b", "c", "d"] {
+            text += "vm \(v) memory=2M vcpus=2\ndata \(v) 0x180000 fill=0 len=16\n"
+            text += "program \(v) at=0x100000\n    mov r1, r7\n    add r1, 0x180000\n    mov r3, 30\nagain:\n"
+            text += "    load.1 r4, [r1]\n    add r4, 1\n    store.1 [r1], r4\n    sub r3, 1\n    jnz r3, again\n    hlt\nend\n"
+            text += "launch \(v)\n"
+        }
+        return text + "schedule a b c d quantum=6\n"
+    }()
+
+    @Test("4 VMs × 2 vCPUs: the same seed interleaves identically, another seed differently, and every vCPU finishes")
+    func scheduler() throws {
+        let one = try events(Self.smp, seed: 1), again = try events(Self.smp, seed: 1), other = try events(Self.smp, seed: 2)
+        #expect(one == again)
+        let order = { (e: [TraceEvent]) in e.compactMap { ev -> String? in if case .vmRun(let r) = ev.body { "\(r.vm).\(r.vcpu)" } else { nil } } }
+        #expect(order(one) != order(other))
+        #expect(Set(order(one)) == ["0.0", "0.1", "1.0", "1.1", "2.0", "2.1", "3.0", "3.1"])
+        let halts = { (e: [TraceEvent]) in e.filter { if case .vcpuHalt = $0.body { true } else { false } }.count }
+        #expect(halts(one) == 8 && halts(other) == 8)
+        let preemptions = one.filter { if case .vmExit(let x) = $0.body { x.exitCode == VMExit.interrupt } else { false } }
+        #expect(!preemptions.isEmpty)
+    }
+
     @Test("a runtime error names the statement that caused it")
     func runtimeError() throws {
         let text = "vm guest memory=4M\nprogram guest\n    mov r1, 0x7000000\n    load r2, [r1]\n    hlt\nend\nlaunch guest\nrun guest\n"

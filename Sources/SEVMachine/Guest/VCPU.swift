@@ -189,13 +189,42 @@ public final class VCPU {
         tlb.removeAll()
     }
 
-    /// Runs the guest kernel's early boot once, then points rip at the VM's entry.
+    /// Runs the guest kernel's early boot once per VM (the bootstrap processor builds the page tables;
+    /// the others start in long mode on them), then points rip at the VM's entry with the vCPU's number
+    /// in r7 (RDI).
     func bootIfNeeded() throws(MachineError) {
         guard !booted else { return }
-        try GuestKernel(vcpu: self).boot()
+        if let bsp = vm.vcpus.first(where: { $0.booted }) {
+            cr3 = bsp.cr3
+            setMode(.long)
+        } else {
+            try GuestKernel(vcpu: self).boot()
+        }
         booted = true
         rip = vm.entry
+        registers[7] = UInt64(index)
     }
+
+    /// Runs at most `instructions` instructions (one VMRUN); returns true when the vCPU halted, false
+    /// when its time slice ran out (the hypervisor preempts it with a physical interrupt exit).
+    func runSlice(_ instructions: Int) throws(MachineError) -> Bool {
+        guard !halted else { return true }
+        platform.kvm.enter(self)
+        try bootIfNeeded()
+        var left = instructions
+        while !halted && left > 0 {
+            try step()
+            left -= 1
+        }
+        if !halted { platform.kvm.reportExit(self, code: VMExit.interrupt, info1: 0, info2: 0) }
+        return halted
+    }
+
+    /// Whether the vCPU has stopped at HLT.
+    var isHalted: Bool { halted }
+
+    /// Makes a halted vCPU runnable again (what an interrupt does to HLT).
+    func wake() { halted = false }
 
     /// Executes one instruction.
     func step() throws(MachineError) {

@@ -143,6 +143,24 @@ public final class KVM {
         }
     }
 
+    /// Runs every vCPU of `vms` until all halt, interleaved by a scheduler that draws from the
+    /// simulation's seeded randomness: each time slice goes to a runnable vCPU picked at random and lasts
+    /// 1 to `quantum` instructions, ended by a preemption exit. The same seed gives the same interleaving.
+    public func schedule(_ vms: [VirtualMachine], quantum: Int, stepLimit: UInt64 = 500_000_000) throws(MachineError) {
+        for vm in vms { try vm.platform.kvm.prepareToRun(vm) }
+        var runnable = vms.flatMap(\.vcpus)
+        for v in runnable { v.wake() }
+        var steps: UInt64 = 0
+        while !runnable.isEmpty {
+            let pick = Int(platform.machine.rng.next() % UInt64(runnable.count))
+            let slice = 1 + Int(platform.machine.rng.next() % UInt64(max(1, quantum)))
+            let vcpu = runnable[pick]
+            if try vcpu.runSlice(slice) { runnable.remove(at: pick) }
+            steps += UInt64(slice)
+            guard steps < stepLimit else { throw .stepLimit(vm: vcpu.vm.name, limit: stepLimit) }
+        }
+    }
+
     /// Checks that the VM can run: an SEV guest needs its key loaded; a plain guest gets its image now.
     func prepareToRun(_ vm: VirtualMachine) throws(MachineError) {
         if vm.isSEV {
