@@ -238,6 +238,10 @@ public struct ScenarioParser {
                     throw c.error(at: o.values["expect"]!, "run expects ok or shutdown")
                 }
                 add(.run(vm: vm, vcpu: Int(try o.number("vcpu", default: 0, c)), asid: asid, expectShutdown: expect == "shutdown"))
+            case "destroy":
+                let vm = try knownVM(&c)
+                try c.expectEnd()
+                add(.destroy(vm: vm))
             case "schedule":
                 var names: [String] = []
                 while let t = c.peek, let w = t.word, c.tokens.count == c.index + 1 || c.tokens[c.index + 1].kind != .punct("=") {
@@ -319,7 +323,7 @@ public struct ScenarioParser {
                 add(.psp(command: command, platform: try platformOption(o, c), vm: vm, asid: asid))
             default:
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: keywordToken.column),
-                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, schedule, secret, dma, hv, debug, attest, migrate or psp")
+                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, schedule, destroy, secret, dma, hv, debug, attest, migrate or psp")
             }
         }
         if script.platforms.isEmpty { script.platforms = [("host", PlatformConfig())] }

@@ -61,6 +61,9 @@ public struct ScenarioRunner {
             let v = vm(name, m)
             let survived = try v.platform.kvm.run(v, vcpu: vcpu, asid: asid, survivingCrash: expectShutdown)
             if expectShutdown && survived { throw .invalid("expected \(name) to shut down, but it halted") }
+        case .destroy(let name):
+            let v = vm(name, m)
+            try v.platform.kvm.destroy(v)
         case .schedule(let names, let quantum):
             let list = names.map { vm($0, m) }
             try list[0].platform.kvm.schedule(list, quantum: quantum)

@@ -86,3 +86,35 @@ struct ExitTests {
         #expect(f.vm.vcpus[0].registers[0] == 0)
     }
 }
+
+/// KVM's SEV ASID allocator.
+struct ASIDAllocatorTests {
+    @Test("a destroyed guest's ASID is reclaimed only with WBINVD and DF_FLUSH, when no other ASID is free")
+    func reclaim() throws {
+        var config = PlatformConfig()
+        config.maxSEVASID = 2
+        let sink = CollectingSink()
+        let machine = Machine(config: config, seed: 4, sink: sink)
+        let kvm = machine.primary.kvm
+        func launched(_ name: String) throws -> VirtualMachine {
+            let vm = try kvm.createVM(name: name, memoryBytes: 2 << 20, policy: 1, sev: true)
+            vm.entry = 0x100000
+            vm.addImage(gpa: 0x100000, bytes: Instruction(.halt).encoded)
+            var none: GuestOwner?
+            try machine.primary.vmm.launch(vm, owner: &none)
+            return vm
+        }
+        let a = try launched("a"), b = try launched("b")
+        #expect((a.asid, b.asid) == (1, 2))
+        #expect(throws: MachineError.noFreeASID) { _ = try kvm.createVM(name: "x", memoryBytes: 2 << 20, policy: 1, sev: true) }
+        try kvm.destroy(a)
+        let before = sink.events.count
+        let c = try launched("c")
+        #expect(c.asid == 1, "the reclaimed ASID")
+        let commands = sink.events[before...].compactMap { if case .pspCommand(let p) = $0.body { SEVCommand(rawValue: p.command) } else { nil } }
+        #expect(commands.first == .dfFlush, "recycling flushes first")
+        #expect(machine.primary.firmware.guestState(handle: a.handle) == nil, "the destroyed guest was decommissioned")
+        #expect(throws: MachineError.self) { try kvm.run(a) }
+        try kvm.run(c)
+    }
+}

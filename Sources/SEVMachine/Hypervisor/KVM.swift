@@ -14,10 +14,13 @@ public final class KVM {
     public private(set) lazy var driver = PSPDriver(platform: platform, base: Self.driverArea)
     private var nextFree = guestMemoryStart
     private var asidInUse: [Bool]
+    /// ASIDs of destroyed guests, not reusable until WBINVD and DF_FLUSH (`sev_reclaim_asid_bitmap`).
+    private var asidReclaim: [Bool]
 
     init(platform: Platform) {
         self.platform = platform
         asidInUse = Array(repeating: false, count: Int(platform.config.maxSEVASID) + 1)
+        asidReclaim = asidInUse
     }
 
     /// The VM called `name`.
@@ -35,10 +38,7 @@ public final class KVM {
         guard memoryBytes <= free else { throw .outOfHostMemory(requested: memoryBytes, free: free) }
         var asid: UInt16 = 0
         if sev {
-            guard let a = (Int(platform.config.minSEVASID)...Int(platform.config.maxSEVASID)).first(where: { !asidInUse[$0] })
-            else { throw .noFreeASID }
-            asidInUse[a] = true
-            asid = UInt16(a)
+            asid = try allocateASID()
         }
         let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy, asid: asid,
                                 spaBase: nextFree)
@@ -50,6 +50,46 @@ public final class KVM {
                      cost: Platform.Cost.control)
         nextFree += memoryBytes
         return vm
+    }
+
+    /// `sev_asid_new`: the lowest free ASID from the minimum SEV ASID up. When none is free but some wait
+    /// for reclaim, `__sev_recycle_asids`: WBINVD on all CPUs and DF_FLUSH, then they are free again.
+    func allocateASID() throws(MachineError) -> UInt16 {
+        let range = Int(platform.config.minSEVASID)...Int(platform.config.maxSEVASID)
+        if let a = range.first(where: { !asidInUse[$0] && !asidReclaim[$0] }) {
+            asidInUse[a] = true
+            return UInt16(a)
+        }
+        guard asidReclaim.contains(true) else { throw .noFreeASID }
+        platform.wbinvdAllCores()
+        guard (try driver.issue(.dfFlush, CommandBuffer(for: .dfFlush))).0 == .success else { throw .noFreeASID }
+        for i in asidReclaim.indices where asidReclaim[i] {
+            asidReclaim[i] = false
+            asidInUse[i] = false
+        }
+        return try allocateASID()
+    }
+
+    /// Destroys a VM as KVM does (`sev_vm_destroy`): WBINVD on all CPUs, DEACTIVATE, DECOMMISSION, unmap
+    /// its memory; its ASID waits for reclaim.
+    public func destroy(_ vm: VirtualMachine) throws(MachineError) {
+        guard !vm.destroyed else { throw .invalid("\(vm.name) is already destroyed") }
+        if vm.isSEV {
+            if vm.handle != 0 {
+                platform.wbinvdAllCores()
+                var deactivate = CommandBuffer(for: .deactivate)
+                deactivate.setU32(0, vm.handle)
+                try driver.issue(.deactivate, deactivate)
+                var decommission = CommandBuffer(for: .decommission)
+                decommission.setU32(0, vm.handle)
+                try driver.issue(.decommission, decommission)
+            }
+            asidReclaim[Int(vm.asid)] = true
+        }
+        vm.destroyed = true
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: 0, spa: platform.traced(vm.npt[0] << 12),
+                                           pages: UInt64(vm.npt.count))), cost: Platform.Cost.control)
+        for i in vm.npt.indices { vm.npt[i] = VirtualMachine.unmapped }
     }
 
     /// Makes sure the platform is initialised, as KVM_SEV_INIT does: INIT if needed, then WBINVD and
@@ -163,6 +203,7 @@ public final class KVM {
 
     /// Checks that the VM can run: an SEV guest needs its key loaded; a plain guest gets its image now.
     func prepareToRun(_ vm: VirtualMachine) throws(MachineError) {
+        guard !vm.destroyed else { throw .invalid("\(vm.name) was destroyed") }
         if vm.isSEV {
             guard platform.controller.key(forASID: vm.asid) != nil else { throw .noKey(vm: vm.name, asid: vm.asid) }
         } else {

@@ -15,6 +15,8 @@ public final class VirtualMachine {
     public internal(set) var handle: UInt32 = 0
     /// Whether KVM_SEV_INIT ran for it.
     public internal(set) var sevActive = false
+    /// Whether the hypervisor destroyed it.
+    public internal(set) var destroyed = false
     /// The nested page table: the system physical page of each guest physical page (`unmapped` if none).
     var npt: [UInt64]
     static let unmapped = UInt64.max
