@@ -18,6 +18,8 @@ public final class Analyzer {
     private var asidToVM: [UInt32: UInt16] = [:]
     private var vmASID: [UInt16: UInt16] = [:]
     private var vmPlatform: [UInt16: UInt8] = [:]
+    /// Addresses of private memory whose ciphertext the host or a device has read.
+    private var observedCiphertext: Set<UInt64> = []
     /// Shared ranges the guest declared it fills on purpose (SWIOTLB bounce slots).
     private var handovers: [(vm: UInt16, spa: UInt64, length: UInt64)] = []
     /// ASID_MISUSE findings already reported, by VM and ASID.
@@ -187,7 +189,11 @@ public final class Analyzer {
                 if asid == Self.transportEncrypted {
                     return  // transport ciphertext: what migration and launch secrets are made to carry
                 } else if asid != 0 {
-                    hit(.ciphertextObservation, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
+                    // The same private block read again by the host or a device: ciphertext compared over
+                    // time reveals when the plaintext repeats (CipherLeaks).
+                    let repeated = !observedCiphertext.insert(a.spa).inserted
+                    hit(.ciphertextObservation, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false,
+                        severityOverride: repeated ? .medium : nil)
                 } else {
                     let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
                     if set != 0 {
@@ -388,7 +394,7 @@ public final class Analyzer {
     }
 
     private func hit(_ d: Detector, _ a: MemoryAccess, _ seq: UInt64, _ set: LabelTable.SetID, sourceSeq: UInt64,
-                     sourceSPA: UInt64, plaintext: Bool, flow: [FlowStep]? = nil) {
+                     sourceSPA: UInt64, plaintext: Bool, flow: [FlowStep]? = nil, severityOverride: Severity? = nil) {
         guard detectors.contains(d) else { return }
         var severity: Severity
         switch d {
@@ -396,7 +402,7 @@ public final class Analyzer {
             severity = table.hasSecret(set) ? .high : .medium
             // A deliberate hand-over lowers what follows by one step.
             if table.isHandedOver(set) { severity = Severity(rawValue: severity.rawValue - 1) ?? .info }
-        case .ciphertextObservation: severity = .low
+        case .ciphertextObservation: severity = severityOverride ?? .low
         case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium

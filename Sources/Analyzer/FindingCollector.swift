@@ -20,13 +20,14 @@ struct FindingCollector {
     private(set) var findings: [Finding] = []
     private var sets: [LabelTable.SetID] = []
     private var previews: [[UInt8]] = []
-    /// The index of the finding each detector may extend next.
-    private var open: [Detector: Int] = [:]
+    /// The index of the finding each detector may extend next, per severity.
+    private var open: [String: Int] = [:]
 
     mutating func add(_ hit: Hit, vmNames: [UInt16: String], table: LabelTable) {
         let a = hit.access
         let bytes = (0..<Int(min(a.size, 8))).map { UInt8(truncatingIfNeeded: a.value >> UInt64(8 * $0)) }
-        if let i = open[hit.detector] {
+        let openKey = "\(hit.detector.rawValue)/\(hit.severity)"
+        if let i = open[openKey] {
             let f = findings[i]
             if f.actor == a.actor.description && f.vm == a.vm && sets[i] == hit.set && f.sinkSPA + f.length == a.spa {
                 findings[i].length += UInt64(a.size)
@@ -46,7 +47,7 @@ struct FindingCollector {
         findings.append(f)
         sets.append(hit.set)
         previews.append(hit.plaintext ? bytes : [])
-        open[hit.detector] = findings.count - 1
+        open[openKey] = findings.count - 1
     }
 
     /// Adds a finding that is not about a run of accesses (and so is never merged); returns its index.
@@ -92,7 +93,10 @@ struct FindingCollector {
         case .privateToShared: return "\(f.actor) wrote \(f.length) bytes of \(what) into shared memory at \(at)\(note)"
         case .privateToDMA: return "\(f.actor) read \(f.length) bytes of \(what) by DMA from \(at)\(note)"
         case .hvPlaintext: return "the hypervisor read \(f.length) bytes of \(what) in plaintext at \(at)\(note)"
-        case .ciphertextObservation: return "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
+        case .ciphertextObservation:
+            return f.severity > .low
+                ? "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at) again: comparing ciphertext over time is a dictionary attack (CipherLeaks)"
+                : "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
         case .dmaIntoPrivate: return "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(vm) at \(at)"
         case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
         case .encryptionMismatch:

@@ -181,6 +181,15 @@ struct DetectorTests {
         #expect(copied.map { "\($0.detector):\($0.severity)" } == ["PRIVATE_TO_SHARED:high", "PRIVATE_TO_DMA:high"])
     }
 
+    @Test("reading the same private block's ciphertext again is a dictionary risk (medium); the first read is low")
+    func dictionaryRisk() throws {
+        let text = Self.copy(from: 0x300000, to: 0x301000) + "\n" + Self.secret
+            + "\nrun guest\nhv read guest 0x301000 16\nhv read guest 0x301000 16"
+        let f = try Self.findings(text).filter { $0.detector == "CIPHERTEXT_OBSERVATION" }
+        #expect(f.map(\.severity) == [.low, .medium])
+        #expect(f[1].summary.contains("dictionary"))
+    }
+
     @Test("only the selected detectors run")
     func selection() throws {
         let text = Self.copy(from: 0x300000, to: 0x200000) + "\n" + Self.secret + "\nrun guest\ndma nic0 read guest 0x200000 16"
