@@ -33,16 +33,17 @@ let package = Package(
         .target(name: "Scenario", dependencies: ["SEVMachine", "TraceFormat"]),
         .target(name: "Analyzer", dependencies: ["TraceFormat"], swiftSettings: hotPathSettings),
         .target(name: "Query", dependencies: ["TraceFormat", "CSQLite"]),
+        .target(name: "TestSupport", path: "Sources/TestSupport"),
         .executableTarget(name: "sev-trace", dependencies: [
             "TraceFormat", "SEVMachine", "Scenario", "Analyzer", "Query",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
+        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat", "TestSupport"]),
         .testTarget(name: "SEVMachineTests", dependencies: ["SEVMachine", "CAESNI",
             .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ScenarioTests", dependencies: ["Scenario", "SEVMachine", "TraceFormat"]),
         .testTarget(name: "AnalyzerTests", dependencies: ["Analyzer", "Scenario", "TraceFormat"]),
-        .testTarget(name: "QueryTests", dependencies: ["Query", "Scenario", "Analyzer", "TraceFormat"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Scenario", "Analyzer", "TraceFormat"]),
+        .testTarget(name: "QueryTests", dependencies: ["Query", "Scenario", "Analyzer", "TraceFormat", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Scenario", "Analyzer", "TraceFormat", "TestSupport"]),
     ]
 )

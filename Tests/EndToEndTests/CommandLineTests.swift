@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The `sev-trace` executable, run as a user runs it.
@@ -35,14 +36,7 @@ struct CommandLineTests {
                    stderr: String(decoding: e, as: UTF8.self))
     }
 
-    final class Scratch {
-        let path: String
-        init() {
-            var template = Array((NSTemporaryDirectory() + "/sev-trace-cli-XXXXXX").utf8CString)
-            path = String(cString: mkdtemp(&template)!)
-        }
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-    }
+    typealias Scratch = TemporaryDirectory
 
     @Test("the executable is built")
     func built() {

@@ -1,6 +1,7 @@
 import Analyzer
 import Foundation
 import Scenario
+import TestSupport
 import Testing
 import TraceFormat
 
@@ -65,10 +66,8 @@ struct GoldenTraceTests {
         let bundle = try TraceBundle(existing: Self.root.appendingPathComponent("Traces/\(name)").path)
         let header = try bundle.reader().header
         let script = try ScenarioParser(file: header.scenarioName).parse(header.scenarioText)
-        var template = Array((NSTemporaryDirectory() + "/sev-trace-g-XXXXXX").utf8CString)
-        let dir = String(cString: mkdtemp(&template)!)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let fresh = try ScenarioRecorder.record(script, seed: header.seed, to: dir + "/x.sevtrace",
+        let dir = TemporaryDirectory()
+        let fresh = try ScenarioRecorder.record(script, seed: header.seed, to: dir.path + "/x.sevtrace",
                                                 chunkBytes: header.chunkBytes, compressionLevel: header.compressionLevel)
         #expect(try Data(contentsOf: URL(fileURLWithPath: fresh.bundle.eventsPath))
                 == Data(contentsOf: URL(fileURLWithPath: bundle.eventsPath)))

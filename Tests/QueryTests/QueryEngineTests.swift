@@ -1,6 +1,7 @@
 import Analyzer
 import Foundation
 import Scenario
+import TestSupport
 import Testing
 import TraceFormat
 @testable import Query
@@ -8,18 +9,15 @@ import TraceFormat
 struct QueryEngineTests {
     /// Records the default scenario (analyzed) into a fresh temporary bundle.
     final class Recorded {
-        let dir: String
+        let dir = TemporaryDirectory()
         let bundle: TraceBundle
 
         init(chunkBytes: UInt32 = 1 << 20) throws {
-            var template = Array((NSTemporaryDirectory() + "/sev-trace-q-XXXXXX").utf8CString)
-            dir = String(cString: mkdtemp(&template)!)
             let script = try ScenarioParser(file: "default").parse(DefaultScenario.text)
-            bundle = try ScenarioRecorder.record(script, seed: 1, to: dir + "/d.sevtrace", chunkBytes: chunkBytes).bundle
+            bundle = try ScenarioRecorder.record(script, seed: 1, to: dir.path + "/d.sevtrace", chunkBytes: chunkBytes).bundle
             try bundle.writableIndex().replaceFindings(try Analyzer().analyze(try bundle.reader()))
         }
 
-        deinit { try? FileManager.default.removeItem(atPath: dir) }
     }
 
     static let leaksSQL = try! String(contentsOfFile: URL(fileURLWithPath: #filePath)

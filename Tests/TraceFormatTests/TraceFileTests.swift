@@ -1,18 +1,7 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import TraceFormat
-
-/// A temporary directory removed when the test ends.
-final class TemporaryDirectory {
-    let path: String
-
-    init() {
-        var template = Array((NSTemporaryDirectory() + "/sev-trace-test-XXXXXX").utf8CString)
-        path = String(cString: mkdtemp(&template)!)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 struct TraceFileTests {
     /// Records fuzzed events into a bundle with small chunks.

@@ -67,7 +67,7 @@ public final class SEVFirmware {
     @discardableResult
     public func execute(_ id: UInt8, buffer: inout CommandBuffer) -> SEVStatus {
         let command = SEVCommand(rawValue: id)
-        let handle = command.map(Self.namesGuest) == true ? buffer.u32(Self.handleOffset(command!)) : 0
+        let handle = command.map(Self.namesGuest) == true ? buffer.u32(0) : 0  // every guest command starts with the handle
         let platformBefore = platformState
         let guestBefore = guests[handle]?.state.rawValue ?? GuestState.none
         let status = command.map { run($0, &buffer) } ?? .invalidCommand
@@ -92,8 +92,6 @@ public final class SEVFirmware {
             false
         }
     }
-
-    static func handleOffset(_ c: SEVCommand) -> Int { 0 }
 
     /// Which platform commands each platform state allows (SEV API, platform state table). Guest
     /// commands need INIT or WORKING.
