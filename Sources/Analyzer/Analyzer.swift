@@ -18,6 +18,46 @@ public final class Analyzer {
     private var asidToVM: [UInt32: UInt16] = [:]
     private var vmASID: [UInt16: UInt16] = [:]
     private var vmPlatform: [UInt16: UInt8] = [:]
+    /// Platforms (by address base) that have a cache, and the dirty lines there: `line << 16 | key id`.
+    private var cachedPlatforms: Set<UInt64> = []
+    private var dirtyLines: Set<UInt64> = []
+
+    private func lineKey(_ spa: UInt64, _ keyID: UInt16) -> UInt64 { (spa >> 6) << 16 | UInt64(keyID) }
+
+    private func cacheOp(_ c: CacheOp) {
+        switch c.op {
+        case .present: cachedPlatforms.insert(c.spa >> 40)
+        case .writeBack: dirtyLines.remove(lineKey(c.spa, c.asid))
+        case .clflush:
+            for line in 0..<c.lines { dirtyLines.remove(lineKey(c.spa + line * 64, c.asid)) }
+        case .wbinvd: dirtyLines = dirtyLines.filter { ($0 >> 16) >> 34 != c.spa >> 40 }
+        }
+    }
+
+    /// Counts a CPU-side write as a dirty cache line, on platforms with a cache.
+    private func noteDirty(_ a: MemoryAccess) {
+        guard !cachedPlatforms.isEmpty, cachedPlatforms.contains(a.spa >> 40) else { return }
+        dirtyLines.insert(lineKey(a.spa, a.cbit ? a.asid : 0))
+    }
+
+    /// CBIT_ALIAS: the page's lines under the old key are still dirty when its C-bit changes.
+    private func cbitChange(_ c: CbitChange, seq: UInt64) {
+        guard detectors.contains(.cbitAlias), cachedPlatforms.contains(c.spa >> 40) else { return }
+        let oldKey: UInt16 = c.old ? (vmASID[c.vm] ?? 0) : 0
+        let page = c.spa & ~0xFFF
+        let stale = (0..<64 as Range<UInt64>).filter { dirtyLines.contains(lineKey(page + $0 * 64, oldKey)) }.count
+        guard stale > 0 else { return }
+        let name = vmNames[c.vm] ?? "vm\(c.vm)"
+        let (set, _) = shadow.read(page, size: 4096, table: &table)
+        collector.add(Finding(
+            detector: Detector.cbitAlias.rawValue, severity: table.hasSecret(set) ? .high : .medium, vm: c.vm,
+            asid: vmASID[c.vm] ?? 0, actor: "vcpu\(c.vm).\(c.vcpu)", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq,
+            sourceSPA: page, sinkSPA: page, sinkGPA: c.gpa, length: UInt64(stale) * 64,
+            labels: table.members(set).map(FindingCollector.name(vmNames: vmNames)).joined(separator: ","), preview: "",
+            summary: "\(name) set gpa 0x\(String(c.gpa, radix: 16)) C=\(c.new ? 1 : 0) with \(stale) dirty line\(stale == 1 ? "" : "s") still cached under the old key (no flush): their write-back will overwrite the page",
+            flow: [FlowStep(seq: seq, role: "sink")]))
+    }
+
     /// Addresses of private memory whose ciphertext the host or a device has read.
     private var observedCiphertext: Set<UInt64> = []
     /// Shared ranges the guest declared it fills on purpose (SWIOTLB bounce slots).
@@ -116,7 +156,11 @@ public final class Analyzer {
         case .handover(let h):
             handovers.removeAll { $0.spa < h.spa + h.length && h.spa < $0.spa + $0.length }
             handovers.append((h.vm, h.spa, h.length))
-        case .cbitChange, .vcpuMode, .vcpuHalt:
+        case .cacheOp(let c):
+            cacheOp(c)
+        case .cbitChange(let c):
+            cbitChange(c, seq: e.seq)
+        case .vcpuMode, .vcpuHalt:
             break
         }
     }
@@ -182,6 +226,7 @@ public final class Analyzer {
                 if source.set == 0 { origin = seq }
             }
             shadow.write(a.spa, size: size, set: set, origin: origin, via: seq, encryptedBy: a.cbit ? a.asid : 0)
+            noteDirty(a)
         case .device, .hypervisor:
             let isDevice = a.actor != .hypervisor
             if a.kind.isRead {
@@ -209,6 +254,7 @@ public final class Analyzer {
                         plaintext: false)
                 }
                 shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
+                if !isDevice { noteDirty(a) }
             }
         case .psp:
             pspAccess(a, size: size, seq: seq)
@@ -407,7 +453,7 @@ public final class Analyzer {
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
-        case .encryptionMismatch: severity = .medium
+        case .encryptionMismatch, .cbitAlias: severity = .medium
         case .keySharing: severity = .low
         }
         var secretSource = sourceSeq

@@ -30,6 +30,9 @@ public enum Detector: String, CaseIterable, Sendable {
     /// stored in the clear (a host or device write into a page it maps private); or without, a block
     /// stored encrypted (a C-bit flip that did not convert the page). Either way it got garbage.
     case encryptionMismatch = "ENCRYPTION_MISMATCH"
+    /// A guest changed a page's C-bit while dirty cache lines of the page remained under the old key:
+    /// their write-back will later overwrite what is written under the new C-bit.
+    case cbitAlias = "CBIT_ALIAS"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -44,6 +47,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .policyViolationAttempt: "the firmware refuses a command by the guest's policy"
         case .keySharing: "two guests share a memory-encryption key"
         case .asidMisuse: "the hypervisor runs a VM with an ASID bound to another guest"
+        case .cbitAlias: "a C-bit change leaves dirty cache lines of the page under the old key"
         case .encryptionMismatch: "a guest reads memory under another encryption state than it was written in (it gets garbage)"
         case .registerExposure: "a register holds private-origin data when the guest exits to the hypervisor"
         case .nptRemap: "the hypervisor remaps a launched guest's page onto another VM's frame or onto one the guest already maps"

@@ -32,6 +32,7 @@ public final class Machine {
         platforms.append(p)
         // The chip's keys exist from power-on, so they depend only on the seed and the platform's place.
         _ = p.firmware.identity
+        p.announceCache()
         return p
     }
 

@@ -13,6 +13,8 @@ public final class Platform {
     unowned let machine: Machine
     /// What this platform adds to its system physical addresses in events.
     public let traceBase: UInt64
+    /// The shared last-level cache, when the platform has one.
+    let cache: Cache?
     /// The PSP running the SEV firmware.
     public private(set) lazy var firmware = SEVFirmware(platform: self)
     /// The hypervisor.
@@ -42,6 +44,33 @@ public final class Platform {
         self.controller = MemoryController(memory: memory, asidCount: Int(config.maxSEVASID) + 1)
         self.machine = machine
         self.traceBase = UInt64(id) << 40
+        cache = config.cacheBytes > 0 ? Cache(bytes: config.cacheBytes, ways: 8, controller: controller) : nil
+        cache?.onWriteBack = { [unowned self] spa, keyID in
+            emit(.cacheOp(CacheOp(op: .writeBack, spa: traced(spa), asid: keyID, lines: 1)), cost: Cost.access)
+        }
+    }
+
+    /// Reports the cache at power-on, so readers know the platform has one.
+    func announceCache() {
+        guard let cache else { return }
+        emit(.cacheOp(CacheOp(op: .present, spa: traceBase, asid: 0, lines: UInt64(cache.lineCount))), cost: Cost.control)
+    }
+
+    /// A CPU-side load (a vCPU or the host): through the cache when there is one, tagged with `keyID`.
+    @inline(__always)
+    func cpuLoad(_ spa: UInt64, size: Int, key: EncryptionKey?, keyID: UInt16) throws(MachineError) -> UInt64 {
+        guard let cache else { return try controller.readValue(spa, size: size, key: key) }
+        try memory.check(spa, size)
+        return cache.read(spa, size: size, key: key, keyID: key == nil ? 0 : keyID)
+    }
+
+    /// CLFLUSH of `[spa, spa + count)`: the lines tagged `keyID` go back to memory and out of the cache.
+    func clflush(_ spa: UInt64, count: Int, keyID: UInt16) {
+        guard let cache else { return }
+        cache.flush(spa, count: count, keyID: keyID)
+        let first = spa & ~(Cache.lineSize - 1)
+        let lines = (spa + UInt64(count) - first + Cache.lineSize - 1) / Cache.lineSize
+        emit(.cacheOp(CacheOp(op: .clflush, spa: traced(first), asid: keyID, lines: lines)), cost: Cost.control)
     }
 
     /// Reports an event that took `cost` cycles.
@@ -72,7 +101,16 @@ public final class Platform {
     func read(actor: Actor, vm: UInt16, asid: UInt16, kind: AccessKind, gva: UInt64, gpa: UInt64, spa: UInt64,
               size: Int, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
               key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) -> UInt64 {
-        let value = try controller.readValue(spa, size: size, key: key)
+        let value: UInt64
+        switch actor {
+        case .vcpu, .hypervisor:
+            value = try cpuLoad(spa, size: size, key: key, keyID: asid)
+        case .device, .psp:
+            // Devices and the PSP snoop the unkeyed lines; what the PSP reads under a guest key comes
+            // from memory, past the CPU caches.
+            if key == nil { cache?.snoop(spa, invalidate: false) }
+            value = try controller.readValue(spa, size: size, key: key)
+        }
         emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: traced(spa),
                                         size: UInt32(size), cbit: cbit, reason: reason, register: register, value: value)),
              cost: cost)
@@ -85,7 +123,16 @@ public final class Platform {
                size: Int, value: UInt64, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
                key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) {
         let v = size == 8 ? value : value & ((1 << UInt64(8 * size)) - 1)
-        try controller.writeValue(spa, size: size, value: v, key: key)
+        switch (actor, cache) {
+        case (.vcpu, let cache?), (.hypervisor, let cache?):
+            try memory.check(spa, size)
+            cache.write(spa, size: size, value: v, key: key, keyID: key == nil ? 0 : asid)
+        case (.device, let cache?), (.psp, let cache?):
+            if key == nil { cache.snoop(spa, invalidate: true) }
+            try controller.writeValue(spa, size: size, value: v, key: key)
+        default:
+            try controller.writeValue(spa, size: size, value: v, key: key)
+        }
         emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: traced(spa),
                                         size: UInt32(size), cbit: cbit, reason: reason, register: register, value: v)),
              cost: cost)
@@ -120,6 +167,10 @@ public final class Platform {
     /// WBINVD on every core: writes back and invalidates all cache lines. The PSP notes it, since
     /// DF_FLUSH requires it after a DEACTIVATE.
     public func wbinvdAllCores() {
+        if let cache {
+            emit(.cacheOp(CacheOp(op: .wbinvd, spa: traceBase, asid: 0, lines: UInt64(cache.lineCount))), cost: Cost.control)
+            cache.writeBackAndInvalidateAll()
+        }
         firmware.noteWBINVD()
     }
 }

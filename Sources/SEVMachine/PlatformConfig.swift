@@ -15,6 +15,8 @@ public struct PlatformConfig: Equatable, Sendable {
     public var apiMajor: UInt8 = 0
     public var apiMinor: UInt8 = 17
     public var build: UInt8 = 48
+    /// Bytes of the shared last-level cache (8-way, 64-byte lines); 0 runs without a cache.
+    public var cacheBytes: Int = 0
 
     public init() {}
 

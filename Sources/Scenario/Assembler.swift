@@ -175,12 +175,13 @@ struct Assembler {
             let b = try register(&c)
             try c.punct(",")
             insn = Instruction(base == "dma_map_single" ? .dmaMapSingle : .dmaUnmapSingle, a: a, b: b, c: try register(&c))
-        case "set_memory_decrypted", "set_memory_encrypted":
+        case "set_memory_decrypted", "set_memory_encrypted", "set_memory_decrypted_noflush":
             let a = try register(&c)
             try c.punct(",")
             let pages = try c.number("a page count")
-            insn = Instruction(base == "set_memory_decrypted" ? .setMemoryDecrypted : .setMemoryEncrypted, a: a,
-                               immediate: pages)
+            let op: Instruction.Opcode = base == "set_memory_decrypted" ? .setMemoryDecrypted
+                : base == "set_memory_encrypted" ? .setMemoryEncrypted : .setMemoryDecryptedNoFlush
+            insn = Instruction(op, a: a, immediate: pages)
         case "out":
             let w = try ioWidth(mnemonic, c, t)
             let port = try c.number("a port number")
@@ -207,7 +208,7 @@ struct Assembler {
         case "hlt":
             insn = Instruction(.halt)
         default:
-            throw c.error(at: t, "unknown instruction '\(mnemonic)'; expected mov, add, sub, xor, and, or, load, store, copy, jmp, jnz, jz, out, in, outs, ins, vmmcall, cpuid, rdmsr, dma_map_single, dma_unmap_single, set_memory_decrypted, set_memory_encrypted or hlt")
+            throw c.error(at: t, "unknown instruction '\(mnemonic)'; expected mov, add, sub, xor, and, or, load, store, copy, jmp, jnz, jz, out, in, outs, ins, vmmcall, cpuid, rdmsr, dma_map_single, dma_unmap_single, set_memory_decrypted, set_memory_decrypted_noflush, set_memory_encrypted or hlt")
         }
         if !["load", "store", "out", "in"].contains(base) && mnemonic != base {
             throw c.error(at: t, "only load, store, out and in take a width suffix")

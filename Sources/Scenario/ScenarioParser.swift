@@ -72,7 +72,7 @@ public struct ScenarioParser {
                 } else if platformNames.contains(name) {
                     throw ScenarioError(here, "a second platform needs a name: `platform NAME …`")
                 }
-                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build"])
+                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache"])
                 var p = PlatformConfig()
                 p.cbitPosition = Int(try o.number("cbit", default: 47, c))
                 guard (32...51).contains(p.cbitPosition) else { throw c.error(at: o.values["cbit"]!, "cbit must be 32 to 51") }
@@ -92,6 +92,11 @@ public struct ScenarioParser {
                     (p.apiMajor, p.apiMinor) = v
                 }
                 p.build = UInt8(clamping: try o.number("build", default: 48, c))
+                let cache = try o.number("cache", default: 0, c)
+                guard cache == 0 || (cache >= 4096 && cache <= 64 << 20 && cache % 512 == 0) else {
+                    throw c.error(at: o.values["cache"]!, "cache must be 0 (none) or 4K to 64M, a multiple of 512 bytes")
+                }
+                p.cacheBytes = Int(cache)
                 script.platforms.append((name, p))
                 platformNames.append(name)
             case "vm":

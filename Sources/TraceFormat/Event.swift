@@ -41,6 +41,46 @@ public enum EventBody: Equatable, Sendable {
     /// The guest kernel is about to hand bytes over to a device on purpose (a SWIOTLB bounce): what it
     /// copies into this range is meant to leave the guest.
     case handover(Handover)
+    /// A cache operation: a line written back to memory, a CLFLUSH, a WBINVD, or a platform announcing
+    /// its cache.
+    case cacheOp(CacheOp)
+}
+
+/// What the cache did.
+public enum CacheOperation: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    /// A dirty line went back to memory (encrypted with its tag's key): `spa` is the line.
+    case writeBack = 0
+    /// CLFLUSH of the `lines` lines from `spa` tagged with key `asid` (0: unkeyed).
+    case clflush
+    /// WBINVD on every core: every line of the platform.
+    case wbinvd
+    /// A platform with a cache of `lines` lines was powered on (`spa` is its address base).
+    case present
+
+    public var description: String {
+        switch self {
+        case .writeBack: "writeback"
+        case .clflush: "clflush"
+        case .wbinvd: "wbinvd"
+        case .present: "present"
+        }
+    }
+}
+
+/// A cache operation.
+public struct CacheOp: Equatable, Sendable {
+    public var op: CacheOperation
+    public var spa: UInt64
+    /// The key id of the line(s): the ASID of private lines, 0 for unkeyed ones.
+    public var asid: UInt16
+    public var lines: UInt64
+
+    public init(op: CacheOperation, spa: UInt64, asid: UInt16, lines: UInt64) {
+        self.op = op
+        self.spa = spa
+        self.asid = asid
+        self.lines = lines
+    }
 }
 
 /// A deliberate hand-over: `length` bytes at `gpa` (`spa`) of a VM's shared memory are about to receive

@@ -12,7 +12,7 @@
 public enum EventCodec {
     enum TypeCode: UInt8 {
         case memoryAccess = 0, registerOp, cbitChange, nptChange, pspCommand, vmCreated, taintSource, vcpuMode, vcpuHalt,
-             vmRun, vmExit, handover
+             vmRun, vmExit, handover, cacheOp
     }
 
     /// The delta state shared by encoder and decoder.
@@ -157,6 +157,13 @@ public struct EventEncoder: Sendable {
             w.varint(x.rip)
             w.varint(UInt64(x.registers.count))
             for r in x.registers { w.varint(r) }
+        case .cacheOp(let c):
+            w.u8(EventCodec.TypeCode.cacheOp.rawValue)
+            w.varint(dc)
+            w.u8(c.op.rawValue)
+            w.varint(c.spa)
+            w.varint(UInt64(c.asid))
+            w.varint(c.lines)
         case .handover(let h):
             w.u8(EventCodec.TypeCode.handover.rawValue)
             w.varint(dc)
@@ -298,6 +305,12 @@ public struct EventDecoder: Sendable {
                 for _ in 0..<count { regs.append(try r.varint()) }
                 body = .vmExit(VMExit(vm: vm, vcpu: vcpu, exitCode: code, exitInfo1: info1, exitInfo2: info2, rip: rip,
                                       registers: regs))
+            case .cacheOp:
+                let opOffset = r.offset
+                guard let op = CacheOperation(rawValue: try r.u8()) else {
+                    throw EventDecodingError.invalidValue(offset: opOffset, what: "cache operation")
+                }
+                body = .cacheOp(CacheOp(op: op, spa: try r.varint(), asid: try u16(&r), lines: try r.varint()))
             case .handover:
                 body = .handover(Handover(vm: try u16(&r), vcpu: try u16(&r), gpa: try r.varint(), spa: try r.varint(),
                                           length: try r.varint()))

@@ -15,6 +15,7 @@ public enum EventFormatter {
         case .vmRun: "vmrun"
         case .vmExit: "vmexit"
         case .handover: "handover"
+        case .cacheOp: "cache"
         }
     }
 
@@ -32,7 +33,7 @@ public enum EventFormatter {
         case .vmRun(let v): v.vm
         case .vmExit(let x): x.vm
         case .handover(let h): h.vm
-        case .pspCommand: nil
+        case .pspCommand, .cacheOp: nil
         }
     }
 
@@ -79,6 +80,8 @@ public enum EventFormatter {
             return "vcpu\(h.vm).\(h.vcpu)"
         case .vmRun(let v):
             return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid)"
+        case .cacheOp(let c):
+            return "\(c.op) spa=\(hex(c.spa)) key=\(c.asid) lines=\(c.lines)"
         case .handover(let h):
             return "vcpu\(h.vm).\(h.vcpu) gpa=\(hex(h.gpa)) spa=\(hex(h.spa)) length=\(h.length)"
         case .vmExit(let x):

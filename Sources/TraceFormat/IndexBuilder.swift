@@ -52,7 +52,7 @@ public final class IndexBuilder: TraceObserver {
                     if recent.count == 4 { flushRecent(1) }
                     recent.append((key, read, 1 - read))
                 }
-            case .registerOp, .vcpuMode, .vcpuHalt, .handover:
+            case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp:
                 break
             case .vmRun(let v):
                 try insertRun.run([.integer(s), .integer(c), .integer(Int64(v.vm)), .integer(Int64(v.vcpu)),

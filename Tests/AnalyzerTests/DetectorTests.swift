@@ -5,9 +5,10 @@ import TraceFormat
 
 /// Every detector fires on its positive scenario and stays silent on its negative one.
 struct DetectorTests {
-    static func findings(_ body: String, detectors: Set<Detector> = Set(Detector.allCases), policy: String = "0x1") throws -> [Finding] {
+    static func findings(_ body: String, detectors: Set<Detector> = Set(Detector.allCases), policy: String = "0x1",
+                         platform: String = "") throws -> [Finding] {
         let text = """
-            platform memory=64M
+            platform memory=64M \(platform)
             vm guest memory=4M policy=\(policy)
             device nic0
             shared guest 0x200000 pages=1
@@ -42,6 +43,7 @@ struct DetectorTests {
         var negative: String
         var severity: Severity
         var policy = "0x1"
+        var platform = ""
         var testDescription: String { detector.rawValue }
     }
 
@@ -96,6 +98,12 @@ struct DetectorTests {
              negative: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
                 + "    set_memory_decrypted r1, 1\n    store [r1], r2\n    load r3, [r1]\n    hlt\nend\nlaunch guest\nrun guest",
              severity: .medium),
+        Case(detector: .cbitAlias,
+             positive: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
+                + "    set_memory_decrypted_noflush r1, 1\n    hlt\nend\nlaunch guest\nrun guest",
+             negative: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
+                + "    set_memory_decrypted r1, 1\n    hlt\nend\nlaunch guest\nrun guest",
+             severity: .medium, platform: "cache=64K"),
         Case(detector: .hvWritePrivate,
              positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x100000 hex=\"ff\"",
              negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x200000 hex=\"ff\"",
@@ -104,14 +112,14 @@ struct DetectorTests {
 
     @Test("positive scenario: the detector reports", arguments: cases)
     func positive(_ c: Case) throws {
-        let found = try Self.findings(c.positive, policy: c.policy).filter { $0.detector == c.detector.rawValue }
+        let found = try Self.findings(c.positive, policy: c.policy, platform: c.platform).filter { $0.detector == c.detector.rawValue }
         #expect(found.count == 1)
         #expect(found.first?.severity == c.severity)
     }
 
     @Test("negative scenario: the detector stays silent", arguments: cases)
     func negative(_ c: Case) throws {
-        #expect(try Self.findings(c.negative, policy: c.policy).filter { $0.detector == c.detector.rawValue }.isEmpty)
+        #expect(try Self.findings(c.negative, policy: c.policy, platform: c.platform).filter { $0.detector == c.detector.rawValue }.isEmpty)
     }
 
     @Test("a leak of private data that is not a declared secret is medium, and names the VM")

@@ -20,6 +20,7 @@ struct GoldenTraceTests {
         "severed": ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium", "NPT_REMAP:high", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
         "crossline": ["ASID_MISUSE:critical"],
+        "cbit-alias": ["CBIT_ALIAS:medium"],
         "smp": ["REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium",
                 "REGISTER_EXPOSURE:medium", "PRIVATE_TO_SHARED:medium", "PRIVATE_TO_SHARED:medium"],
         "kvmclock": ["ENCRYPTION_MISMATCH:medium", "ENCRYPTION_MISMATCH:medium"],

@@ -27,7 +27,7 @@ struct EventFuzzer {
     }
 
     mutating func body() -> EventBody {
-        switch small(12) {
+        switch small(13) {
         case 0...3:
             return .memoryAccess(MemoryAccess(
                 actor: actor(), vm: bool() ? MemoryAccess.noVM : UInt16(small(4)), asid: UInt16(small(16)),
@@ -55,6 +55,9 @@ struct EventFuzzer {
                 ? .vmCreated(VMCreated(vm: UInt16(small(4)), platform: UInt8(small(2)), name: "vm-é\(small(9))", asid: UInt16(small(16)),
                                        policy: UInt32(small(1 << 32)), memoryBytes: wide(), vcpus: UInt16(small(64))))
                 : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
+        case 12:
+            return .cacheOp(CacheOp(op: CacheOperation.allCases[Int(small(4))], spa: wide(), asid: UInt16(small(16)),
+                                    lines: small(1 << 14)))
         case 10:
             return .handover(Handover(vm: UInt16(small(4)), vcpu: 0, gpa: wide(), spa: wide(), length: small(4096)))
         case 11:
@@ -101,7 +104,8 @@ struct EventCodecTests {
     func fuzzerCoversEveryKind() {
         var fuzz = EventFuzzer(state: 7)
         let names = Set(fuzz.events(2000).map { EventFormatter.typeName($0.body) })
-        #expect(names == ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt", "handover", "vmrun", "vmexit"])
+        #expect(names == ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt", "handover", "vmrun", "vmexit",
+                          "cache"])
     }
 
     @Test("a repeated actor costs no bytes: consecutive accesses of one vCPU are compact")

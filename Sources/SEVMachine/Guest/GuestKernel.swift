@@ -61,7 +61,7 @@ struct GuestKernel {
     /// `set_memory_decrypted` / `set_memory_encrypted`: for each page, find its PTE, flush, rewrite the
     /// PTE with the C-bit changed, and invalidate the TLB entry. The page's contents are not converted:
     /// what was written under the old C-bit reads back as garbage under the new one.
-    func setMemoryEncryption(gva: UInt64, pages: UInt64, encrypted: Bool) throws(MachineError) {
+    func setMemoryEncryption(gva: UInt64, pages: UInt64, encrypted: Bool, flush: Bool = true) throws(MachineError) {
         let platform = vcpu.platform
         let vm = vcpu.vm
         let cbitMask = platform.config.cbitMask
@@ -73,6 +73,12 @@ struct GuestKernel {
             guard old & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(vcpu.index), gva: page, rip: vcpu.rip) }
             let new = encrypted ? old | cbitMask : old & ~cbitMask
             if new != old {
+                // cpa_flush: write the page's lines back under the key they were cached with, so no stale
+                // line outlives the change (skipped only by a buggy guest).
+                if flush {
+                    let spa = try vm.translate(old & 0x000F_FFFF_FFFF_F000 & ~cbitMask)
+                    platform.clflush(spa, count: 4096, keyID: old & cbitMask != 0 ? vcpu.asid : 0)
+                }
                 try vcpu.store(gva: pte, size: 8, value: new, register: MemoryAccess.noRegister)
                 let gpa = old & 0x000F_FFFF_FFFF_F000 & ~cbitMask
                 platform.emit(.cbitChange(CbitChange(vm: vm.id, vcpu: vcpu.index, gva: page, gpa: gpa,

@@ -39,6 +39,9 @@ public struct Instruction: Equatable, Sendable {
         case setMemoryDecrypted = 0x30
         /// `set_memory_encrypted rA, imm`: the guest kernel sets the C-bit again.
         case setMemoryEncrypted = 0x31
+        /// `set_memory_decrypted_noflush rA, imm`: a buggy kernel that flips the C-bit without flushing the
+        /// page's cache lines first.
+        case setMemoryDecryptedNoFlush = 0x34
         /// `dma_map_single rA, rB, rC`: SWIOTLB bounce towards a device: the kernel declares the hand-over
         /// of rC bytes, then copies them from the private buffer [rB] into the bounce slot [rA].
         case dmaMapSingle = 0x32

@@ -145,8 +145,8 @@ public final class VCPU {
         let t = try translate(rip)
         let reason: CbitReason = mode.usesGuestPageTables ? .forcedFetch : .forcedNonPaged
         let k = vm.isSEV ? key : nil
-        let lo = try platform.controller.readValue(t.spa, size: 8, key: k)
-        let hi = try platform.controller.readValue(t.spa + 8, size: 8, key: k)
+        let lo = try platform.cpuLoad(t.spa, size: 8, key: k, keyID: asid)
+        let hi = try platform.cpuLoad(t.spa + 8, size: 8, key: k, keyID: asid)
         platform.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: asid, kind: .fetch, gva: rip,
                                                 gpa: t.gpa, spa: platform.traced(t.spa), size: UInt32(Instruction.size), cbit: vm.isSEV,
                                                 reason: reason, value: lo)),
@@ -261,6 +261,9 @@ public final class VCPU {
         case .jumpIfZero: if registers[a] == 0 { next = insn.immediate }
         case .setMemoryDecrypted:
             try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: false)
+        case .setMemoryDecryptedNoFlush:
+            try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: false,
+                                                            flush: false)
         case .dmaMapSingle, .dmaUnmapSingle:
             try GuestKernel(vcpu: self).swiotlbBounce(to: registers[a], from: registers[b], length: registers[Int(insn.c)],
                                                       toDevice: insn.opcode == .dmaMapSingle)

@@ -101,6 +101,7 @@ extension KVM {
             let address = u.u64(0), length = u.u32(8)
             guard address % 16 == 0, length % 16 == 0, length > 0 else { throw fail(.einval) }
             guard guestAddress(vm, address) != nil else { throw fail(.efault) }
+            platform.clflush(address, count: Int(length), keyID: 0)  // sev_clflush_pages
             var b = CommandBuffer(for: .launchUpdateData)
             b.setU32(0, vm.handle)
             b.setU64(8, address)
@@ -134,6 +135,7 @@ extension KVM {
             guard guestAddress(vm, guestSPA) != nil else { throw fail(.efault) }
             if id == .receiveUpdateData && (guestSPA & 0xFFF) + UInt64(guestLength) > 4096 { throw fail(.einval) }
             let header = try copyFromUser(u.u64(0), Int(u.u32(8))), trans = try copyFromUser(u.u64(32), Int(u.u32(40)))
+            platform.clflush(guestSPA, count: Int(guestLength), keyID: 0)  // sev_clflush_pages
             var b = CommandBuffer(for: id == .launchSecret ? .launchSecret : .receiveUpdateData)
             b.setU32(0, vm.handle)
             b.setU64(8, try driver.stage(header))

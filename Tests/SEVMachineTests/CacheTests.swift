@@ -1,0 +1,72 @@
+import TraceFormat
+import Testing
+@testable import SEVMachine
+
+/// The write-back cache with lines tagged by key.
+struct CacheTests {
+    /// A launched guest on a platform with a cache, running `program`.
+    func fixture(_ program: [Instruction]) throws -> (Machine, VirtualMachine, CollectingSink) {
+        var config = PlatformConfig()
+        config.cacheBytes = 64 << 10
+        let sink = CollectingSink()
+        let machine = Machine(config: config, seed: 1, sink: sink)
+        let vm = try machine.primary.kvm.createVM(name: "g", memoryBytes: 2 << 20, policy: 1, sev: true)
+        vm.entry = 0x100000
+        vm.addImage(gpa: 0x100000, bytes: program.flatMap(\.encoded))
+        var none: GuestOwner?
+        try machine.primary.vmm.launch(vm, owner: &none)
+        try machine.primary.kvm.run(vm)
+        return (machine, vm, sink)
+    }
+
+    static let store = [
+        Instruction(.movImmediate, a: 1, immediate: 0x180000),
+        Instruction(.movImmediate, a: 2, immediate: 0x1111),
+        Instruction(.store, a: 1, b: 2, width: 8),
+        Instruction(.load, a: 3, b: 1, width: 8),
+        Instruction(.halt),
+    ]
+
+    @Test("a guest write stays in the cache until written back: DRAM changes only at WBINVD, and then holds ciphertext")
+    func writeBack() throws {
+        let (machine, vm, sink) = try fixture(Self.store)
+        let p = machine.primary
+        #expect(vm.vcpus[0].registers[3] == 0x1111, "the guest reads its own write from the cache")
+        let spa = try vm.translate(0x180000)
+        let before = try p.memory.rawBytes(at: spa, count: 16)
+        #expect(before == [UInt8](repeating: 0, count: 16), "not yet in DRAM")
+        p.wbinvdAllCores()
+        let after = try p.memory.rawBytes(at: spa, count: 16)
+        #expect(after != before && Array(after[0..<8]) != [0x11, 0x11, 0, 0, 0, 0, 0, 0], "written back encrypted")
+        #expect(try p.controller.readValue(spa, size: 8, key: p.controller.key(forASID: vm.asid)) == 0x1111)
+        let writeBacks = sink.events.filter { if case .cacheOp(let c) = $0.body { c.op == .writeBack && c.asid == vm.asid } else { false } }
+        #expect(!writeBacks.isEmpty)
+    }
+
+    @Test("a flip to C=0 without a flush leaves a stale line whose write-back overwrites the shared data; with the flush it does not",
+          arguments: [true, false])
+    func cbitFlip(flush: Bool) throws {
+        let (machine, vm, _) = try fixture([
+            Instruction(.movImmediate, a: 1, immediate: 0x180000),
+            Instruction(.movImmediate, a: 2, immediate: 0x1111),
+            Instruction(.store, a: 1, b: 2, width: 8),
+            Instruction(flush ? .setMemoryDecrypted : .setMemoryDecryptedNoFlush, a: 1, immediate: 1),
+            Instruction(.movImmediate, a: 2, immediate: 0x2222),
+            Instruction(.store, a: 1, b: 2, width: 8),
+            Instruction(.halt),
+        ])
+        let nic = machine.primary.addDevice(name: "nic")
+        let first = try nic.dmaRead(vm: vm, gpa: 0x180000, length: 8)
+        #expect(first == [0x22, 0x22, 0, 0, 0, 0, 0, 0], "the device snoops the unkeyed line")
+        machine.primary.wbinvdAllCores()
+        let second = try nic.dmaRead(vm: vm, gpa: 0x180000, length: 8)
+        #expect((second == first) == flush)
+    }
+
+    @Test("the hypervisor reading guest memory goes through its own (unkeyed) lines: it misses the guest's dirty data")
+    func hostSeesDRAM() throws {
+        let (machine, vm, _) = try fixture(Self.store)
+        let seen = try machine.primary.kvm.read(vm, gpa: 0x180000, length: 8)
+        #expect(seen == [UInt8](repeating: 0, count: 8), "DRAM still holds what was there before the guest's write")
+    }
+}
