@@ -328,6 +328,17 @@ public final class Analyzer {
         if p.command == SEVCommand.deactivate.rawValue && ok {
             for key in activeHandles.keys.sorted() { activeHandles[key]?.removeAll { $0 == p.handle } }
         }
+        let flushMissing = (p.command == SEVCommand.activate.rawValue && p.status == SEVStatus.dfflushRequired.rawValue)
+            || (p.command == SEVCommand.dfFlush.rawValue && p.status == SEVStatus.wbinvdRequired.rawValue)
+        if flushMissing && detectors.contains(.asidReuseWithoutFlush) {
+            let what = p.command == SEVCommand.activate.rawValue
+                ? "ACTIVATE of ASID \(p.asid) before DF_FLUSH (DFFLUSH_REQUIRED): its old guest's lines may still be cached"
+                : "DF_FLUSH before WBINVD on every core (WBINVD_REQUIRED): a deactivated guest's dirty lines may still be cached"
+            collector.add(Finding(
+                detector: Detector.asidReuseWithoutFlush.rawValue, severity: .medium, vm: handleVM[handleKey] ?? MemoryAccess.noVM,
+                asid: p.asid, actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
+                length: 0, labels: "", preview: "", summary: "the hypervisor tried \(what)", flow: [FlowStep(seq: seq, role: "sink")]))
+        }
         if p.status == SEVStatus.policyFailure.rawValue && detectors.contains(.policyViolationAttempt) {
             let vm = handleVM[handleKey] ?? MemoryAccess.noVM
             let name = vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
@@ -453,7 +464,7 @@ public final class Analyzer {
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
-        case .encryptionMismatch, .cbitAlias: severity = .medium
+        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush: severity = .medium
         case .keySharing: severity = .low
         }
         var secretSource = sourceSeq

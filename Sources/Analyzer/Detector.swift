@@ -33,6 +33,9 @@ public enum Detector: String, CaseIterable, Sendable {
     /// A guest changed a page's C-bit while dirty cache lines of the page remained under the old key:
     /// their write-back will later overwrite what is written under the new C-bit.
     case cbitAlias = "CBIT_ALIAS"
+    /// The hypervisor tried to give a deactivated ASID to another guest before WBINVD and DF_FLUSH
+    /// (the firmware answered DFFLUSH_REQUIRED or WBINVD_REQUIRED).
+    case asidReuseWithoutFlush = "ASID_REUSE_WITHOUT_FLUSH"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -47,6 +50,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .policyViolationAttempt: "the firmware refuses a command by the guest's policy"
         case .keySharing: "two guests share a memory-encryption key"
         case .asidMisuse: "the hypervisor runs a VM with an ASID bound to another guest"
+        case .asidReuseWithoutFlush: "an ASID is reused before WBINVD and DF_FLUSH (refused by the firmware)"
         case .cbitAlias: "a C-bit change leaves dirty cache lines of the page under the old key"
         case .encryptionMismatch: "a guest reads memory under another encryption state than it was written in (it gets garbage)"
         case .registerExposure: "a register holds private-origin data when the guest exits to the hypervisor"

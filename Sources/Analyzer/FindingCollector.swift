@@ -103,7 +103,9 @@ struct FindingCollector {
             return "\(f.actor) read \(f.length) bytes at \(at) under another encryption state than they were written in: garbage"
         case .unmeasuredExecution:
             return "\(f.actor) executed \(f.length) bytes at \(at) that the launch measurement does not cover"
-        case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing, .asidMisuse, .cbitAlias: return f.summary
+        case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing, .asidMisuse, .cbitAlias,
+             .asidReuseWithoutFlush:
+            return f.summary
         }
     }
 }
