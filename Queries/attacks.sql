@@ -13,6 +13,8 @@ SELECT f.id,
            WHEN 'HV_PLAINTEXT' THEN 'Li et al., unprotected I/O: the hypervisor reads guest plaintext'
            WHEN 'POLICY_VIOLATION_ATTEMPT' THEN 'a hypervisor probing the guest policy (debug, migration)'
            WHEN 'KEY_SHARING' THEN 'shared memory-encryption keys between guests'
+           WHEN 'MIGRATION_TO_UNTRUSTED' THEN 'Buhren et al.: migration to a platform the firmware did not verify'
+           WHEN 'CBIT_ALIAS' THEN 'stale cache lines across a C-bit change'
            ELSE f.detector
        END AS attack,
        coalesce(v.name, 'host') AS vm,
@@ -21,5 +23,6 @@ SELECT f.id,
 FROM findings AS f
 LEFT JOIN vms AS v ON v.vm = f.vm
 WHERE f.detector IN ('NPT_REMAP', 'ASID_MISUSE', 'REGISTER_EXPOSURE', 'CIPHERTEXT_OBSERVATION', 'UNMEASURED_EXECUTION',
-                     'HV_WRITE_PRIVATE', 'DMA_INTO_PRIVATE', 'HV_PLAINTEXT', 'POLICY_VIOLATION_ATTEMPT', 'KEY_SHARING')
+                     'HV_WRITE_PRIVATE', 'DMA_INTO_PRIVATE', 'HV_PLAINTEXT', 'POLICY_VIOLATION_ATTEMPT', 'KEY_SHARING',
+                     'MIGRATION_TO_UNTRUSTED', 'CBIT_ALIAS')
 ORDER BY f.severity_rank DESC, f.sink_seq;

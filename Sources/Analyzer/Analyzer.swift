@@ -328,6 +328,23 @@ public final class Analyzer {
         if p.command == SEVCommand.deactivate.rawValue && ok {
             for key in activeHandles.keys.sorted() { activeHandles[key]?.removeAll { $0 == p.handle } }
         }
+        if p.command == SEVCommand.sendStart.rawValue && ok && detectors.contains(.migrationToUntrusted) {
+            // SEND_START returns the guest policy at offset 4 of its buffer.
+            let policy = p.buffer.count >= 8 ? UInt32(p.buffer[4]) | UInt32(p.buffer[5]) << 8 : 0
+            let domain = policy & 0x10 != 0, amd = policy & 0x20 != 0
+            if !domain {
+                let vm = handleVM[handleKey] ?? MemoryAccess.noVM
+                let name = vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
+                collector.add(Finding(
+                    detector: Detector.migrationToUntrusted.rawValue, severity: amd ? .low : .medium, vm: vm, asid: p.asid,
+                    actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
+                    length: 0, labels: "", preview: "",
+                    summary: amd
+                        ? "\(name) was sent to an AMD platform of any owner (policy SEV without DOMAIN)"
+                        : "\(name) was sent without the firmware checking the target (policy has neither DOMAIN nor SEV): a forged platform would get it",
+                    flow: [FlowStep(seq: seq, role: "sink")]))
+            }
+        }
         let flushMissing = (p.command == SEVCommand.activate.rawValue && p.status == SEVStatus.dfflushRequired.rawValue)
             || (p.command == SEVCommand.dfFlush.rawValue && p.status == SEVStatus.wbinvdRequired.rawValue)
         if flushMissing && detectors.contains(.asidReuseWithoutFlush) {
@@ -464,7 +481,7 @@ public final class Analyzer {
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
-        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush: severity = .medium
+        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted: severity = .medium
         case .keySharing: severity = .low
         }
         var secretSource = sourceSeq

@@ -36,6 +36,9 @@ public enum Detector: String, CaseIterable, Sendable {
     /// The hypervisor tried to give a deactivated ASID to another guest before WBINVD and DF_FLUSH
     /// (the firmware answered DFFLUSH_REQUIRED or WBINVD_REQUIRED).
     case asidReuseWithoutFlush = "ASID_REUSE_WITHOUT_FLUSH"
+    /// A guest was sent (SEND_START succeeded) under a policy that let the firmware skip checking the
+    /// target: neither DOMAIN (same owner) nor SEV (an AMD-endorsed platform), or SEV alone.
+    case migrationToUntrusted = "MIGRATION_TO_UNTRUSTED"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -50,6 +53,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .policyViolationAttempt: "the firmware refuses a command by the guest's policy"
         case .keySharing: "two guests share a memory-encryption key"
         case .asidMisuse: "the hypervisor runs a VM with an ASID bound to another guest"
+        case .migrationToUntrusted: "a guest is sent to a platform its policy did not require the firmware to trust"
         case .asidReuseWithoutFlush: "an ASID is reused before WBINVD and DF_FLUSH (refused by the firmware)"
         case .cbitAlias: "a C-bit change leaves dirty cache lines of the page under the old key"
         case .encryptionMismatch: "a guest reads memory under another encryption state than it was written in (it gets garbage)"
