@@ -1,3 +1,4 @@
+import Foundation
 import Scenario
 import Testing
 import TraceFormat
@@ -39,105 +40,53 @@ struct DetectorTests {
 
     struct Case: Sendable, CustomTestStringConvertible {
         var detector: Detector
-        var positive: String
-        var negative: String
         var severity: Severity
-        var policy = "0x1"
-        var platform = ""
         var testDescription: String { detector.rawValue }
+        /// Traces/detectors/NAME.sev (positive) and NAME-ok.sev (negative).
+        var name: String { detector.rawValue.lowercased().replacingOccurrences(of: "_", with: "-") }
     }
 
+    /// Every detector that a scenario can exercise (KEY_SHARING needs a raw LAUNCH_START: TaintTests).
     static let cases: [Case] = [
-        Case(detector: .privateToShared,
-             positive: copy(from: 0x300000, to: 0x200000) + "\n" + secret + "\nrun guest",
-             negative: copy(from: 0x200800, to: 0x200000) + "\n" + secret + "\nrun guest",
-             severity: .high),
-        Case(detector: .privateToDMA,
-             positive: copy(from: 0x300000, to: 0x200000) + "\n" + secret + "\nrun guest\ndma nic0 read guest 0x200000 16",
-             negative: copy(from: 0x300000, to: 0x301000) + "\n" + secret + "\nrun guest\ndma nic0 read guest 0x200000 16",
-             severity: .high),
-        Case(detector: .hvPlaintext,
-             positive: copy(from: 0x300000, to: 0x200000) + "\n" + secret + "\nrun guest\nhv read guest 0x200000 16",
-             negative: copy(from: 0x300000, to: 0x301000) + "\n" + secret + "\nrun guest\nhv read guest 0x200000 16",
-             severity: .high),
-        Case(detector: .ciphertextObservation,
-             positive: copy(from: 0x300000, to: 0x301000) + "\n" + secret + "\nrun guest\nhv read guest 0x301000 16",
-             negative: copy(from: 0x300000, to: 0x301000) + "\n" + secret + "\nrun guest\nhv read guest 0x200000 16",
-             severity: .low),
-        Case(detector: .dmaIntoPrivate,
-             positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\ndma nic0 write guest 0x100000 hex=\"ff\"",
-             negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\ndma nic0 write guest 0x200000 hex=\"ff\"",
-             severity: .medium),
-        Case(detector: .nptRemap,
-             positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv remap guest 0x180000 to=0x300000",
-             negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv remap guest 0x180000 to=0x180000",
-             severity: .high),
-        Case(detector: .registerExposure,
-             positive: "program guest at=0x100000\n    mov r1, 0x300000\n    load r9, [r1]\n    hlt\nend\nlaunch guest\n" + secret + "\nrun guest",
-             negative: "program guest at=0x100000\n    mov r1, 0x300000\n    load r9, [r1]\n    xor r9, r9\n    hlt\nend\nlaunch guest\n" + secret + "\nrun guest",
-             severity: .high),
-        Case(detector: .unmeasuredExecution,
-             positive: "program guest at=0x100000\n    hlt\n    jmp 0x102000\nend\nlaunch guest\nrun guest\n"
-                + "debug encrypt guest 0x102000 hex=\"f0000000000000000000000000000000\"\nrun guest",
-             negative: "program guest at=0x100000\n    hlt\n    jmp 0x100000\nend\nlaunch guest\nrun guest\n"
-                + "debug decrypt guest 0x100000 16\nrun guest",
-             severity: .high, policy: "0x0"),
-        Case(detector: .policyViolationAttempt,
-             positive: "program guest at=0x100000\n    hlt\nend\nlaunch guest\ndebug decrypt guest 0x100000 16 expect=POLICY_FAILURE",
-             negative: "program guest at=0x100000\n    hlt\nend\nlaunch guest\nrun guest",
-             severity: .medium),
-        Case(detector: .asidMisuse,
-             positive: "vm victim memory=2M\nprogram victim at=0x100000\n    hlt\nend\nprogram guest at=0x100000\n    hlt\nend\n"
-                + "launch victim\nlaunch guest\nrun guest asid=2 expect=shutdown",
-             negative: "vm victim memory=2M\nprogram victim at=0x100000\n    hlt\nend\nprogram guest at=0x100000\n    hlt\nend\n"
-                + "launch victim\nlaunch guest\nrun guest asid=1",
-             severity: .critical),
-        Case(detector: .encryptionMismatch,
-             positive: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
-                + "    set_memory_decrypted r1, 1\n    load r3, [r1]\n    hlt\nend\nlaunch guest\nrun guest",
-             negative: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
-                + "    set_memory_decrypted r1, 1\n    store [r1], r2\n    load r3, [r1]\n    hlt\nend\nlaunch guest\nrun guest",
-             severity: .medium),
-        Case(detector: .cbitAlias,
-             positive: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
-                + "    set_memory_decrypted_noflush r1, 1\n    hlt\nend\nlaunch guest\nrun guest",
-             negative: "program guest at=0x100000\n    mov r1, 0x300000\n    mov r2, 7\n    store [r1], r2\n"
-                + "    set_memory_decrypted r1, 1\n    hlt\nend\nlaunch guest\nrun guest",
-             severity: .medium, platform: "cache=64K"),
-        Case(detector: .asidReuseWithoutFlush,
-             positive: "vm other memory=2M\nprogram guest at=0x100000\n    hlt\nend\nprogram other at=0x100000\n    hlt\nend\n"
-                + "launch guest\nlaunch other\npsp deactivate guest\npsp deactivate other\npsp activate other asid=1\npsp df_flush",
-             negative: "vm other memory=2M\nprogram guest at=0x100000\n    hlt\nend\nprogram other at=0x100000\n    hlt\nend\n"
-                + "launch guest\nlaunch other\npsp deactivate guest\npsp deactivate other\nhv wbinvd\npsp df_flush\npsp activate other asid=1",
-             severity: .medium),
-        Case(detector: .migrationToUntrusted,
-             positive: "program guest at=0x100000\n    hlt\nend\nlaunch guest\nmigrate guest to=dst as=g2",
-             negative: "program guest at=0x100000\n    hlt\nend\nlaunch guest\nmigrate guest to=dst as=g2",
-             severity: .medium, policy: "0x0", platform: "\nplatform dst memory=64M"),
-        Case(detector: .hvWritePrivate,
-             positive: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x100000 hex=\"ff\"",
-             negative: copy(from: 0x200800, to: 0x200000) + "\nrun guest\nhv write guest 0x200000 hex=\"ff\"",
-             severity: .medium),
+        Case(detector: .privateToShared, severity: .high), Case(detector: .privateToDMA, severity: .high),
+        Case(detector: .hvPlaintext, severity: .high), Case(detector: .ciphertextObservation, severity: .low),
+        Case(detector: .dmaIntoPrivate, severity: .medium), Case(detector: .nptRemap, severity: .high),
+        Case(detector: .registerExposure, severity: .high), Case(detector: .unmeasuredExecution, severity: .high),
+        Case(detector: .policyViolationAttempt, severity: .medium), Case(detector: .asidMisuse, severity: .critical),
+        Case(detector: .encryptionMismatch, severity: .medium), Case(detector: .cbitAlias, severity: .medium),
+        Case(detector: .asidReuseWithoutFlush, severity: .medium), Case(detector: .migrationToUntrusted, severity: .medium),
+        Case(detector: .hvWritePrivate, severity: .medium),
     ]
+
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Traces/detectors")
+
+    /// Runs a scenario file of Traces/detectors through the analyzer.
+    static func findings(file name: String) throws -> [Finding] {
+        let text = try String(contentsOf: folder.appendingPathComponent(name + ".sev"), encoding: .utf8)
+        let sink = CollectingSink()
+        try ScenarioRunner(script: try ScenarioParser(file: name).parse(text), seed: 1).run(into: sink)
+        let analyzer = Analyzer()
+        for e in sink.events { analyzer.process(e) }
+        return analyzer.findings
+    }
 
     @Test("positive scenario: the detector reports", arguments: cases)
     func positive(_ c: Case) throws {
-        let found = try Self.findings(c.positive, policy: c.policy, platform: c.platform).filter { $0.detector == c.detector.rawValue }
+        let found = try Self.findings(file: c.name).filter { $0.detector == c.detector.rawValue }
         #expect(found.count == (c.detector == .asidReuseWithoutFlush ? 2 : 1))
         #expect(found.first?.severity == c.severity)
     }
 
     @Test("negative scenario: the detector stays silent", arguments: cases)
     func negative(_ c: Case) throws {
-        if c.detector == .migrationToUntrusted {
-            // DOMAIN: the firmware checked the target belongs to the same owner (the same OCA), so the
-            // same migration is refused and nothing is sent.
-            let f = try Self.findings(c.negative.replacingOccurrences(of: "as=g2", with: "as=g2 expect=POLICY_FAILURE"),
-                                      policy: "0x10", platform: c.platform)
-            #expect(f.filter { $0.detector == c.detector.rawValue }.isEmpty)
-            return
-        }
-        #expect(try Self.findings(c.negative, policy: c.policy, platform: c.platform).filter { $0.detector == c.detector.rawValue }.isEmpty)
+        #expect(try Self.findings(file: c.name + "-ok").filter { $0.detector == c.detector.rawValue }.isEmpty)
+    }
+
+    @Test("every detector with a scenario has its two files, and every file a detector")
+    func files() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".sev") }
+        #expect(Set(names) == Set(Self.cases.flatMap { [$0.name + ".sev", $0.name + "-ok.sev"] }))
     }
 
     @Test("a leak of private data that is not a declared secret is medium, and names the VM")

@@ -30,15 +30,32 @@ struct GoldenTraceTests {
                       "CIPHERTEXT_OBSERVATION:low"],
     ]
 
+    /// Bundles under Traces/ and Traces/detectors/, as paths relative to Traces/.
     static var bundles: [String] {
-        let dir = root.appendingPathComponent("Traces").path
-        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-            .filter { $0.hasSuffix(".sevtrace") }.sorted()
+        ["", "detectors/"].flatMap { sub in
+            ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Traces/" + sub).path)) ?? [])
+                .filter { $0.hasSuffix(".sevtrace") }.map { sub + $0 }
+        }.sorted()
     }
 
-    @Test("every committed trace has its expected findings listed here")
+    /// The findings a bundle must have, as `DETECTOR:severity`. A detector trace (detectors/NAME) must
+    /// report its detector; its negative twin (NAME-ok) must not.
+    static func check(_ name: String, _ findings: [Finding]) {
+        let base = String(name.dropLast(".sevtrace".count))
+        guard base.hasPrefix("detectors/") else {
+            #expect(findings.map { "\($0.detector):\($0.severity)" } == expected[base] ?? ["(not listed)"], "\(name)")
+            return
+        }
+        let file = base.dropFirst("detectors/".count)
+        let negative = file.hasSuffix("-ok")
+        let detector = (negative ? file.dropLast(3) : file).uppercased().replacingOccurrences(of: "-", with: "_")
+        #expect(findings.contains { $0.detector == detector } == !negative, "\(name)")
+    }
+
+    @Test("every committed top-level trace has its expected findings listed here")
     func allListed() {
-        #expect(Set(Self.bundles.map { String($0.dropLast(".sevtrace".count)) }) == Set(Self.expected.keys))
+        #expect(Set(Self.bundles.filter { !$0.contains("/") }.map { String($0.dropLast(".sevtrace".count)) })
+                == Set(Self.expected.keys))
     }
 
     @Test("replays identically", arguments: bundles)
@@ -55,9 +72,8 @@ struct GoldenTraceTests {
     func findings(_ name: String) throws {
         let bundle = try TraceBundle(existing: Self.root.appendingPathComponent("Traces/\(name)").path)
         _ = try TraceVerifier.verify(bundle)
-        let want = Self.expected[String(name.dropLast(".sevtrace".count))] ?? ["(not listed)"]
         let stored = try bundle.index().findings()
-        #expect(stored.map { "\($0.detector):\($0.severity)" } == want)
+        Self.check(name, stored)
         let fresh = try Analyzer().analyze(try bundle.reader())
         #expect(fresh == stored)
     }
