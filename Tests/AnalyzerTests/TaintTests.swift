@@ -72,6 +72,55 @@ struct TaintTests {
         #expect(analyzer.findings.first?.sourceSeq == 2, "the source is the secret's declaration")
     }
 
+    /// Whether register r2 carries the secret after `op` with r2 as destination and r1 (tainted) as source,
+    /// r2 holding untainted or tainted data before.
+    @Test("every register operation propagates as its data dependence says", arguments: RegisterOpKind.allCases)
+    mutating func everyRegisterOp(op: RegisterOpKind) {
+        setUp()
+        feed(access(.read, 0x5000, reg: 1, cbit: true))  // r1 tainted
+        feed(.registerOp(RegisterOp(vm: 0, vcpu: 0, op: .loadImmediate, dst: 2, src: MemoryAccess.noRegister, result: 0)))
+        let src: UInt8 = op == .loadImmediate || op == .addImmediate ? MemoryAccess.noRegister : 1
+        feed(.registerOp(RegisterOp(vm: 0, vcpu: 0, op: op, dst: 2, src: src, result: 0)))
+        feed(access(.write, 0x9000, reg: 2, cbit: false))
+        let expectTaint: Bool = switch op {
+        case .loadImmediate, .addImmediate: false  // the result depends on nothing tainted
+        case .move, .add, .sub, .xor, .and, .or: true
+        }
+        #expect(!analyzer.findings.isEmpty == expectTaint, "\(op)")
+    }
+
+    @Test("the firmware's data path carries labels: a DBG_DECRYPT of a secret puts it in host memory in plaintext")
+    mutating func pspDebugPath() {
+        setUp()
+        feed(.memoryAccess(MemoryAccess(actor: .psp, vm: MemoryAccess.noVM, asid: 1, kind: .read, gva: 0, gpa: 0, spa: 0x5000,
+                                        size: 8, cbit: true, reason: .firmware, register: 17)))
+        feed(.memoryAccess(MemoryAccess(actor: .psp, vm: MemoryAccess.noVM, asid: 0, kind: .write, gva: 0, gpa: 0, spa: 0x80000,
+                                        size: 8, cbit: false, reason: .firmware, register: 17)))
+        feed(access(.read, 0x80000, cbit: false, actor: .hypervisor))
+        #expect(analyzer.findings.map(\.detector) == ["HV_PLAINTEXT"])
+        #expect(analyzer.findings.first?.labels.contains("secret:k") == true)
+    }
+
+    @Test("the transport path: data sent under the TEK is not a leak on the wire, and keeps its labels on arrival")
+    mutating func pspTransportPath() {
+        setUp()
+        func psp(_ kind: AccessKind, _ spa: UInt64, cbit: Bool, reg: UInt8) -> EventBody {
+            .memoryAccess(MemoryAccess(actor: .psp, vm: MemoryAccess.noVM, asid: cbit ? 1 : 0, kind: kind, gva: 0, gpa: 0,
+                                       spa: spa, size: 8, cbit: cbit, reason: .firmware, register: reg))
+        }
+        feed(psp(.read, 0x5000, cbit: true, reg: 17))      // SEND_UPDATE_DATA reads the guest page
+        feed(psp(.write, 0x80000, cbit: false, reg: 18))   // ...and writes the packet
+        feed(.pspCommand(PSPCommand(command: 0x41, handle: 1, asid: 1, status: 0, platformBefore: 2, platformAfter: 2,
+                                    guestBefore: 4, guestAfter: 4, buffer: [])))
+        feed(access(.read, 0x80000, cbit: false, actor: .hypervisor))
+        #expect(analyzer.findings.isEmpty, "transport ciphertext is what migration is made of")
+        feed(psp(.read, 0x80000, cbit: false, reg: 18))    // RECEIVE_UPDATE_DATA reads the packet
+        feed(psp(.write, 0x6000, cbit: true, reg: 17))     // ...and writes the guest page
+        feed(access(.read, 0x6000, reg: 3, cbit: true))
+        feed(access(.write, 0x9000, reg: 3, cbit: false))
+        #expect(analyzer.findings.first?.labels.contains("secret:k") == true, "the secret survived the trip")
+    }
+
     @Test("KEY_SHARING: a second handle activated on an ASID already in use shares the key")
     mutating func keySharing() {
         setUp()

@@ -20,6 +20,7 @@ struct GoldenTraceTests {
         "severed": ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium", "NPT_REMAP:high", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
         "crossline": ["ASID_MISUSE:critical"],
+        "sev-series": ["PRIVATE_TO_SHARED:low", "REGISTER_EXPOSURE:low", "PRIVATE_TO_DMA:low"],
         "cbit-alias": ["CBIT_ALIAS:medium"],
         "smp": ["REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium",
                 "REGISTER_EXPOSURE:medium", "PRIVATE_TO_SHARED:medium", "PRIVATE_TO_SHARED:medium"],
@@ -56,6 +57,18 @@ struct GoldenTraceTests {
     func allListed() {
         #expect(Set(Self.bundles.filter { !$0.contains("/") }.map { String($0.dropLast(".sevtrace".count)) })
                 == Set(Self.expected.keys))
+    }
+
+    @Test("the SEV series' guest features done right raise nothing high: SWIOTLB, kvmclock, unrolled I/O, ASID reuse after flushes")
+    func correctBehaviour() throws {
+        let bundle = try TraceBundle(existing: Self.root.appendingPathComponent("Traces/sev-series.sevtrace").path)
+        let findings = try Analyzer().analyze(try bundle.reader())
+        #expect(!findings.isEmpty)
+        #expect(findings.allSatisfy { $0.severity < .medium }, "\(findings.map(\.summary))")
+        let commands = try bundle.index().database.prepare(
+            "SELECT group_concat(command_name, ' ') FROM (SELECT command_name FROM psp_commands WHERE command_name IN ('DEACTIVATE', 'DF_FLUSH', 'ACTIVATE') ORDER BY seq)").rows()
+        #expect(commands.first?.first == .text("DF_FLUSH ACTIVATE DEACTIVATE ACTIVATE DF_FLUSH ACTIVATE"),
+                "the retired guest's ASID is reused only after DF_FLUSH")
     }
 
     @Test("replays identically", arguments: bundles)
