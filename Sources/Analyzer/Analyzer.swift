@@ -80,12 +80,23 @@ public final class Analyzer {
 
     /// What one register carries.
     struct RegisterTaint {
-        var set: LabelTable.SetID = 0
+        /// The label set of each of the register's 8 bytes (little-endian).
+        var bytes = SIMD8<UInt32>(repeating: 0)
         var origin: UInt64 = 0
         var loadSPA: UInt64 = 0
         /// The load that brought the data in, and the write that had put it where it was loaded from.
         var load: UInt64 = 0
         var via: UInt64 = 0
+
+        /// Whether any byte carries a label.
+        var isTainted: Bool { bytes != SIMD8<UInt32>(repeating: 0) }
+    }
+
+    /// The union of the labels of the low `count` bytes of a register.
+    private func union(_ t: RegisterTaint, bytes count: Int = 8) -> LabelTable.SetID {
+        var set: LabelTable.SetID = 0
+        for i in 0..<count where t.bytes[i] != 0 { set = table.union(set, t.bytes[i]) }
+        return set
     }
 
     /// A provenance chain from its steps, leaving out steps that are unknown or repeat the previous one.
@@ -172,15 +183,37 @@ public final class Analyzer {
         switch r.op {
         case .loadImmediate: regs.r[dst] = RegisterTaint()
         case .move: regs.r[dst] = src < regs.r.count ? regs.r[src] : RegisterTaint()
-        case .add, .sub, .and, .or, .xor:
-            if r.op == .xor && dst == src {
-                regs.r[dst] = RegisterTaint()  // the zeroing idiom
-            } else if src < regs.r.count, regs.r[src].set != 0 {
-                let merged = table.union(regs.r[dst].set, regs.r[src].set)
-                if regs.r[dst].set == 0 { regs.r[dst] = regs.r[src] }
-                regs.r[dst].set = merged
+        case .xor where dst == src:
+            regs.r[dst] = RegisterTaint()  // the zeroing idiom
+        case .and, .or, .xor:
+            // Bitwise: byte i of the result depends on byte i of each operand.
+            guard src < regs.r.count, regs.r[src].isTainted else { return }
+            let wasTainted = regs.r[dst].isTainted
+            var result = regs.r[dst]
+            for i in 0..<8 { result.bytes[i] = table.union(result.bytes[i], regs.r[src].bytes[i]) }
+            if !wasTainted { (result.origin, result.loadSPA, result.load, result.via) = (regs.r[src].origin, regs.r[src].loadSPA, regs.r[src].load, regs.r[src].via) }
+            regs.r[dst] = result
+        case .add, .sub:
+            // Carries: byte i of the result depends on bytes 0...i of both operands.
+            guard src < regs.r.count else { return }
+            let a = regs.r[dst], b = regs.r[src]
+            guard a.isTainted || b.isTainted else { return }
+            var result = a.isTainted ? a : b
+            var running: LabelTable.SetID = 0
+            for i in 0..<8 {
+                running = table.union(running, table.union(a.bytes[i], b.bytes[i]))
+                result.bytes[i] = running
             }
-        case .addImmediate: break
+            regs.r[dst] = result
+        case .addImmediate:
+            var result = regs.r[dst]
+            guard result.isTainted else { return }
+            var running: LabelTable.SetID = 0
+            for i in 0..<8 {
+                running = table.union(running, result.bytes[i])
+                result.bytes[i] = running
+            }
+            regs.r[dst] = result
         }
     }
 
@@ -205,27 +238,38 @@ public final class Analyzer {
                     || (!a.cbit && stored != 0 && stored != Self.transportEncrypted)) {
                     hit(.encryptionMismatch, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
                 }
-                let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
-                regs.r[Int(a.register)] = RegisterTaint(set: set, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via)
+                // A load fills the low `size` bytes and zero-extends.
+                let (bytes, origin, via) = shadow.readBytes(a.spa, size: min(size, 8))
+                regs.r[Int(a.register)] = RegisterTaint(bytes: bytes, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via)
                 return
             }
             var source = RegisterTaint()
             if Int(a.register) < regs.r.count { source = regs.r[Int(a.register)] }
-            if !a.cbit && source.set != 0, let h = handovers.first(where: { a.spa >= $0.spa && a.spa < $0.spa + $0.length }) {
-                source.set = table.union(source.set, table.handover(vm: h.vm, seq: seq))
+            let width = min(size, 8)
+            var written = union(source, bytes: width)
+            if !a.cbit && written != 0, let h = handovers.first(where: { a.spa >= $0.spa && a.spa < $0.spa + $0.length }) {
+                let mark = table.handover(vm: h.vm, seq: seq)
+                for i in 0..<width where source.bytes[i] != 0 { source.bytes[i] = table.union(source.bytes[i], mark) }
+                written = table.union(written, mark)
             }
-            if !a.cbit && source.set != 0 {
-                hit(.privateToShared, a, seq, source.set, sourceSeq: source.origin, sourceSPA: source.loadSPA,
+            if !a.cbit && written != 0 {
+                hit(.privateToShared, a, seq, written, sourceSeq: source.origin, sourceSPA: source.loadSPA,
                     plaintext: true,
                     flow: Self.flow([(source.origin, "source"), (source.via, "write"), (source.load, "load"), (seq, "sink")]))
             }
-            var set = source.set
+            var bytes = source.bytes
             var origin = source.origin
             if a.cbit {
-                set = table.union(set, table.privateData(vm: vm, seq: seq))
-                if source.set == 0 { origin = seq }
+                // Written while private: every byte becomes this VM's private data as well.
+                let mark = table.privateData(vm: vm, seq: seq)
+                for i in 0..<8 { bytes[i] = table.union(bytes[i], mark) }
+                if written == 0 { origin = seq }
             }
-            shadow.write(a.spa, size: size, set: set, origin: origin, via: seq, encryptedBy: a.cbit ? a.asid : 0)
+            if size <= 8 {
+                shadow.writeBytes(a.spa, size: size, sets: bytes, origin: origin, via: seq, encryptedBy: a.cbit ? a.asid : 0)
+            } else {
+                shadow.write(a.spa, size: size, set: bytes[0], origin: origin, via: seq, encryptedBy: a.cbit ? a.asid : 0)
+            }
             noteDirty(a)
         case .device, .hypervisor:
             let isDevice = a.actor != .hypervisor
@@ -393,15 +437,16 @@ public final class Analyzer {
         guard detectors.contains(.registerExposure), let file = registers[UInt32(x.vm) << 16 | UInt32(x.vcpu)] else { return }
         // OUT hands RAX to the hypervisor on purpose: the guest means that data to leave.
         let portOutput = x.exitCode == VMExit.ioio && x.exitInfo1 & 0x5 == 0
-        for r in 0..<min(16, x.registers.count) where file.r[r].set != 0 {
+        for r in 0..<min(16, x.registers.count) where file.r[r].isTainted {
             let t = file.r[r]
+            let set = union(t)
             let intended = portOutput && r == 0
-            let key = "\(x.vm).\(x.vcpu).\(r).\(t.set).\(intended)"
+            let key = "\(x.vm).\(x.vcpu).\(r).\(set).\(intended)"
             if let open = exposures[key] {
                 collector.repeatFinding(open, seq: seq, bytes: 8)
                 continue
             }
-            let labels = table.members(t.set)
+            let labels = table.members(set)
             let secret = labels.compactMap { l -> String? in if case .secret(let n) = l.kind { n } else { nil } }.first
             let vmName = vmNames[x.vm] ?? "vm\(x.vm)"
             let value = x.registers[r]

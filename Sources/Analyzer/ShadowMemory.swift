@@ -130,6 +130,44 @@ final class ShadowMemory {
         return false
     }
 
+    /// The label set of each of `size` (at most 8) bytes at `spa`, with the origin and last write of the
+    /// first tainted one.
+    func readBytes(_ spa: UInt64, size: Int) -> (sets: SIMD8<UInt32>, origin: UInt64?, via: UInt64) {
+        var sets = SIMD8<UInt32>(repeating: 0)
+        var origin: UInt64?
+        var via: UInt64 = 0
+        var page: Page?
+        var pageNumber = UInt64.max
+        for i in 0..<size {
+            let a = spa + UInt64(i)
+            if a >> 12 != pageNumber {
+                pageNumber = a >> 12
+                page = existing(a)
+            }
+            guard let p = page, let labels = p.labels else { continue }
+            let j = Int(a & 0xFFF)
+            sets[i] = labels[j]
+            if labels[j] != 0 && origin == nil {
+                origin = p.origins![j]
+                via = p.vias![j]
+            }
+        }
+        return (sets, origin, via)
+    }
+
+    /// Writes `size` (at most 8) bytes whose labels differ byte by byte.
+    func writeBytes(_ spa: UInt64, size: Int, sets: SIMD8<UInt32>, origin: UInt64, via: UInt64, encryptedBy asid: UInt16) {
+        var same = true
+        for i in 1..<size where sets[i] != sets[0] { same = false }
+        if same {
+            write(spa, size: size, set: sets[0], origin: origin, via: via, encryptedBy: asid)
+            return
+        }
+        for i in 0..<size {
+            write(spa + UInt64(i), size: 1, set: sets[i], origin: origin, via: via, encryptedBy: asid)
+        }
+    }
+
     /// Marks the blocks covering `[spa, spa + size)` as measured.
     func markMeasured(_ spa: UInt64, size: Int) {
         var block = spa >> 4

@@ -121,6 +121,22 @@ struct TaintTests {
         #expect(analyzer.findings.first?.labels.contains("secret:k") == true, "the secret survived the trip")
     }
 
+    @Test("register taint is per byte: a 4-byte secret loaded and stored as 8 bytes taints only the low 4 in memory")
+    mutating func registerBytes() {
+        feed(.vmCreated(VMCreated(vm: 0, name: "g", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1)))
+        feed(.taintSource(TaintSource(vm: 0, name: "k", gpa: 0x5000, spa: 0x5000, length: 4)))
+        feed(.memoryAccess(MemoryAccess(actor: .vcpu(vm: 0, index: 0), vm: 0, asid: 1, kind: .read, gva: 0x5000, gpa: 0x5000,
+                                        spa: 0x5000, size: 4, cbit: false, reason: .guestPTE, register: 1, value: 0)))
+        feed(access(.write, 0x9000, reg: 1, cbit: false))   // 8 bytes: the high 4 carry nothing
+        let before = analyzer.findings.count
+        feed(.memoryAccess(MemoryAccess(actor: .device(0), vm: 0, asid: 0, kind: .dmaRead, gva: 0, gpa: 0x9004, spa: 0x9004,
+                                        size: 4, cbit: false, reason: .device)))
+        #expect(analyzer.findings.count == before, "bytes 4-7 are clean")
+        feed(.memoryAccess(MemoryAccess(actor: .device(0), vm: 0, asid: 0, kind: .dmaRead, gva: 0, gpa: 0x9000, spa: 0x9000,
+                                        size: 4, cbit: false, reason: .device)))
+        #expect(analyzer.findings.last?.detector == "PRIVATE_TO_DMA")
+    }
+
     @Test("KEY_SHARING: a second handle activated on an ASID already in use shares the key")
     mutating func keySharing() {
         setUp()
