@@ -18,26 +18,57 @@ public final class Analyzer {
     private var asidToVM: [UInt32: UInt16] = [:]
     private var vmASID: [UInt16: UInt16] = [:]
     private var vmPlatform: [UInt16: UInt8] = [:]
-    /// Platforms (by address base) that have a cache, and the dirty lines there: `line << 16 | key id`.
+    /// Platforms (by address base) that have a cache, and the dirty lines there (`line << 16 | key id`)
+    /// with the labels of the data each holds: a write-back puts those back into memory, which is how a
+    /// stale line overwrites what was written under another key.
     private var cachedPlatforms: Set<UInt64> = []
-    private var dirtyLines: Set<UInt64> = []
+    private var dirtyLines: [UInt64: LineSnapshot] = [:]
+
+    final class LineSnapshot {
+        var sets = [LabelTable.SetID](repeating: 0, count: 64)
+        var origins = [UInt64](repeating: 0, count: 64)
+    }
 
     private func lineKey(_ spa: UInt64, _ keyID: UInt16) -> UInt64 { (spa >> 6) << 16 | UInt64(keyID) }
 
     private func cacheOp(_ c: CacheOp) {
         switch c.op {
         case .present: cachedPlatforms.insert(c.spa >> 40)
-        case .writeBack: dirtyLines.remove(lineKey(c.spa, c.asid))
-        case .clflush:
-            for line in 0..<c.lines { dirtyLines.remove(lineKey(c.spa + line * 64, c.asid)) }
-        case .wbinvd: dirtyLines = dirtyLines.filter { ($0 >> 16) >> 34 != c.spa >> 40 }
+        case .writeBack:
+            guard let line = dirtyLines.removeValue(forKey: lineKey(c.spa, c.asid)) else { return }
+            // The line lands in memory as it is: its labels, encrypted under its key (or not).
+            for i in 0..<64 {
+                shadow.write(c.spa + UInt64(i), size: 1, set: line.sets[i], origin: line.origins[i], via: line.origins[i],
+                             encryptedBy: c.asid)
+            }
+        case .clflush, .wbinvd:
+            break  // the dirty lines they flush arrive as write-backs
         }
     }
 
     /// Counts a CPU-side write as a dirty cache line, on platforms with a cache.
     private func noteDirty(_ a: MemoryAccess) {
         guard !cachedPlatforms.isEmpty, cachedPlatforms.contains(a.spa >> 40) else { return }
-        dirtyLines.insert(lineKey(a.spa, a.cbit ? a.asid : 0))
+        let key = lineKey(a.spa, a.cbit ? a.asid : 0)
+        let base = a.spa & ~63
+        let line: LineSnapshot
+        if let existing = dirtyLines[key] {
+            line = existing
+        } else {
+            // Filled from memory: the rest of the line holds what memory held.
+            line = LineSnapshot()
+            for i in 0..<64 {
+                let (set, origin) = shadow.read(base + UInt64(i), size: 1, table: &table)
+                line.sets[i] = set
+                line.origins[i] = origin ?? 0
+            }
+            dirtyLines[key] = line
+        }
+        for i in 0..<Int(a.size) where Int(a.spa - base) + i < 64 {
+            let (set, origin) = shadow.read(a.spa + UInt64(i), size: 1, table: &table)
+            line.sets[Int(a.spa - base) + i] = set
+            line.origins[Int(a.spa - base) + i] = origin ?? 0
+        }
     }
 
     /// CBIT_ALIAS: the page's lines under the old key are still dirty when its C-bit changes.
@@ -45,7 +76,7 @@ public final class Analyzer {
         guard detectors.contains(.cbitAlias), cachedPlatforms.contains(c.spa >> 40) else { return }
         let oldKey: UInt16 = c.old ? (vmASID[c.vm] ?? 0) : 0
         let page = c.spa & ~0xFFF
-        let stale = (0..<64 as Range<UInt64>).filter { dirtyLines.contains(lineKey(page + $0 * 64, oldKey)) }.count
+        let stale = (0..<64 as Range<UInt64>).filter { dirtyLines[lineKey(page + $0 * 64, oldKey)] != nil }.count
         guard stale > 0 else { return }
         let name = vmNames[c.vm] ?? "vm\(c.vm)"
         let (set, _) = shadow.read(page, size: 4096, table: &table)
@@ -222,8 +253,14 @@ public final class Analyzer {
         switch a.actor {
         case .vcpu(let vm, let index):
             if a.kind == .fetch {
-                if a.cbit && launched.contains(vm) && !shadow.isMeasured(a.spa, size: size) {
+                guard a.cbit && launched.contains(vm) else { return }
+                if !shadow.isMeasured(a.spa, size: size) {
                     hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
+                } else if let home = homeGPA(of: a.spa), home >> 12 != a.gpa >> 12 {
+                    // Measured code, but launched at another guest address (the measurement does not
+                    // cover placement: undeSErVed trust).
+                    hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false,
+                        severityOverride: .high)
                 }
                 return
             }
@@ -340,6 +377,8 @@ public final class Analyzer {
     private var pendingMeasured: [(spa: UInt64, size: Int)] = []
     /// Handles active on each (platform, ASID), to see guests sharing a key.
     private var activeHandles: [UInt32: [UInt32]] = [:]
+    /// (platform, ASID) slots that guests sharing a key run on legitimately.
+    private var sharedSlots: Set<UInt32> = []
     /// The VM behind each (platform, handle), from ACTIVATE.
     private var handleVM: [UInt64: UInt16] = [:]
 
@@ -360,6 +399,7 @@ public final class Analyzer {
                 handleVM[handleKey] = vm
             }
             let others = activeHandles[slot, default: []].filter { $0 != p.handle }
+            if !others.isEmpty { sharedSlots.insert(slot) }
             if let other = others.first, detectors.contains(.keySharing) {
                 collector.add(Finding(
                     detector: Detector.keySharing.rawValue, severity: .low, vm: handleVM[handleKey] ?? MemoryAccess.noVM,
@@ -401,8 +441,10 @@ public final class Analyzer {
                 length: 0, labels: "", preview: "", summary: "the hypervisor tried \(what)", flow: [FlowStep(seq: seq, role: "sink")]))
         }
         if p.status == SEVStatus.policyFailure.rawValue && detectors.contains(.policyViolationAttempt) {
-            let vm = handleVM[handleKey] ?? MemoryAccess.noVM
-            let name = vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
+            // LAUNCH_START names the guest whose key a new guest wanted to share, not the new guest.
+            let isStart = p.command == SEVCommand.launchStart.rawValue
+            let vm = isStart ? MemoryAccess.noVM : handleVM[handleKey] ?? MemoryAccess.noVM
+            let name = isStart ? "a new guest" : vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
             collector.add(Finding(
                 detector: Detector.policyViolationAttempt.rawValue, severity: .medium, vm: vm, asid: p.asid, actor: "hv",
                 sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
@@ -416,7 +458,8 @@ public final class Analyzer {
     private func vmRun(_ r: VMRun, seq: UInt64) {
         guard detectors.contains(.asidMisuse), r.asid != (vmASID[r.vm] ?? 0), r.asid != 0 else { return }
         let platform = vmPlatform[r.vm] ?? 0
-        guard let owner = asidToVM[UInt32(platform) << 16 | UInt32(r.asid)], owner != r.vm else { return }
+        let slot = UInt32(platform) << 16 | UInt32(r.asid)
+        guard let owner = asidToVM[slot], owner != r.vm, !sharedSlots.contains(slot) else { return }
         let key = UInt32(r.vm) << 16 | UInt32(r.asid)
         guard misuses.insert(key).inserted else { return }
         let name = { (vm: UInt16) in self.vmNames[vm] ?? "vm\(vm)" }
@@ -464,6 +507,13 @@ public final class Analyzer {
                 flow: Self.flow([(t.origin, "source"), (t.via, "write"), (t.load, "load"), (seq, "sink")])))
             exposures[key] = index
         }
+    }
+
+    /// The guest physical address a system physical address was first mapped at.
+    private func homeGPA(of spa: UInt64) -> UInt64? {
+        let frame = spa >> 12
+        guard let m = mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return nil }
+        return (frame - m.spaPage + m.gpaPage) << 12 | (spa & 0xFFF)
     }
 
     /// NPT_REMAP: a remap of a launched guest's page onto a frame that belongs to another VM, or onto a

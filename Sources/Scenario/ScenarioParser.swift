@@ -174,14 +174,21 @@ public struct ScenarioParser {
                 add(.owner(name: name, policy: UInt32(policy)))
             case "launch":
                 let vm = try knownVM(&c)
-                let o = try c.options(allowed: ["owner", "finish", "expect"])
+                let o = try c.options(allowed: ["owner", "finish", "share", "expect"])
                 guard vms[vm]!.sev else { throw ScenarioError(here, "'\(vm)' is not an SEV guest (sev=no)") }
+                var share: String?
+                if let t = o.values["share"] {
+                    guard let name = t.word, vms[name]?.launched == true, name != vm else {
+                        throw c.error(at: t, "share names a launched SEV guest whose key to share")
+                    }
+                    share = name
+                }
                 guard !vms[vm]!.launched else { throw ScenarioError(here, "'\(vm)' is already launched") }
                 let owner = try knownOwner(o, c)
                 let finishWord = try o.word("finish", c) ?? "yes"
                 guard finishWord == "yes" || finishWord == "no" else { throw c.error(at: o.values["finish"]!, "finish takes yes or no") }
                 vms[vm]!.launched = true
-                add(.launch(vm: vm, owner: owner, finish: finishWord == "yes", expect: try Self.expectation(o, c)))
+                add(.launch(vm: vm, owner: owner, finish: finishWord == "yes", share: share, expect: try Self.expectation(o, c)))
             case "inject":
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")

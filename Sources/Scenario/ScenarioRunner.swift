@@ -87,10 +87,11 @@ public struct ScenarioRunner {
             m.platform(named: platform)!.wbinvdAllCores()
         case .owner(let name, let policy):
             owners.byName[name] = m.makeGuestOwner(name: name, policy: policy)
-        case .launch(let name, let ownerName, let finish, let expect):
+        case .launch(let name, let ownerName, let finish, let share, let expect):
             let v = vm(name, m)
             var owner = ownerName.flatMap { owners.byName[$0] }
-            try expecting(expect) { try v.platform.vmm.launch(v, owner: &owner, finish: finish) }
+            let other = share.map { vm($0, m) }
+            try expecting(expect) { try v.platform.vmm.launch(v, owner: &owner, finish: finish, sharingKeyOf: other) }
             if let ownerName, let owner { owners.byName[ownerName] = owner }
         case .inject(let name, let gpa, let secretName, let ownerName, let bytes, let expect):
             let v = vm(name, m)

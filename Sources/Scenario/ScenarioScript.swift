@@ -35,7 +35,7 @@ public struct ScenarioScript: Sendable {
         case owner(name: String, policy: UInt32)
         /// Launch the VM as KVM and QEMU do, with a guest owner's session when one is named; stop before
         /// LAUNCH_FINISH when `finish` is false (so the owner can inject a secret).
-        case launch(vm: String, owner: String?, finish: Bool, expect: String?)
+        case launch(vm: String, owner: String?, finish: Bool, share: String?, expect: String?)
         /// The owner sends a secret with LAUNCH_SECRET (then LAUNCH_FINISH); it becomes a taint source.
         case inject(vm: String, gpa: UInt64, name: String, owner: String, bytes: [UInt8], expect: String?)
         /// KVM_SEV_DBG_DECRYPT / DBG_ENCRYPT.

@@ -46,8 +46,9 @@ struct DetectorTests {
         var name: String { detector.rawValue.lowercased().replacingOccurrences(of: "_", with: "-") }
     }
 
-    /// Every detector that a scenario can exercise (KEY_SHARING needs a raw LAUNCH_START: TaintTests).
+    /// Every detector.
     static let cases: [Case] = [
+        Case(detector: .keySharing, severity: .low),
         Case(detector: .privateToShared, severity: .high), Case(detector: .privateToDMA, severity: .high),
         Case(detector: .hvPlaintext, severity: .high), Case(detector: .ciphertextObservation, severity: .low),
         Case(detector: .dmaIntoPrivate, severity: .medium), Case(detector: .nptRemap, severity: .high),
@@ -163,6 +164,21 @@ struct DetectorTests {
         let f = try Self.findings(text).filter { $0.detector == "CIPHERTEXT_OBSERVATION" }
         #expect(f.map(\.severity) == [.low, .medium])
         #expect(f[1].summary.contains("dictionary"))
+    }
+
+    @Test("measured code run at another guest address than it was launched at is UNMEASURED_EXECUTION (undeSErVed)")
+    func measuredElsewhere() throws {
+        let f = try Self.findings("""
+            program guest at=0x100000
+                hlt
+                jmp 0x102000
+            end
+            launch guest
+            run guest
+            hv remap guest 0x102000 to=0x100000
+            run guest expect=ok
+            """)
+        #expect(f.contains { $0.detector == "UNMEASURED_EXECUTION" && $0.sinkGPA == 0x102000 })
     }
 
     @Test("only the selected detectors run")

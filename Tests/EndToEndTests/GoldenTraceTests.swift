@@ -21,7 +21,7 @@ struct GoldenTraceTests {
                     "PRIVATE_TO_DMA:high"],
         "crossline": ["ASID_MISUSE:critical"],
         "sev-series": ["PRIVATE_TO_SHARED:low", "REGISTER_EXPOSURE:low", "PRIVATE_TO_DMA:low"],
-        "cbit-alias": ["CBIT_ALIAS:medium"],
+        "cbit-alias": ["CBIT_ALIAS:medium", "CIPHERTEXT_OBSERVATION:low"],
         "smp": ["REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium",
                 "REGISTER_EXPOSURE:medium", "PRIVATE_TO_SHARED:medium", "PRIVATE_TO_SHARED:medium"],
         "kvmclock": ["ENCRYPTION_MISMATCH:medium", "ENCRYPTION_MISMATCH:medium"],

@@ -70,6 +70,16 @@ public final class KVM {
         return try allocateASID()
     }
 
+    /// Prepares `vm` to share `other`'s memory-encryption key: it gives up its own ASID and takes
+    /// `other`'s, since guests that share a key share the ASID the key is loaded for.
+    func shareASID(_ vm: VirtualMachine, with other: VirtualMachine) throws(MachineError) {
+        guard vm.isSEV, other.isSEV, other.handle != 0, other.platform === platform else {
+            throw .invalid("\(vm.name) can only share the key of a launched SEV guest on its platform")
+        }
+        asidInUse[Int(vm.asid)] = false
+        vm.asid = other.asid
+    }
+
     /// Destroys a VM as KVM does (`sev_vm_destroy`): WBINVD on all CPUs, DEACTIVATE, DECOMMISSION, unmap
     /// its memory; its ASID waits for reclaim.
     public func destroy(_ vm: VirtualMachine) throws(MachineError) {

@@ -85,13 +85,19 @@ public final class VMM {
     ///
     /// - Returns: the 48 bytes LAUNCH_MEASURE returned.
     @discardableResult
-    public func launch(_ vm: VirtualMachine, owner: inout GuestOwner?, finish: Bool = true) throws -> [UInt8] {
+    public func launch(_ vm: VirtualMachine, owner: inout GuestOwner?, finish: Bool = true,
+                       sharingKeyOf other: VirtualMachine? = nil) throws -> [UInt8] {
         guard vm.isSEV else { throw MachineError.invalid("\(vm.name) is not an SEV guest") }
         defer { releaseBuffers() }
         try ioctl(vm, .initialize)
         try kvm.loadImage(vm)
         var start = CommandBuffer(size: KVMSevCommand.launchStart.userStructSize)
         start.setU32(4, vm.policy)
+        if let other {
+            // LAUNCH_START naming an existing guest's handle: the new guest gets that guest's key.
+            try kvm.shareASID(vm, with: other)
+            start.setU32(0, other.handle)
+        }
         if owner != nil {
             let (pdh, chain) = try exportPDH()
             try owner!.startSession(pdh: pdh, chain: chain, rng: &platform.machine.rng)
