@@ -101,6 +101,24 @@ struct TaintTests {
         #expect(analyzer.findings.first?.labels.contains("secret:k") == true)
     }
 
+    @Test("the firmware's keyed writes (LAUNCH_UPDATE_DATA, COPY, LAUNCH_SECRET) make data private and keep its labels",
+          arguments: [(false, "LAUNCH_UPDATE_DATA"), (true, "COPY"), (false, "LAUNCH_SECRET")])
+    mutating func pspKeyedPaths(keyedSource: Bool, command: String) {
+        setUp()
+        // The secret's bytes are read on the firmware's path (keyless image or transport data, or keyed for COPY)...
+        let reg: UInt8 = command == "LAUNCH_SECRET" ? 18 : 17
+        feed(.memoryAccess(MemoryAccess(actor: .psp, vm: MemoryAccess.noVM, asid: keyedSource ? 1 : 0, kind: .read, gva: 0,
+                                        gpa: 0, spa: 0x5000, size: 8, cbit: keyedSource, reason: .firmware, register: reg)))
+        // ...and written under the guest's key elsewhere.
+        feed(.memoryAccess(MemoryAccess(actor: .psp, vm: MemoryAccess.noVM, asid: 1, kind: .write, gva: 0, gpa: 0,
+                                        spa: 0x7000, size: 8, cbit: true, reason: .firmware, register: 17)))
+        feed(access(.dmaRead, 0x7000, cbit: false, actor: .device(0)))
+        #expect(analyzer.findings.map(\.detector) == ["CIPHERTEXT_OBSERVATION"], "\(command): stored encrypted")
+        feed(access(.read, 0x7000, reg: 5, cbit: true))
+        feed(access(.write, 0x9000, reg: 5, cbit: false))
+        #expect(analyzer.findings.last?.labels == "private:g,secret:k", "\(command): the labels came along")
+    }
+
     @Test("the transport path: data sent under the TEK is not a leak on the wire, and keeps its labels on arrival")
     mutating func pspTransportPath() {
         setUp()
