@@ -6,6 +6,8 @@ struct Assembler {
     let file: String
     /// Where the program is loaded (its guest addresses are identity-mapped).
     let base: UInt64
+    /// The scenario's constants, usable as immediates.
+    var constants: [String: UInt64] = [:]
 
     private enum Operand {
         case register(UInt8)
@@ -18,7 +20,8 @@ struct Assembler {
         var labels: [String: UInt64] = [:]
         var pending: [(TokenCursor, SourceLocation)] = []
         for (lineNumber, text) in lines {
-            var c = TokenCursor(tokens: try lexer.tokenize(text, lineNumber: lineNumber), file: file, line: lineNumber,
+            var c = TokenCursor(tokens: Lexer.substitute(try lexer.tokenize(text, lineNumber: lineNumber), constants),
+                                file: file, line: lineNumber,
                                 endColumn: text.count + 1)
             while c.tokens.count >= c.index + 2, let w = c.peek?.word, c.tokens[c.index + 1].kind == .punct(":") {
                 guard labels[w] == nil else { throw c.error("label '\(w)' is defined twice") }

@@ -110,6 +110,14 @@ struct Lexer {
         return tokens
     }
 
+    /// Replaces words that name constants with their values (the name's spelling stays for messages).
+    static func substitute(_ tokens: [Token], _ constants: [String: UInt64]) -> [Token] {
+        guard !constants.isEmpty else { return tokens }
+        return tokens.map { t in
+            if let w = t.word, let v = constants[w] { Token(kind: .number(v), column: t.column) } else { t }
+        }
+    }
+
     /// Parses `123`, `0x1f`, `0b101`, `4K`, `2M`, `1G`, with `_` separators.
     static func parseNumber(_ text: String) -> UInt64? {
         var t = text.replacingOccurrences(of: "_", with: "")

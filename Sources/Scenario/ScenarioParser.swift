@@ -16,18 +16,66 @@ public struct ScenarioParser {
         var vms: [String: (launched: Bool, sev: Bool)] = [:]
         var devices: Set<String> = []
         var owners: Set<String> = []
+        var constants: [String: UInt64] = [:]
         var sawStatement = false
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         var n = 0
         while n < lines.count {
             let lineNumber = n + 1
-            let tokens = try lexer.tokenize(lines[n], lineNumber: lineNumber)
+            let raw = try lexer.tokenize(lines[n], lineNumber: lineNumber)
+            // `let NAME = VALUE [+|- VALUE]`: a constant usable wherever a number goes.
+            if raw.first?.word == "let" {
+                var c = TokenCursor(tokens: raw, file: file, line: lineNumber, endColumn: lines[n].count + 1)
+                _ = c.next()
+                let nameToken = c.peek
+                let name = try c.word("a constant name")
+                guard constants[name] == nil, vms[name] == nil, !devices.contains(name), !owners.contains(name),
+                      !platformNames.contains(name), Assembler.registerNumber(name) == nil else {
+                    throw c.error(at: nameToken!, "'\(name)' is already a name")
+                }
+                try c.punct("=")
+                var cursor = TokenCursor(tokens: Lexer.substitute(Array(raw[c.index...]), constants), file: file,
+                                         line: lineNumber, endColumn: lines[n].count + 1)
+                var value = try cursor.number("a number or a constant")
+                while !cursor.isAtEnd {
+                    let plus = cursor.accept("+")
+                    if !plus { try cursor.punct("-") }
+                    let operand = try cursor.number("a number or a constant")
+                    value = plus ? value &+ operand : value &- operand
+                }
+                constants[name] = value
+                n += 1
+                continue
+            }
+            var tokens = Lexer.substitute(raw, constants)
+            // `times=N` at the end of an action repeats it: one line, as many accesses as wanted.
+            var times: (count: Int, token: Token)?
+            if tokens.count >= 4, tokens[tokens.count - 3].word == "times", tokens[tokens.count - 2].kind == .punct("=") {
+                let t = tokens[tokens.count - 1]
+                guard let count = t.number, count >= 1, count <= 100_000_000 else {
+                    throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: t.column), "times takes 1 to 100000000")
+                }
+                times = (Int(count), tokens[tokens.count - 3])
+                tokens.removeLast(3)
+            }
+            let statementsBefore = script.statements.count
+            defer {
+                if let times, script.statements.count == statementsBefore + 1, times.count > 1 {
+                    let last = script.statements.removeLast()
+                    script.statements.append(.init(location: last.location,
+                                                   statement: .repeated(count: times.count, statement: last.statement)))
+                }
+            }
             n += 1
             guard !tokens.isEmpty else { continue }
             var c = TokenCursor(tokens: tokens, file: file, line: lineNumber, endColumn: lines[n - 1].count + 1)
             let here = c.location
             let keywordToken = c.peek!
             let keyword = try c.word("a statement")
+            if let times, !["run", "schedule", "dma", "hv", "debug", "attest", "secret", "psp"].contains(keyword) {
+                throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: times.token.column),
+                                    "times= repeats an action (run, schedule, dma, hv, debug, attest, secret, psp), not `\(keyword)`")
+            }
 
             func knownOwner(_ o: TokenCursor.Options, _ c: TokenCursor) throws(ScenarioError) -> String? {
                 guard let t = o.values["owner"] else { return nil }
@@ -161,7 +209,9 @@ public struct ScenarioParser {
                     body.append((n, text))
                 }
                 guard closed else { throw ScenarioError(here, "`program` without a closing `end`") }
-                let instructions = try Assembler(file: file, base: gpa).assemble(body)
+                var assembler = Assembler(file: file, base: gpa)
+                assembler.constants = constants
+                let instructions = try assembler.assemble(body)
                 add(.program(vm: vm, gpa: gpa, instructions: instructions))
             case "owner":
                 let t = c.peek

@@ -61,6 +61,8 @@ public struct ScenarioRunner {
             let v = vm(name, m)
             let survived = try v.platform.kvm.run(v, vcpu: vcpu, asid: asid, survivingCrash: expectShutdown)
             if expectShutdown && survived { throw .invalid("expected \(name) to shut down, but it halted") }
+        case .repeated(let count, let statement):
+            for _ in 0..<count { try execute(statement, on: m) }
         case .destroy(let name):
             let v = vm(name, m)
             try v.platform.kvm.destroy(v)

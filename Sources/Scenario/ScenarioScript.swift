@@ -48,6 +48,8 @@ public struct ScenarioScript: Sendable {
         /// Run a vCPU until it halts, optionally with another ASID in its VMCB; `expectShutdown` when the
         /// scenario means the guest to crash.
         case run(vm: String, vcpu: Int, asid: UInt16?, expectShutdown: Bool)
+        /// A statement run `count` times in a row (`times=N`).
+        indirect case repeated(count: Int, statement: Statement)
         /// Destroy the VM as KVM does; its ASID waits for reclaim.
         case destroy(vm: String)
         /// Run every vCPU of the VMs interleaved by the seeded scheduler until all halt.

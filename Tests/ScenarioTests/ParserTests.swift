@@ -57,6 +57,36 @@ struct ParserTests {
         #expect(s.statements.count == 10)
     }
 
+    @Test("constants name addresses anywhere a number goes, and times= repeats an action")
+    func constantsAndRepetition() throws {
+        let text = """
+            let TX = 0x200000
+            let RX = TX + 0x1000
+            vm guest memory=4M
+            device nic0
+            shared guest TX pages=2
+            program guest at=0x100000
+                mov r1, RX
+                hlt
+            end
+            dma nic0 read guest RX 64 times=1000
+            """
+        let s = try ScenarioParser(file: "t").parse(text)
+        guard case .shared(_, let gpa, let pages) = s.statements[2].statement, gpa == 0x200000, pages == 2 else {
+            Issue.record("\(s.statements[2].statement)")
+            return
+        }
+        guard case .program(_, _, let insns) = s.statements[3].statement else { return }
+        #expect(insns[0].immediate == 0x201000)
+        guard case .repeated(let count, .dmaRead(_, _, let rx, let length)) = s.statements[4].statement else {
+            Issue.record("not repeated: \(s.statements[4].statement)")
+            return
+        }
+        #expect(count == 1000 && rx == 0x201000 && length == 64)
+        #expect(throws: ScenarioError.self) { _ = try ScenarioParser(file: "t").parse("vm guest\nvm other times=3\n") }
+        #expect(throws: ScenarioError.self) { _ = try ScenarioParser(file: "t").parse("let guest = 1\nlet guest = 2\n") }
+    }
+
     @Test("numbers: decimal, hex, binary, size suffixes, separators")
     func numbers() {
         #expect(Lexer.parseNumber("42") == 42)
