@@ -340,7 +340,7 @@ public struct ScenarioParser {
                 }
             case "hv":
                 let opToken = c.peek
-                let op = try c.word("read, write, remap or wbinvd")
+                let op = try c.word("read, write, unmap, remap or wbinvd")
                 switch op {
                 case "read":
                     let vm = try knownVM(&c)
@@ -352,6 +352,11 @@ public struct ScenarioParser {
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
                     add(.hvWrite(vm: vm, gpa: gpa, bytes: try Self.bytes(&c)))
+                case "unmap":
+                    let vm = try knownVM(&c)
+                    let gpa = try c.number("a guest physical address")
+                    let o = try c.options(allowed: ["pages"])
+                    add(.hvUnmap(vm: vm, gpa: gpa, pages: try o.number("pages", default: 1, c)))
                 case "remap":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
@@ -370,7 +375,7 @@ public struct ScenarioParser {
                 case "wbinvd":
                     let o = try c.options(allowed: ["platform"])
                     add(.wbinvd(platform: try platformOption(o, c)))
-                default: throw c.error(at: opToken!, "expected read, write, remap or wbinvd, found '\(op)'")
+                default: throw c.error(at: opToken!, "expected read, write, unmap, remap or wbinvd, found '\(op)'")
                 }
             case "psp":
                 let t = c.peek

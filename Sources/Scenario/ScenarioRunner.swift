@@ -82,6 +82,9 @@ public struct ScenarioRunner {
         case .hvWrite(let name, let gpa, let bytes):
             let v = vm(name, m)
             try v.platform.kvm.write(v, gpa: gpa, bytes: bytes)
+        case .hvUnmap(let name, let gpa, let pages):
+            let v = vm(name, m)
+            try v.platform.kvm.unmap(v, gpa: gpa, pages: pages)
         case .hvRemap(let name, let gpa, let to, let of):
             let v = vm(name, m)
             try v.platform.kvm.remap(v, gpa: gpa, to: to, of: vm(of, m))

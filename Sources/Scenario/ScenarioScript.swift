@@ -62,6 +62,8 @@ public struct ScenarioScript: Sendable {
         /// The hypervisor reads or writes guest memory.
         case hvRead(vm: String, gpa: UInt64, length: Int)
         case hvWrite(vm: String, gpa: UInt64, bytes: [UInt8])
+        /// The hypervisor unmaps guest pages to watch the guest's accesses to them (nested page faults).
+        case hvUnmap(vm: String, gpa: UInt64, pages: UInt64)
         /// The hypervisor points a guest page at the frame behind another guest physical address.
         case hvRemap(vm: String, gpa: UInt64, toGPA: UInt64, of: String)
         /// WBINVD on every core of a platform.

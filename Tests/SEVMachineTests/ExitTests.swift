@@ -118,3 +118,24 @@ struct ASIDAllocatorTests {
         try kvm.run(c)
     }
 }
+
+/// The nested page faults a hypervisor provokes by unmapping guest pages.
+struct NestedPageFaultTests {
+    @Test("an unmapped page faults to KVM with its guest physical address, is mapped back, and the guest goes on")
+    func npf() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0x180000),
+            Instruction(.movImmediate, a: 2, immediate: 0x7),
+            Instruction(.store, a: 1, b: 2, width: 8),
+            Instruction(.load, a: 3, b: 1, width: 8),
+            Instruction(.halt),
+        ])
+        try f.platform.kvm.unmap(f.vm, gpa: 0x180000, pages: 1)
+        try f.platform.kvm.run(f.vm)
+        let exits = f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+        #expect(exits.map(\.exitCode) == [VMExit.npf, VMExit.hlt])
+        #expect(exits[0].exitInfo2 == 0x180000)
+        #expect(f.vm.vcpus[0].registers[3] == 7, "the store ran again after the fault and the load sees it")
+        #expect(try f.vm.translate(0x180000) != 0)
+    }
+}

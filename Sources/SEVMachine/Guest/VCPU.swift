@@ -228,6 +228,17 @@ public final class VCPU {
 
     /// Executes one instruction.
     func step() throws(MachineError) {
+        do {
+            try execute()
+        } catch .unmappedGPA(let name, let gpa) where name == vm.name && platform.kvm.isTracked(vm, gpa: gpa) {
+            // A nested page fault on a page the hypervisor unmapped: #VMEXIT(NPF); KVM maps the page
+            // back and the instruction runs again (string copies resume where they stopped).
+            try platform.kvm.handleNestedPageFault(self, gpa: gpa)
+        }
+    }
+
+    /// Fetches and executes one instruction.
+    private func execute() throws(MachineError) {
         let insn = try fetch()
         steps += 1
         var next = rip &+ UInt64(Instruction.size)

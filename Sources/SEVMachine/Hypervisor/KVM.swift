@@ -111,6 +111,38 @@ public final class KVM {
         _ = try? driver.issue(.dfFlush, CommandBuffer(for: .dfFlush))
     }
 
+    /// Removes pages of `vm` from its nested page table, keeping note of their frames: the guest's next
+    /// access to one of them is a nested page fault the hypervisor sees (by guest physical page) and
+    /// answers by mapping the page back. This is the page-fault side channel.
+    public func unmap(_ vm: VirtualMachine, gpa: UInt64, pages: UInt64) throws(MachineError) {
+        for p in 0..<pages {
+            let page = (gpa >> 12) + p
+            guard page < UInt64(vm.npt.count) else { throw .unmappedGPA(vm: vm.name, gpa: page << 12) }
+            guard vm.npt[Int(page)] != VirtualMachine.unmapped else { continue }
+            vm.trackedFrames[page] = vm.npt[Int(page)]
+            vm.npt[Int(page)] = VirtualMachine.unmapped
+        }
+        for vcpu in vm.vcpus { vcpu.flushTLB() }
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: gpa & ~0xFFF, spa: 0, pages: pages)),
+                      cost: Platform.Cost.control)
+    }
+
+    /// Whether `gpa` is in a page the hypervisor unmapped to watch it.
+    func isTracked(_ vm: VirtualMachine, gpa: UInt64) -> Bool { vm.trackedFrames[gpa >> 12] != nil }
+
+    /// #VMEXIT(NPF) for a watched page: EXITINFO2 carries the faulting guest physical address; KVM maps
+    /// the page back and resumes the guest.
+    func handleNestedPageFault(_ vcpu: VCPU, gpa: UInt64) throws(MachineError) {
+        let vm = vcpu.vm
+        let page = gpa >> 12
+        guard let frame = vm.trackedFrames.removeValue(forKey: page) else { return }
+        reportExit(vcpu, code: VMExit.npf, info1: 0x1_0000_0004, info2: gpa)  // "guest physical", user-mode bits unused
+        vm.npt[Int(page)] = frame
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: page << 12, spa: platform.traced(frame << 12), pages: 1)),
+                      cost: Platform.Cost.control)
+        enter(vcpu)
+    }
+
     /// Points guest page `gpa` of `vm` at the system physical page behind `sourceGPA` of `source` (the
     /// same VM or another one), as a malicious hypervisor does (SEVered, CrossLine), and flushes the VM's
     /// TLBs. The page's old frame is left as it was.

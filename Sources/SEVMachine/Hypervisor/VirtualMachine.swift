@@ -17,6 +17,8 @@ public final class VirtualMachine {
     public internal(set) var sevActive = false
     /// Whether the hypervisor destroyed it.
     public internal(set) var destroyed = false
+    /// Frames of pages the hypervisor unmapped to watch them, by guest page number.
+    var trackedFrames: [UInt64: UInt64] = [:]
     /// The nested page table: the system physical page of each guest physical page (`unmapped` if none).
     var npt: [UInt64]
     static let unmapped = UInt64.max
