@@ -151,7 +151,11 @@ public struct ScenarioParser {
                 let nameToken = c.peek
                 let name = try c.word("a VM name")
                 guard vms[name] == nil else { throw c.error(at: nameToken!, "VM '\(name)' is already declared") }
-                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock"])
+                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock", "pages"])
+                let pageSize = try o.number("pages", default: 4096, c)
+                guard pageSize == 4096 || pageSize == 2 << 20 else {
+                    throw c.error(at: o.values["pages"]!, "pages is 4K or 2M (the guest kernel's page size)")
+                }
                 let memory = try o.number("memory", default: 4 << 20, c)
                 guard memory >= 2 << 20, memory % (2 << 20) == 0 else {
                     throw ScenarioError(here, "VM memory must be a multiple of 2M")
@@ -169,7 +173,7 @@ public struct ScenarioParser {
                     throw c.error(at: o.values["kvmclock"]!, "kvmclock must be 32-byte aligned and inside the VM's memory")
                 }
                 add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sevWord == "yes",
-                        vcpus: Int(vcpus), kvmclock: kvmclock))
+                        vcpus: Int(vcpus), kvmclock: kvmclock, largePages: pageSize == 2 << 20))
             case "device":
                 let t = c.peek
                 let name = try c.word("a device name")

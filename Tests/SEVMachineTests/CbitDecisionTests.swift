@@ -83,3 +83,33 @@ struct CbitDecisionTests {
         #expect(try nic.dmaRead(vm: f.vm, gpa: 0x100000, length: 16) == code)
     }
 }
+
+/// A guest kernel that maps its memory with 2 MiB pages.
+struct LargePageTests {
+    @Test("2 MiB pages: a short boot, and set_memory_decrypted splits the mapping so only its page changes")
+    func splitOnDecrypt() throws {
+        let sink = CollectingSink()
+        let machine = Machine(config: PlatformConfig(), seed: 1, sink: sink)
+        let platform = machine.primary
+        let vm = try platform.kvm.createVM(name: "g", memoryBytes: 4 << 20, policy: 1, sev: true, largePages: true)
+        vm.entry = 0x100000
+        vm.addImage(gpa: 0x100000, bytes: [
+            Instruction(.movImmediate, a: 1, immediate: 0x201000),
+            Instruction(.setMemoryDecrypted, a: 1, immediate: 1),
+            Instruction(.movImmediate, a: 2, immediate: 0x42),
+            Instruction(.store, a: 1, b: 2, width: 8),                 // the decrypted page
+            Instruction(.store, a: 1, b: 2, width: 8, immediate: 0x1000),  // its neighbour, same 2 MiB
+            Instruction(.halt),
+        ].flatMap(\.encoded))
+        var none: GuestOwner?
+        try platform.vmm.launch(vm, owner: &none)
+        try platform.kvm.run(vm)
+        let writes = sink.events.compactMap { if case .memoryAccess(let a) = $0.body, a.register == 2 { a } else { nil } }
+        #expect(writes.count == 2)
+        #expect(!writes[0].cbit && writes[1].cbit, "only the decrypted 4 KiB page is C=0")
+        let boot = sink.events.filter { if case .memoryAccess(let a) = $0.body { a.reason == .forcedNonPaged } else { false } }
+        #expect(boot.count < 10, "PML4, PDPT and two 2 MiB entries")
+        let walks = sink.events.compactMap { if case .memoryAccess(let a) = $0.body, a.kind == .pageWalk, a.gva == 0x100000 { a } else { nil } }
+        #expect(walks.count == 3, "a 2 MiB page ends the walk at the page directory")
+    }
+}

@@ -6,12 +6,38 @@ import TraceFormat
 struct GuestKernel {
     let vcpu: VCPU
 
-    /// Page-table pages needed to identity-map `memoryBytes` with 4 KiB pages: one PML4, one PDPT,
-    /// one page directory per GiB, one page table per 2 MiB.
-    static func identityMapPages(memoryBytes: UInt64) -> UInt64 {
+    /// The page-size bit of a page-directory entry.
+    static let pageSize: UInt64 = 1 << 7
+    /// Page-table pages kept free to split 2 MiB mappings.
+    static let splitPool: UInt64 = 8
+
+    /// Page-table pages needed to identity-map `memoryBytes`: one PML4, one PDPT, one page directory per
+    /// GiB, and one page table per 2 MiB with 4 KiB pages, or a pool for splitting with 2 MiB pages.
+    static func identityMapPages(memoryBytes: UInt64, largePages: Bool) -> UInt64 {
         let gib = (memoryBytes + (1 << 30) - 1) >> 30
         let tables = (memoryBytes + (2 << 20) - 1) >> 21
-        return 2 + gib + tables
+        return 2 + gib + (largePages ? splitPool : tables)
+    }
+
+    /// Splits the 2 MiB mapping whose page-directory entry is at `pdeAddress` into 512 page-table entries
+    /// with the same attributes (C-bit included), in a page from the pool; returns the new entry.
+    func splitLargePage(entryAt pdeAddress: UInt64, entry: UInt64) throws(MachineError) -> UInt64 {
+        let vm = vcpu.vm
+        guard vm.splitPagesUsed < Self.splitPool else {
+            throw .invalid("\(vm.name): no page-table page left to split a 2 MiB mapping")
+        }
+        let cbitMask = vcpu.platform.config.cbitMask
+        let table = vm.pageTableBase + (vm.pageTablePages - Self.splitPool + vm.splitPagesUsed) * 4096
+        vm.splitPagesUsed += 1
+        let base = entry & 0x000F_FFFF_FFE0_0000 & ~cbitMask
+        let attributes = entry & (cbitMask | 0x3)
+        for i in 0..<512 as Range<UInt64> {
+            try vcpu.store(gva: table + i * 8, size: 8, value: (base + i * 4096) | attributes, register: MemoryAccess.noRegister)
+        }
+        let pde = table | (vm.isSEV ? cbitMask : 0) | 0x3
+        try vcpu.store(gva: pdeAddress, size: 8, value: pde, register: MemoryAccess.noRegister)
+        vcpu.flushTLB()
+        return pde
     }
 
     /// Early boot: in protected mode without paging (every access forced private) write the identity
@@ -29,11 +55,18 @@ struct GuestKernel {
             try vcpu.store(gva: pdpt + g * 8, size: 8, value: (pd + g * 4096) | me | flags, register: MemoryAccess.noRegister)
         }
         let tables = (vm.memoryBytes + (2 << 20) - 1) >> 21
-        for t in 0..<tables {
-            try vcpu.store(gva: pd + t * 8, size: 8, value: (pt + t * 4096) | me | flags, register: MemoryAccess.noRegister)
-        }
-        for page in 0..<(vm.memoryBytes >> 12) {
-            try vcpu.store(gva: pt + page * 8, size: 8, value: page << 12 | me | flags, register: MemoryAccess.noRegister)
+        if vm.largePages {
+            for t in 0..<tables {
+                try vcpu.store(gva: pd + t * 8, size: 8, value: t << 21 | me | flags | Self.pageSize,
+                               register: MemoryAccess.noRegister)
+            }
+        } else {
+            for t in 0..<tables {
+                try vcpu.store(gva: pd + t * 8, size: 8, value: (pt + t * 4096) | me | flags, register: MemoryAccess.noRegister)
+            }
+            for page in 0..<(vm.memoryBytes >> 12) {
+                try vcpu.store(gva: pt + page * 8, size: 8, value: page << 12 | me | flags, register: MemoryAccess.noRegister)
+            }
         }
         vcpu.cr3 = pml4
         vcpu.setMode(.long)

@@ -102,6 +102,11 @@ public final class VCPU {
             guard entry & 1 != 0 else {
                 throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
             }
+            if level == 1 && entry & GuestKernel.pageSize != 0 {
+                // A 2 MiB page: the page-directory entry maps it whole.
+                let gpa = (entry & addressMask & ~0x1F_FFFF) | (gva & 0x1F_F000)
+                return TLBEntry(gpaPage: gpa >> 12, spaPage: try vm.translate(gpa) >> 12, cbit: entry & cbitMask != 0)
+            }
             table = entry & addressMask
         }
         let gpa = entry & addressMask
@@ -110,13 +115,17 @@ public final class VCPU {
 
     /// Where the last-level entry mapping `gva` lives, found the way the kernel's `lookup_address` does:
     /// by reading the page tables through its own (identity) mapping.
+    /// A 2 MiB mapping on the way is split first (`split_large_page`), so the entry returned maps 4 KiB.
     func pteAddress(of gva: UInt64) throws(MachineError) -> UInt64 {
         let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~platform.config.cbitMask
         var table = cr3
         for level in stride(from: 3, through: 1, by: -1) {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
-            let entry = try load(gva: table + idx * 8, size: 8, register: MemoryAccess.noRegister)
+            var entry = try load(gva: table + idx * 8, size: 8, register: MemoryAccess.noRegister)
             guard entry & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
+            if level == 1 && entry & GuestKernel.pageSize != 0 {
+                entry = try GuestKernel(vcpu: self).splitLargePage(entryAt: table + idx * 8, entry: entry)
+            }
             table = entry & addressMask
         }
         return table + ((gva >> 12) & 0x1FF) * 8

@@ -29,7 +29,8 @@ public final class KVM {
     /// Creates a VM with `memoryBytes` of memory (a multiple of 2 MiB) mapped 1:1 at consecutive host
     /// pages, and for an SEV guest the lowest free ASID from the minimum SEV ASID up (as `sev_asid_new`).
     @discardableResult
-    public func createVM(name: String, memoryBytes: UInt64, policy: UInt32, sev: Bool, vcpus: Int = 1)
+    public func createVM(name: String, memoryBytes: UInt64, policy: UInt32, sev: Bool, vcpus: Int = 1,
+                         largePages: Bool = false)
         throws(MachineError) -> VirtualMachine {
         guard memoryBytes >= 2 << 20, memoryBytes % (2 << 20) == 0 else {
             throw .invalid("\(name): memory must be a multiple of 2 MiB")
@@ -41,7 +42,7 @@ public final class KVM {
             asid = try allocateASID()
         }
         let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy, asid: asid,
-                                spaBase: nextFree)
+                                spaBase: nextFree, largePages: largePages)
         for i in 0..<vcpus { vm.vcpus.append(VCPU(vm: vm, index: UInt16(i), platform: platform)) }
         vms.append(vm)
         platform.emit(.vmCreated(VMCreated(vm: vm.id, platform: platform.id, name: name, asid: asid, policy: policy, memoryBytes: memoryBytes,

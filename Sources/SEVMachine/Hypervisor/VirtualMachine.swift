@@ -50,7 +50,14 @@ public final class VirtualMachine {
         if shared { sharedPages.insert(gpa >> 12) } else { sharedPages.remove(gpa >> 12) }
     }
 
-    init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64) {
+    /// Whether the guest kernel maps its memory with 2 MiB pages.
+    public let largePages: Bool
+    /// Pages of the split pool already used.
+    var splitPagesUsed: UInt64 = 0
+
+    init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64,
+         largePages: Bool = false) {
+        self.largePages = largePages
         self.id = id
         self.name = name
         self.platform = platform
@@ -59,7 +66,7 @@ public final class VirtualMachine {
         self.asid = asid
         let pages = memoryBytes >> 12
         npt = (0..<pages).map { (spaBase >> 12) + $0 }
-        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes)
+        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages)
         pageTablePages = pts
         pageTableBase = memoryBytes - pts * 4096
     }
