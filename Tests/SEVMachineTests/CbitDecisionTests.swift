@@ -17,7 +17,7 @@ struct CbitDecisionTests {
     func decisions() throws {
         let f = try MachineFixture(Self.program, shared: [(0x200000, 1)])
         try f.platform.kvm.run(f.vm)
-        let guest = f.accesses.filter { if case .vcpu = $0.actor { true } else { false } }
+        let guest = f.accesses.filter { if case .vcpu = $0.actor { $0.kind != .nestedWalk } else { false } }
         // Early boot: paging off, every access forced private.
         let boot = guest.prefix { $0.reason == .forcedNonPaged }
         #expect(boot.count > 1000)
@@ -38,6 +38,18 @@ struct CbitDecisionTests {
         let priv = try f.platform.memory.rawBytes(at: try f.vm.translate(0x300000), count: 8)
         #expect(shared == [0x5A, 0x5A, 0, 0, 0, 0, 0, 0])
         #expect(priv != shared)
+    }
+
+    @Test("the nested walk reads the hypervisor's table in host memory, keyless, four levels, once per guest page")
+    func nestedWalk() throws {
+        let f = try MachineFixture([Instruction(.halt)])
+        try f.platform.kvm.run(f.vm)
+        let nested = f.accesses.filter { $0.kind == .nestedWalk }
+        #expect(!nested.isEmpty && nested.allSatisfy { !$0.cbit && $0.reason == .host && $0.asid == 0 })
+        #expect(nested.count % 4 == 0)
+        let pages = Set(nested.map { $0.gpa >> 12 })
+        #expect(pages.count * 4 == nested.count, "the nested TLB caches each guest page's translation")
+        #expect(nested.first?.spa == f.platform.traced(f.vm.nptRoot) + 0, "the walk starts at the table's root")
     }
 
     @Test("a fetch from a page mapped C=0 is still a private fetch")

@@ -25,6 +25,8 @@ public final class VCPU {
         var cbit: Bool
     }
     private var tlb: [UInt64: TLBEntry] = [:]
+    /// Guest-physical to system-physical page translations from nested walks.
+    private var nestedTLB: [UInt64: UInt64] = [:]
 
     init(vm: VirtualMachine, index: UInt16, platform: Platform) {
         self.vm = vm
@@ -58,7 +60,30 @@ public final class VCPU {
     }
 
     /// Drops every TLB entry (a flush by ASID after the hypervisor changed the nested page table).
-    func flushTLB() { tlb.removeAll(keepingCapacity: true) }
+    func flushTLB() {
+        tlb.removeAll(keepingCapacity: true)
+        nestedTLB.removeAll(keepingCapacity: true)
+    }
+
+    /// The nested walk: guest physical to system physical through the hypervisor's 4-level table in
+    /// host memory (host accesses, no key). A missing entry is a nested page fault.
+    func nestedTranslate(_ gpa: UInt64) throws(MachineError) -> UInt64 {
+        let page = gpa >> 12
+        if let frame = nestedTLB[page] { return frame << 12 | (gpa & 0xFFF) }
+        guard vm.nptRoot != 0 else { return try vm.translate(gpa) }
+        var table = vm.nptRoot
+        var entry: UInt64 = 0
+        for level in stride(from: 3, through: 0, by: -1) {
+            let idx = (gpa >> (12 + 9 * UInt64(level))) & 0x1FF
+            entry = try platform.read(actor: actor, vm: vm.id, asid: 0, kind: .nestedWalk, gva: 0, gpa: gpa,
+                                      spa: table + idx * 8, size: 8, cbit: false, reason: .host, key: nil,
+                                      cost: Platform.Cost.walkStep)
+            guard entry & 1 != 0 else { throw .unmappedGPA(vm: vm.name, gpa: gpa) }
+            table = entry & 0x000F_FFFF_FFFF_F000
+        }
+        nestedTLB[page] = table >> 12
+        return table | (gpa & 0xFFF)
+    }
 
     // MARK: - Translation and the C-bit decision
 
@@ -73,7 +98,7 @@ public final class VCPU {
     func translate(_ gva: UInt64) throws(MachineError) -> Translation {
         guard mode.usesGuestPageTables else {
             // No guest page tables: linear is physical and the hardware forces the C-bit.
-            return Translation(gpa: gva, spa: try vm.translate(gva), cbit: vm.isSEV, reason: .forcedNonPaged)
+            return Translation(gpa: gva, spa: try nestedTranslate(gva), cbit: vm.isSEV, reason: .forcedNonPaged)
         }
         let page = gva >> 12, offset = gva & 0xFFF
         let entry: TLBEntry
@@ -97,7 +122,7 @@ public final class VCPU {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
             let gpa = table + idx * 8
             entry = try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .pageWalk, gva: gva, gpa: gpa,
-                                     spa: try vm.translate(gpa), size: 8, cbit: vm.isSEV, reason: .forcedPageWalk,
+                                     spa: try nestedTranslate(gpa), size: 8, cbit: vm.isSEV, reason: .forcedPageWalk,
                                      key: key, cost: Platform.Cost.walkStep)
             guard entry & 1 != 0 else {
                 throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
@@ -105,12 +130,12 @@ public final class VCPU {
             if level == 1 && entry & GuestKernel.pageSize != 0 {
                 // A 2 MiB page: the page-directory entry maps it whole.
                 let gpa = (entry & addressMask & ~0x1F_FFFF) | (gva & 0x1F_F000)
-                return TLBEntry(gpaPage: gpa >> 12, spaPage: try vm.translate(gpa) >> 12, cbit: entry & cbitMask != 0)
+                return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa) >> 12, cbit: entry & cbitMask != 0)
             }
             table = entry & addressMask
         }
         let gpa = entry & addressMask
-        return TLBEntry(gpaPage: gpa >> 12, spaPage: try vm.translate(gpa) >> 12, cbit: entry & cbitMask != 0)
+        return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa) >> 12, cbit: entry & cbitMask != 0)
     }
 
     /// Where the last-level entry mapping `gva` lives, found the way the kernel's `lookup_address` does:

@@ -13,6 +13,9 @@ public final class KVM {
     /// The host's PSP driver.
     public private(set) lazy var driver = PSPDriver(platform: platform, base: Self.driverArea)
     private var nextFree = guestMemoryStart
+    /// Host pages for nested page tables are taken from here (below the guests' memory).
+    static let nptArea: UInt64 = 8 << 20
+    private var nextNPTPage = nptArea
     private var asidInUse: [Bool]
     /// ASIDs of destroyed guests, not reusable until WBINVD and DF_FLUSH (`sev_reclaim_asid_bitmap`).
     private var asidReclaim: [Bool]
@@ -47,6 +50,7 @@ public final class KVM {
         vms.append(vm)
         platform.emit(.vmCreated(VMCreated(vm: vm.id, platform: platform.id, name: name, asid: asid, policy: policy, memoryBytes: memoryBytes,
                                           vcpus: UInt16(vcpus))), cost: Platform.Cost.control)
+        try buildNPT(vm)
         platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: 0, spa: platform.traced(nextFree), pages: memoryBytes >> 12)),
                      cost: Platform.Cost.control)
         nextFree += memoryBytes
@@ -112,6 +116,48 @@ public final class KVM {
         _ = try? driver.issue(.dfFlush, CommandBuffer(for: .dfFlush))
     }
 
+    /// Builds the VM's nested page table in host memory (4 levels, 4 KiB pages, written by the
+    /// hypervisor), mapping every guest page to the frame the software table says.
+    func buildNPT(_ vm: VirtualMachine) throws(MachineError) {
+        func page() throws(MachineError) -> UInt64 {
+            guard nextNPTPage + 4096 <= Self.guestMemoryStart else { throw .outOfHostMemory(requested: 4096, free: 0) }
+            defer { nextNPTPage += 4096 }
+            return nextNPTPage
+        }
+        let entryFlags: UInt64 = 0x7  // present, writable, user
+        let pages = UInt64(vm.npt.count)
+        let pml4 = try page(), pdpt = try page()
+        try hostEntry(pml4, pdpt | entryFlags)
+        let gib = (pages + 262_143) / 262_144
+        for g in 0..<gib {
+            let pd = try page()
+            try hostEntry(pdpt + g * 8, pd | entryFlags)
+            let tables = min(512, (pages - g * 262_144 + 511) / 512)
+            for t in 0..<tables {
+                let pt = try page()
+                try hostEntry(pd + t * 8, pt | entryFlags)
+                vm.nptTables.append(pt)
+                for i in 0..<min(512, pages - (g * 512 + t) * 512) {
+                    try hostEntry(pt + i * 8, vm.npt[Int((g * 512 + t) * 512 + i)] << 12 | entryFlags)
+                }
+            }
+        }
+        vm.nptRoot = pml4
+    }
+
+    private func hostEntry(_ spa: UInt64, _ value: UInt64) throws(MachineError) {
+        try platform.write(actor: .hypervisor, vm: MemoryAccess.noVM, asid: 0, kind: .write, gva: 0, gpa: 0, spa: spa, size: 8,
+                           value: value, cbit: false, reason: .host, key: nil)
+    }
+
+    /// Points guest page `page` at `frame` (nil: not present) in both the hypervisor's view and the
+    /// nested page table in host memory.
+    func setNPT(_ vm: VirtualMachine, page: UInt64, frame: UInt64?) throws(MachineError) {
+        vm.npt[Int(page)] = frame ?? VirtualMachine.unmapped
+        let table = vm.nptTables[Int(page / 512)]
+        try hostEntry(table + (page % 512) * 8, frame.map { $0 << 12 | 0x7 } ?? 0)
+    }
+
     /// Removes pages of `vm` from its nested page table, keeping note of their frames: the guest's next
     /// access to one of them is a nested page fault the hypervisor sees (by guest physical page) and
     /// answers by mapping the page back. This is the page-fault side channel.
@@ -121,7 +167,7 @@ public final class KVM {
             guard page < UInt64(vm.npt.count) else { throw .unmappedGPA(vm: vm.name, gpa: page << 12) }
             guard vm.npt[Int(page)] != VirtualMachine.unmapped else { continue }
             vm.trackedFrames[page] = vm.npt[Int(page)]
-            vm.npt[Int(page)] = VirtualMachine.unmapped
+            try setNPT(vm, page: page, frame: nil)
         }
         for vcpu in vm.vcpus { vcpu.flushTLB() }
         platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: gpa & ~0xFFF, spa: 0, pages: pages)),
@@ -138,7 +184,8 @@ public final class KVM {
         let page = gpa >> 12
         guard let frame = vm.trackedFrames.removeValue(forKey: page) else { return }
         reportExit(vcpu, code: VMExit.npf, info1: 0x1_0000_0004, info2: gpa)  // "guest physical", user-mode bits unused
-        vm.npt[Int(page)] = frame
+        try setNPT(vm, page: page, frame: frame)
+        for v in vm.vcpus { v.flushTLB() }
         platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: page << 12, spa: platform.traced(frame << 12), pages: 1)),
                       cost: Platform.Cost.control)
         enter(vcpu)
@@ -152,7 +199,7 @@ public final class KVM {
         guard page < UInt64(vm.npt.count) else { throw .unmappedGPA(vm: vm.name, gpa: gpa) }
         guard source.platform === platform else { throw .invalid("\(source.name) runs on another platform") }
         let spa = try source.translate(sourceGPA & ~0xFFF)
-        vm.npt[Int(page)] = spa >> 12
+        try setNPT(vm, page: page, frame: spa >> 12)
         for vcpu in vm.vcpus { vcpu.flushTLB() }
         platform.emit(.nptChange(NPTChange(vm: vm.id, op: .remap, gpa: page << 12, spa: platform.traced(spa), pages: 1)),
                       cost: Platform.Cost.control)

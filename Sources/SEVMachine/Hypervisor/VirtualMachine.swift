@@ -17,6 +17,9 @@ public final class VirtualMachine {
     public internal(set) var sevActive = false
     /// Whether the hypervisor destroyed it.
     public internal(set) var destroyed = false
+    /// The nested page table's top level in host memory, and its last-level tables in order.
+    public internal(set) var nptRoot: UInt64 = 0
+    var nptTables: [UInt64] = []
     /// Frames of pages the hypervisor unmapped to watch them, by guest page number.
     var trackedFrames: [UInt64: UInt64] = [:]
     /// The nested page table: the system physical page of each guest physical page (`unmapped` if none).
