@@ -39,10 +39,11 @@ public struct ScenarioRunner {
 
     private func execute(_ statement: ScenarioScript.Statement, on m: Machine) throws(MachineError) {
         switch statement {
-        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages):
+        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages, let mmio):
             let v = try m.platform(named: platform)!.kvm.createVM(name: name, memoryBytes: memory, policy: policy, sev: sev,
                                                                    vcpus: vcpus, largePages: largePages)
             v.kvmclockGPA = kvmclock
+            v.mmioGPA = mmio
         case .device(let name, let platform):
             m.platform(named: platform)!.addDevice(name: name)
         case .shared(let name, let gpa, let pages):

@@ -139,3 +139,53 @@ struct NestedPageFaultTests {
         #expect(try f.vm.translate(0x180000) != 0)
     }
 }
+
+/// MMIO: accesses to a device page with no memory behind it, emulated by KVM.
+struct MMIOTests {
+    @Test("a store and a load on the MMIO page exit as NPF with the address and a reserved-bit error code; KVM emulates them",
+          arguments: [UInt64(0x100_0000), 0xFEB0_0000, 0x40_0000_0000])
+    func emulated(base: UInt64) throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: base),
+            Instruction(.movImmediate, a: 2, immediate: 0x1_2345_6789),
+            Instruction(.store, a: 1, b: 2, width: 4, immediate: 0x10),
+            Instruction(.load, a: 3, b: 1, width: 8, immediate: 0x10),
+            Instruction(.load, a: 4, b: 1, width: 2, immediate: 0x18),
+            Instruction(.halt),
+        ], mmio: base)
+        try f.platform.kvm.run(f.vm)
+        let exits = f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+        #expect(exits.map(\.exitCode) == [VMExit.npf, VMExit.npf, VMExit.npf, VMExit.hlt])
+        #expect(exits.prefix(3).map(\.exitInfo2) == [base + 0x10, base + 0x10, base + 0x18])
+        #expect(exits[0].exitInfo1 == 0x1_0000_000B && exits[1].exitInfo1 == 0x1_0000_0009)
+        #expect(exits[0].registers[2] == 0x1_2345_6789, "the stored value is in the VMCB, in the clear")
+        #expect(exits[0].rip == 0x100000 + 3 * UInt64(Instruction.size), "KVM resumes after the instruction (nRIP)")
+        let vcpu = f.vm.vcpus[0]
+        #expect(vcpu.registers[3] == 0x2345_6789, "the device kept the 4 bytes stored")
+        #expect(vcpu.registers[4] == 0)
+        let mmioAccesses = f.accesses.filter { $0.gpa >> 12 == base >> 12 && ($0.kind == .read || $0.kind == .write) }
+        #expect(mmioAccesses.isEmpty, "nothing reaches memory at the device's address")
+    }
+
+    @Test("a string copy onto the MMIO page is not emulated and stops the run with an error")
+    func copyRefused() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0xFEB0_0000),
+            Instruction(.movImmediate, a: 2, immediate: 0x180000),
+            Instruction(.movImmediate, a: 3, immediate: 1),
+            Instruction(.copy, a: 1, b: 2, c: 3),
+            Instruction(.halt),
+        ], mmio: 0xFEB0_0000)
+        #expect(throws: MachineError.self) { try f.platform.kvm.run(f.vm) }
+    }
+
+    @Test("without an MMIO page the same access is an unmapped guest physical address")
+    func noDevice() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0xFEB0_0000),
+            Instruction(.load, a: 3, b: 1, width: 8),
+            Instruction(.halt),
+        ])
+        #expect(throws: MachineError.self) { try f.platform.kvm.run(f.vm) }
+    }
+}

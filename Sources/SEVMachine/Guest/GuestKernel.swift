@@ -68,6 +68,18 @@ struct GuestKernel {
                 try vcpu.store(gva: pt + page * 8, size: 8, value: page << 12 | me | flags, register: MemoryAccess.noRegister)
             }
         }
+        if let mmio = vm.mmioGPA {
+            // `ioremap`: device memory is never encrypted, so the kernel maps it decrypted (C=0), with one
+            // large page: 2 MiB inside a GiB that holds RAM, 1 GiB beyond.
+            let g = mmio >> 30
+            if g < gib {
+                try vcpu.store(gva: pd + g * 4096 + ((mmio >> 21) & 0x1FF) * 8, size: 8,
+                               value: mmio & ~0x1F_FFFF | flags | Self.pageSize, register: MemoryAccess.noRegister)
+            } else {
+                try vcpu.store(gva: pdpt + g * 8, size: 8, value: mmio & ~0x3FFF_FFFF | flags | Self.pageSize,
+                               register: MemoryAccess.noRegister)
+            }
+        }
         vcpu.cr3 = pml4
         vcpu.setMode(.long)
         for region in vm.sharedAtBoot {

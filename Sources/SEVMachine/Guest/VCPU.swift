@@ -127,9 +127,10 @@ public final class VCPU {
             guard entry & 1 != 0 else {
                 throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
             }
-            if level == 1 && entry & GuestKernel.pageSize != 0 {
-                // A 2 MiB page: the page-directory entry maps it whole.
-                let gpa = (entry & addressMask & ~0x1F_FFFF) | (gva & 0x1F_F000)
+            if level >= 1 && level <= 2 && entry & GuestKernel.pageSize != 0 {
+                // A 2 MiB page (page-directory entry) or 1 GiB page (page-directory-pointer entry) maps it whole.
+                let span: UInt64 = level == 1 ? 0x1F_FFFF : 0x3FFF_FFFF
+                let gpa = (entry & addressMask & ~span) | (gva & span & ~0xFFF)
                 return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa) >> 12, cbit: entry & cbitMask != 0)
             }
             table = entry & addressMask
@@ -263,7 +264,14 @@ public final class VCPU {
     /// Executes one instruction.
     func step() throws(MachineError) {
         do {
-            try execute()
+            let insn = try fetch()
+            steps += 1
+            do {
+                try execute(insn)
+            } catch .unmappedGPA(let name, let gpa) where name == vm.name && vm.isMMIO(gpa) {
+                // No memory behind the address: #VMEXIT(NPF) and KVM emulates the access.
+                try platform.kvm.emulateMMIO(self, insn, gpa: gpa)
+            }
         } catch .unmappedGPA(let name, let gpa) where name == vm.name && platform.kvm.isTracked(vm, gpa: gpa) {
             // A nested page fault on a page the hypervisor unmapped: #VMEXIT(NPF); KVM maps the page
             // back and the instruction runs again (string copies resume where they stopped).
@@ -271,10 +279,8 @@ public final class VCPU {
         }
     }
 
-    /// Fetches and executes one instruction.
-    private func execute() throws(MachineError) {
-        let insn = try fetch()
-        steps += 1
+    /// Executes one fetched instruction.
+    private func execute(_ insn: Instruction) throws(MachineError) {
         var next = rip &+ UInt64(Instruction.size)
         let a = Int(insn.a), b = Int(insn.b)
         switch insn.opcode {

@@ -40,6 +40,32 @@ extension KVM {
         vcpu.registerOp(.loadImmediate, dst: r, src: MemoryAccess.noRegister, result: value)
     }
 
+    /// #VMEXIT(NPF) on the VM's MMIO page, as KVM handles it for an SEV guest: it cannot read the
+    /// instruction from encrypted guest memory, so it decodes the bytes the processor's decode assist put
+    /// in the VMCB, takes the address from EXITINFO2, and emulates the load or store against the device:
+    /// a store's value comes from the guest register in the VMCB (in the clear without SEV-ES), a load's
+    /// result goes back into one. Then the guest resumes after the instruction (nRIP).
+    func emulateMMIO(_ vcpu: VCPU, _ insn: Instruction, gpa: UInt64) throws(MachineError) {
+        let vm = vcpu.vm
+        let isStore = insn.opcode == .store
+        guard isStore || insn.opcode == .load else {
+            throw .invalid("\(vm.name): \(insn.opcode) at rip \(vcpu.rip) touches MMIO; KVM emulates only loads and stores")
+        }
+        let gva = vcpu.registers[Int(isStore ? insn.a : insn.b)] &+ insn.immediate
+        let address = gpa & ~0xFFF | gva & 0xFFF
+        // Error code: present, write, reserved bit (KVM's MMIO entries), final guest physical address.
+        let info1: UInt64 = 1 << 32 | 1 << 3 | (isStore ? 1 << 1 : 0) | 1
+        vcpu.rip &+= UInt64(Instruction.size)
+        reportExit(vcpu, code: VMExit.npf, info1: info1, info2: address)
+        let mask: UInt64 = insn.width == 8 ? .max : (1 << UInt64(8 * insn.width)) - 1
+        if isStore {
+            vm.mmioRegisters[address] = vcpu.registers[Int(insn.b)] & mask
+        } else {
+            setRegister(vcpu, insn.a, (vm.mmioRegisters[address] ?? 0) & mask)
+        }
+        enter(vcpu)
+    }
+
     /// Handles the exit an instruction causes, then resumes the guest (VMRUN).
     func handleExit(_ vcpu: VCPU, _ insn: Instruction) throws(MachineError) {
         let vm = vcpu.vm

@@ -40,6 +40,14 @@ public final class VirtualMachine {
     public var kvmclockGPA: UInt64?
     /// How many times the hypervisor updated the kvmclock area.
     var kvmclockVersion: UInt32 = 0
+    /// A 4 KiB page of emulated device registers outside guest RAM (nil: none). It has no memory behind
+    /// it and no nested page table entry, so every guest access to it is a #VMEXIT(NPF) KVM emulates.
+    public var mmioGPA: UInt64?
+    /// The emulated device's registers, by guest physical address (looked up, never iterated).
+    var mmioRegisters: [UInt64: UInt64] = [:]
+
+    /// Whether `gpa` falls in the VM's MMIO page.
+    func isMMIO(_ gpa: UInt64) -> Bool { mmioGPA.map { gpa >> 12 == $0 >> 12 } ?? false }
     /// Whether the hypervisor has copied the image into guest memory.
     var imageLoaded = false
     /// Guest pages the guest told the hypervisor it maps decrypted (the page encryption status that
