@@ -208,10 +208,12 @@ struct Assembler {
             insn = Instruction(.cpuid)
         case "rdmsr":
             insn = Instruction(.rdmsr)
+        case "wrmsr":
+            insn = Instruction(.wrmsr)
         case "hlt":
             insn = Instruction(.halt)
         default:
-            throw c.error(at: t, "unknown instruction '\(mnemonic)'; expected mov, add, sub, xor, and, or, load, store, copy, jmp, jnz, jz, out, in, outs, ins, vmmcall, cpuid, rdmsr, dma_map_single, dma_unmap_single, set_memory_decrypted, set_memory_decrypted_noflush, set_memory_encrypted or hlt")
+            throw c.error(at: t, "unknown instruction '\(mnemonic)'; expected mov, add, sub, xor, and, or, load, store, copy, jmp, jnz, jz, out, in, outs, ins, vmmcall, cpuid, rdmsr, wrmsr, dma_map_single, dma_unmap_single, set_memory_decrypted, set_memory_decrypted_noflush, set_memory_encrypted or hlt")
         }
         if !["load", "store", "out", "in"].contains(base) && mnemonic != base {
             throw c.error(at: t, "only load, store, out and in take a width suffix")

@@ -189,3 +189,52 @@ struct MMIOTests {
         #expect(throws: MachineError.self) { try f.platform.kvm.run(f.vm) }
     }
 }
+
+/// KVM's paravirtual MSRs: areas the guest registers and the hypervisor writes, keyless, before VMRUN.
+struct ParavirtualMSRTests {
+    @Test("WRMSR exits with EXITINFO1 1; MSR_KVM_STEAL_TIME makes KVM write kvm_steal_time before every later VMRUN",
+          arguments: [true, false])
+    func stealTime(decrypted: Bool) throws {
+        let area: UInt64 = 0x1f0040
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: KVM.msrKVMStealTime),
+            Instruction(.movImmediate, a: 0, immediate: area | 1),
+            Instruction(.movImmediate, a: 2, immediate: 0),
+            Instruction(.wrmsr),
+            Instruction(.out, a: 0, width: 1, immediate: 0x80),
+            Instruction(.movImmediate, a: 6, immediate: area),
+            Instruction(.load, a: 3, b: 6, width: 8),
+            Instruction(.load, a: 4, b: 6, width: 4, immediate: 8),
+            Instruction(.halt),
+        ], shared: decrypted ? [(0x1f0000, 1)] : [])
+        try f.platform.kvm.run(f.vm)
+        let exits = f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+        #expect(exits.first?.exitCode == VMExit.msr && exits.first?.exitInfo1 == 1)
+        let vcpu = f.vm.vcpus[0]
+        #expect(vcpu.stealTimeGPA == area)
+        let hostWrites = f.accesses.filter { $0.actor == .hypervisor && $0.kind == .write && $0.gpa == area + 8 }
+        #expect(hostWrites.map(\.value) == [2, 4], "one update after the WRMSR exit and one after the OUT exit")
+        if decrypted {
+            #expect(vcpu.registers[4] == 4, "the guest reads KVM's version through its C=0 mapping")
+            #expect(vcpu.registers[3] > 0, "the cycles spent in KVM between exit and VMRUN are stolen")
+        } else {
+            #expect(vcpu.registers[4] != 4, "a private mapping decrypts KVM's plaintext into garbage")
+        }
+    }
+
+    @Test("writing MSR_KVM_SYSTEM_TIME_NEW with bit 0 clear turns the vCPU's kvmclock off")
+    func kvmclockOff() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: KVM.msrKVMSystemTimeNew),
+            Instruction(.movImmediate, a: 0, immediate: 0x1f0000),
+            Instruction(.wrmsr),
+            Instruction(.halt),
+        ], launch: false)
+        f.vm.kvmclockGPA = 0x1f0000
+        #expect(f.vm.vcpus[0].kvmclockGPA == 0x1f0000)
+        var none: GuestOwner?
+        _ = try f.platform.vmm.launch(f.vm, owner: &none)
+        try f.platform.kvm.run(f.vm)
+        #expect(f.vm.vcpus[0].kvmclockGPA == nil)
+    }
+}

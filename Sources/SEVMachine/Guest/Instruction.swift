@@ -62,6 +62,8 @@ public struct Instruction: Equatable, Sendable {
         case cpuid = 0x51
         /// `rdmsr`: MSR number in r1 (ECX); value in r2:r0 (EDX:EAX).
         case rdmsr = 0x52
+        /// `wrmsr`: MSR number in r1 (ECX), value in r2:r0 (EDX:EAX).
+        case wrmsr = 0x53
         /// `hlt`
         case halt = 0xF0
     }

@@ -44,6 +44,16 @@ public final class VCPU {
     var asid: UInt16 { vmcbASID ?? vm.asid }
     var vmcbASID: UInt16?
 
+    /// Where this vCPU's `pvclock_vcpu_time_info` is (MSR_KVM_SYSTEM_TIME_NEW), nil when none.
+    public internal(set) var kvmclockGPA: UInt64?
+    /// Where this vCPU's `kvm_steal_time` is (MSR_KVM_STEAL_TIME), nil when none.
+    public internal(set) var stealTimeGPA: UInt64?
+    /// Cycles the vCPU spent runnable but not running, as KVM accounts them into steal time.
+    var stealCycles: UInt64 = 0
+    var stealTimeVersion: UInt32 = 0
+    /// The machine cycle of the vCPU's last #VMEXIT (0: never ran).
+    var lastExitCycle: UInt64 = 0
+
     func setMode(_ m: PagingMode) {
         mode = m
         tlb.removeAll(keepingCapacity: true)
@@ -320,7 +330,7 @@ public final class VCPU {
                                                       toDevice: insn.opcode == .dmaMapSingle)
         case .setMemoryEncrypted:
             try GuestKernel(vcpu: self).setMemoryEncryption(gva: registers[a], pages: insn.immediate, encrypted: true)
-        case .out, .input, .outs, .ins, .vmmcall, .cpuid, .rdmsr:
+        case .out, .input, .outs, .ins, .vmmcall, .cpuid, .rdmsr, .wrmsr:
             rip = next  // nRIP: the hypervisor resumes after the instruction
             try platform.kvm.handleExit(self, insn)
             return

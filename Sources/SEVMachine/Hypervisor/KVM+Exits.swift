@@ -8,13 +8,26 @@ extension KVM {
     public static let hypercallMapGPARange: UInt64 = 12
     /// The value `in` gets from a port (no device model behind the ports).
     static let portInputValue: UInt64 = 0xFFFF_FFFF
+    /// KVM's paravirtual MSRs a guest enables by writing a guest physical address with bit 0 set.
+    public static let msrKVMSystemTimeNew: UInt64 = 0x4b56_4d01
+    public static let msrKVMStealTime: UInt64 = 0x4b56_4d03
 
     /// VMRUN with the VM's VMCB (its ASID field is the VM's ASID). Before it, KVM refreshes the vCPU's
-    /// kvmclock (`kvm_guest_time_update`): it writes the guest's `pvclock_vcpu_time_info` with no key, so
-    /// the guest must have mapped that page decrypted to read it.
+    /// kvmclock (`kvm_guest_time_update`) and steal time (`record_steal_time`): it writes the guest's
+    /// `pvclock_vcpu_time_info` and `kvm_steal_time` with no key, so the guest must have mapped those
+    /// pages decrypted (Linux's `__bss_decrypted` and `DEFINE_PER_CPU_DECRYPTED`) to read them.
     func enter(_ vcpu: VCPU) {
-        if let base = vcpu.vm.kvmclockGPA {
-            let vm = vcpu.vm
+        let vm = vcpu.vm
+        if let area = vcpu.stealTimeGPA {
+            if vcpu.lastExitCycle != 0 { vcpu.stealCycles &+= platform.machine.cycle &- vcpu.lastExitCycle }
+            vcpu.stealTimeVersion &+= 2
+            var st = CommandBuffer(size: 24)
+            st.setU64(0, vcpu.stealCycles &* 10 / 25)              // steal, in ns at a 2.5 GHz TSC
+            st.setU32(8, vcpu.stealTimeVersion)                    // version (even: consistent)
+            st.setU8(16, 0)                                        // preempted: no
+            try? write(vm, gpa: area, bytes: st.bytes)
+        }
+        if let clock = vcpu.kvmclockGPA {
             vm.kvmclockVersion &+= 2
             var info = CommandBuffer(size: 32)
             info.setU32(0, vm.kvmclockVersion)                     // version (even: consistent)
@@ -23,13 +36,14 @@ extension KVM {
             info.setU32(24, 0x6666_6666)                          // tsc_to_system_mul
             info.setU8(28, 0xFF)                                   // tsc_shift (-1)
             info.setU8(29, 1)                                      // flags: PVCLOCK_TSC_STABLE_BIT
-            try? write(vm, gpa: base + UInt64(vcpu.index) * 32, bytes: info.bytes)
+            try? write(vm, gpa: clock, bytes: info.bytes)
         }
         platform.emit(.vmRun(VMRun(vm: vcpu.vm.id, vcpu: vcpu.index, asid: vcpu.asid)), cost: Platform.Cost.control)
     }
 
     /// Reports a #VMEXIT with the register state the hypervisor reads from the VMCB.
     func reportExit(_ vcpu: VCPU, code: UInt16, info1: UInt64, info2: UInt64) {
+        vcpu.lastExitCycle = platform.machine.cycle
         platform.emit(.vmExit(VMExit(vm: vcpu.vm.id, vcpu: vcpu.index, exitCode: code, exitInfo1: info1, exitInfo2: info2,
                                      rip: vcpu.rip, registers: Array(vcpu.registers.prefix(16)))),
                       cost: Platform.Cost.control)
@@ -123,6 +137,15 @@ extension KVM {
             }
             setRegister(vcpu, 0, value & 0xFFFF_FFFF)
             setRegister(vcpu, 2, value >> 32)
+        case .wrmsr:
+            // EXITINFO1 1: a write. KVM takes the value from RDX:RAX in the VMCB.
+            reportExit(vcpu, code: VMExit.msr, info1: 1, info2: 0)
+            let value = vcpu.registers[2] << 32 | vcpu.registers[0] & 0xFFFF_FFFF
+            switch vcpu.registers[1] & 0xFFFF_FFFF {
+            case Self.msrKVMSystemTimeNew: vcpu.kvmclockGPA = value & 1 != 0 ? value & ~1 : nil
+            case Self.msrKVMStealTime: vcpu.stealTimeGPA = value & 1 != 0 ? value & ~0x3F : nil  // 64-byte aligned
+            default: break
+            }
         default:
             break
         }

@@ -35,9 +35,11 @@ public final class VirtualMachine {
     public let pageTablePages: UInt64
     /// Where the guest starts executing once booted.
     public var entry: UInt64 = 0
-    /// Where the guest registered its kvmclock area (one 32-byte `pvclock_vcpu_time_info` per vCPU), which
-    /// the hypervisor updates before every VMRUN; nil when it has none.
-    public var kvmclockGPA: UInt64?
+    /// Where the guest kernel registers its kvmclock area at boot: one 32-byte `pvclock_vcpu_time_info` per
+    /// vCPU, as each vCPU's MSR_KVM_SYSTEM_TIME_NEW (a guest can also write the MSR itself); nil when none.
+    public var kvmclockGPA: UInt64? {
+        didSet { for v in vcpus { v.kvmclockGPA = kvmclockGPA.map { $0 + UInt64(v.index) * 32 } } }
+    }
     /// How many times the hypervisor updated the kvmclock area.
     var kvmclockVersion: UInt32 = 0
     /// A 4 KiB page of emulated device registers outside guest RAM (nil: none). It has no memory behind
