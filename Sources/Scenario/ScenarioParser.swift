@@ -232,7 +232,7 @@ public struct ScenarioParser {
                 add(.owner(name: name, policy: UInt32(policy)))
             case "launch":
                 let vm = try knownVM(&c)
-                let o = try c.options(allowed: ["owner", "finish", "share", "expect"])
+                let o = try c.options(allowed: ["owner", "finish", "share", "expect", "pin"])
                 guard vms[vm]!.sev else { throw ScenarioError(here, "'\(vm)' is not an SEV guest (sev=no)") }
                 var share: String?
                 if let t = o.values["share"] {
@@ -245,8 +245,11 @@ public struct ScenarioParser {
                 let owner = try knownOwner(o, c)
                 let finishWord = try o.word("finish", c) ?? "yes"
                 guard finishWord == "yes" || finishWord == "no" else { throw c.error(at: o.values["finish"]!, "finish takes yes or no") }
+                let pinWord = try o.word("pin", c) ?? "yes"
+                guard pinWord == "yes" || pinWord == "no" else { throw c.error(at: o.values["pin"]!, "pin takes yes or no") }
                 vms[vm]!.launched = true
-                add(.launch(vm: vm, owner: owner, finish: finishWord == "yes", share: share, expect: try Self.expectation(o, c)))
+                add(.launch(vm: vm, owner: owner, finish: finishWord == "yes", share: share, pin: pinWord == "yes",
+                            expect: try Self.expectation(o, c)))
             case "inject":
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")
@@ -348,7 +351,7 @@ public struct ScenarioParser {
                 }
             case "hv":
                 let opToken = c.peek
-                let op = try c.word("read, write, unmap, remap or wbinvd")
+                let op = try c.word("read, write, unmap, remap, migrate or wbinvd")
                 switch op {
                 case "read":
                     let vm = try knownVM(&c)
@@ -383,7 +386,12 @@ public struct ScenarioParser {
                 case "wbinvd":
                     let o = try c.options(allowed: ["platform"])
                     add(.wbinvd(platform: try platformOption(o, c)))
-                default: throw c.error(at: opToken!, "expected read, write, unmap, remap or wbinvd, found '\(op)'")
+                case "migrate":
+                    let vm = try knownVM(&c)
+                    let gpa = try c.number("a guest physical address")
+                    try c.expectEnd()
+                    add(.hvMigratePage(vm: vm, gpa: gpa))
+                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate or wbinvd, found '\(op)'")
                 }
             case "psp":
                 let t = c.peek

@@ -89,15 +89,20 @@ public struct ScenarioRunner {
         case .hvRemap(let name, let gpa, let to, let of):
             let v = vm(name, m)
             try v.platform.kvm.remap(v, gpa: gpa, to: to, of: vm(of, m))
+        case .hvMigratePage(let name, let gpa):
+            let v = vm(name, m)
+            try v.platform.kvm.migratePage(v, gpa: gpa)
         case .wbinvd(let platform):
             m.platform(named: platform)!.wbinvdAllCores()
         case .owner(let name, let policy):
             owners.byName[name] = m.makeGuestOwner(name: name, policy: policy)
-        case .launch(let name, let ownerName, let finish, let share, let expect):
+        case .launch(let name, let ownerName, let finish, let share, let pin, let expect):
             let v = vm(name, m)
             var owner = ownerName.flatMap { owners.byName[$0] }
             let other = share.map { vm($0, m) }
-            try expecting(expect) { try v.platform.vmm.launch(v, owner: &owner, finish: finish, sharingKeyOf: other) }
+            try expecting(expect) {
+                try v.platform.vmm.launch(v, owner: &owner, finish: finish, sharingKeyOf: other, pin: pin)
+            }
             if let ownerName, let owner { owners.byName[ownerName] = owner }
         case .inject(let name, let gpa, let secretName, let ownerName, let bytes, let expect):
             let v = vm(name, m)

@@ -35,8 +35,9 @@ public struct ScenarioScript: Sendable {
         /// A guest owner with its own Diffie-Hellman key and the policy it asks for.
         case owner(name: String, policy: UInt32)
         /// Launch the VM as KVM and QEMU do, with a guest owner's session when one is named; stop before
-        /// LAUNCH_FINISH when `finish` is false (so the owner can inject a secret).
-        case launch(vm: String, owner: String?, finish: Bool, share: String?, expect: String?)
+        /// LAUNCH_FINISH when `finish` is false (so the owner can inject a secret); `pin` false skips
+        /// KVM_MEMORY_ENCRYPT_REG_REGION.
+        case launch(vm: String, owner: String?, finish: Bool, share: String?, pin: Bool, expect: String?)
         /// The owner sends a secret with LAUNCH_SECRET (then LAUNCH_FINISH); it becomes a taint source.
         case inject(vm: String, gpa: UInt64, name: String, owner: String, bytes: [UInt8], expect: String?)
         /// KVM_SEV_DBG_DECRYPT / DBG_ENCRYPT.
@@ -67,6 +68,8 @@ public struct ScenarioScript: Sendable {
         case hvUnmap(vm: String, gpa: UInt64, pages: UInt64)
         /// The hypervisor points a guest page at the frame behind another guest physical address.
         case hvRemap(vm: String, gpa: UInt64, toGPA: UInt64, of: String)
+        /// The host kernel migrates a guest page to another host frame.
+        case hvMigratePage(vm: String, gpa: UInt64)
         /// WBINVD on every core of a platform.
         case wbinvd(platform: String)
         /// One firmware command issued directly, for firmware tests.

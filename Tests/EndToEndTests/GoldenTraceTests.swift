@@ -22,6 +22,7 @@ struct GoldenTraceTests {
         "crossline": ["ASID_MISUSE:critical"],
         "npf-tracking": ["REGISTER_EXPOSURE:high"],
         "mmio": ["REGISTER_EXPOSURE:high"],
+        "page-migration": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium"],
         "steal-time": ["ENCRYPTION_MISMATCH:medium"],
         "sev-series": ["PRIVATE_TO_SHARED:low", "REGISTER_EXPOSURE:low", "PRIVATE_TO_DMA:low"],
         "cbit-alias": ["CBIT_ALIAS:medium", "CIPHERTEXT_OBSERVATION:low"],

@@ -27,6 +27,16 @@ struct CacheTests {
         Instruction(.halt),
     ]
 
+    @Test("KVM_MEMORY_ENCRYPT_REG_REGION at launch flushes every page of guest memory from the cache")
+    func registerRegionFlushes() throws {
+        let (machine, vm, sink) = try fixture(Self.store)
+        let base = machine.primary.traced(try vm.translate(0))
+        let pageFlushes = sink.events.compactMap { e -> CacheOp? in
+            if case .cacheOp(let op) = e.body, op.op == .clflush, op.lines == 64, op.spa >= base, op.spa < base + (2 << 20) { op } else { nil }
+        }
+        #expect(Set(pageFlushes.map(\.spa)).count == 512)
+    }
+
     @Test("a guest write stays in the cache until written back: DRAM changes only at WBINVD, and then holds ciphertext")
     func writeBack() throws {
         let (machine, vm, sink) = try fixture(Self.store)

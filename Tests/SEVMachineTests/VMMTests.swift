@@ -248,3 +248,58 @@ struct OwnerFileTests {
         #expect(try d.issue(.launchStart, c).0 == .badMeasurement)
     }
 }
+
+/// Host page migration and the REG_REGION pin that forbids it for SEV guests.
+struct PageMigrationTests {
+    static let program = [
+        Instruction(.movImmediate, a: 6, immediate: 0x180000),
+        Instruction(.load, a: 3, b: 6, width: 8),
+        Instruction(.halt),
+    ]
+    static let config = Array("config: 16 bytes".utf8)
+
+    func fixture(pin: Bool) throws -> MachineFixture {
+        let f = try MachineFixture(Self.program, launch: false)
+        f.vm.addImage(gpa: 0x180000, bytes: Self.config)
+        var none: GuestOwner?
+        _ = try f.platform.vmm.launch(f.vm, owner: &none, pin: pin)
+        return f
+    }
+
+    @Test("the launch registers guest memory: KVM pins it and a migration of one of its pages is refused")
+    func pinned() throws {
+        let f = try fixture(pin: true)
+        #expect(f.vm.pinned)
+        let frame = try f.vm.translate(0x180000)
+        #expect(throws: MachineError.self) { try f.platform.kvm.migratePage(f.vm, gpa: 0x180000) }
+        #expect(try f.vm.translate(0x180000) == frame)
+    }
+
+    @Test("a migrated page of an unpinned SEV guest keeps its ciphertext but not its tweak: the guest reads garbage")
+    func unpinned() throws {
+        let f = try fixture(pin: false)
+        #expect(!f.vm.pinned)
+        let frame = try f.vm.translate(0x180000)
+        try f.platform.kvm.migratePage(f.vm, gpa: 0x180000)
+        #expect(try f.vm.translate(0x180000) != frame)
+        try f.platform.kvm.run(f.vm)
+        let expected = Self.config.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        #expect(f.vm.vcpus[0].registers[3] != expected)
+        let walks = f.accesses.filter { $0.kind == .nestedWalk && $0.gpa == 0x180000 }
+        #expect(walks.last?.value == (try f.vm.translate(0x180000)) | 0x7, "the nested walk finds the new frame")
+    }
+
+    @Test("a migrated page of a plain VM reads the same after the move")
+    func plain() throws {
+        let f = try MachineFixture(Self.program, launch: false)
+        let plain = try f.platform.kvm.createVM(name: "plain", memoryBytes: 2 << 20, policy: 0, sev: false)
+        plain.entry = 0x100000
+        plain.addImage(gpa: 0x100000, bytes: Self.program.flatMap(\.encoded))
+        plain.addImage(gpa: 0x180000, bytes: Self.config)
+        try f.platform.kvm.loadImage(plain)
+        try f.platform.kvm.migratePage(plain, gpa: 0x180000)
+        try f.platform.kvm.run(plain)
+        let expected = Self.config.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        #expect(plain.vcpus[0].registers[3] == expected)
+    }
+}

@@ -205,6 +205,45 @@ public final class KVM {
                       cost: Platform.Cost.control)
     }
 
+    /// KVM_MEMORY_ENCRYPT_REG_REGION over all of the VM's memory (`sev_mem_enc_register_region`): KVM pins
+    /// the pages (FOLL_LONGTERM: their ciphertext is bound to their physical address, so they must never
+    /// move) and flushes them from the caches, since the guest may switch pages between C=0 and C=1.
+    public func registerRegion(_ vm: VirtualMachine) throws(MachineError) {
+        guard vm.isSEV else { throw .invalid("\(vm.name) is not an SEV guest") }
+        guard !vm.pinned else { return }
+        vm.pinned = true
+        for page in 0..<UInt64(vm.npt.count) {
+            platform.clflush(try vm.translate(page << 12), count: 4096, keyID: 0)
+        }
+    }
+
+    /// The host kernel migrates guest page `gpa` of `vm` to a fresh host frame (compaction, NUMA
+    /// balancing): it copies the frame's contents as they are in DRAM and points the nested page table at
+    /// the copy. For an SEV guest the copy is ciphertext bound to the old address, which the guest then
+    /// decrypts into garbage; KVM's REG_REGION pin exists to forbid this.
+    public func migratePage(_ vm: VirtualMachine, gpa: UInt64) throws(MachineError) {
+        let page = gpa >> 12
+        guard !vm.pinned else {
+            throw .invalid("\(vm.name): guest page \(page << 12) is pinned by KVM_MEMORY_ENCRYPT_REG_REGION; the host cannot migrate it")
+        }
+        let old = try vm.translate(page << 12)
+        guard nextFree + 4096 <= platform.config.memoryBytes else {
+            throw .outOfHostMemory(requested: 4096, free: platform.config.memoryBytes - nextFree)
+        }
+        let new = nextFree
+        nextFree += 4096
+        for offset in stride(from: UInt64(0), to: 4096, by: 8) {
+            let v = try platform.read(actor: .hypervisor, vm: vm.id, asid: 0, kind: .read, gva: 0, gpa: page << 12 | offset,
+                                      spa: old + offset, size: 8, cbit: false, reason: .host, key: nil)
+            try platform.write(actor: .hypervisor, vm: vm.id, asid: 0, kind: .write, gva: 0, gpa: page << 12 | offset,
+                               spa: new + offset, size: 8, value: v, cbit: false, reason: .host, key: nil)
+        }
+        try setNPT(vm, page: page, frame: new >> 12)
+        for vcpu in vm.vcpus { vcpu.flushTLB() }
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .remap, gpa: page << 12, spa: platform.traced(new), pages: 1)),
+                      cost: Platform.Cost.control)
+    }
+
     /// Copies the VM's image into its memory (once).
     func loadImage(_ vm: VirtualMachine) throws(MachineError) {
         guard !vm.imageLoaded else { return }

@@ -79,17 +79,19 @@ public final class VMM {
     /// The image a VM is launched with, in LAUNCH_UPDATE_DATA order: what the guest owner expects.
     public static func image(of vm: VirtualMachine) -> [UInt8] { vm.image.flatMap(\.bytes) }
 
-    /// Launches `vm` as QEMU does: KVM_SEV_INIT, LAUNCH_START (with the owner's DH certificate and session
+    /// Launches `vm` as QEMU does: KVM_SEV_INIT, KVM_MEMORY_ENCRYPT_REG_REGION over its memory (unless
+    /// `pin` is false: a VMM that forgets to), LAUNCH_START (with the owner's DH certificate and session
     /// when there is an owner), LAUNCH_UPDATE_DATA for each image region, LAUNCH_MEASURE (a length query,
     /// then the measurement, which the owner checks), LAUNCH_FINISH.
     ///
     /// - Returns: the 48 bytes LAUNCH_MEASURE returned.
     @discardableResult
     public func launch(_ vm: VirtualMachine, owner: inout GuestOwner?, finish: Bool = true,
-                       sharingKeyOf other: VirtualMachine? = nil) throws -> [UInt8] {
+                       sharingKeyOf other: VirtualMachine? = nil, pin: Bool = true) throws -> [UInt8] {
         guard vm.isSEV else { throw MachineError.invalid("\(vm.name) is not an SEV guest") }
         defer { releaseBuffers() }
         try ioctl(vm, .initialize)
+        if pin { try kvm.registerRegion(vm) }  // QEMU registers guest RAM right after KVM_SEV_INIT
         try kvm.loadImage(vm)
         var start = CommandBuffer(size: KVMSevCommand.launchStart.userStructSize)
         start.setU32(4, vm.policy)

@@ -63,6 +63,10 @@ public final class VirtualMachine {
         if shared { sharedPages.insert(gpa >> 12) } else { sharedPages.remove(gpa >> 12) }
     }
 
+    /// Whether the VMM registered the VM's memory with KVM_MEMORY_ENCRYPT_REG_REGION: KVM pinned it, so
+    /// the host kernel cannot migrate its pages.
+    public internal(set) var pinned = false
+
     /// Whether the guest kernel maps its memory with 2 MiB pages.
     public let largePages: Bool
     /// Pages of the split pool already used.
