@@ -151,7 +151,7 @@ public struct ScenarioParser {
                 let nameToken = c.peek
                 let name = try c.word("a VM name")
                 guard vms[name] == nil else { throw c.error(at: nameToken!, "VM '\(name)' is already declared") }
-                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock", "pages", "mmio"])
+                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock", "pages", "mmio", "paging"])
                 let pageSize = try o.number("pages", default: 4096, c)
                 guard pageSize == 4096 || pageSize == 2 << 20 else {
                     throw c.error(at: o.values["pages"]!, "pages is 4K or 2M (the guest kernel's page size)")
@@ -173,11 +173,18 @@ public struct ScenarioParser {
                     throw c.error(at: o.values["kvmclock"]!, "kvmclock must be 32-byte aligned and inside the VM's memory")
                 }
                 let mmio = o.values["mmio"] == nil ? nil : try o.number("mmio", default: 0, c)
-                if let m = mmio, m % 4096 != 0 || m < memory || m >= 1 << 39 {
-                    throw c.error(at: o.values["mmio"]!, "mmio must be a 4K-aligned address above the VM's memory and below 512G")
+                let paging = try o.word("paging", c) ?? "long"
+                guard paging == "long" || paging == "pae" else {
+                    throw c.error(at: o.values["paging"]!, "paging is long or pae (the guest kernel's paging mode)")
+                }
+                let limit: UInt64 = paging == "pae" ? 1 << 32 : 1 << 39
+                guard memory <= limit else { throw ScenarioError(here, "a PAE guest has at most 4G of memory") }
+                if let m = mmio, m % 4096 != 0 || m < memory || m >= limit {
+                    throw c.error(at: o.values["mmio"]!, "mmio must be a 4K-aligned address above the VM's memory and below \(paging == "pae" ? "4G with PAE" : "512G")")
                 }
                 add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sevWord == "yes",
-                        vcpus: Int(vcpus), kvmclock: kvmclock, largePages: pageSize == 2 << 20, mmio: mmio))
+                        vcpus: Int(vcpus), kvmclock: kvmclock, largePages: pageSize == 2 << 20, mmio: mmio,
+                        pae: paging == "pae"))
             case "device":
                 let t = c.peek
                 let name = try c.word("a device name")

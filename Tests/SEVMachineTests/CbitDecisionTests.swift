@@ -13,9 +13,10 @@ struct CbitDecisionTests {
         Instruction(.halt),
     ]
 
-    @Test("every access of a running SEV guest carries the decision the hardware makes")
-    func decisions() throws {
-        let f = try MachineFixture(Self.program, shared: [(0x200000, 1)])
+    @Test("every access of a running SEV guest carries the decision the hardware makes, in long mode and with PAE",
+          arguments: [false, true])
+    func decisions(pae: Bool) throws {
+        let f = try MachineFixture(Self.program, shared: [(0x200000, 1)], pae: pae)
         try f.platform.kvm.run(f.vm)
         let guest = f.accesses.filter { if case .vcpu = $0.actor { $0.kind != .nestedWalk } else { false } }
         // Early boot: paging off, every access forced private.
@@ -28,6 +29,9 @@ struct CbitDecisionTests {
         #expect(fetches.allSatisfy { $0.cbit && $0.reason == .forcedFetch })
         let walks = guest.filter { $0.kind == .pageWalk }
         #expect(!walks.isEmpty && walks.allSatisfy { $0.cbit && $0.reason == .forcedPageWalk })
+        #expect(walks.count % (pae ? 3 : 4) == 0, "PAE walks three levels, long mode four")
+        let modes = f.sink.events.compactMap { if case .vcpuMode(let m) = $0.body { m.mode } else { nil } }
+        #expect(modes.last == (pae ? .pae : .long))
         // Data accesses follow the PTE.
         let stores = guest.filter { $0.kind == .write && $0.register == 2 }
         #expect(stores.count == 2)
@@ -123,5 +127,38 @@ struct LargePageTests {
         #expect(boot.count < 10, "PML4, PDPT and two 2 MiB entries")
         let walks = sink.events.compactMap { if case .memoryAccess(let a) = $0.body, a.kind == .pageWalk, a.gva == 0x100000 { a } else { nil } }
         #expect(walks.count == 3, "a 2 MiB page ends the walk at the page directory")
+    }
+}
+
+/// PAE paging: three levels over 32-bit addresses, with the C-bit honoured as in long mode.
+struct PAETests {
+    @Test("a PAE guest's set_memory_decrypted and MMIO work as in long mode; 2 MiB pages split the same way",
+          arguments: [false, true])
+    func paeServices(largePages: Bool) throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0x200000),
+            Instruction(.setMemoryDecrypted, a: 1, immediate: 1),
+            Instruction(.movImmediate, a: 2, immediate: 0x77),
+            Instruction(.store, a: 1, b: 2, width: 8),
+            Instruction(.movImmediate, a: 3, immediate: 0xFEB0_0000),
+            Instruction(.store, a: 3, b: 2, width: 4),
+            Instruction(.halt),
+        ], mmio: 0xFEB0_0000, pae: true, largePages: largePages)
+        try f.platform.kvm.run(f.vm)
+        let store = try #require(f.accesses.last { $0.kind == .write && $0.register == 2 && $0.gpa == 0x200000 })
+        #expect(!store.cbit && store.reason == .guestPTE)
+        #expect(try f.platform.memory.rawBytes(at: try f.vm.translate(0x200000), count: 1) == [0x77])
+        let exits = f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+        #expect(exits.contains { $0.exitCode == VMExit.npf && $0.exitInfo2 == 0xFEB0_0000 })
+    }
+
+    @Test("a PAE guest cannot reach addresses above 4 GiB: the walk faults")
+    func paeLimit() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0x1_0020_0000),
+            Instruction(.load, a: 2, b: 1, width: 8),
+            Instruction(.halt),
+        ], pae: true)
+        #expect(throws: MachineError.self) { try f.platform.kvm.run(f.vm) }
     }
 }

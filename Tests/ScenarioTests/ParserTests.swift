@@ -37,6 +37,8 @@ struct ParserTests {
         BadCase(text: header + "inject guest 0x1000 k hex=\"00\"\n", line: 3, column: 23, message: "inject needs owner=NAME"),
         BadCase(text: header + "launch guest pin=maybe\n", line: 3, column: 18, message: "pin takes yes or no"),
         BadCase(text: header + "hv migrate guest\n", line: 3, column: 17, message: "expected a guest physical address"),
+        BadCase(text: header + "vm x memory=4M paging=legacy\n", line: 3, column: 23, message: "paging is long or pae"),
+        BadCase(text: header + "vm x memory=4M paging=pae mmio=0x100000000\n", line: 3, column: 32, message: "below 4G with PAE"),
         BadCase(text: header + "vm x memory=4M mmio=0x1000\n", line: 3, column: 21, message: "mmio must be a 4K-aligned address above"),
         BadCase(text: header + "vm x memory=4M mmio=0xfeb00010\n", line: 3, column: 21, message: "mmio must be a 4K-aligned"),
         BadCase(text: header + "debug decrypt guest 0x1000 16 expect=MAYBE\n", line: 3, column: 38, message: "unknown outcome 'MAYBE'"),

@@ -11,12 +11,19 @@ struct GuestKernel {
     /// Page-table pages kept free to split 2 MiB mappings.
     static let splitPool: UInt64 = 8
 
-    /// Page-table pages needed to identity-map `memoryBytes`: one PML4, one PDPT, one page directory per
-    /// GiB, and one page table per 2 MiB with 4 KiB pages, or a pool for splitting with 2 MiB pages.
-    static func identityMapPages(memoryBytes: UInt64, largePages: Bool) -> UInt64 {
-        let gib = (memoryBytes + (1 << 30) - 1) >> 30
+    /// Page-table pages needed to identity-map `memoryBytes`: one PML4 (unused with PAE), one PDPT, the
+    /// page directories, and one page table per 2 MiB with 4 KiB pages, or a pool for splitting with 2 MiB pages.
+    static func identityMapPages(memoryBytes: UInt64, largePages: Bool, pae: Bool) -> UInt64 {
+        let gib = directories(memoryBytes: memoryBytes, pae: pae)
         let tables = (memoryBytes + (2 << 20) - 1) >> 21
         return 2 + gib + (largePages ? splitPool : tables)
+    }
+
+    /// Page directories of the identity map: one per GiB of memory in long mode; with PAE all four
+    /// (the page-directory-pointer table has four entries and no 1 GiB pages, so an MMIO page anywhere
+    /// below 4 GiB needs its directory).
+    static func directories(memoryBytes: UInt64, pae: Bool) -> UInt64 {
+        pae ? 4 : (memoryBytes + (1 << 30) - 1) >> 30
     }
 
     /// Splits the 2 MiB mapping whose page-directory entry is at `pdeAddress` into 512 page-table entries
@@ -47,12 +54,16 @@ struct GuestKernel {
         vcpu.setMode(.protected)
         let me = vm.isSEV ? vcpu.platform.config.cbitMask : 0
         let base = vm.pageTableBase
-        let gib = (vm.memoryBytes + (1 << 30) - 1) >> 30
+        let gib = Self.directories(memoryBytes: vm.memoryBytes, pae: vm.pae)
         let pml4 = base, pdpt = base + 4096, pd = base + 8192, pt = pd + gib * 4096
         let flags: UInt64 = 0x3  // present, writable
-        try vcpu.store(gva: pml4, size: 8, value: pdpt | me | flags, register: MemoryAccess.noRegister)
+        if !vm.pae {
+            try vcpu.store(gva: pml4, size: 8, value: pdpt | me | flags, register: MemoryAccess.noRegister)
+        }
         for g in 0..<gib {
-            try vcpu.store(gva: pdpt + g * 8, size: 8, value: (pd + g * 4096) | me | flags, register: MemoryAccess.noRegister)
+            // PAE page-directory-pointer entries have no writable bit (bits 2:1 are reserved).
+            try vcpu.store(gva: pdpt + g * 8, size: 8, value: (pd + g * 4096) | me | (vm.pae ? 0x1 : flags),
+                           register: MemoryAccess.noRegister)
         }
         let tables = (vm.memoryBytes + (2 << 20) - 1) >> 21
         if vm.largePages {
@@ -70,7 +81,7 @@ struct GuestKernel {
         }
         if let mmio = vm.mmioGPA {
             // `ioremap`: device memory is never encrypted, so the kernel maps it decrypted (C=0), with one
-            // large page: 2 MiB inside a GiB that holds RAM, 1 GiB beyond.
+            // large page: 2 MiB inside a GiB that has a page directory, 1 GiB beyond (long mode only).
             let g = mmio >> 30
             if g < gib {
                 try vcpu.store(gva: pd + g * 4096 + ((mmio >> 21) & 0x1FF) * 8, size: 8,
@@ -80,8 +91,8 @@ struct GuestKernel {
                                register: MemoryAccess.noRegister)
             }
         }
-        vcpu.cr3 = pml4
-        vcpu.setMode(.long)
+        vcpu.cr3 = vm.pae ? pdpt : pml4
+        vcpu.setMode(vm.pae ? .pae : .long)
         for region in vm.sharedAtBoot {
             try setMemoryEncryption(gva: region.gpa, pages: region.pages, encrypted: false)
         }

@@ -128,7 +128,10 @@ public final class VCPU {
         let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~cbitMask
         var table = cr3
         var entry: UInt64 = 0
-        for level in stride(from: 3, through: 0, by: -1) {
+        // PAE: three levels over a 32-bit linear address (the top one has four entries).
+        let top = mode == .pae ? 2 : 3
+        if mode == .pae && gva >> 32 != 0 { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
+        for level in stride(from: top, through: 0, by: -1) {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
             let gpa = table + idx * 8
             entry = try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .pageWalk, gva: gva, gpa: gpa,
@@ -137,7 +140,7 @@ public final class VCPU {
             guard entry & 1 != 0 else {
                 throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
             }
-            if level >= 1 && level <= 2 && entry & GuestKernel.pageSize != 0 {
+            if (level == 1 || (level == 2 && mode == .long)) && entry & GuestKernel.pageSize != 0 {
                 // A 2 MiB page (page-directory entry) or 1 GiB page (page-directory-pointer entry) maps it whole.
                 let span: UInt64 = level == 1 ? 0x1F_FFFF : 0x3FFF_FFFF
                 let gpa = (entry & addressMask & ~span) | (gva & span & ~0xFFF)
@@ -155,7 +158,7 @@ public final class VCPU {
     func pteAddress(of gva: UInt64) throws(MachineError) -> UInt64 {
         let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~platform.config.cbitMask
         var table = cr3
-        for level in stride(from: 3, through: 1, by: -1) {
+        for level in stride(from: mode == .pae ? 2 : 3, through: 1, by: -1) {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
             var entry = try load(gva: table + idx * 8, size: 8, register: MemoryAccess.noRegister)
             guard entry & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
@@ -241,7 +244,7 @@ public final class VCPU {
         guard !booted else { return }
         if let bsp = vm.vcpus.first(where: { $0.booted }) {
             cr3 = bsp.cr3
-            setMode(.long)
+            setMode(bsp.mode)
         } else {
             try GuestKernel(vcpu: self).boot()
         }

@@ -33,11 +33,12 @@ public final class KVM {
     /// pages, and for an SEV guest the lowest free ASID from the minimum SEV ASID up (as `sev_asid_new`).
     @discardableResult
     public func createVM(name: String, memoryBytes: UInt64, policy: UInt32, sev: Bool, vcpus: Int = 1,
-                         largePages: Bool = false)
+                         largePages: Bool = false, pae: Bool = false)
         throws(MachineError) -> VirtualMachine {
         guard memoryBytes >= 2 << 20, memoryBytes % (2 << 20) == 0 else {
             throw .invalid("\(name): memory must be a multiple of 2 MiB")
         }
+        guard !pae || memoryBytes <= 1 << 32 else { throw .invalid("\(name): a PAE guest addresses at most 4 GiB") }
         let free = platform.config.memoryBytes > nextFree ? platform.config.memoryBytes - nextFree : 0
         guard memoryBytes <= free else { throw .outOfHostMemory(requested: memoryBytes, free: free) }
         var asid: UInt16 = 0
@@ -45,7 +46,7 @@ public final class KVM {
             asid = try allocateASID()
         }
         let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy, asid: asid,
-                                spaBase: nextFree, largePages: largePages)
+                                spaBase: nextFree, largePages: largePages, pae: pae)
         for i in 0..<vcpus { vm.vcpus.append(VCPU(vm: vm, index: UInt16(i), platform: platform)) }
         vms.append(vm)
         platform.emit(.vmCreated(VMCreated(vm: vm.id, platform: platform.id, name: name, asid: asid, policy: policy, memoryBytes: memoryBytes,

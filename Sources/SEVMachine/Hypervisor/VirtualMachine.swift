@@ -69,12 +69,15 @@ public final class VirtualMachine {
 
     /// Whether the guest kernel maps its memory with 2 MiB pages.
     public let largePages: Bool
+    /// Whether the guest kernel runs with PAE paging (3 levels, 32-bit addresses) rather than long mode.
+    public let pae: Bool
     /// Pages of the split pool already used.
     var splitPagesUsed: UInt64 = 0
 
     init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64,
-         largePages: Bool = false) {
+         largePages: Bool = false, pae: Bool = false) {
         self.largePages = largePages
+        self.pae = pae
         self.id = id
         self.name = name
         self.platform = platform
@@ -83,7 +86,7 @@ public final class VirtualMachine {
         self.asid = asid
         let pages = memoryBytes >> 12
         npt = (0..<pages).map { (spaBase >> 12) + $0 }
-        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages)
+        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages, pae: pae)
         pageTablePages = pts
         pageTableBase = memoryBytes - pts * 4096
     }
