@@ -257,6 +257,8 @@ struct PageMigrationTests {
         Instruction(.halt),
     ]
     static let config = Array("config: 16 bytes".utf8)
+    /// The first eight bytes of `config` as a little-endian load sees them.
+    static let configWord = config.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
 
     func fixture(pin: Bool) throws -> MachineFixture {
         let f = try MachineFixture(Self.program, launch: false)
@@ -283,8 +285,7 @@ struct PageMigrationTests {
         try f.platform.kvm.migratePage(f.vm, gpa: 0x180000)
         #expect(try f.vm.translate(0x180000) != frame)
         try f.platform.kvm.run(f.vm)
-        let expected = Self.config.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        #expect(f.vm.vcpus[0].registers[3] != expected)
+        #expect(f.vm.vcpus[0].registers[3] != Self.configWord)
         let walks = f.accesses.filter { $0.kind == .nestedWalk && $0.gpa == 0x180000 }
         #expect(walks.last?.value == (try f.vm.translate(0x180000)) | 0x7, "the nested walk finds the new frame")
     }
@@ -299,7 +300,6 @@ struct PageMigrationTests {
         try f.platform.kvm.loadImage(plain)
         try f.platform.kvm.migratePage(plain, gpa: 0x180000)
         try f.platform.kvm.run(plain)
-        let expected = Self.config.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        #expect(plain.vcpus[0].registers[3] == expected)
+        #expect(plain.vcpus[0].registers[3] == Self.configWord)
     }
 }
