@@ -41,7 +41,7 @@ public final class Analyzer {
                 shadow.write(c.spa + UInt64(i), size: 1, set: line.sets[i], origin: line.origins[i], via: line.origins[i],
                              encryptedBy: c.asid)
             }
-        case .clflush, .wbinvd:
+        case .clflush, .wbinvd, .pageFlush:
             break  // the dirty lines they flush arrive as write-backs
         }
     }

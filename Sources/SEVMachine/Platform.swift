@@ -73,6 +73,15 @@ public final class Platform {
         emit(.cacheOp(CacheOp(op: .clflush, spa: traced(first), asid: keyID, lines: lines)), cost: Cost.control)
     }
 
+    /// VM_PAGE_FLUSH: the hypervisor writes the page's address and an ASID to MSR 0xC001_011E, and the
+    /// lines of that page tagged with that ASID go back to memory (encrypted) and out of the cache.
+    public func vmPageFlush(_ spa: UInt64, asid: UInt16) {
+        guard let cache else { return }
+        let page = spa & ~0xFFF
+        cache.flush(page, count: 4096, keyID: asid)
+        emit(.cacheOp(CacheOp(op: .pageFlush, spa: traced(page), asid: asid, lines: 4096 / Cache.lineSize)), cost: Cost.control)
+    }
+
     /// Reports an event that took `cost` cycles.
     @inline(__always)
     func emit(_ body: EventBody, cost: UInt64) { machine.emit(body, cost: cost) }

@@ -358,7 +358,7 @@ public struct ScenarioParser {
                 }
             case "hv":
                 let opToken = c.peek
-                let op = try c.word("read, write, unmap, remap, migrate or wbinvd")
+                let op = try c.word("read, write, unmap, remap, migrate, page-flush or wbinvd")
                 switch op {
                 case "read":
                     let vm = try knownVM(&c)
@@ -393,12 +393,18 @@ public struct ScenarioParser {
                 case "wbinvd":
                     let o = try c.options(allowed: ["platform"])
                     add(.wbinvd(platform: try platformOption(o, c)))
+                case "page-flush":
+                    let vm = try knownVM(&c)
+                    guard vms[vm]!.sev else { throw ScenarioError(here, "'\(vm)' is not an SEV guest: VM_PAGE_FLUSH takes a guest ASID") }
+                    let gpa = try c.number("a guest physical address")
+                    try c.expectEnd()
+                    add(.hvPageFlush(vm: vm, gpa: gpa))
                 case "migrate":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
                     try c.expectEnd()
                     add(.hvMigratePage(vm: vm, gpa: gpa))
-                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate or wbinvd, found '\(op)'")
+                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, page-flush or wbinvd, found '\(op)'")
                 }
             case "psp":
                 let t = c.peek

@@ -92,6 +92,9 @@ public struct ScenarioRunner {
         case .hvMigratePage(let name, let gpa):
             let v = vm(name, m)
             try v.platform.kvm.migratePage(v, gpa: gpa)
+        case .hvPageFlush(let name, let gpa):
+            let v = vm(name, m)
+            try v.platform.kvm.flushGuestPage(v, gpa: gpa)
         case .wbinvd(let platform):
             m.platform(named: platform)!.wbinvdAllCores()
         case .owner(let name, let policy):

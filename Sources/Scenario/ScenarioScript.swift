@@ -70,6 +70,8 @@ public struct ScenarioScript: Sendable {
         case hvRemap(vm: String, gpa: UInt64, toGPA: UInt64, of: String)
         /// The host kernel migrates a guest page to another host frame.
         case hvMigratePage(vm: String, gpa: UInt64)
+        /// VM_PAGE_FLUSH of one guest page with the guest's ASID.
+        case hvPageFlush(vm: String, gpa: UInt64)
         /// WBINVD on every core of a platform.
         case wbinvd(platform: String)
         /// One firmware command issued directly, for firmware tests.

@@ -56,6 +56,9 @@ public enum CacheOperation: UInt8, CaseIterable, Sendable, CustomStringConvertib
     case wbinvd
     /// A platform with a cache of `lines` lines was powered on (`spa` is its address base).
     case present
+    /// VM_PAGE_FLUSH (MSR 0xC001_011E): the lines of the 4 KiB page at `spa` tagged with key `asid`
+    /// go back to memory and out of the cache, which a host CLFLUSH cannot do for a guest's lines.
+    case pageFlush
 
     public var description: String {
         switch self {
@@ -63,6 +66,7 @@ public enum CacheOperation: UInt8, CaseIterable, Sendable, CustomStringConvertib
         case .clflush: "clflush"
         case .wbinvd: "wbinvd"
         case .present: "present"
+        case .pageFlush: "vm_page_flush"
         }
     }
 }

@@ -27,6 +27,21 @@ struct CacheTests {
         Instruction(.halt),
     ]
 
+    @Test("a host CLFLUSH leaves the guest's dirty line in the cache; VM_PAGE_FLUSH with the guest's ASID writes it back")
+    func vmPageFlush() throws {
+        let (machine, vm, sink) = try fixture(Self.store)
+        let p = machine.primary
+        let spa = try vm.translate(0x180000)
+        p.clflush(spa, count: 4096, keyID: 0)
+        #expect(try p.memory.rawBytes(at: spa, count: 8) == [UInt8](repeating: 0, count: 8), "CLFLUSH from the host misses it")
+        try p.kvm.flushGuestPage(vm, gpa: 0x180345)
+        let after = try p.memory.rawBytes(at: spa, count: 8)
+        #expect(after != [UInt8](repeating: 0, count: 8) && after != [0x11, 0x11, 0, 0, 0, 0, 0, 0], "written back encrypted")
+        let op = try #require(sink.events.last { if case .cacheOp = $0.body { true } else { false } })
+        guard case .cacheOp(let c) = op.body else { return }
+        #expect(c.op == .pageFlush && c.asid == vm.asid && c.spa == p.traced(spa) && c.lines == 64)
+    }
+
     @Test("KVM_MEMORY_ENCRYPT_REG_REGION at launch flushes every page of guest memory from the cache")
     func registerRegionFlushes() throws {
         let (machine, vm, sink) = try fixture(Self.store)

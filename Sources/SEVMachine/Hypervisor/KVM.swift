@@ -245,6 +245,13 @@ public final class KVM {
                       cost: Platform.Cost.control)
     }
 
+    /// Flushes the guest's cache lines of page `gpa` with VM_PAGE_FLUSH (the guest's ASID): the way the
+    /// hypervisor gets one page of a guest's dirty lines to memory without a WBINVD.
+    public func flushGuestPage(_ vm: VirtualMachine, gpa: UInt64) throws(MachineError) {
+        guard vm.isSEV else { throw .invalid("\(vm.name) is not an SEV guest: VM_PAGE_FLUSH takes a guest ASID") }
+        platform.vmPageFlush(try vm.translate(gpa & ~0xFFF), asid: vm.asid)
+    }
+
     /// Copies the VM's image into its memory (once).
     func loadImage(_ vm: VirtualMachine) throws(MachineError) {
         guard !vm.imageLoaded else { return }
