@@ -56,7 +56,7 @@ struct EventFuzzer {
                                        policy: UInt32(small(1 << 32)), memoryBytes: wide(), vcpus: UInt16(small(64))))
                 : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
         case 12:
-            return .cacheOp(CacheOp(op: CacheOperation.allCases[Int(small(4))], spa: wide(), asid: UInt16(small(16)),
+            return .cacheOp(CacheOp(op: CacheOperation.allCases[Int(small(UInt64(CacheOperation.allCases.count)))], spa: wide(), asid: UInt16(small(16)),
                                     lines: small(1 << 14)))
         case 10:
             return .handover(Handover(vm: UInt16(small(4)), vcpu: 0, gpa: wide(), spa: wide(), length: small(4096)))
