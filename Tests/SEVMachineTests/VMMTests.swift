@@ -135,19 +135,10 @@ struct VMMTests {
         #expect(targetDRAM != Array(0x40..<0x50))
     }
 
-    @Test("SEND_START under NOSEND fails with POLICY_FAILURE")
-    func noSend() throws {
-        let s = try Setup(policy: 0x8)
-        var none: GuestOwner?
-        try s.vmm.launch(s.vm, owner: &none)
-        #expect(throws: VMM.Failure(command: .sendStart, errno: -5, firmwareError: UInt32(SEVStatus.policyFailure.rawValue))) {
-            _ = try s.vmm.migrate(s.vm, to: s.machine.platforms[1], as: "g2")
-        }
-    }
-
-    @Test("DOMAIN: a guest may only go to a platform owned by the same OCA")
-    func domain() throws {
-        let s = try Setup(policy: 0x10)
+    @Test("SEND_START fails with POLICY_FAILURE under NOSEND (0x8), and under DOMAIN (0x10) towards a platform of another OCA",
+          arguments: [UInt32(0x8), 0x10])
+    func sendRefusedByPolicy(policy: UInt32) throws {
+        let s = try Setup(policy: policy)
         var none: GuestOwner?
         try s.vmm.launch(s.vm, owner: &none)
         #expect(throws: VMM.Failure(command: .sendStart, errno: -5, firmwareError: UInt32(SEVStatus.policyFailure.rawValue))) {
