@@ -18,6 +18,8 @@ public struct ScenarioParser {
         var owners: Set<String> = []
         var constants: [String: UInt64] = [:]
         var sawStatement = false
+        /// The `schedule … during` whose actions are being read: its statement index and where it is.
+        var openSchedule: (index: Int, location: SourceLocation)?
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         var n = 0
         while n < lines.count {
@@ -72,6 +74,9 @@ public struct ScenarioParser {
             let here = c.location
             let keywordToken = c.peek!
             let keyword = try c.word("a statement")
+            if openSchedule != nil, !["dma", "hv", "end"].contains(keyword) {
+                throw c.error(at: keywordToken, "only dma and hv actions go inside `schedule … during`, until `end`")
+            }
             if let times, !["run", "schedule", "dma", "hv", "debug", "attest", "secret", "psp"].contains(keyword) {
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: times.token.column),
                                     "times= repeats an action (run, schedule, dma, hv, debug, attest, secret, psp), not `\(keyword)`")
@@ -323,6 +328,13 @@ public struct ScenarioParser {
                 try c.expectEnd()
                 add(.destroy(vm: vm))
             case "schedule":
+                // `schedule … during` (last word) opens a block of device and hypervisor actions.
+                let during = c.tokens.last?.word == "during"
+                if during {
+                    let rest = Array(c.tokens.dropLast())
+                    c = TokenCursor(tokens: rest, file: file, line: lineNumber, endColumn: c.tokens.last!.column)
+                    _ = c.next()  // `schedule`
+                }
                 var names: [String] = []
                 while let t = c.peek, let w = t.word, c.tokens.count == c.index + 1 || c.tokens[c.index + 1].kind != .punct("=") {
                     guard vms[w] != nil else { throw c.error(at: t, "no VM named '\(w)' (declare it with `vm \(w)`)") }
@@ -333,7 +345,21 @@ public struct ScenarioParser {
                 let o = try c.options(allowed: ["quantum"])
                 let quantum = try o.number("quantum", default: 16, c)
                 guard (1...1_000_000).contains(quantum) else { throw c.error(at: o.values["quantum"]!, "quantum must be 1 to 1000000") }
-                add(.schedule(vms: names, quantum: Int(quantum)))
+                guard openSchedule == nil else { throw ScenarioError(here, "`schedule` cannot go inside `schedule … during`") }
+                add(.schedule(vms: names, quantum: Int(quantum), actions: []))
+                if during { openSchedule = (script.statements.count - 1, here) }
+            case "end":
+                guard let open = openSchedule else { throw ScenarioError(here, "`end` without a `schedule … during` to close") }
+                try c.expectEnd()
+                let block = script.statements[(open.index + 1)...].map(\.statement)
+                script.statements.removeLast(block.count)
+                // Each repetition of an action is an action of its own, placed by the seed.
+                let actions = block.flatMap { s -> [ScenarioScript.Statement] in
+                    if case .repeated(let count, let one) = s { Array(repeating: one, count: count) } else { [s] }
+                }
+                guard case .schedule(let names, let quantum, _) = script.statements[open.index].statement else { break }
+                script.statements[open.index].statement = .schedule(vms: names, quantum: quantum, actions: actions)
+                openSchedule = nil
             case "secret":
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")
@@ -422,6 +448,7 @@ public struct ScenarioParser {
                                     "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, schedule, destroy, secret, dma, hv, debug, attest, migrate or psp")
             }
         }
+        if let open = openSchedule { throw ScenarioError(open.location, "`schedule … during` without a closing `end`") }
         if script.platforms.isEmpty { script.platforms = [("host", PlatformConfig())] }
         return script
     }

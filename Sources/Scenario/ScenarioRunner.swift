@@ -67,9 +67,11 @@ public struct ScenarioRunner {
         case .destroy(let name):
             let v = vm(name, m)
             try v.platform.kvm.destroy(v)
-        case .schedule(let names, let quantum):
+        case .schedule(let names, let quantum, let actions):
             let list = names.map { vm($0, m) }
-            try list[0].platform.kvm.schedule(list, quantum: quantum)
+            try list[0].platform.kvm.schedule(list, quantum: quantum, actions: actions.count) { i throws(MachineError) in
+                try execute(actions[i], on: m)
+            }
         case .secret(let name, let gpa, let secretName, let bytes):
             let v = vm(name, m)
             try v.platform.kvm.guestWriteSecret(v, gpa: gpa, name: secretName, bytes: bytes)

@@ -54,8 +54,9 @@ public struct ScenarioScript: Sendable {
         indirect case repeated(count: Int, statement: Statement)
         /// Destroy the VM as KVM does; its ASID waits for reclaim.
         case destroy(vm: String)
-        /// Run every vCPU of the VMs interleaved by the seeded scheduler until all halt.
-        case schedule(vms: [String], quantum: Int)
+        /// Run every vCPU of the VMs interleaved by the seeded scheduler until all halt; `actions` (device
+        /// and hypervisor statements) run in order, each at a point between time slices the seed picks.
+        case schedule(vms: [String], quantum: Int, actions: [Statement])
         /// The guest writes a secret into its private memory: the analyzer's taint source.
         case secret(vm: String, gpa: UInt64, name: String, bytes: [UInt8])
         /// A device reads or writes guest memory by DMA.

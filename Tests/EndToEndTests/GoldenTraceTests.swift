@@ -22,6 +22,7 @@ struct GoldenTraceTests {
         "crossline": ["ASID_MISUSE:critical"],
         "npf-tracking": ["REGISTER_EXPOSURE:high"],
         "mmio": ["REGISTER_EXPOSURE:high"],
+        "race": ["PRIVATE_TO_SHARED:high", "PRIVATE_TO_DMA:high", "PRIVATE_TO_DMA:high"],
         "page-migration": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium"],
         "steal-time": ["ENCRYPTION_MISMATCH:medium"],
         "sev-series": ["PRIVATE_TO_SHARED:low", "REGISTER_EXPOSURE:low", "PRIVATE_TO_DMA:low"],

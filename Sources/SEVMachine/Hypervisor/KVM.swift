@@ -323,13 +323,24 @@ public final class KVM {
     /// Runs every vCPU of `vms` until all halt, interleaved by a scheduler that draws from the
     /// simulation's seeded randomness: each time slice goes to a runnable vCPU picked at random and lasts
     /// 1 to `quantum` instructions, ended by a preemption exit. The same seed gives the same interleaving.
-    public func schedule(_ vms: [VirtualMachine], quantum: Int, stepLimit: UInt64 = 500_000_000) throws(MachineError) {
+    /// `actions` device or hypervisor actions (`perform(i)` runs the i-th) compete for the slices like one
+    /// more vCPU, in order, so they land between guest instructions where the seed says.
+    public func schedule(_ vms: [VirtualMachine], quantum: Int, stepLimit: UInt64 = 500_000_000, actions: Int = 0,
+                         perform: (Int) throws(MachineError) -> Void = { _ in }) throws(MachineError) {
         for vm in vms { try vm.platform.kvm.prepareToRun(vm) }
         var runnable = vms.flatMap(\.vcpus)
         for v in runnable { v.wake() }
         var steps: UInt64 = 0
-        while !runnable.isEmpty {
-            let pick = Int(platform.machine.rng.next() % UInt64(runnable.count))
+        var nextAction = 0
+        while !runnable.isEmpty || nextAction < actions {
+            // The next action (a device or the hypervisor) competes for the CPU like one more vCPU.
+            let choices = runnable.count + (nextAction < actions ? 1 : 0)
+            let pick = Int(platform.machine.rng.next() % UInt64(choices))
+            if pick == runnable.count {
+                try perform(nextAction)
+                nextAction += 1
+                continue
+            }
             let slice = 1 + Int(platform.machine.rng.next() % UInt64(max(1, quantum)))
             let vcpu = runnable[pick]
             if try vcpu.runSlice(slice) { runnable.remove(at: pick) }
