@@ -148,7 +148,7 @@ struct PAETests {
         let store = try #require(f.accesses.last { $0.kind == .write && $0.register == 2 && $0.gpa == 0x200000 })
         #expect(!store.cbit && store.reason == .guestPTE)
         #expect(try f.platform.memory.rawBytes(at: try f.vm.translate(0x200000), count: 1) == [0x77])
-        let exits = f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+        let exits = f.exits
         #expect(exits.contains { $0.exitCode == VMExit.npf && $0.exitInfo2 == 0xFEB0_0000 })
     }
 

@@ -4,17 +4,13 @@ import Testing
 
 /// VMRUN, #VMEXIT and the exits KVM handles.
 struct ExitTests {
-    func exits(_ f: MachineFixture) -> [VMExit] {
-        f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
-    }
-
     @Test("every run starts with a VMRUN carrying the VM's ASID; HLT exits with the registers in the clear")
     func runAndHalt() throws {
         let f = try MachineFixture([Instruction(.movImmediate, a: 5, immediate: 0x1234), Instruction(.halt)])
         try f.platform.kvm.run(f.vm)
         let runs = f.sink.events.compactMap { if case .vmRun(let r) = $0.body { r } else { nil } }
         #expect(runs == [VMRun(vm: f.vm.id, vcpu: 0, asid: 1)])
-        let x = try #require(exits(f).last)
+        let x = try #require(f.exits.last)
         #expect(x.exitCode == VMExit.hlt && x.registers.count == 16 && x.registers[5] == 0x1234)
     }
 
@@ -27,7 +23,7 @@ struct ExitTests {
             Instruction(.halt),
         ])
         try f.platform.kvm.run(f.vm)
-        let x = exits(f)
+        let x = f.exits
         #expect(x.map(\.exitCode) == [VMExit.ioio, VMExit.ioio, VMExit.hlt])
         #expect(x[0].exitInfo1 == 0x3f8 << 16 | 1 << 4 && x[0].registers[0] == 0x41)
         #expect(x[1].exitInfo1 == 0x60 << 16 | 2 << 4 | 1)
@@ -68,7 +64,7 @@ struct ExitTests {
         #expect(r[8] & 0x2 != 0, "CPUID EAX bit 1: SEV")
         #expect(r[9] & 0x3F == 47 && (r[9] >> 6) & 0x3F == 5, "EBX: C-bit position and PA reduction")
         #expect(r[0] == 1, "SEV_STATUS bit 0")
-        #expect(exits(f).map(\.exitCode) == [VMExit.cpuid, VMExit.msr, VMExit.hlt])
+        #expect(f.exits.map(\.exitCode) == [VMExit.cpuid, VMExit.msr, VMExit.hlt])
     }
 
     @Test("KVM_HC_MAP_GPA_RANGE records the guest's page encryption status")
@@ -132,7 +128,7 @@ struct NestedPageFaultTests {
         ])
         try f.platform.kvm.unmap(f.vm, gpa: 0x180000, pages: 1)
         try f.platform.kvm.run(f.vm)
-        let exits = f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+        let exits = f.exits
         #expect(exits.map(\.exitCode) == [VMExit.npf, VMExit.hlt])
         #expect(exits[0].exitInfo2 == 0x180000)
         #expect(f.vm.vcpus[0].registers[3] == 7, "the store ran again after the fault and the load sees it")
@@ -154,7 +150,7 @@ struct MMIOTests {
             Instruction(.halt),
         ], mmio: base)
         try f.platform.kvm.run(f.vm)
-        let exits = f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+        let exits = f.exits
         #expect(exits.map(\.exitCode) == [VMExit.npf, VMExit.npf, VMExit.npf, VMExit.hlt])
         #expect(exits.prefix(3).map(\.exitInfo2) == [base + 0x10, base + 0x10, base + 0x18])
         #expect(exits[0].exitInfo1 == 0x1_0000_000B && exits[1].exitInfo1 == 0x1_0000_0009)
@@ -208,7 +204,7 @@ struct ParavirtualMSRTests {
             Instruction(.halt),
         ], shared: decrypted ? [(0x1f0000, 1)] : [])
         try f.platform.kvm.run(f.vm)
-        let exits = f.sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+        let exits = f.exits
         #expect(exits.first?.exitCode == VMExit.msr && exits.first?.exitInfo1 == 1)
         let vcpu = f.vm.vcpus[0]
         #expect(vcpu.stealTimeGPA == area)

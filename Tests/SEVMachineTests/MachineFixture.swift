@@ -30,6 +30,10 @@ struct MachineFixture {
         sink.events.compactMap { if case .memoryAccess(let a) = $0.body { a } else { nil } }
     }
 
+    var exits: [VMExit] {
+        sink.events.compactMap { if case .vmExit(let x) = $0.body { x } else { nil } }
+    }
+
     var pspCommands: [PSPCommand] {
         sink.events.compactMap { if case .pspCommand(let p) = $0.body { p } else { nil } }
     }
