@@ -158,8 +158,8 @@ public struct ScenarioParser {
                 guard vms[name] == nil else { throw c.error(at: nameToken!, "VM '\(name)' is already declared") }
                 let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock", "pages", "mmio", "paging"])
                 let pageSize = try o.number("pages", default: 4096, c)
-                guard pageSize == 4096 || pageSize == 2 << 20 else {
-                    throw c.error(at: o.values["pages"]!, "pages is 4K or 2M (the guest kernel's page size)")
+                guard pageSize == 4096 || pageSize == 2 << 20 || pageSize == 4 << 20 else {
+                    throw c.error(at: o.values["pages"]!, "pages is 4K, 2M or (with paging=legacy) 4M (the guest kernel's page size)")
                 }
                 let memory = try o.number("memory", default: 4 << 20, c)
                 guard memory >= 2 << 20, memory % (2 << 20) == 0 else {
@@ -178,18 +178,25 @@ public struct ScenarioParser {
                     throw c.error(at: o.values["kvmclock"]!, "kvmclock must be 32-byte aligned and inside the VM's memory")
                 }
                 let mmio = o.values["mmio"] == nil ? nil : try o.number("mmio", default: 0, c)
-                let paging = try o.word("paging", c) ?? "long"
-                guard paging == "long" || paging == "pae" else {
-                    throw c.error(at: o.values["paging"]!, "paging is long or pae (the guest kernel's paging mode)")
+                let pagingWord = try o.word("paging", c) ?? "long"
+                let modes: [String: PagingMode] = ["long": .long, "pae": .pae, "legacy": .legacy]
+                guard let paging = modes[pagingWord] else {
+                    throw c.error(at: o.values["paging"]!, "paging is long, pae or legacy (the guest kernel's paging mode)")
                 }
-                let limit: UInt64 = paging == "pae" ? 1 << 32 : 1 << 39
-                guard memory <= limit else { throw ScenarioError(here, "a PAE guest has at most 4G of memory") }
+                let limit: UInt64 = paging == .long ? 1 << 39 : 1 << 32
+                guard memory <= limit else { throw ScenarioError(here, "a \(pagingWord) guest has at most 4G of memory") }
+                if paging == .legacy && memory % (4 << 20) != 0 {
+                    throw c.error(at: o.values["memory"]!, "with 32-bit paging memory is a multiple of 4M")
+                }
+                if pageSize > 4096 && (pageSize == 4 << 20) != (paging == .legacy) {
+                    throw c.error(at: o.values["pages"]!, "large pages are 2M with paging=long or pae, 4M with paging=legacy")
+                }
                 if let m = mmio, m % 4096 != 0 || m < memory || m >= limit {
-                    throw c.error(at: o.values["mmio"]!, "mmio must be a 4K-aligned address above the VM's memory and below \(paging == "pae" ? "4G with PAE" : "512G")")
+                    throw c.error(at: o.values["mmio"]!, "mmio must be a 4K-aligned address above the VM's memory and below \(paging == .long ? "512G" : "4G with \(pagingWord) paging")")
                 }
                 add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sevWord == "yes",
-                        vcpus: Int(vcpus), kvmclock: kvmclock, largePages: pageSize == 2 << 20, mmio: mmio,
-                        pae: paging == "pae"))
+                        vcpus: Int(vcpus), kvmclock: kvmclock, largePages: pageSize > 4096, mmio: mmio,
+                        paging: paging))
             case "device":
                 let t = c.peek
                 let name = try c.word("a device name")

@@ -39,9 +39,9 @@ public struct ScenarioRunner {
 
     private func execute(_ statement: ScenarioScript.Statement, on m: Machine) throws(MachineError) {
         switch statement {
-        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages, let mmio, let pae):
+        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages, let mmio, let paging):
             let v = try m.platform(named: platform)!.kvm.createVM(name: name, memoryBytes: memory, policy: policy, sev: sev,
-                                                                   vcpus: vcpus, largePages: largePages, pae: pae)
+                                                                   vcpus: vcpus, largePages: largePages, paging: paging)
             v.kvmclockGPA = kvmclock
             v.mmioGPA = mmio
         case .device(let name, let platform):

@@ -1,4 +1,5 @@
 import SEVMachine
+import TraceFormat
 
 /// A parsed scenario: the platform and the statements to run, in order, each with where it was written.
 public struct ScenarioScript: Sendable {
@@ -23,7 +24,7 @@ public struct ScenarioScript: Sendable {
     public enum Statement: Sendable {
         /// Create a VM.
         case vm(name: String, platform: String, memory: UInt64, policy: UInt32, sev: Bool, vcpus: Int, kvmclock: UInt64?,
-                largePages: Bool, mmio: UInt64?, pae: Bool)
+                largePages: Bool, mmio: UInt64?, paging: PagingMode)
         /// Attach a DMA-capable device.
         case device(name: String, platform: String)
         /// The guest kernel maps `pages` pages at `gpa` decrypted at boot.

@@ -202,7 +202,7 @@ public enum AccessKind: UInt8, CaseIterable, Sendable, CustomStringConvertible {
 public enum CbitReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     /// The C-bit of the guest page-table entry that maps the address.
     case guestPTE = 0
-    /// Forced to 1: the vCPU is not in PAE or long mode, so there is no guest page table to ask.
+    /// Forced to 1: paging is off (real or protected mode), so there is no guest page table to ask.
     case forcedNonPaged
     /// Forced to 1: instruction fetches are always private.
     case forcedFetch
@@ -214,6 +214,8 @@ public enum CbitReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case device
     /// The PSP chose the key explicitly for a firmware command.
     case firmware
+    /// Forced to 1: 32-bit paging without PAE, whose 4-byte entries have no room for the C-bit.
+    case forcedLegacyPaging
 
     public var description: String {
         switch self {
@@ -224,6 +226,7 @@ public enum CbitReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .host: "host"
         case .device: "device"
         case .firmware: "firmware"
+        case .forcedLegacyPaging: "forced-legacy"
         }
     }
 }
@@ -454,7 +457,12 @@ public struct TaintSource: Equatable, Sendable {
 
 /// A vCPU's paging mode, which decides whether the guest page tables choose the C-bit.
 public enum PagingMode: UInt8, CaseIterable, Sendable, CustomStringConvertible {
-    case real = 0, protected, pae, long
+    /// Real mode, or protected mode with paging off: linear is physical.
+    case real = 0, protected
+    /// PAE paging (3 levels of 8-byte entries over a 32-bit linear address) and long mode (4 levels).
+    case pae, long
+    /// 32-bit paging without PAE: 2 levels of 4-byte entries, 4 KiB or 4 MiB pages.
+    case legacy
 
     public var description: String {
         switch self {
@@ -462,11 +470,15 @@ public enum PagingMode: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .protected: "protected"
         case .pae: "pae"
         case .long: "long"
+        case .legacy: "legacy"
         }
     }
 
-    /// Whether guest page tables exist in this mode, so the PTE's C-bit applies.
-    public var usesGuestPageTables: Bool { self == .pae || self == .long }
+    /// Whether the vCPU translates through guest page tables in this mode.
+    public var walksGuestPageTables: Bool { self != .real && self != .protected }
+    /// Whether the page-table entries carry the C-bit (8-byte entries), so the guest chooses it per page;
+    /// in every other mode the hardware forces it.
+    public var pteChoosesCbit: Bool { self == .pae || self == .long }
 }
 
 /// A vCPU's mode change.

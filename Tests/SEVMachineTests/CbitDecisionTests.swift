@@ -14,9 +14,10 @@ struct CbitDecisionTests {
     ]
 
     @Test("every access of a running SEV guest carries the decision the hardware makes, in long mode and with PAE",
-          arguments: [false, true])
-    func decisions(pae: Bool) throws {
-        let f = try MachineFixture(Self.program, shared: [(0x200000, 1)], pae: pae)
+          arguments: [PagingMode.long, .pae])
+    func decisions(paging: PagingMode) throws {
+        let pae = paging == .pae
+        let f = try MachineFixture(Self.program, shared: [(0x200000, 1)], paging: paging)
         try f.platform.kvm.run(f.vm)
         let guest = f.accesses.filter { if case .vcpu = $0.actor { $0.kind != .nestedWalk } else { false } }
         // Early boot: paging off, every access forced private.
@@ -143,7 +144,7 @@ struct PAETests {
             Instruction(.movImmediate, a: 3, immediate: 0xFEB0_0000),
             Instruction(.store, a: 3, b: 2, width: 4),
             Instruction(.halt),
-        ], mmio: 0xFEB0_0000, pae: true, largePages: largePages)
+        ], mmio: 0xFEB0_0000, paging: .pae, largePages: largePages)
         try f.platform.kvm.run(f.vm)
         let store = try #require(f.accesses.last { $0.kind == .write && $0.register == 2 && $0.gpa == 0x200000 })
         #expect(!store.cbit && store.reason == .guestPTE)
@@ -158,7 +159,65 @@ struct PAETests {
             Instruction(.movImmediate, a: 1, immediate: 0x1_0020_0000),
             Instruction(.load, a: 2, b: 1, width: 8),
             Instruction(.halt),
-        ], pae: true)
+        ], paging: .pae)
         #expect(throws: MachineError.self) { try f.platform.kvm.run(f.vm) }
+    }
+}
+
+/// 32-bit paging without PAE: two levels of 4-byte entries, which have no room for the C-bit, so the
+/// hardware forces every access of an SEV guest private.
+struct LegacyPagingTests {
+    static let program = [
+        Instruction(.movImmediate, a: 1, immediate: 0x200000),
+        Instruction(.movImmediate, a: 2, immediate: 0x5A5A),
+        Instruction(.store, a: 1, b: 2, width: 8),
+        Instruction(.load, a: 3, b: 1, width: 8),
+        Instruction(.halt),
+    ]
+
+    @Test("every access is private: data forced, walks two levels of 4-byte entries (one with 4 MiB pages)",
+          arguments: [false, true])
+    func forcedPrivate(largePages: Bool) throws {
+        let f = try MachineFixture(Self.program, paging: .legacy, largePages: largePages)
+        try f.platform.kvm.run(f.vm)
+        let modes = f.sink.events.compactMap { if case .vcpuMode(let m) = $0.body { m.mode } else { nil } }
+        #expect(modes == [.protected, .legacy])
+        let guest = f.accesses.filter { if case .vcpu = $0.actor { $0.kind != .nestedWalk } else { false } }
+        let boot = guest.prefix { $0.reason == .forcedNonPaged }
+        #expect(boot.allSatisfy { $0.size == 4 }, "32-bit page-table entries")
+        #expect(boot.count == (largePages ? 1 : 1 + 1024), "one directory entry per 4 MiB, one table entry per page")
+        let walks = guest.filter { $0.kind == .pageWalk }
+        #expect(!walks.isEmpty && walks.allSatisfy { $0.cbit && $0.size == 4 && $0.reason == .forcedPageWalk })
+        let fetchWalks = walks.filter { $0.gva == 0x100000 }
+        #expect(fetchWalks.count == (largePages ? 1 : 2))
+        let data = guest.filter { $0.register == 2 || $0.register == 3 }
+        #expect(data.count == 2 && data.allSatisfy { $0.cbit && $0.reason == .forcedLegacyPaging })
+        #expect(f.vm.vcpus[0].registers[3] == 0x5A5A, "the guest reads back what it wrote")
+        let dram = try f.platform.memory.rawBytes(at: try f.vm.translate(0x200000), count: 8)
+        #expect(dram != [0x5A, 0x5A, 0, 0, 0, 0, 0, 0], "DRAM holds ciphertext")
+    }
+
+    @Test("an SEV guest without PAE cannot map memory decrypted")
+    func noDecryptedMappings() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0x200000),
+            Instruction(.setMemoryDecrypted, a: 1, immediate: 1),
+            Instruction(.halt),
+        ], paging: .legacy)
+        #expect(throws: MachineError.invalid("guest: a 32-bit kernel without PAE cannot map memory decrypted (its page-table entries have no C-bit)")) {
+            try f.platform.kvm.run(f.vm)
+        }
+    }
+
+    @Test("MMIO through a 4 MiB mapping still exits to the hypervisor, with the GPA")
+    func mmio() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0xFEC0_0000),
+            Instruction(.movImmediate, a: 2, immediate: 0x99),
+            Instruction(.store, a: 1, b: 2, width: 4),
+            Instruction(.halt),
+        ], mmio: 0xFEC0_0000, paging: .legacy)
+        try f.platform.kvm.run(f.vm)
+        #expect(f.exits.contains { $0.exitCode == VMExit.npf && $0.exitInfo2 == 0xFEC0_0000 })
     }
 }

@@ -11,11 +11,11 @@ struct MachineFixture {
     var launchOutput: [UInt8] = []
 
     init(_ instructions: [Instruction], shared: [(UInt64, UInt64)] = [], policy: UInt32 = 0x1, launch: Bool = true,
-         seed: UInt64 = 1, mmio: UInt64? = nil, pae: Bool = false, largePages: Bool = false) throws {
+         seed: UInt64 = 1, mmio: UInt64? = nil, paging: PagingMode = .long, largePages: Bool = false) throws {
         machine = Machine(config: PlatformConfig(), seed: seed, sink: sink)
         platform = machine.primary
         vm = try platform.kvm.createVM(name: "guest", memoryBytes: 4 << 20, policy: policy, sev: true, largePages: largePages,
-                                       pae: pae)
+                                       paging: paging)
         vm.entry = 0x100000
         vm.addImage(gpa: 0x100000, bytes: instructions.flatMap(\.encoded))
         for (gpa, pages) in shared { vm.addSharedAtBoot(gpa: gpa, pages: pages) }

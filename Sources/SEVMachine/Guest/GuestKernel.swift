@@ -12,9 +12,13 @@ struct GuestKernel {
     static let splitPool: UInt64 = 8
 
     /// Page-table pages needed to identity-map `memoryBytes`: one PML4 (unused with PAE), one PDPT, the
-    /// page directories, and one page table per 2 MiB with 4 KiB pages, or a pool for splitting with 2 MiB pages.
-    static func identityMapPages(memoryBytes: UInt64, largePages: Bool, pae: Bool) -> UInt64 {
-        let gib = directories(memoryBytes: memoryBytes, pae: pae)
+    /// page directories, and one page table per 2 MiB with 4 KiB pages, or a pool for splitting with 2 MiB
+    /// pages. 32-bit paging has one page directory and one page table per 4 MiB (or the pool with 4 MiB pages).
+    static func identityMapPages(memoryBytes: UInt64, largePages: Bool, paging: PagingMode) -> UInt64 {
+        if paging == .legacy {
+            return 1 + (largePages ? splitPool : (memoryBytes + (4 << 20) - 1) >> 22)
+        }
+        let gib = directories(memoryBytes: memoryBytes, paging: paging)
         let tables = (memoryBytes + (2 << 20) - 1) >> 21
         return 2 + gib + (largePages ? splitPool : tables)
     }
@@ -22,12 +26,13 @@ struct GuestKernel {
     /// Page directories of the identity map: one per GiB of memory in long mode; with PAE all four
     /// (the page-directory-pointer table has four entries and no 1 GiB pages, so an MMIO page anywhere
     /// below 4 GiB needs its directory).
-    static func directories(memoryBytes: UInt64, pae: Bool) -> UInt64 {
-        pae ? 4 : (memoryBytes + (1 << 30) - 1) >> 30
+    static func directories(memoryBytes: UInt64, paging: PagingMode) -> UInt64 {
+        paging == .pae ? 4 : (memoryBytes + (1 << 30) - 1) >> 30
     }
 
-    /// Splits the 2 MiB mapping whose page-directory entry is at `pdeAddress` into 512 page-table entries
-    /// with the same attributes (C-bit included), in a page from the pool; returns the new entry.
+    /// Splits the large mapping whose page-directory entry is at `pdeAddress` into page-table entries with
+    /// the same attributes (C-bit included), in a page from the pool; returns the new entry. A 2 MiB page
+    /// becomes 512 8-byte entries; with 32-bit paging a 4 MiB page becomes 1024 4-byte entries.
     func splitLargePage(entryAt pdeAddress: UInt64, entry: UInt64) throws(MachineError) -> UInt64 {
         let vm = vcpu.vm
         guard vm.splitPagesUsed < Self.splitPool else {
@@ -36,13 +41,16 @@ struct GuestKernel {
         let cbitMask = vcpu.platform.config.cbitMask
         let table = vm.pageTableBase + (vm.pageTablePages - Self.splitPool + vm.splitPagesUsed) * 4096
         vm.splitPagesUsed += 1
-        let base = entry & 0x000F_FFFF_FFE0_0000 & ~cbitMask
-        let attributes = entry & (cbitMask | 0x3)
-        for i in 0..<512 as Range<UInt64> {
-            try vcpu.store(gva: table + i * 8, size: 8, value: (base + i * 4096) | attributes, register: MemoryAccess.noRegister)
+        let legacy = vm.paging == .legacy
+        let entrySize: UInt64 = legacy ? 4 : 8
+        let base = entry & (legacy ? 0xFFC0_0000 : 0x000F_FFFF_FFE0_0000 & ~cbitMask)
+        let attributes = entry & ((legacy ? 0 : cbitMask) | 0x3)
+        for i in 0..<(4096 / entrySize) {
+            try vcpu.store(gva: table + i * entrySize, size: Int(entrySize), value: (base + i * 4096) | attributes,
+                           register: MemoryAccess.noRegister)
         }
-        let pde = table | (vm.isSEV ? cbitMask : 0) | 0x3
-        try vcpu.store(gva: pdeAddress, size: 8, value: pde, register: MemoryAccess.noRegister)
+        let pde = table | (vm.isSEV && !legacy ? cbitMask : 0) | 0x3
+        try vcpu.store(gva: pdeAddress, size: Int(entrySize), value: pde, register: MemoryAccess.noRegister)
         vcpu.flushTLB()
         return pde
     }
@@ -52,17 +60,22 @@ struct GuestKernel {
     func boot() throws(MachineError) {
         let vm = vcpu.vm
         vcpu.setMode(.protected)
+        if vm.paging == .legacy {
+            try bootLegacyPaging()
+            return
+        }
+        let pae = vm.paging == .pae
         let me = vm.isSEV ? vcpu.platform.config.cbitMask : 0
         let base = vm.pageTableBase
-        let gib = Self.directories(memoryBytes: vm.memoryBytes, pae: vm.pae)
+        let gib = Self.directories(memoryBytes: vm.memoryBytes, paging: vm.paging)
         let pml4 = base, pdpt = base + 4096, pd = base + 8192, pt = pd + gib * 4096
         let flags: UInt64 = 0x3  // present, writable
-        if !vm.pae {
+        if !pae {
             try vcpu.store(gva: pml4, size: 8, value: pdpt | me | flags, register: MemoryAccess.noRegister)
         }
         for g in 0..<gib {
             // PAE page-directory-pointer entries have no writable bit (bits 2:1 are reserved).
-            try vcpu.store(gva: pdpt + g * 8, size: 8, value: (pd + g * 4096) | me | (vm.pae ? 0x1 : flags),
+            try vcpu.store(gva: pdpt + g * 8, size: 8, value: (pd + g * 4096) | me | (pae ? 0x1 : flags),
                            register: MemoryAccess.noRegister)
         }
         let tables = (vm.memoryBytes + (2 << 20) - 1) >> 21
@@ -91,9 +104,40 @@ struct GuestKernel {
                                register: MemoryAccess.noRegister)
             }
         }
-        vcpu.cr3 = vm.pae ? pdpt : pml4
-        vcpu.setMode(vm.pae ? .pae : .long)
-        for region in vm.sharedAtBoot {
+        vcpu.cr3 = pae ? pdpt : pml4
+        vcpu.setMode(vm.paging)
+        try decryptBootRegions()
+    }
+
+    /// Early boot of a 32-bit kernel without PAE: one page directory of 4-byte entries mapping 4 MiB
+    /// each, through page tables or as 4 MiB pages. An entry has no C-bit, so every access stays
+    /// private under SEV; the hardware forces it.
+    private func bootLegacyPaging() throws(MachineError) {
+        let vm = vcpu.vm
+        let pd = vm.pageTableBase, pt = pd + 4096
+        let flags: UInt64 = 0x3  // present, writable
+        let directories = vm.memoryBytes >> 22
+        for d in 0..<directories {
+            let pde = vm.largePages ? d << 22 | flags | Self.pageSize : (pt + d * 4096) | flags
+            try vcpu.store(gva: pd + d * 4, size: 4, value: pde, register: MemoryAccess.noRegister)
+        }
+        if !vm.largePages {
+            for page in 0..<(vm.memoryBytes >> 12) {
+                try vcpu.store(gva: pt + page * 4, size: 4, value: page << 12 | flags, register: MemoryAccess.noRegister)
+            }
+        }
+        if let mmio = vm.mmioGPA {
+            try vcpu.store(gva: pd + (mmio >> 22) * 4, size: 4, value: mmio & ~0x3F_FFFF | flags | Self.pageSize,
+                           register: MemoryAccess.noRegister)
+        }
+        vcpu.cr3 = pd
+        vcpu.setMode(.legacy)
+        try decryptBootRegions()
+    }
+
+    /// The regions the kernel maps decrypted early (kvmclock, per-CPU decrypted data, the SWIOTLB pool).
+    private func decryptBootRegions() throws(MachineError) {
+        for region in vcpu.vm.sharedAtBoot {
             try setMemoryEncryption(gva: region.gpa, pages: region.pages, encrypted: false)
         }
     }
@@ -122,6 +166,15 @@ struct GuestKernel {
         let vm = vcpu.vm
         let cbitMask = platform.config.cbitMask
         let start = gva & ~0xFFF
+        guard vcpu.mode.pteChoosesCbit else {
+            // A 32-bit kernel without PAE has no C-bit to clear: it cannot share memory under SEV (Linux
+            // builds AMD_MEM_ENCRYPT only for x86-64). Without SEV there is nothing to change.
+            guard !vm.isSEV else {
+                throw .invalid("\(vm.name): a 32-bit kernel without PAE cannot map memory decrypted (its page-table entries have no C-bit)")
+            }
+            for i in 0..<pages { vm.markShared(gpa: start + i * 4096, !encrypted) }
+            return
+        }
         for i in 0..<pages {
             let page = start + i * 4096
             let pte = try vcpu.pteAddress(of: page)

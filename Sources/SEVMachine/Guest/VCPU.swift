@@ -106,7 +106,7 @@ public final class VCPU {
 
     /// Translates a guest virtual address for a data access, walking the guest page tables on a TLB miss.
     func translate(_ gva: UInt64) throws(MachineError) -> Translation {
-        guard mode.usesGuestPageTables else {
+        guard mode.walksGuestPageTables else {
             // No guest page tables: linear is physical and the hardware forces the C-bit.
             return Translation(gpa: gva, spa: try nestedTranslate(gva), cbit: vm.isSEV, reason: .forcedNonPaged)
         }
@@ -118,12 +118,41 @@ public final class VCPU {
             entry = try walk(gva)
             tlb[page] = entry
         }
+        guard mode.pteChoosesCbit else {
+            return Translation(gpa: entry.gpaPage << 12 | offset, spa: entry.spaPage << 12 | offset,
+                               cbit: vm.isSEV, reason: .forcedLegacyPaging)
+        }
         return Translation(gpa: entry.gpaPage << 12 | offset, spa: entry.spaPage << 12 | offset,
                            cbit: vm.isSEV && entry.cbit, reason: .guestPTE)
     }
 
-    /// The 4-level walk. Each step reads one entry from guest memory, always as a private access.
+    /// Reads one guest page-table entry, always as a private access.
+    private func readTableEntry(gva: UInt64, at gpa: UInt64, size: Int) throws(MachineError) -> UInt64 {
+        try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .pageWalk, gva: gva, gpa: gpa,
+                          spa: try nestedTranslate(gpa), size: size, cbit: vm.isSEV, reason: .forcedPageWalk,
+                          key: key, cost: Platform.Cost.walkStep)
+    }
+
+    /// The 2-level walk of 32-bit paging: a 4-byte directory entry maps 4 MiB (PS set) or points to a
+    /// table of 4-byte entries. There is no C-bit in either.
+    private func walkLegacy(_ gva: UInt64) throws(MachineError) -> TLBEntry {
+        guard gva >> 32 == 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
+        let pde = try readTableEntry(gva: gva, at: cr3 + (gva >> 22) * 4, size: 4)
+        guard pde & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
+        let gpa: UInt64
+        if pde & GuestKernel.pageSize != 0 {
+            gpa = (pde & 0xFFC0_0000) | (gva & 0x3F_F000)
+        } else {
+            let pte = try readTableEntry(gva: gva, at: (pde & 0xFFFF_F000) + ((gva >> 12) & 0x3FF) * 4, size: 4)
+            guard pte & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
+            gpa = pte & 0xFFFF_F000
+        }
+        return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa) >> 12, cbit: true)
+    }
+
+    /// The 4-level walk (3 with PAE). Each step reads one entry from guest memory, always as a private access.
     private func walk(_ gva: UInt64) throws(MachineError) -> TLBEntry {
+        if mode == .legacy { return try walkLegacy(gva) }
         let cbitMask = platform.config.cbitMask
         let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~cbitMask
         var table = cr3
@@ -133,10 +162,7 @@ public final class VCPU {
         if mode == .pae && gva >> 32 != 0 { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
         for level in stride(from: top, through: 0, by: -1) {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
-            let gpa = table + idx * 8
-            entry = try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .pageWalk, gva: gva, gpa: gpa,
-                                     spa: try nestedTranslate(gpa), size: 8, cbit: vm.isSEV, reason: .forcedPageWalk,
-                                     key: key, cost: Platform.Cost.walkStep)
+            entry = try readTableEntry(gva: gva, at: table + idx * 8, size: 8)
             guard entry & 1 != 0 else {
                 throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
             }
@@ -156,6 +182,15 @@ public final class VCPU {
     /// by reading the page tables through its own (identity) mapping.
     /// A 2 MiB mapping on the way is split first (`split_large_page`), so the entry returned maps 4 KiB.
     func pteAddress(of gva: UInt64) throws(MachineError) -> UInt64 {
+        if mode == .legacy {
+            let pdeAddress = cr3 + (gva >> 22) * 4
+            var pde = try load(gva: pdeAddress, size: 4, register: MemoryAccess.noRegister)
+            guard pde & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
+            if pde & GuestKernel.pageSize != 0 {
+                pde = try GuestKernel(vcpu: self).splitLargePage(entryAt: pdeAddress, entry: pde)
+            }
+            return (pde & 0xFFFF_F000) + ((gva >> 12) & 0x3FF) * 4
+        }
         let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~platform.config.cbitMask
         var table = cr3
         for level in stride(from: mode == .pae ? 2 : 3, through: 1, by: -1) {
@@ -191,7 +226,7 @@ public final class VCPU {
     /// Fetches the 16-byte instruction at rip. Instruction fetches are always private.
     private func fetch() throws(MachineError) -> Instruction {
         let t = try translate(rip)
-        let reason: CbitReason = mode.usesGuestPageTables ? .forcedFetch : .forcedNonPaged
+        let reason: CbitReason = mode.walksGuestPageTables ? .forcedFetch : .forcedNonPaged
         let k = vm.isSEV ? key : nil
         let lo = try platform.cpuLoad(t.spa, size: 8, key: k, keyID: asid)
         let hi = try platform.cpuLoad(t.spa + 8, size: 8, key: k, keyID: asid)

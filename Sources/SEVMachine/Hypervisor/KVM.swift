@@ -33,12 +33,18 @@ public final class KVM {
     /// pages, and for an SEV guest the lowest free ASID from the minimum SEV ASID up (as `sev_asid_new`).
     @discardableResult
     public func createVM(name: String, memoryBytes: UInt64, policy: UInt32, sev: Bool, vcpus: Int = 1,
-                         largePages: Bool = false, pae: Bool = false)
+                         largePages: Bool = false, paging: PagingMode = .long)
         throws(MachineError) -> VirtualMachine {
         guard memoryBytes >= 2 << 20, memoryBytes % (2 << 20) == 0 else {
             throw .invalid("\(name): memory must be a multiple of 2 MiB")
         }
-        guard !pae || memoryBytes <= 1 << 32 else { throw .invalid("\(name): a PAE guest addresses at most 4 GiB") }
+        guard paging == .long || memoryBytes <= 1 << 32 else {
+            throw .invalid("\(name): a \(paging == .pae ? "PAE" : "32-bit") guest addresses at most 4 GiB")
+        }
+        guard paging != .legacy || memoryBytes % (4 << 20) == 0 else {
+            throw .invalid("\(name): with 32-bit paging memory must be a multiple of 4 MiB")
+        }
+        guard paging.walksGuestPageTables else { throw .invalid("\(name): the guest kernel enables paging (long, pae or legacy)") }
         let free = platform.config.memoryBytes > nextFree ? platform.config.memoryBytes - nextFree : 0
         guard memoryBytes <= free else { throw .outOfHostMemory(requested: memoryBytes, free: free) }
         var asid: UInt16 = 0
@@ -46,7 +52,7 @@ public final class KVM {
             asid = try allocateASID()
         }
         let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy, asid: asid,
-                                spaBase: nextFree, largePages: largePages, pae: pae)
+                                spaBase: nextFree, largePages: largePages, paging: paging)
         for i in 0..<vcpus { vm.vcpus.append(VCPU(vm: vm, index: UInt16(i), platform: platform)) }
         vms.append(vm)
         platform.emit(.vmCreated(VMCreated(vm: vm.id, platform: platform.id, name: name, asid: asid, policy: policy, memoryBytes: memoryBytes,

@@ -69,15 +69,16 @@ public final class VirtualMachine {
 
     /// Whether the guest kernel maps its memory with 2 MiB pages.
     public let largePages: Bool
-    /// Whether the guest kernel runs with PAE paging (3 levels, 32-bit addresses) rather than long mode.
-    public let pae: Bool
+    /// The paging mode the guest kernel enables at boot: long mode (4 levels), PAE (3 levels, 32-bit
+    /// addresses) or 32-bit paging without PAE (2 levels of 4-byte entries, no room for the C-bit).
+    public let paging: PagingMode
     /// Pages of the split pool already used.
     var splitPagesUsed: UInt64 = 0
 
     init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64,
-         largePages: Bool = false, pae: Bool = false) {
+         largePages: Bool = false, paging: PagingMode = .long) {
         self.largePages = largePages
-        self.pae = pae
+        self.paging = paging
         self.id = id
         self.name = name
         self.platform = platform
@@ -86,7 +87,7 @@ public final class VirtualMachine {
         self.asid = asid
         let pages = memoryBytes >> 12
         npt = (0..<pages).map { (spaBase >> 12) + $0 }
-        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages, pae: pae)
+        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages, paging: paging)
         pageTablePages = pts
         pageTableBase = memoryBytes - pts * 4096
     }
