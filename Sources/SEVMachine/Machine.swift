@@ -32,6 +32,10 @@ public final class Machine {
         platforms.append(p)
         // The chip's keys exist from power-on, so they depend only on the seed and the platform's place.
         _ = p.firmware.identity
+        if config.sme {
+            // The SoC generates the SME key at reset; software never sees it.
+            p.controller.setKey(EncryptionKey(bytes: rng.bytes(16)), forASID: 0)
+        }
         p.announceCache()
         return p
     }

@@ -17,6 +17,10 @@ public struct PlatformConfig: Equatable, Sendable {
     public var build: UInt8 = 48
     /// Bytes of the shared last-level cache (8-way, 64-byte lines); 0 runs without a cache.
     public var cacheBytes: Int = 0
+    /// Whether the host runs with SME: the memory controller draws a host key into slot 0 at power-on and
+    /// every access without a guest key is encrypted with it (host page tables, the NPT's host C-bit and
+    /// DMA addresses all carry `sme_me_mask`, as a Linux host with `mem_encrypt=on` sets them).
+    public var sme: Bool = false
 
     public init() {}
 

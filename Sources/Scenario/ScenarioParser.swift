@@ -125,7 +125,7 @@ public struct ScenarioParser {
                 } else if platformNames.contains(name) {
                     throw ScenarioError(here, "a second platform needs a name: `platform NAME …`")
                 }
-                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache"])
+                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache", "sme"])
                 var p = PlatformConfig()
                 p.cbitPosition = Int(try o.number("cbit", default: 47, c))
                 guard (32...51).contains(p.cbitPosition) else { throw c.error(at: o.values["cbit"]!, "cbit must be 32 to 51") }
@@ -150,6 +150,9 @@ public struct ScenarioParser {
                     throw c.error(at: o.values["cache"]!, "cache must be 0 (none) or 4K to 64M, a multiple of 512 bytes")
                 }
                 p.cacheBytes = Int(cache)
+                let sme = try o.word("sme", c) ?? "no"
+                guard sme == "yes" || sme == "no" else { throw c.error(at: o.values["sme"]!, "sme takes yes or no") }
+                p.sme = sme == "yes"
                 script.platforms.append((name, p))
                 platformNames.append(name)
             case "vm":

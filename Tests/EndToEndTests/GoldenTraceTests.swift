@@ -25,6 +25,7 @@ struct GoldenTraceTests {
         "race": ["PRIVATE_TO_SHARED:high", "PRIVATE_TO_DMA:high", "PRIVATE_TO_DMA:high"],
         "page-migration": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium"],
         "steal-time": ["ENCRYPTION_MISMATCH:medium"],
+        "sme": ["CIPHERTEXT_OBSERVATION:low"],
         "legacy-paging": ["CIPHERTEXT_OBSERVATION:low", "DMA_INTO_PRIVATE:medium", "ENCRYPTION_MISMATCH:medium"],
         "sev-series": ["PRIVATE_TO_SHARED:low", "REGISTER_EXPOSURE:low", "PRIVATE_TO_DMA:low"],
         "cbit-alias": ["CBIT_ALIAS:medium", "CIPHERTEXT_OBSERVATION:low"],

@@ -11,8 +11,9 @@ struct MachineFixture {
     var launchOutput: [UInt8] = []
 
     init(_ instructions: [Instruction], shared: [(UInt64, UInt64)] = [], policy: UInt32 = 0x1, launch: Bool = true,
-         seed: UInt64 = 1, mmio: UInt64? = nil, paging: PagingMode = .long, largePages: Bool = false) throws {
-        machine = Machine(config: PlatformConfig(), seed: seed, sink: sink)
+         seed: UInt64 = 1, mmio: UInt64? = nil, paging: PagingMode = .long, largePages: Bool = false,
+         config: PlatformConfig = PlatformConfig()) throws {
+        machine = Machine(config: config, seed: seed, sink: sink)
         platform = machine.primary
         vm = try platform.kvm.createVM(name: "guest", memoryBytes: 4 << 20, policy: policy, sev: true, largePages: largePages,
                                        paging: paging)

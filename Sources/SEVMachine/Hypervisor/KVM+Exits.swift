@@ -119,10 +119,10 @@ extension KVM {
             reportExit(vcpu, code: VMExit.cpuid, info1: 0, info2: 0)
             let c = platform.config
             var out: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-            if vcpu.registers[0] == 0x8000_001F {
-                // EAX bit 1 SEV; EBX[5:0] C-bit, [11:6] PA reduction; ECX number of ASIDs; EDX minimum SEV ASID.
-                out = (vm.isSEV ? 0x3 : 0x1, UInt64(c.cbitPosition) | UInt64(c.physAddrReduction) << 6,
-                       UInt64(c.maxSEVASID), UInt64(c.minSEVASID))
+            if vcpu.registers[0] == 0x8000_001F && vm.isSEV {
+                // As QEMU fills the leaf for a guest: EAX bit 1 SEV (SME is not offered to guests);
+                // EBX[5:0] C-bit, [11:6] PA reduction; ECX and EDX (ASID counts) zero. A plain guest sees zeros.
+                out = (0x2, UInt64(c.cbitPosition) | UInt64(c.physAddrReduction) << 6, 0, 0)
             }
             setRegister(vcpu, 0, out.0)
             setRegister(vcpu, 3, out.1)

@@ -1,14 +1,16 @@
 /// The memory controller: the only path between the SoC and DRAM. Accesses made with a key are
-/// encrypted with AES-128 per 16-byte block and a physical-address tweak; accesses without one store
-/// and load plaintext.
+/// encrypted with AES-128 per 16-byte block and a physical-address tweak. Accesses without a guest key
+/// use the host's SME key in slot 0 when SME is on, and store and load plaintext when it is off.
 ///
 /// The tweak follows what was reported for Zen 1: each set address bit `i` (4 and up) contributes a
 /// fixed 128-bit value, XORed together into `T(pa)`, and a block is stored as `AES_K(P xor T(pa))`. The
 /// same plaintext at two addresses gives different ciphertext; at one address it always gives the same.
 public final class MemoryController {
     public let memory: PhysicalMemory
-    /// Key slots by ASID; slot 0 is the host's (SME) key, unused while SME is off.
+    /// Key slots by ASID; slot 0 is the host's (SME) key, empty while SME is off.
     private var slots: [EncryptionKey?]
+    /// Slot 0, kept apart for the hot path: what every access without a guest key is encrypted with.
+    private var hostKey: EncryptionKey?
     private let tweakLo: [UInt64]
     private let tweakHi: [UInt64]
 
@@ -40,6 +42,7 @@ public final class MemoryController {
     /// Loads a key into an ASID's slot (what ACTIVATE does), or clears it.
     public func setKey(_ key: EncryptionKey?, forASID asid: UInt16) {
         slots[Int(asid)] = key
+        if asid == 0 { hostKey = key }
     }
 
     @inline(__always)
@@ -82,7 +85,7 @@ public final class MemoryController {
     /// Reads `count` bytes at `spa` into `out`.
     public func read(_ spa: UInt64, count: Int, key: EncryptionKey?, into out: UnsafeMutableRawPointer) throws(MachineError) {
         try memory.check(spa, count)
-        if key == nil {
+        guard let key = key ?? hostKey else {
             memory.load(spa, into: out, count: count)
             return
         }
@@ -104,7 +107,7 @@ public final class MemoryController {
     /// Writes `count` bytes from `src` at `spa` (read-modify-write of partial blocks under a key).
     public func write(_ spa: UInt64, count: Int, key: EncryptionKey?, from src: UnsafeRawPointer) throws(MachineError) {
         try memory.check(spa, count)
-        if key == nil {
+        guard let key = key ?? hostKey else {
             memory.store(spa, from: src, count: count)
             return
         }
