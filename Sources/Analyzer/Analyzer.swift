@@ -264,17 +264,20 @@ public final class Analyzer {
                 }
                 return
             }
+            if a.kind == .read && a.asid != 0 {
+                // Reads by the guest kernel's own services (no register: an async-PF reason, a PTE) count too.
+                let stored = shadow.encryption(a.spa, size: size)
+                if (a.cbit && shadow.writtenInClear(a.spa, size: size))
+                    || (!a.cbit && stored != 0 && stored != Self.transportEncrypted) {
+                    hit(.encryptionMismatch, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
+                }
+            }
             guard a.kind == .read || a.kind == .write, a.register != MemoryAccess.noRegister || a.kind == .write else {
                 return
             }
             let regs = registerFile(vm, index)
             if a.kind == .read {
                 guard Int(a.register) < regs.r.count else { return }
-                let stored = shadow.encryption(a.spa, size: size)
-                if a.asid != 0 && ((a.cbit && shadow.writtenInClear(a.spa, size: size))
-                    || (!a.cbit && stored != 0 && stored != Self.transportEncrypted)) {
-                    hit(.encryptionMismatch, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
-                }
                 // A load fills the low `size` bytes and zero-extends.
                 let (bytes, origin, via) = shadow.readBytes(a.spa, size: min(size, 8))
                 regs.r[Int(a.register)] = RegisterTaint(bytes: bytes, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via)

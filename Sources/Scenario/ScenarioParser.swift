@@ -394,7 +394,7 @@ public struct ScenarioParser {
                 }
             case "hv":
                 let opToken = c.peek
-                let op = try c.word("read, write, unmap, remap, migrate, page-flush or wbinvd")
+                let op = try c.word("read, write, unmap, remap, migrate, swap-out, page-flush or wbinvd")
                 switch op {
                 case "read":
                     let vm = try knownVM(&c)
@@ -411,6 +411,11 @@ public struct ScenarioParser {
                     let gpa = try c.number("a guest physical address")
                     let o = try c.options(allowed: ["pages"])
                     add(.hvUnmap(vm: vm, gpa: gpa, pages: try o.number("pages", default: 1, c)))
+                case "swap-out":
+                    let vm = try knownVM(&c)
+                    let gpa = try c.number("a guest physical address")
+                    let o = try c.options(allowed: ["pages"])
+                    add(.hvSwapOut(vm: vm, gpa: gpa, pages: try o.number("pages", default: 1, c)))
                 case "remap":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
@@ -440,7 +445,7 @@ public struct ScenarioParser {
                     let gpa = try c.number("a guest physical address")
                     try c.expectEnd()
                     add(.hvMigratePage(vm: vm, gpa: gpa))
-                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, page-flush or wbinvd, found '\(op)'")
+                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, swap-out, page-flush or wbinvd, found '\(op)'")
                 }
             case "psp":
                 let t = c.peek

@@ -88,6 +88,9 @@ public struct ScenarioRunner {
         case .hvUnmap(let name, let gpa, let pages):
             let v = vm(name, m)
             try v.platform.kvm.unmap(v, gpa: gpa, pages: pages)
+        case .hvSwapOut(let name, let gpa, let pages):
+            let v = vm(name, m)
+            try v.platform.kvm.swapOut(v, gpa: gpa, pages: pages)
         case .hvRemap(let name, let gpa, let to, let of):
             let v = vm(name, m)
             try v.platform.kvm.remap(v, gpa: gpa, to: to, of: vm(of, m))

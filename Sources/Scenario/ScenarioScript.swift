@@ -68,6 +68,8 @@ public struct ScenarioScript: Sendable {
         case hvWrite(vm: String, gpa: UInt64, bytes: [UInt8])
         /// The hypervisor unmaps guest pages to watch the guest's accesses to them (nested page faults).
         case hvUnmap(vm: String, gpa: UInt64, pages: UInt64)
+        /// The host kernel swaps guest pages out; the guest's next access brings each back (async PF).
+        case hvSwapOut(vm: String, gpa: UInt64, pages: UInt64)
         /// The hypervisor points a guest page at the frame behind another guest physical address.
         case hvRemap(vm: String, gpa: UInt64, toGPA: UInt64, of: String)
         /// The host kernel migrates a guest page to another host frame.

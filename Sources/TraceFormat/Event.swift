@@ -105,17 +105,33 @@ public struct Handover: Equatable, Sendable {
     }
 }
 
-/// A VMRUN: which VM and vCPU, and the ASID the VMCB it ran carried.
+/// A VMRUN: which VM and vCPU, the ASID the VMCB it ran carried, and the event the hypervisor
+/// injected with it, if any.
 public struct VMRun: Equatable, Sendable {
     public var vm: UInt16
     public var vcpu: UInt16
     public var asid: UInt16
+    /// The VMCB's EVENTINJ field (0: nothing injected): bits 7:0 the vector, 10:8 the type (3: an
+    /// exception), 11 error code valid, 31 valid, 63:32 the error code.
+    public var eventInjection: UInt64
+    /// The guest CR2 the hypervisor put in the VMCB with an injected page fault (0 otherwise).
+    public var cr2: UInt64
 
-    public init(vm: UInt16, vcpu: UInt16, asid: UInt16) {
+    public init(vm: UInt16, vcpu: UInt16, asid: UInt16, eventInjection: UInt64 = 0, cr2: UInt64 = 0) {
         self.vm = vm
         self.vcpu = vcpu
         self.asid = asid
+        self.eventInjection = eventInjection
+        self.cr2 = cr2
     }
+
+    /// EVENTINJ for a hardware exception with `vector`, and its error code when it has one.
+    public static func exception(vector: UInt8, errorCode: UInt32?) -> UInt64 {
+        1 << 31 | 3 << 8 | UInt64(vector) | (errorCode.map { 1 << 11 | UInt64($0) << 32 } ?? 0)
+    }
+
+    /// The vector of the injected event, nil when none.
+    public var injectedVector: UInt8? { eventInjection & 1 << 31 != 0 ? UInt8(truncatingIfNeeded: eventInjection) : nil }
 }
 
 /// A #VMEXIT: the SVM exit code and information, the guest's rip, and its general-purpose registers as

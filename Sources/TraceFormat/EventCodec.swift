@@ -146,6 +146,8 @@ public struct EventEncoder: Sendable {
             w.varint(UInt64(v.vm))
             w.varint(UInt64(v.vcpu))
             w.varint(UInt64(v.asid))
+            w.varint(v.eventInjection)
+            w.varint(v.cr2)
         case .vmExit(let x):
             w.u8(EventCodec.TypeCode.vmExit.rawValue)
             w.varint(dc)
@@ -294,7 +296,8 @@ public struct EventDecoder: Sendable {
             case .vcpuHalt:
                 body = .vcpuHalt(VCPURef(vm: try u16(&r), vcpu: try u16(&r)))
             case .vmRun:
-                body = .vmRun(VMRun(vm: try u16(&r), vcpu: try u16(&r), asid: try u16(&r)))
+                body = .vmRun(VMRun(vm: try u16(&r), vcpu: try u16(&r), asid: try u16(&r), eventInjection: try r.varint(),
+                                    cr2: try r.varint()))
             case .vmExit:
                 let vm = try u16(&r), vcpu = try u16(&r), code = try u16(&r)
                 let info1 = try r.varint(), info2 = try r.varint(), rip = try r.varint()

@@ -79,7 +79,9 @@ public enum EventFormatter {
         case .vcpuHalt(let h):
             return "vcpu\(h.vm).\(h.vcpu)"
         case .vmRun(let v):
-            return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid)"
+            guard let vector = v.injectedVector else { return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid)" }
+            let error = v.eventInjection & 1 << 11 != 0 ? " error=\(hex(v.eventInjection >> 32))" : ""
+            return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid) inject=vector \(vector)\(error) cr2=\(hex(v.cr2))"
         case .cacheOp(let c):
             return "\(c.op) spa=\(hex(c.spa)) key=\(c.asid) lines=\(c.lines)"
         case .handover(let h):

@@ -34,7 +34,7 @@ public final class IndexBuilder: TraceObserver {
         insertCbit = try database.prepare("INSERT INTO cbit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertNPT = try database.prepare("INSERT INTO npt_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        insertRun = try database.prepare("INSERT INTO vm_runs VALUES (?1, ?2, ?3, ?4, ?5)")
+        insertRun = try database.prepare("INSERT INTO vm_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertExit = try database.prepare("INSERT INTO vm_exits VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
     }
 
@@ -57,7 +57,8 @@ public final class IndexBuilder: TraceObserver {
                 break
             case .vmRun(let v):
                 try insertRun.run([.integer(s), .integer(c), .integer(Int64(v.vm)), .integer(Int64(v.vcpu)),
-                                   .integer(Int64(v.asid))])
+                                   .integer(Int64(v.asid)), .integer(Int64(bitPattern: v.eventInjection)),
+                                   .integer(Int64(bitPattern: v.cr2))])
             case .vmExit(let x):
                 try insertExit.run([.integer(s), .integer(c), .integer(Int64(x.vm)), .integer(Int64(x.vcpu)),
                                     .integer(Int64(x.exitCode)), .text(VMExit.name(of: x.exitCode)),

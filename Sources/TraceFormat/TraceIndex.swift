@@ -25,7 +25,7 @@ public final class TraceIndex {
         CREATE TABLE npt_changes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, op TEXT NOT NULL,
             gpa INTEGER NOT NULL, spa INTEGER NOT NULL, pages INTEGER NOT NULL);
         CREATE TABLE vm_runs(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, vcpu INTEGER NOT NULL,
-            asid INTEGER NOT NULL);
+            asid INTEGER NOT NULL, event_inj INTEGER NOT NULL, cr2 INTEGER NOT NULL);
         CREATE TABLE vm_exits(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, vcpu INTEGER NOT NULL,
             exit_code INTEGER NOT NULL, exit_name TEXT NOT NULL, exit_info1 INTEGER NOT NULL, exit_info2 INTEGER NOT NULL,
             rip INTEGER NOT NULL);

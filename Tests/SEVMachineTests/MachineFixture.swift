@@ -12,7 +12,7 @@ struct MachineFixture {
 
     init(_ instructions: [Instruction], shared: [(UInt64, UInt64)] = [], policy: UInt32 = 0x1, launch: Bool = true,
          seed: UInt64 = 1, mmio: UInt64? = nil, paging: PagingMode = .long, largePages: Bool = false,
-         config: PlatformConfig = PlatformConfig()) throws {
+         config: PlatformConfig = PlatformConfig(), pin: Bool = true) throws {
         machine = Machine(config: config, seed: seed, sink: sink)
         platform = machine.primary
         vm = try platform.kvm.createVM(name: "guest", memoryBytes: 4 << 20, policy: policy, sev: true, largePages: largePages,
@@ -23,7 +23,7 @@ struct MachineFixture {
         vm.mmioGPA = mmio
         if launch {
             var none: GuestOwner?
-            launchOutput = try platform.vmm.launch(vm, owner: &none)
+            launchOutput = try platform.vmm.launch(vm, owner: &none, pin: pin)
         }
     }
 

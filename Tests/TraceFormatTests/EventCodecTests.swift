@@ -62,7 +62,9 @@ struct EventFuzzer {
             return .handover(Handover(vm: UInt16(small(4)), vcpu: 0, gpa: wide(), spa: wide(), length: small(4096)))
         case 11:
             return bool()
-                ? .vmRun(VMRun(vm: UInt16(small(4)), vcpu: UInt16(small(2)), asid: UInt16(small(16))))
+                ? .vmRun(VMRun(vm: UInt16(small(4)), vcpu: UInt16(small(2)), asid: UInt16(small(16)),
+                               eventInjection: bool() ? VMRun.exception(vector: 14, errorCode: UInt32(small(16))) : 0,
+                               cr2: bool() ? wide() : 0))
                 : .vmExit(VMExit(vm: 1, vcpu: 0, exitCode: UInt16(small(0x500)), exitInfo1: wide(), exitInfo2: wide(),
                                  rip: wide(), registers: (0..<16).map { _ in wide() }))
         default:

@@ -158,6 +158,18 @@ struct GuestKernel {
         }
     }
 
+    /// The async page fault handler (Linux 4.x `do_async_page_fault`): read and reset the reason KVM left
+    /// in the per-CPU `apf_reason` (`kvm_read_and_reset_pf_reason`). PAGE_NOT_PRESENT parks the faulting
+    /// task, PAGE_READY wakes it; any other value is taken for an ordinary page fault at CR2, the token,
+    /// where nothing is mapped: the kernel oopses.
+    func asyncPageFault(reasonAt area: UInt64, token: UInt64, expected: UInt64) throws(MachineError) {
+        let reason = try vcpu.load(gva: area, size: 4, register: MemoryAccess.noRegister)
+        try vcpu.store(gva: area, size: 4, value: 0, register: MemoryAccess.noRegister)
+        guard reason == expected else {
+            throw .guestPageFault(vm: vcpu.vm.name, vcpu: Int(vcpu.index), gva: token, rip: vcpu.rip)
+        }
+    }
+
     /// `set_memory_decrypted` / `set_memory_encrypted`: for each page, find its PTE, flush, rewrite the
     /// PTE with the C-bit changed, and invalidate the TLB entry. The page's contents are not converted:
     /// what was written under the old C-bit reads back as garbage under the new one.

@@ -48,6 +48,13 @@ public final class VCPU {
     public internal(set) var kvmclockGPA: UInt64?
     /// Where this vCPU's `kvm_steal_time` is (MSR_KVM_STEAL_TIME), nil when none.
     public internal(set) var stealTimeGPA: UInt64?
+    /// Where this vCPU's `kvm_vcpu_pv_apf_data` is (MSR_KVM_ASYNC_PF_EN), nil when async PF is off.
+    public internal(set) var asyncPFGPA: UInt64?
+    /// KVM_ASYNC_PF_SEND_ALWAYS: async page faults may be delivered while the guest runs kernel code
+    /// (the guest programs here do), not only in user mode.
+    var asyncPFSendAlways = false
+    /// KVM's `apf.id`: the next async page fault's token is `id << 12 | vcpu index`.
+    var asyncPFID: UInt64 = 0
     /// Cycles the vCPU spent runnable but not running, as KVM accounts them into steal time.
     var stealCycles: UInt64 = 0
     var stealTimeVersion: UInt32 = 0
@@ -324,6 +331,9 @@ public final class VCPU {
             // A nested page fault on a page the hypervisor unmapped: #VMEXIT(NPF); KVM maps the page
             // back and the instruction runs again (string copies resume where they stopped).
             try platform.kvm.handleNestedPageFault(self, gpa: gpa)
+        } catch .unmappedGPA(let name, let gpa) where name == vm.name && platform.kvm.isSwappedOut(vm, gpa: gpa) {
+            // The host swapped the page out: KVM brings it back, telling the guest by async PF if it may.
+            try platform.kvm.handleSwappedOutPage(self, gpa: gpa)
         }
     }
 

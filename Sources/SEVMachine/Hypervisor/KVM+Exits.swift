@@ -11,12 +11,16 @@ extension KVM {
     /// KVM's paravirtual MSRs a guest enables by writing a guest physical address with bit 0 set.
     public static let msrKVMSystemTimeNew: UInt64 = 0x4b56_4d01
     public static let msrKVMStealTime: UInt64 = 0x4b56_4d03
+    /// MSR_KVM_ASYNC_PF_EN: bits 63:6 the GPA of the 64-byte `kvm_vcpu_pv_apf_data`, bit 0 enable, bit 1
+    /// KVM_ASYNC_PF_SEND_ALWAYS (deliver in kernel mode too).
+    public static let msrKVMAsyncPFEnable: UInt64 = 0x4b56_4d02
 
     /// VMRUN with the VM's VMCB (its ASID field is the VM's ASID). Before it, KVM refreshes the vCPU's
     /// kvmclock (`kvm_guest_time_update`) and steal time (`record_steal_time`): it writes the guest's
     /// `pvclock_vcpu_time_info` and `kvm_steal_time` with no key, so the guest must have mapped those
     /// pages decrypted (Linux's `__bss_decrypted` and `DEFINE_PER_CPU_DECRYPTED`) to read them.
-    func enter(_ vcpu: VCPU) {
+    /// With `injecting`, the VMCB's EVENTINJ carries that event (and CR2 `cr2`) into the guest.
+    func enter(_ vcpu: VCPU, injecting event: UInt64 = 0, cr2: UInt64 = 0) {
         let vm = vcpu.vm
         if let area = vcpu.stealTimeGPA {
             if vcpu.lastExitCycle != 0 { vcpu.stealCycles &+= platform.machine.cycle &- vcpu.lastExitCycle }
@@ -38,7 +42,8 @@ extension KVM {
             info.setU8(29, 1)                                      // flags: PVCLOCK_TSC_STABLE_BIT
             try? write(vm, gpa: clock, bytes: info.bytes)
         }
-        platform.emit(.vmRun(VMRun(vm: vcpu.vm.id, vcpu: vcpu.index, asid: vcpu.asid)), cost: Platform.Cost.control)
+        platform.emit(.vmRun(VMRun(vm: vcpu.vm.id, vcpu: vcpu.index, asid: vcpu.asid, eventInjection: event, cr2: cr2)),
+                      cost: Platform.Cost.control)
     }
 
     /// Reports a #VMEXIT with the register state the hypervisor reads from the VMCB.
@@ -144,6 +149,9 @@ extension KVM {
             switch vcpu.registers[1] & 0xFFFF_FFFF {
             case Self.msrKVMSystemTimeNew: vcpu.kvmclockGPA = value & 1 != 0 ? value & ~1 : nil
             case Self.msrKVMStealTime: vcpu.stealTimeGPA = value & 1 != 0 ? value & ~0x3F : nil  // 64-byte aligned
+            case Self.msrKVMAsyncPFEnable:
+                vcpu.asyncPFGPA = value & 1 != 0 ? value & ~0x3F : nil
+                vcpu.asyncPFSendAlways = value & 2 != 0
             default: break
             }
         default:

@@ -233,7 +233,16 @@ public final class KVM {
         guard !vm.pinned else {
             throw .invalid("\(vm.name): guest page \(page << 12) is pinned by KVM_MEMORY_ENCRYPT_REG_REGION; the host cannot migrate it")
         }
-        let old = try vm.translate(page << 12)
+        let new = try copyToFreshFrame(vm, page: page, from: try vm.translate(page << 12))
+        try setNPT(vm, page: page, frame: new >> 12)
+        for vcpu in vm.vcpus { vcpu.flushTLB() }
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .remap, gpa: page << 12, spa: platform.traced(new), pages: 1)),
+                      cost: Platform.Cost.control)
+    }
+
+    /// Copies guest page `page` from host frame address `old` into a fresh host frame, as the host kernel
+    /// copies a page (through its own mapping, no guest key), and returns the new frame's address.
+    private func copyToFreshFrame(_ vm: VirtualMachine, page: UInt64, from old: UInt64) throws(MachineError) -> UInt64 {
         guard nextFree + 4096 <= platform.config.memoryBytes else {
             throw .outOfHostMemory(requested: 4096, free: platform.config.memoryBytes - nextFree)
         }
@@ -245,11 +254,75 @@ public final class KVM {
             try platform.write(actor: .hypervisor, vm: vm.id, asid: 0, kind: .write, gva: 0, gpa: page << 12 | offset,
                                spa: new + offset, size: 8, value: v, cbit: false, reason: .host, key: nil)
         }
-        try setNPT(vm, page: page, frame: new >> 12)
+        return new
+    }
+
+    /// The host kernel reclaims guest pages (swap): their nested page table entries go, and the guest's
+    /// next access to one is a nested page fault that brings it back into a fresh frame. For an SEV
+    /// guest what comes back is ciphertext bound to the old address, which is why KVM pins SEV memory
+    /// (REG_REGION); pinned pages refuse.
+    public func swapOut(_ vm: VirtualMachine, gpa: UInt64, pages: UInt64) throws(MachineError) {
+        guard !vm.pinned else {
+            throw .invalid("\(vm.name): its memory is pinned by KVM_MEMORY_ENCRYPT_REG_REGION; the host cannot swap it out")
+        }
+        for p in 0..<pages {
+            let page = (gpa >> 12) + p
+            guard page < UInt64(vm.npt.count) else { throw .unmappedGPA(vm: vm.name, gpa: page << 12) }
+            guard vm.npt[Int(page)] != VirtualMachine.unmapped else { continue }
+            vm.swappedFrames[page] = vm.npt[Int(page)]
+            try setNPT(vm, page: page, frame: nil)
+        }
         for vcpu in vm.vcpus { vcpu.flushTLB() }
-        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .remap, gpa: page << 12, spa: platform.traced(new), pages: 1)),
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: gpa & ~0xFFF, spa: 0, pages: pages)),
                       cost: Platform.Cost.control)
     }
+
+    /// Whether `gpa` is in a page the host swapped out.
+    func isSwappedOut(_ vm: VirtualMachine, gpa: UInt64) -> Bool { vm.swappedFrames[gpa >> 12] != nil }
+
+    /// Brings a swapped-out page back into a fresh frame and maps it.
+    private func swapIn(_ vm: VirtualMachine, page: UInt64) throws(MachineError) {
+        guard let frame = vm.swappedFrames.removeValue(forKey: page) else { return }
+        let new = try copyToFreshFrame(vm, page: page, from: frame << 12)
+        try setNPT(vm, page: page, frame: new >> 12)
+        for v in vm.vcpus { v.flushTLB() }
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: page << 12, spa: platform.traced(new), pages: 1)),
+                      cost: Platform.Cost.control)
+    }
+
+    /// #VMEXIT(NPF) on a swapped-out page. Without async PF the vCPU waits while KVM swaps the page in.
+    /// With it (MSR_KVM_ASYNC_PF_EN, SEND_ALWAYS since the guest runs kernel code), KVM does as Linux 4.x
+    /// does: it writes KVM_PV_REASON_PAGE_NOT_PRESENT (1) into the guest's `apf_reason`, with no key, and
+    /// injects #PF with a token in CR2, so the guest can run something else; when the page is in, it
+    /// writes KVM_PV_REASON_PAGE_READY (2) and injects #PF with the same token. The guest reads the
+    /// reason through its own mapping: the area must be decrypted (`DEFINE_PER_CPU_DECRYPTED`).
+    func handleSwappedOutPage(_ vcpu: VCPU, gpa: UInt64) throws(MachineError) {
+        let vm = vcpu.vm
+        let page = gpa >> 12
+        guard vm.swappedFrames[page] != nil else { return }
+        reportExit(vcpu, code: VMExit.npf, info1: 0x1_0000_0004, info2: gpa)
+        guard let area = vcpu.asyncPFGPA, vcpu.asyncPFSendAlways else {
+            try swapIn(vm, page: page)
+            enter(vcpu)
+            return
+        }
+        let token = vcpu.asyncPFID << 12 | UInt64(vcpu.index)
+        vcpu.asyncPFID += 1
+        let pageFault = VMRun.exception(vector: 14, errorCode: 0)
+        let kernel = GuestKernel(vcpu: vcpu)
+        try write(vm, gpa: area, bytes: [1, 0, 0, 0])
+        enter(vcpu, injecting: pageFault, cr2: token)
+        try kernel.asyncPageFault(reasonAt: area, token: token, expected: Self.asyncPFPageNotPresent)
+        try swapIn(vm, page: page)
+        // The guest ran something else meanwhile; the host's wake-up interrupt takes the vCPU out to deliver.
+        reportExit(vcpu, code: VMExit.interrupt, info1: 0, info2: 0)
+        try write(vm, gpa: area, bytes: [2, 0, 0, 0])
+        enter(vcpu, injecting: pageFault, cr2: token)
+        try kernel.asyncPageFault(reasonAt: area, token: token, expected: Self.asyncPFPageReady)
+    }
+
+    /// The reasons KVM writes into `kvm_vcpu_pv_apf_data.reason`.
+    static let asyncPFPageNotPresent: UInt64 = 1, asyncPFPageReady: UInt64 = 2
 
     /// Flushes the guest's cache lines of page `gpa` with VM_PAGE_FLUSH (the guest's ASID): the way the
     /// hypervisor gets one page of a guest's dirty lines to memory without a WBINVD.

@@ -22,6 +22,8 @@ public final class VirtualMachine {
     var nptTables: [UInt64] = []
     /// Frames of pages the hypervisor unmapped to watch them, by guest page number.
     var trackedFrames: [UInt64: UInt64] = [:]
+    /// Frames of pages the host swapped out, by guest page; the nested page table has no entry for them.
+    var swappedFrames: [UInt64: UInt64] = [:]
     /// The nested page table: the system physical page of each guest physical page (`unmapped` if none).
     var npt: [UInt64]
     static let unmapped = UInt64.max
