@@ -159,7 +159,8 @@ public struct ScenarioParser {
                 let nameToken = c.peek
                 let name = try c.word("a VM name")
                 guard vms[name] == nil else { throw c.error(at: nameToken!, "VM '\(name)' is already declared") }
-                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock", "pages", "mmio", "paging"])
+                let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock", "pages", "mmio", "paging",
+                                                      "slots"])
                 let pageSize = try o.number("pages", default: 4096, c)
                 guard pageSize == 4096 || pageSize == 2 << 20 || pageSize == 4 << 20 else {
                     throw c.error(at: o.values["pages"]!, "pages is 4K, 2M or (with paging=legacy) 4M (the guest kernel's page size)")
@@ -197,9 +198,13 @@ public struct ScenarioParser {
                 if let m = mmio, m % 4096 != 0 || m < memory || m >= limit {
                     throw c.error(at: o.values["mmio"]!, "mmio must be a 4K-aligned address above the VM's memory and below \(paging == .long ? "512G" : "4G with \(pagingWord) paging")")
                 }
+                let slots = try o.number("slots", default: 1, c)
+                guard (1...8).contains(slots), memory % (slots * (2 << 20)) == 0 else {
+                    throw c.error(at: o.values["slots"]!, "slots is 1 to 8, each slot a multiple of 2M of the VM's memory")
+                }
                 add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sevWord == "yes",
                         vcpus: Int(vcpus), kvmclock: kvmclock, largePages: pageSize > 4096, mmio: mmio,
-                        paging: paging))
+                        paging: paging, slots: Int(slots)))
             case "device":
                 let t = c.peek
                 let name = try c.word("a device name")
@@ -394,7 +399,7 @@ public struct ScenarioParser {
                 }
             case "hv":
                 let opToken = c.peek
-                let op = try c.word("read, write, unmap, remap, migrate, swap-out, page-flush or wbinvd")
+                let op = try c.word("read, write, unmap, remap, migrate, swap-out, delete-slot, page-flush or wbinvd")
                 switch op {
                 case "read":
                     let vm = try knownVM(&c)
@@ -411,6 +416,11 @@ public struct ScenarioParser {
                     let gpa = try c.number("a guest physical address")
                     let o = try c.options(allowed: ["pages"])
                     add(.hvUnmap(vm: vm, gpa: gpa, pages: try o.number("pages", default: 1, c)))
+                case "delete-slot":
+                    let vm = try knownVM(&c)
+                    let slot = try c.number("a memslot number")
+                    try c.expectEnd()
+                    add(.hvDeleteSlot(vm: vm, slot: UInt16(clamping: slot)))
                 case "swap-out":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
@@ -445,7 +455,7 @@ public struct ScenarioParser {
                     let gpa = try c.number("a guest physical address")
                     try c.expectEnd()
                     add(.hvMigratePage(vm: vm, gpa: gpa))
-                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, swap-out, page-flush or wbinvd, found '\(op)'")
+                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, swap-out, delete-slot, page-flush or wbinvd, found '\(op)'")
                 }
             case "psp":
                 let t = c.peek

@@ -39,9 +39,9 @@ public struct ScenarioRunner {
 
     private func execute(_ statement: ScenarioScript.Statement, on m: Machine) throws(MachineError) {
         switch statement {
-        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages, let mmio, let paging):
+        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages, let mmio, let paging, let slots):
             let v = try m.platform(named: platform)!.kvm.createVM(name: name, memoryBytes: memory, policy: policy, sev: sev,
-                                                                   vcpus: vcpus, largePages: largePages, paging: paging)
+                                                                   vcpus: vcpus, largePages: largePages, paging: paging, slots: slots)
             v.kvmclockGPA = kvmclock
             v.mmioGPA = mmio
         case .device(let name, let platform):
@@ -88,6 +88,9 @@ public struct ScenarioRunner {
         case .hvUnmap(let name, let gpa, let pages):
             let v = vm(name, m)
             try v.platform.kvm.unmap(v, gpa: gpa, pages: pages)
+        case .hvDeleteSlot(let name, let slot):
+            let v = vm(name, m)
+            try v.platform.kvm.deleteMemslot(v, slot: slot)
         case .hvSwapOut(let name, let gpa, let pages):
             let v = vm(name, m)
             try v.platform.kvm.swapOut(v, gpa: gpa, pages: pages)

@@ -24,7 +24,7 @@ public struct ScenarioScript: Sendable {
     public enum Statement: Sendable {
         /// Create a VM.
         case vm(name: String, platform: String, memory: UInt64, policy: UInt32, sev: Bool, vcpus: Int, kvmclock: UInt64?,
-                largePages: Bool, mmio: UInt64?, paging: PagingMode)
+                largePages: Bool, mmio: UInt64?, paging: PagingMode, slots: Int)
         /// Attach a DMA-capable device.
         case device(name: String, platform: String)
         /// The guest kernel maps `pages` pages at `gpa` decrypted at boot.
@@ -68,6 +68,8 @@ public struct ScenarioScript: Sendable {
         case hvWrite(vm: String, gpa: UInt64, bytes: [UInt8])
         /// The hypervisor unmaps guest pages to watch the guest's accesses to them (nested page faults).
         case hvUnmap(vm: String, gpa: UInt64, pages: UInt64)
+        /// The VMM deletes one of the VM's memslots (KVM_SET_USER_MEMORY_REGION with size 0).
+        case hvDeleteSlot(vm: String, slot: UInt16)
         /// The host kernel swaps guest pages out; the guest's next access brings each back (async PF).
         case hvSwapOut(vm: String, gpa: UInt64, pages: UInt64)
         /// The hypervisor points a guest page at the frame behind another guest physical address.

@@ -26,6 +26,7 @@ struct GoldenTraceTests {
         "page-migration": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium"],
         "steal-time": ["ENCRYPTION_MISMATCH:medium"],
         "sme": ["CIPHERTEXT_OBSERVATION:low"],
+        "memslot-hole": ["REGISTER_EXPOSURE:high"],
         "async-pf": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium", "ENCRYPTION_MISMATCH:medium"],
         "legacy-paging": ["CIPHERTEXT_OBSERVATION:low", "DMA_INTO_PRIVATE:medium", "ENCRYPTION_MISMATCH:medium"],
         "sev-series": ["PRIVATE_TO_SHARED:low", "REGISTER_EXPOSURE:low", "PRIVATE_TO_DMA:low"],

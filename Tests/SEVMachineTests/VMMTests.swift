@@ -177,13 +177,16 @@ struct KVMSevTests {
         #expect(qret == -Errno.eio.rawValue && qcmd.error == UInt32(SEVStatus.invalidLength.rawValue) && query.u32(8) == 48,
                 "length 0 asks for the length")
         var dbg = CommandBuffer(size: 24)
-        dbg.setU64(0, try f.vm.translate(0x100000))
+        dbg.setU64(0, f.vm.userAddress(of: 0x100000))
         dbg.setU64(8, 0x400000)
         #expect(op(kvm, f.vm, 17, data: dbg.bytes).0 == -Errno.einval.rawValue, "DBG of length 0")
         var update = CommandBuffer(size: 16)
-        update.setU64(0, try f.vm.translate(0x100000) + 8)
+        update.setU64(0, f.vm.userAddress(of: 0x100000) + 8)
         update.setU32(8, 16)
         #expect(op(kvm, f.vm, 3, data: update.bytes).0 == -Errno.einval.rawValue, "LAUNCH_UPDATE_DATA must be 16-byte aligned")
+        update.setU64(0, try f.vm.translate(0x100000))
+        #expect(op(kvm, f.vm, 3, data: update.bytes).0 == -Errno.efault.rawValue,
+                "KVM takes the VMM's addresses: a host physical address is no guest RAM")
     }
 
     @Test("key sharing: LAUNCH_START naming an existing guest shares its key, unless either policy says NOKS",

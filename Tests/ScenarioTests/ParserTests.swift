@@ -37,6 +37,7 @@ struct ParserTests {
         BadCase(text: header + "inject guest 0x1000 k hex=\"00\"\n", line: 3, column: 23, message: "inject needs owner=NAME"),
         BadCase(text: header + "launch guest pin=maybe\n", line: 3, column: 18, message: "pin takes yes or no"),
         BadCase(text: header + "hv migrate guest\n", line: 3, column: 17, message: "expected a guest physical address"),
+        BadCase(text: header + "vm x memory=6M slots=2\n", line: 3, column: 22, message: "slots is 1 to 8"),
         BadCase(text: "platform sme=on\n", line: 1, column: 14, message: "sme takes yes or no"),
         BadCase(text: header + "vm x memory=4M paging=flat\n", line: 3, column: 23, message: "paging is long, pae or legacy"),
         BadCase(text: header + "vm x memory=4M paging=pae mmio=0x100000000\n", line: 3, column: 32, message: "below 4G with pae paging"),

@@ -134,10 +134,18 @@ public final class VCPU {
     }
 
     /// Reads one guest page-table entry, always as a private access.
+    /// A table outside every memslot (a garbage entry points there) cannot be walked: KVM cannot emulate
+    /// a page-table access to MMIO, and the guest dies as after a fault.
     private func readTableEntry(gva: UInt64, at gpa: UInt64, size: Int) throws(MachineError) -> UInt64 {
-        try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .pageWalk, gva: gva, gpa: gpa,
-                          spa: try nestedTranslate(gpa), size: size, cbit: vm.isSEV, reason: .forcedPageWalk,
-                          key: key, cost: Platform.Cost.walkStep)
+        let spa: UInt64
+        do {
+            spa = try nestedTranslate(gpa)
+        } catch .unmappedGPA(let name, let g) where name == vm.name && vm.isMMIO(g) {
+            throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
+        }
+        return try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .pageWalk, gva: gva, gpa: gpa,
+                                 spa: spa, size: size, cbit: vm.isSEV, reason: .forcedPageWalk,
+                                 key: key, cost: Platform.Cost.walkStep)
     }
 
     /// The 2-level walk of 32-bit paging: a 4-byte directory entry maps 4 MiB (PS set) or points to a

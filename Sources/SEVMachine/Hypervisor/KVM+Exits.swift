@@ -59,11 +59,13 @@ extension KVM {
         vcpu.registerOp(.loadImmediate, dst: r, src: MemoryAccess.noRegister, result: value)
     }
 
-    /// #VMEXIT(NPF) on the VM's MMIO page, as KVM handles it for an SEV guest: it cannot read the
-    /// instruction from encrypted guest memory, so it decodes the bytes the processor's decode assist put
-    /// in the VMCB, takes the address from EXITINFO2, and emulates the load or store against the device:
-    /// a store's value comes from the guest register in the VMCB (in the clear without SEV-ES), a load's
-    /// result goes back into one. Then the guest resumes after the instruction (nRIP).
+    /// #VMEXIT(NPF) on MMIO (the VM's device page, or an address no memslot covers), as KVM handles it
+    /// for an SEV guest: it cannot read the instruction from encrypted guest memory, so it decodes the
+    /// bytes the processor's decode assist put in the VMCB, takes the address from EXITINFO2, and
+    /// emulates the load or store: a store's value comes from the guest register in the VMCB (in the
+    /// clear without SEV-ES), a load's result goes back into one. The device page keeps what was stored;
+    /// unassigned memory drops stores and reads as 0 (QEMU's `unassigned_mem_read`). Then the guest
+    /// resumes after the instruction (nRIP).
     func emulateMMIO(_ vcpu: VCPU, _ insn: Instruction, gpa: UInt64) throws(MachineError) {
         let vm = vcpu.vm
         let isStore = insn.opcode == .store
@@ -77,10 +79,11 @@ extension KVM {
         vcpu.rip &+= UInt64(Instruction.size)
         reportExit(vcpu, code: VMExit.npf, info1: info1, info2: address)
         let mask: UInt64 = insn.width == 8 ? .max : (1 << UInt64(8 * insn.width)) - 1
+        let device = vm.isDevicePage(address)
         if isStore {
-            vm.mmioRegisters[address] = vcpu.registers[Int(insn.b)] & mask
+            if device { vm.mmioRegisters[address] = vcpu.registers[Int(insn.b)] & mask }
         } else {
-            setRegister(vcpu, insn.a, (vm.mmioRegisters[address] ?? 0) & mask)
+            setRegister(vcpu, insn.a, device ? (vm.mmioRegisters[address] ?? 0) & mask : 0)
         }
         enter(vcpu)
     }

@@ -47,11 +47,29 @@ extension KVM {
         try driver.hostWrite(address, bytes)
     }
 
-    /// The VM whose memory holds host physical address `spa`, and the guest physical address.
-    func guestAddress(_ vm: VirtualMachine, _ spa: UInt64) -> UInt64? {
-        let first = vm.npt[0] << 12
-        guard spa >= first, spa < first + vm.memoryBytes else { return nil }
-        return spa - first
+    /// The guest physical address behind VMM address `hva`, through the VM's memslots (nil: not guest RAM).
+    func guestAddress(_ vm: VirtualMachine, userAddress hva: UInt64) -> UInt64? {
+        for slot in vm.memslots { if let gpa = slot.gpa(ofUserAddress: hva) { return gpa } }
+        return nil
+    }
+
+    /// `sev_pin_memory` of `[hva, hva + length)` and `get_num_contig_pages`: the host physical runs behind
+    /// the range, each as long as its pages are consecutive in host memory. Not guest RAM: EFAULT.
+    func contiguousRuns(_ vm: VirtualMachine, userAddress hva: UInt64, length: Int) throws -> [(spa: UInt64, length: Int)] {
+        var runs: [(spa: UInt64, length: Int)] = []
+        var done = 0
+        while done < length {
+            let address = hva + UInt64(done)
+            guard let gpa = guestAddress(vm, userAddress: address), let spa = try? vm.translate(gpa) else { throw fail(.efault) }
+            let n = min(length - done, Int(4096 - (address & 0xFFF)))
+            if let last = runs.last, last.spa + UInt64(last.length) == spa {
+                runs[runs.count - 1].length += n
+            } else {
+                runs.append((spa, n))
+            }
+            done += n
+        }
+        return runs
     }
 
     private func sevOp(_ vm: VirtualMachine, _ cmd: inout KVMSevCmd) throws -> Int32 {
@@ -100,13 +118,16 @@ extension KVM {
         case .launchUpdateData:
             let address = u.u64(0), length = u.u32(8)
             guard address % 16 == 0, length % 16 == 0, length > 0 else { throw fail(.einval) }
-            guard guestAddress(vm, address) != nil else { throw fail(.efault) }
-            platform.clflush(address, count: Int(length), keyID: 0)  // sev_clflush_pages
-            var b = CommandBuffer(for: .launchUpdateData)
-            b.setU32(0, vm.handle)
-            b.setU64(8, address)
-            b.setU32(16, length)
-            _ = try firmware(.launchUpdateData, b, &cmd)
+            // Pin, flush, then one firmware command per physically contiguous run of the pinned pages.
+            let runs = try contiguousRuns(vm, userAddress: address, length: Int(length))
+            for run in runs { platform.clflush(run.spa, count: run.length, keyID: 0) }  // sev_clflush_pages
+            for run in runs {
+                var b = CommandBuffer(for: .launchUpdateData)
+                b.setU32(0, vm.handle)
+                b.setU64(8, run.spa)
+                b.setU32(16, UInt32(run.length))
+                _ = try firmware(.launchUpdateData, b, &cmd)
+            }
         case .launchMeasure, .getAttestationReport:
             let isMeasure = id == .launchMeasure
             let (uaddr, lengthOffset): (UInt64, Int) = isMeasure ? (u.u64(0), 8) : (u.u64(16), 24)
@@ -131,9 +152,12 @@ extension KVM {
             }
             try copyToUser(uaddr, try driver.fetch(buffer, count: Int(out.u32(dataLengthOffset))))
         case .launchSecret, .receiveUpdateData:
-            let guestSPA = u.u64(16), guestLength = u.u32(24)
-            guard guestAddress(vm, guestSPA) != nil else { throw fail(.efault) }
-            if id == .receiveUpdateData && (guestSPA & 0xFFF) + UInt64(guestLength) > 4096 { throw fail(.einval) }
+            let guestHVA = u.u64(16), guestLength = u.u32(24)
+            let runs = try contiguousRuns(vm, userAddress: guestHVA, length: max(1, Int(guestLength)))
+            if id == .receiveUpdateData && (guestHVA & 0xFFF) + UInt64(guestLength) > 4096 { throw fail(.einval) }
+            // LAUNCH_SECRET: "The secret must be copied into contiguous memory region".
+            guard runs.count == 1 else { throw fail(.einval) }
+            let guestSPA = runs[0].spa
             let header = try copyFromUser(u.u64(0), Int(u.u32(8))), trans = try copyFromUser(u.u64(32), Int(u.u32(40)))
             platform.clflush(guestSPA, count: Int(guestLength), keyID: 0)  // sev_clflush_pages
             var b = CommandBuffer(for: id == .launchSecret ? .launchSecret : .receiveUpdateData)
@@ -189,9 +213,9 @@ extension KVM {
             }
             try copyToUser(u.u64(56), try driver.fetch(out.u64(56), count: Int(out.u32(64))))
         case .sendUpdateData:
-            let guestSPA = u.u64(16), guestLength = u.u32(24)
-            guard guestAddress(vm, guestSPA) != nil else { throw fail(.efault) }
-            guard (guestSPA & 0xFFF) + UInt64(guestLength) <= 4096 else { throw fail(.einval) }
+            let guestHVA = u.u64(16), guestLength = u.u32(24)
+            let guestSPA = try contiguousRuns(vm, userAddress: guestHVA, length: 1)[0].spa
+            guard (guestHVA & 0xFFF) + UInt64(guestLength) <= 4096 else { throw fail(.einval) }
             var b = CommandBuffer(for: .sendUpdateData)
             b.setU32(0, vm.handle)
             b.setU64(8, try driver.reserve(TransportPacket.headerSize))
@@ -208,15 +232,28 @@ extension KVM {
         return 0
     }
 
-    /// KVM's debug path: the firmware needs 16-byte alignment, so KVM widens the range to whole blocks,
-    /// bounces through a kernel buffer, and (to encrypt) first decrypts the blocks it only partly writes.
+    /// KVM's debug path (`sev_dbg_crypt`): page by page of the source, since each page is pinned on its
+    /// own; the guest side of each piece must be guest RAM.
     private func debug(_ vm: VirtualMachine, _ u: CommandBuffer, encrypt: Bool, _ cmd: inout KVMSevCmd) throws {
         let src = u.u64(0), dst = u.u64(8), length = Int(u.u32(16))
         guard length > 0, dst != 0, src.addingReportingOverflow(UInt64(length)).overflow == false else { throw fail(.einval) }
-        let guestSPA = encrypt ? dst : src
-        guard guestAddress(vm, guestSPA) != nil, guestAddress(vm, guestSPA + UInt64(length) - 1) != nil else {
-            throw fail(.efault)
+        let guestHVA = encrypt ? dst : src
+        _ = try contiguousRuns(vm, userAddress: guestHVA, length: length)
+        var done = 0
+        while done < length {
+            let n = min(length - done, Int(4096 - ((src + UInt64(done)) & 0xFFF)))
+            let guestSPA = try contiguousRuns(vm, userAddress: guestHVA + UInt64(done), length: 1)[0].spa
+            let user = (encrypt ? src : dst) + UInt64(done)
+            try debugPiece(vm, guestSPA: guestSPA, user: user, length: n, encrypt: encrypt, &cmd)
+            done += n
         }
+    }
+
+    /// One piece of a debug request: the firmware needs 16-byte alignment, so KVM widens the piece to
+    /// whole blocks, bounces through a kernel buffer, and (to encrypt) first decrypts the blocks it only
+    /// partly writes.
+    private func debugPiece(_ vm: VirtualMachine, guestSPA: UInt64, user: UInt64, length: Int, encrypt: Bool,
+                            _ cmd: inout KVMSevCmd) throws {
         let offset = Int(guestSPA & 15)
         let aligned = guestSPA - UInt64(offset)
         let size = (offset + length + 15) & ~15
@@ -229,10 +266,10 @@ extension KVM {
         if !encrypt {
             _ = try firmware(.dbgDecrypt, decrypt, &cmd)
             let plain = try driver.fetch(bounce, count: size)
-            try copyToUser(dst, Array(plain[offset..<offset + length]))
+            try copyToUser(user, Array(plain[offset..<offset + length]))
             return
         }
-        let data = try copyFromUser(src, length)
+        let data = try copyFromUser(user, length)
         var blocks: [UInt8]
         if offset != 0 || length % 16 != 0 {
             _ = try firmware(.dbgDecrypt, decrypt, &cmd)

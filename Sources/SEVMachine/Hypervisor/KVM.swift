@@ -29,14 +29,22 @@ public final class KVM {
     /// The VM called `name`.
     public func vm(named name: String) -> VirtualMachine? { vms.first { $0.name == name } }
 
-    /// Creates a VM with `memoryBytes` of memory (a multiple of 2 MiB) mapped 1:1 at consecutive host
-    /// pages, and for an SEV guest the lowest free ASID from the minimum SEV ASID up (as `sev_asid_new`).
+    /// Host memory the host kernel keeps for itself between two memslots' backing, so that guest RAM in
+    /// different slots is not physically contiguous.
+    static let slotGap: UInt64 = 2 << 20
+
+    /// Creates a VM with `memoryBytes` of memory (a multiple of 2 MiB) in `slots` memslots of equal size
+    /// (KVM_SET_USER_MEMORY_REGION), each backed by consecutive host pages of its own with host memory in
+    /// between, and for an SEV guest the lowest free ASID from the minimum SEV ASID up (as `sev_asid_new`).
     @discardableResult
     public func createVM(name: String, memoryBytes: UInt64, policy: UInt32, sev: Bool, vcpus: Int = 1,
-                         largePages: Bool = false, paging: PagingMode = .long)
+                         largePages: Bool = false, paging: PagingMode = .long, slots: Int = 1)
         throws(MachineError) -> VirtualMachine {
         guard memoryBytes >= 2 << 20, memoryBytes % (2 << 20) == 0 else {
             throw .invalid("\(name): memory must be a multiple of 2 MiB")
+        }
+        guard slots >= 1, memoryBytes % (UInt64(slots) * (2 << 20)) == 0 else {
+            throw .invalid("\(name): \(slots) memslots of equal size need memory in multiples of \(slots * 2) MiB")
         }
         guard paging == .long || memoryBytes <= 1 << 32 else {
             throw .invalid("\(name): a \(paging == .pae ? "PAE" : "32-bit") guest addresses at most 4 GiB")
@@ -45,22 +53,36 @@ public final class KVM {
             throw .invalid("\(name): with 32-bit paging memory must be a multiple of 4 MiB")
         }
         guard paging.walksGuestPageTables else { throw .invalid("\(name): the guest kernel enables paging (long, pae or legacy)") }
+        let needed = memoryBytes + UInt64(slots - 1) * Self.slotGap
         let free = platform.config.memoryBytes > nextFree ? platform.config.memoryBytes - nextFree : 0
-        guard memoryBytes <= free else { throw .outOfHostMemory(requested: memoryBytes, free: free) }
+        guard needed <= free else { throw .outOfHostMemory(requested: needed, free: free) }
         var asid: UInt16 = 0
         if sev {
             asid = try allocateASID()
         }
+        let slotBytes = memoryBytes / UInt64(slots)
+        var frames: [UInt64] = []
+        var backing: [UInt64] = []
+        for s in 0..<UInt64(slots) {
+            let base = nextFree + s * (slotBytes + Self.slotGap)
+            backing.append(base)
+            frames += (0..<(slotBytes >> 12)).map { (base >> 12) + $0 }
+        }
         let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy, asid: asid,
-                                spaBase: nextFree, largePages: largePages, paging: paging)
+                                frames: frames, largePages: largePages, paging: paging)
+        vm.memslots = (0..<UInt64(slots)).map {
+            Memslot(slot: UInt16($0), gpa: $0 * slotBytes, bytes: slotBytes, userspaceAddress: vm.userAddress(of: $0 * slotBytes))
+        }
         for i in 0..<vcpus { vm.vcpus.append(VCPU(vm: vm, index: UInt16(i), platform: platform)) }
         vms.append(vm)
         platform.emit(.vmCreated(VMCreated(vm: vm.id, platform: platform.id, name: name, asid: asid, policy: policy, memoryBytes: memoryBytes,
                                           vcpus: UInt16(vcpus))), cost: Platform.Cost.control)
         try buildNPT(vm)
-        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: 0, spa: platform.traced(nextFree), pages: memoryBytes >> 12)),
-                     cost: Platform.Cost.control)
-        nextFree += memoryBytes
+        for (slot, base) in zip(vm.memslots, backing) {
+            platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: slot.gpa, spa: platform.traced(base), pages: slot.bytes >> 12)),
+                          cost: Platform.Cost.control)
+        }
+        nextFree += needed
         return vm
     }
 
@@ -275,6 +297,27 @@ public final class KVM {
         for vcpu in vm.vcpus { vcpu.flushTLB() }
         platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: gpa & ~0xFFF, spa: 0, pages: pages)),
                       cost: Platform.Cost.control)
+    }
+
+    /// KVM_SET_USER_MEMORY_REGION with size 0: the VMM deletes memslot `slot`. KVM zaps its nested page
+    /// table entries and, for an SEV guest, writes back and invalidates the caches on every CPU
+    /// (`sev_guest_memory_reclaimed`), since the host may reuse the frames. The range has no memory any
+    /// more: the guest's loads and stores there become MMIO exits that KVM emulates from the decode
+    /// assist, with every stored value in a VMCB register. Nothing tells the guest.
+    public func deleteMemslot(_ vm: VirtualMachine, slot: UInt16) throws(MachineError) {
+        guard let i = vm.memslots.firstIndex(where: { $0.slot == slot }) else {
+            throw .invalid("\(vm.name) has no memslot \(slot)")
+        }
+        let s = vm.memslots.remove(at: i)
+        for page in (s.gpa >> 12)..<((s.gpa + s.bytes) >> 12) {
+            vm.trackedFrames[page] = nil
+            vm.swappedFrames[page] = nil
+            try setNPT(vm, page: page, frame: nil)
+        }
+        for vcpu in vm.vcpus { vcpu.flushTLB() }
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: s.gpa, spa: 0, pages: s.bytes >> 12)),
+                      cost: Platform.Cost.control)
+        if vm.isSEV { platform.wbinvdAllCores() }
     }
 
     /// Whether `gpa` is in a page the host swapped out.

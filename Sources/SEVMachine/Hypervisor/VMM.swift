@@ -112,7 +112,7 @@ public final class VMM {
         try ioctl(vm, .launchStart, start)
         for region in vm.image {
             var update = CommandBuffer(size: KVMSevCommand.launchUpdateData.userStructSize)
-            update.setU64(0, try vm.translate(region.gpa))
+            update.setU64(0, vm.userAddress(of: region.gpa))
             update.setU32(8, UInt32(region.bytes.count))
             try ioctl(vm, .launchUpdateData, update)
         }
@@ -146,7 +146,7 @@ public final class VMM {
         var b = CommandBuffer(size: KVMSevCommand.launchSecret.userStructSize)
         b.setU64(0, try user(packet.header))
         b.setU32(8, UInt32(packet.header.count))
-        b.setU64(16, try vm.translate(gpa))
+        b.setU64(16, vm.userAddress(of: gpa))
         b.setU32(24, UInt32(secret.count))
         b.setU64(32, try user(packet.trans))
         b.setU32(40, UInt32(packet.trans.count))
@@ -161,7 +161,7 @@ public final class VMM {
         defer { releaseBuffers() }
         let dst = try user([UInt8](repeating: 0, count: length))
         var b = CommandBuffer(size: KVMSevCommand.dbgDecrypt.userStructSize)
-        b.setU64(0, try vm.translate(gpa))
+        b.setU64(0, vm.userAddress(of: gpa))
         b.setU64(8, dst)
         b.setU32(16, UInt32(length))
         try ioctl(vm, .dbgDecrypt, b)
@@ -173,7 +173,7 @@ public final class VMM {
         defer { releaseBuffers() }
         var b = CommandBuffer(size: KVMSevCommand.dbgEncrypt.userStructSize)
         b.setU64(0, try user(bytes))
-        b.setU64(8, try vm.translate(gpa))
+        b.setU64(8, vm.userAddress(of: gpa))
         b.setU32(16, UInt32(bytes.count))
         try ioctl(vm, .dbgEncrypt, b)
     }
@@ -248,7 +248,7 @@ public final class VMM {
             var send = CommandBuffer(size: KVMSevCommand.sendUpdateData.userStructSize)
             send.setU64(0, header)
             send.setU32(8, UInt32(TransportPacket.headerSize))
-            send.setU64(16, spa)
+            send.setU64(16, vm.userAddress(of: gpa))
             send.setU32(24, 4096)
             send.setU64(32, trans)
             send.setU32(40, 4096)
@@ -259,7 +259,7 @@ public final class VMM {
             var recv = CommandBuffer(size: KVMSevCommand.receiveUpdateData.userStructSize)
             recv.setU64(0, remoteHeader)
             recv.setU32(8, UInt32(TransportPacket.headerSize))
-            recv.setU64(16, try dst.translate(gpa))
+            recv.setU64(16, dst.userAddress(of: gpa))
             recv.setU32(24, 4096)
             recv.setU64(32, remoteTrans)
             recv.setU32(40, 4096)

@@ -50,8 +50,19 @@ public final class VirtualMachine {
     /// The emulated device's registers, by guest physical address (looked up, never iterated).
     var mmioRegisters: [UInt64: UInt64] = [:]
 
-    /// Whether `gpa` falls in the VM's MMIO page.
-    func isMMIO(_ gpa: UInt64) -> Bool { mmioGPA.map { gpa >> 12 == $0 >> 12 } ?? false }
+    /// The KVM memory slots holding the VM's RAM, by guest physical address.
+    public internal(set) var memslots: [Memslot] = []
+    /// Where the VMM maps the VM's RAM in its own address space: one contiguous block, as QEMU allocates
+    /// guest RAM, whatever the memslots and host frames behind it.
+    public var userspaceBase: UInt64 { 0x7F00_0000_0000 | UInt64(id) << 36 }
+    /// The VMM's address of guest physical address `gpa`.
+    public func userAddress(of gpa: UInt64) -> UInt64 { userspaceBase + gpa }
+
+    /// Whether an access to `gpa` is MMIO for KVM: the VM's device page, or an address no memslot covers
+    /// (QEMU's unassigned memory).
+    func isMMIO(_ gpa: UInt64) -> Bool { isDevicePage(gpa) || !memslots.contains { $0.contains(gpa: gpa) } }
+    /// Whether `gpa` falls in the VM's MMIO (device) page.
+    func isDevicePage(_ gpa: UInt64) -> Bool { mmioGPA.map { gpa >> 12 == $0 >> 12 } ?? false }
     /// Whether the hypervisor has copied the image into guest memory.
     var imageLoaded = false
     /// Guest pages the guest told the hypervisor it maps decrypted (the page encryption status that
@@ -77,7 +88,7 @@ public final class VirtualMachine {
     /// Pages of the split pool already used.
     var splitPagesUsed: UInt64 = 0
 
-    init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, spaBase: UInt64,
+    init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, frames: [UInt64],
          largePages: Bool = false, paging: PagingMode = .long) {
         self.largePages = largePages
         self.paging = paging
@@ -87,8 +98,7 @@ public final class VirtualMachine {
         self.memoryBytes = memoryBytes
         self.policy = policy
         self.asid = asid
-        let pages = memoryBytes >> 12
-        npt = (0..<pages).map { (spaBase >> 12) + $0 }
+        npt = frames
         let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages, paging: paging)
         pageTablePages = pts
         pageTableBase = memoryBytes - pts * 4096
