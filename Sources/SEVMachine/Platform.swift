@@ -13,8 +13,8 @@ public final class Platform {
     unowned let machine: Machine
     /// What this platform adds to its system physical addresses in events.
     public let traceBase: UInt64
-    /// The shared last-level cache, when the platform has one.
-    let cache: Cache?
+    /// The cores' caches, when the platform has them.
+    let caches: CoreCaches?
     /// The PSP running the SEV firmware.
     public private(set) lazy var firmware = SEVFirmware(platform: self)
     /// The hypervisor.
@@ -44,30 +44,43 @@ public final class Platform {
         self.controller = MemoryController(memory: memory, asidCount: Int(config.maxSEVASID) + 1)
         self.machine = machine
         self.traceBase = UInt64(id) << 40
-        cache = config.cacheBytes > 0 ? Cache(bytes: config.cacheBytes, ways: 8, controller: controller) : nil
-        cache?.onWriteBack = { [unowned self] spa, keyID in
-            emit(.cacheOp(CacheOp(op: .writeBack, spa: traced(spa), asid: keyID, lines: 1)), cost: Cost.access)
+        caches = config.cacheBytes > 0
+            ? CoreCaches(cores: config.cores, bytes: config.cacheBytes, ways: 8, controller: controller) : nil
+        for (core, cache) in (caches?.caches ?? []).enumerated() {
+            cache.onWriteBack = { [unowned self] spa, keyID in
+                emit(.cacheOp(CacheOp(op: .writeBack, spa: traced(spa), asid: keyID, lines: 1, core: UInt16(core))), cost: Cost.access)
+            }
         }
     }
 
-    /// Reports the cache at power-on, so readers know the platform has one.
+    /// Reports each core's cache at power-on, so readers know the platform has them.
     func announceCache() {
-        guard let cache else { return }
-        emit(.cacheOp(CacheOp(op: .present, spa: traceBase, asid: 0, lines: UInt64(cache.lineCount))), cost: Cost.control)
+        guard let caches else { return }
+        for core in caches.caches.indices {
+            emit(.cacheOp(CacheOp(op: .present, spa: traceBase, asid: 0, lines: UInt64(caches.lineCount), core: UInt16(core))),
+                 cost: Cost.control)
+        }
     }
 
-    /// A CPU-side load (a vCPU or the host): through the cache when there is one, tagged with `keyID`.
+    /// The core an actor's CPU-side accesses run on: vCPU n on core n mod cores, the host on core 0.
     @inline(__always)
-    func cpuLoad(_ spa: UInt64, size: Int, key: EncryptionKey?, keyID: UInt16) throws(MachineError) -> UInt64 {
-        guard let cache else { return try controller.readValue(spa, size: size, key: key) }
-        try memory.check(spa, size)
-        return cache.read(spa, size: size, key: key, keyID: key == nil ? 0 : keyID)
+    func core(of actor: Actor) -> Int {
+        if case .vcpu(_, let index) = actor { return Int(index) % config.cores }
+        return 0
     }
 
-    /// CLFLUSH of `[spa, spa + count)`: the lines tagged `keyID` go back to memory and out of the cache.
+    /// A CPU-side load (a vCPU or the host) on `core`: through its cache when there is one, tagged with `keyID`.
+    @inline(__always)
+    func cpuLoad(_ spa: UInt64, size: Int, key: EncryptionKey?, keyID: UInt16, core: Int) throws(MachineError) -> UInt64 {
+        guard let caches else { return try controller.readValue(spa, size: size, key: key) }
+        try memory.check(spa, size)
+        return caches.read(core: core, spa, size: size, key: key, keyID: key == nil ? 0 : keyID)
+    }
+
+    /// CLFLUSH of `[spa, spa + count)`: the lines tagged `keyID` go back to memory and out of every core's cache.
     func clflush(_ spa: UInt64, count: Int, keyID: UInt16) {
-        guard let cache else { return }
-        cache.flush(spa, count: count, keyID: keyID)
+        guard let caches else { return }
+        caches.flush(spa, count: count, keyID: keyID)
         let first = spa & ~(Cache.lineSize - 1)
         let lines = (spa + UInt64(count) - first + Cache.lineSize - 1) / Cache.lineSize
         emit(.cacheOp(CacheOp(op: .clflush, spa: traced(first), asid: keyID, lines: lines)), cost: Cost.control)
@@ -76,9 +89,9 @@ public final class Platform {
     /// VM_PAGE_FLUSH: the hypervisor writes the page's address and an ASID to MSR 0xC001_011E, and the
     /// lines of that page tagged with that ASID go back to memory (encrypted) and out of the cache.
     public func vmPageFlush(_ spa: UInt64, asid: UInt16) {
-        guard let cache else { return }
+        guard let caches else { return }
         let page = spa & ~0xFFF
-        cache.flush(page, count: 4096, keyID: asid)
+        caches.flush(page, count: 4096, keyID: asid)
         emit(.cacheOp(CacheOp(op: .pageFlush, spa: traced(page), asid: asid, lines: 4096 / Cache.lineSize)), cost: Cost.control)
     }
 
@@ -113,11 +126,11 @@ public final class Platform {
         let value: UInt64
         switch actor {
         case .vcpu, .hypervisor:
-            value = try cpuLoad(spa, size: size, key: key, keyID: asid)
+            value = try cpuLoad(spa, size: size, key: key, keyID: asid, core: core(of: actor))
         case .device, .psp:
             // Devices and the PSP snoop the unkeyed lines; what the PSP reads under a guest key comes
             // from memory, past the CPU caches.
-            if key == nil { cache?.snoop(spa, invalidate: false) }
+            if key == nil { caches?.snoop(spa, invalidate: false) }
             value = try controller.readValue(spa, size: size, key: key)
         }
         emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: traced(spa),
@@ -132,12 +145,12 @@ public final class Platform {
                size: Int, value: UInt64, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
                key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) {
         let v = size == 8 ? value : value & ((1 << UInt64(8 * size)) - 1)
-        switch (actor, cache) {
-        case (.vcpu, let cache?), (.hypervisor, let cache?):
+        switch (actor, caches) {
+        case (.vcpu, let caches?), (.hypervisor, let caches?):
             try memory.check(spa, size)
-            cache.write(spa, size: size, value: v, key: key, keyID: key == nil ? 0 : asid)
-        case (.device, let cache?), (.psp, let cache?):
-            if key == nil { cache.snoop(spa, invalidate: true) }
+            caches.write(core: core(of: actor), spa, size: size, value: v, key: key, keyID: key == nil ? 0 : asid)
+        case (.device, let caches?), (.psp, let caches?):
+            if key == nil { caches.snoop(spa, invalidate: true) }
             try controller.writeValue(spa, size: size, value: v, key: key)
         default:
             try controller.writeValue(spa, size: size, value: v, key: key)
@@ -173,13 +186,19 @@ public final class Platform {
         for i in 0..<size { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> UInt64(8 * i)) }
     }
 
-    /// WBINVD on every core: writes back and invalidates all cache lines. The PSP notes it, since
-    /// DF_FLUSH requires it after a DEACTIVATE.
+    /// WBINVD on every core (`wbinvd_on_all_cpus`): writes back and invalidates all cache lines. The
+    /// PSP notes it, since DF_FLUSH requires it after a DEACTIVATE.
     public func wbinvdAllCores() {
-        if let cache {
-            emit(.cacheOp(CacheOp(op: .wbinvd, spa: traceBase, asid: 0, lines: UInt64(cache.lineCount))), cost: Cost.control)
-            cache.writeBackAndInvalidateAll()
+        for core in 0..<config.cores { wbinvd(core: core) }
+    }
+
+    /// WBINVD on one core: its cache's lines are written back and invalidated; the other cores keep theirs.
+    public func wbinvd(core: Int) {
+        if let caches {
+            emit(.cacheOp(CacheOp(op: .wbinvd, spa: traceBase, asid: 0, lines: UInt64(caches.lineCount), core: UInt16(core))),
+                 cost: Cost.control)
+            caches.writeBackAndInvalidate(core: core)
         }
-        firmware.noteWBINVD()
+        firmware.noteWBINVD(core: core)
     }
 }

@@ -15,8 +15,11 @@ public struct PlatformConfig: Equatable, Sendable {
     public var apiMajor: UInt8 = 0
     public var apiMinor: UInt8 = 17
     public var build: UInt8 = 48
-    /// Bytes of the shared last-level cache (8-way, 64-byte lines); 0 runs without a cache.
+    /// Bytes of each core's cache (8-way, 64-byte lines); 0 runs without caches.
     public var cacheBytes: Int = 0
+    /// CPU cores. vCPU n of every VM runs on core n mod `cores`; the host's own accesses on core 0.
+    /// WBINVD acts on one core, so the firmware's DF_FLUSH wants it on every one.
+    public var cores: Int = 1
     /// Whether the host runs with SME: the memory controller draws a host key into slot 0 at power-on and
     /// every access without a guest key is encrypted with it (host page tables, the NPT's host C-bit and
     /// DMA addresses all carry `sme_me_mask`, as a Linux host with `mem_encrypt=on` sets them).

@@ -125,7 +125,7 @@ public struct ScenarioParser {
                 } else if platformNames.contains(name) {
                     throw ScenarioError(here, "a second platform needs a name: `platform NAME …`")
                 }
-                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache", "sme"])
+                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache", "sme", "cores"])
                 var p = PlatformConfig()
                 p.cbitPosition = Int(try o.number("cbit", default: 47, c))
                 guard (32...51).contains(p.cbitPosition) else { throw c.error(at: o.values["cbit"]!, "cbit must be 32 to 51") }
@@ -150,6 +150,9 @@ public struct ScenarioParser {
                     throw c.error(at: o.values["cache"]!, "cache must be 0 (none) or 4K to 64M, a multiple of 512 bytes")
                 }
                 p.cacheBytes = Int(cache)
+                let cores = try o.number("cores", default: 1, c)
+                guard (1...64).contains(cores) else { throw c.error(at: o.values["cores"]!, "cores must be 1 to 64") }
+                p.cores = Int(cores)
                 let sme = try o.word("sme", c) ?? "no"
                 guard sme == "yes" || sme == "no" else { throw c.error(at: o.values["sme"]!, "sme takes yes or no") }
                 p.sme = sme == "yes"
@@ -442,8 +445,17 @@ public struct ScenarioParser {
                     }
                     add(.hvRemap(vm: vm, gpa: gpa, toGPA: to, of: of))
                 case "wbinvd":
-                    let o = try c.options(allowed: ["platform"])
-                    add(.wbinvd(platform: try platformOption(o, c)))
+                    let o = try c.options(allowed: ["platform", "core"])
+                    let platform = try platformOption(o, c)
+                    var core: Int?
+                    if let t = o.values["core"] {
+                        let cores = script.platforms.first { $0.0 == platform }?.1.cores ?? 1
+                        guard let n = t.number, n < UInt64(cores) else {
+                            throw c.error(at: t, "core must be below the platform's \(cores) cores")
+                        }
+                        core = Int(n)
+                    }
+                    add(.wbinvd(platform: platform, core: core))
                 case "page-flush":
                     let vm = try knownVM(&c)
                     guard vms[vm]!.sev else { throw ScenarioError(here, "'\(vm)' is not an SEV guest: VM_PAGE_FLUSH takes a guest ASID") }

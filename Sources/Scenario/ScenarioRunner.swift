@@ -103,8 +103,9 @@ public struct ScenarioRunner {
         case .hvPageFlush(let name, let gpa):
             let v = vm(name, m)
             try v.platform.kvm.flushGuestPage(v, gpa: gpa)
-        case .wbinvd(let platform):
-            m.platform(named: platform)!.wbinvdAllCores()
+        case .wbinvd(let platform, let core):
+            let p = m.platform(named: platform)!
+            if let core { p.wbinvd(core: core) } else { p.wbinvdAllCores() }
         case .owner(let name, let policy):
             owners.byName[name] = m.makeGuestOwner(name: name, policy: policy)
         case .launch(let name, let ownerName, let finish, let share, let pin, let expect):

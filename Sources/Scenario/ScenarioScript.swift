@@ -78,8 +78,8 @@ public struct ScenarioScript: Sendable {
         case hvMigratePage(vm: String, gpa: UInt64)
         /// VM_PAGE_FLUSH of one guest page with the guest's ASID.
         case hvPageFlush(vm: String, gpa: UInt64)
-        /// WBINVD on every core of a platform.
-        case wbinvd(platform: String)
+        /// WBINVD on every core of a platform, or on one (a hypervisor that forgets the others).
+        case wbinvd(platform: String, core: Int?)
         /// One firmware command issued directly, for firmware tests.
         case psp(command: PSPStatement, platform: String, vm: String?, asid: UInt16?)
     }

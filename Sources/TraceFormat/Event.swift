@@ -78,12 +78,16 @@ public struct CacheOp: Equatable, Sendable {
     /// The key id of the line(s): the ASID of private lines, 0 for unkeyed ones.
     public var asid: UInt16
     public var lines: UInt64
+    /// The core whose cache it concerns (a write-back, WBINVD, or the cache's announcement); 0 for the
+    /// broadcast operations (CLFLUSH, VM_PAGE_FLUSH), which reach every core.
+    public var core: UInt16
 
-    public init(op: CacheOperation, spa: UInt64, asid: UInt16, lines: UInt64) {
+    public init(op: CacheOperation, spa: UInt64, asid: UInt16, lines: UInt64, core: UInt16 = 0) {
         self.op = op
         self.spa = spa
         self.asid = asid
         self.lines = lines
+        self.core = core
     }
 }
 

@@ -166,6 +166,7 @@ public struct EventEncoder: Sendable {
             w.varint(c.spa)
             w.varint(UInt64(c.asid))
             w.varint(c.lines)
+            w.varint(UInt64(c.core))
         case .handover(let h):
             w.u8(EventCodec.TypeCode.handover.rawValue)
             w.varint(dc)
@@ -313,7 +314,7 @@ public struct EventDecoder: Sendable {
                 guard let op = CacheOperation(rawValue: try r.u8()) else {
                     throw EventDecodingError.invalidValue(offset: opOffset, what: "cache operation")
                 }
-                body = .cacheOp(CacheOp(op: op, spa: try r.varint(), asid: try u16(&r), lines: try r.varint()))
+                body = .cacheOp(CacheOp(op: op, spa: try r.varint(), asid: try u16(&r), lines: try r.varint(), core: try u16(&r)))
             case .handover:
                 body = .handover(Handover(vm: try u16(&r), vcpu: try u16(&r), gpa: try r.varint(), spa: try r.varint(),
                                           length: try r.varint()))

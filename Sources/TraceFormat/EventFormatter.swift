@@ -83,7 +83,7 @@ public enum EventFormatter {
             let error = v.eventInjection & 1 << 11 != 0 ? " error=\(hex(v.eventInjection >> 32))" : ""
             return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid) inject=vector \(vector)\(error) cr2=\(hex(v.cr2))"
         case .cacheOp(let c):
-            return "\(c.op) spa=\(hex(c.spa)) key=\(c.asid) lines=\(c.lines)"
+            return "\(c.op) spa=\(hex(c.spa)) key=\(c.asid) lines=\(c.lines) core=\(c.core)"
         case .handover(let h):
             return "vcpu\(h.vm).\(h.vcpu) gpa=\(hex(h.gpa)) spa=\(hex(h.spa)) length=\(h.length)"
         case .vmExit(let x):

@@ -26,6 +26,7 @@ struct GoldenTraceTests {
         "page-migration": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium"],
         "steal-time": ["ENCRYPTION_MISMATCH:medium"],
         "sme": ["CIPHERTEXT_OBSERVATION:low"],
+        "core-caches": ["REGISTER_EXPOSURE:medium", "ASID_REUSE_WITHOUT_FLUSH:medium"],
         "memslot-hole": ["REGISTER_EXPOSURE:high"],
         "async-pf": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium", "ENCRYPTION_MISMATCH:medium"],
         "legacy-paging": ["CIPHERTEXT_OBSERVATION:low", "DMA_INTO_PRIVATE:medium", "ENCRYPTION_MISMATCH:medium"],

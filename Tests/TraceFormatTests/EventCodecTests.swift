@@ -57,7 +57,7 @@ struct EventFuzzer {
                 : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
         case 12:
             return .cacheOp(CacheOp(op: CacheOperation.allCases[Int(small(UInt64(CacheOperation.allCases.count)))], spa: wide(), asid: UInt16(small(16)),
-                                    lines: small(1 << 14)))
+                                    lines: small(1 << 14), core: UInt16(small(8))))
         case 10:
             return .handover(Handover(vm: UInt16(small(4)), vcpu: 0, gpa: wide(), spa: wide(), length: small(4096)))
         case 11:

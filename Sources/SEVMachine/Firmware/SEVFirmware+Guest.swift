@@ -23,7 +23,7 @@ extension SEVFirmware {
         asidGuests[asid].removeAll { $0 == guest.handle }
         if asidGuests[asid].isEmpty {
             asidNeedsFlush[asid] = true
-            wbinvdSinceDeactivate = false
+            for core in wbinvdSinceDeactivate.indices { wbinvdSinceDeactivate[core] = false }
             platform.controller.setKey(nil, forASID: guest.asid)
         }
         guest.asid = 0

@@ -77,7 +77,7 @@ extension SEVFirmware {
     }
 
     func dfFlush() -> SEVStatus {
-        if asidNeedsFlush.contains(true) && !wbinvdSinceDeactivate { return .wbinvdRequired }
+        if asidNeedsFlush.contains(true) && wbinvdSinceDeactivate.contains(false) { return .wbinvdRequired }
         for i in asidNeedsFlush.indices { asidNeedsFlush[i] = false }
         return .success
     }

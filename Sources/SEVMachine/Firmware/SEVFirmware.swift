@@ -28,8 +28,8 @@ public final class SEVFirmware {
     var asidGuests: [[UInt32]]
     /// ASIDs deactivated since the last DF_FLUSH: their cache lines may still be dirty.
     var asidNeedsFlush: [Bool]
-    /// Whether WBINVD ran on every core since the last DEACTIVATE.
-    var wbinvdSinceDeactivate = true
+    /// The cores that ran WBINVD since the last DEACTIVATE.
+    var wbinvdSinceDeactivate: [Bool]
     /// The mailbox registers' values.
     var registers: [Register: UInt32] = [:]
 
@@ -40,6 +40,7 @@ public final class SEVFirmware {
         build = platform.config.build
         asidGuests = Array(repeating: [], count: Int(platform.config.maxSEVASID) + 1)
         asidNeedsFlush = Array(repeating: false, count: Int(platform.config.maxSEVASID) + 1)
+        wbinvdSinceDeactivate = Array(repeating: true, count: platform.config.cores)
     }
 
     /// The number of guests the firmware holds contexts for.
@@ -56,7 +57,7 @@ public final class SEVFirmware {
         guests[handle].map { ($0.tik, $0.policy) }
     }
 
-    func noteWBINVD() { wbinvdSinceDeactivate = true }
+    func noteWBINVD(core: Int) { wbinvdSinceDeactivate[core] = true }
 
     /// Whether the firmware's API version is at least `major.minor`.
     func apiAtLeast(_ major: UInt8, _ minor: UInt8) -> Bool { (apiMajor, apiMinor) >= (major, minor) }

@@ -243,8 +243,9 @@ public final class VCPU {
         let t = try translate(rip)
         let reason: CbitReason = mode.walksGuestPageTables ? .forcedFetch : .forcedNonPaged
         let k = vm.isSEV ? key : nil
-        let lo = try platform.cpuLoad(t.spa, size: 8, key: k, keyID: asid)
-        let hi = try platform.cpuLoad(t.spa + 8, size: 8, key: k, keyID: asid)
+        let core = Int(index) % platform.config.cores
+        let lo = try platform.cpuLoad(t.spa, size: 8, key: k, keyID: asid, core: core)
+        let hi = try platform.cpuLoad(t.spa + 8, size: 8, key: k, keyID: asid, core: core)
         platform.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: asid, kind: .fetch, gva: rip,
                                                 gpa: t.gpa, spa: platform.traced(t.spa), size: UInt32(Instruction.size), cbit: vm.isSEV,
                                                 reason: reason, value: lo)),

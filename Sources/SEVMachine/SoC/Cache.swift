@@ -1,7 +1,7 @@
 import TraceFormat
 
-/// The shared last-level cache of a platform: set-associative and write-back, with 64-byte lines tagged
-/// by system physical address and key (the ASID of a private access, 0 for a shared or host access).
+/// One core's cache: set-associative and write-back, with 64-byte lines tagged by system physical
+/// address and key (the ASID of a private access, 0 for a shared or host access).
 /// Lines hold plaintext; a fill decrypts with the tag's key and a write-back encrypts with it. Lines
 /// of one address under different keys are different lines and are not kept coherent, as on SEV
 /// hardware without SME_COHERENT: a C-bit change without a flush leaves the old line behind, and
@@ -121,6 +121,13 @@ final class Cache {
             lineAddr += 1
         }
         return found
+    }
+
+    /// Another core reads the line of `spa` under `keyID`: a dirty copy here is written back so the
+    /// reader fills what was last written, and stays here, clean.
+    func share(_ spa: UInt64, keyID: UInt16) {
+        guard let i = find(spa / Self.lineSize, keyID) else { return }
+        writeBack(i)
     }
 
     /// WBINVD: every dirty line written back, every line invalidated.
