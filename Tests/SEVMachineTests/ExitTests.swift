@@ -9,7 +9,9 @@ struct ExitTests {
         let f = try MachineFixture([Instruction(.movImmediate, a: 5, immediate: 0x1234), Instruction(.halt)])
         try f.platform.kvm.run(f.vm)
         let runs = f.sink.events.compactMap { if case .vmRun(let r) = $0.body { r } else { nil } }
-        #expect(runs == [VMRun(vm: f.vm.id, vcpu: 0, asid: 1)])
+        #expect(runs == Array(repeating: VMRun(vm: f.vm.id, vcpu: 0, asid: 1), count: 3),
+                "the first VMRUN, then one after each of early boot's CPUID and SEV_STATUS exits")
+        #expect(f.bootExits.map(\.exitCode) == [VMExit.cpuid, VMExit.msr])
         let x = try #require(f.exits.last)
         #expect(x.exitCode == VMExit.hlt && x.registers.count == 16 && x.registers[5] == 0x1234)
     }
@@ -29,7 +31,7 @@ struct ExitTests {
         #expect(x[1].exitInfo1 == 0x60 << 16 | 2 << 4 | 1)
         #expect(f.vm.vcpus[0].registers[0] == 0xFFFF)
         let runs = f.sink.events.filter { if case .vmRun = $0.body { true } else { false } }
-        #expect(runs.count == 3, "one VMRUN to start and one after each handled exit")
+        #expect(runs.count == 5, "one VMRUN to start and one after each handled exit (two of them early boot's)")
     }
 
     @Test("rep outsb is emulated by the hypervisor reading the guest's buffer without a key: ciphertext")
@@ -46,6 +48,32 @@ struct ExitTests {
         let code = Instruction(.movImmediate, a: 6, immediate: 0x100000).encoded
         #expect(reads[0].value != Platform.value(code, at: 0, size: 8), "the hypervisor sees ciphertext, not the bytes")
         #expect(f.vm.vcpus[0].registers[6] == 0x100010 && f.vm.vcpus[0].registers[1] == 0)
+    }
+
+    @Test("early boot learns sme_me_mask from the hypervisor's CPUID answer and SEV_STATUS, then clears the registers",
+          arguments: [47, 51])
+    func bootDetection(cbit: Int) throws {
+        var config = PlatformConfig()
+        config.cbitPosition = cbit
+        let f = try MachineFixture([Instruction(.halt)], config: config)
+        try f.platform.kvm.run(f.vm)
+        #expect(f.vm.smeMeMask == 1 << UInt64(cbit))
+        let boot = f.bootExits
+        #expect(boot.map(\.exitCode) == [VMExit.cpuid, VMExit.msr])
+        #expect(boot[0].registers[0] == 0x8000_001F && boot[1].registers[1] == 0xC001_0131, "what the hypervisor sees asked")
+        let pml4e = try #require(f.accesses.first { $0.reason == .forcedNonPaged && $0.kind == .write })
+        #expect(pml4e.value & (1 << UInt64(cbit)) != 0, "the identity map carries the C-bit CPUID named")
+        #expect(f.vm.vcpus[0].registers[0...3].allSatisfy { $0 == 0 })
+    }
+
+    @Test("a guest without SEV learns a zero mask")
+    func bootDetectionWithoutSEV() throws {
+        let machine = Machine(config: PlatformConfig(), seed: 1, sink: CollectingSink())
+        let vm = try machine.primary.kvm.createVM(name: "plain", memoryBytes: 2 << 20, policy: 0, sev: false)
+        vm.entry = 0x100000
+        vm.addImage(gpa: 0x100000, bytes: Instruction(.halt).encoded)
+        try machine.primary.kvm.run(vm)
+        #expect(vm.smeMeMask == 0)
     }
 
     @Test("CPUID 0x8000001F and SEV_STATUS tell the guest it runs under SEV")

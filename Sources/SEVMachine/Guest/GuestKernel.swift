@@ -38,7 +38,7 @@ struct GuestKernel {
         guard vm.splitPagesUsed < Self.splitPool else {
             throw .invalid("\(vm.name): no page-table page left to split a 2 MiB mapping")
         }
-        let cbitMask = vcpu.platform.config.cbitMask
+        let cbitMask = vm.smeMeMask
         let table = vm.pageTableBase + (vm.pageTablePages - Self.splitPool + vm.splitPagesUsed) * 4096
         vm.splitPagesUsed += 1
         let legacy = vm.paging == .legacy
@@ -49,7 +49,7 @@ struct GuestKernel {
             try vcpu.store(gva: table + i * entrySize, size: Int(entrySize), value: (base + i * 4096) | attributes,
                            register: MemoryAccess.noRegister)
         }
-        let pde = table | (vm.isSEV && !legacy ? cbitMask : 0) | 0x3
+        let pde = table | (legacy ? 0 : cbitMask) | 0x3
         try vcpu.store(gva: pdeAddress, size: Int(entrySize), value: pde, register: MemoryAccess.noRegister)
         vcpu.flushTLB()
         return pde
@@ -60,12 +60,13 @@ struct GuestKernel {
     func boot() throws(MachineError) {
         let vm = vcpu.vm
         vcpu.setMode(.protected)
+        vm.smeMeMask = try detectMemoryEncryption()
         if vm.paging == .legacy {
             try bootLegacyPaging()
             return
         }
         let pae = vm.paging == .pae
-        let me = vm.isSEV ? vcpu.platform.config.cbitMask : 0
+        let me = vm.smeMeMask
         let base = vm.pageTableBase
         let gib = Self.directories(memoryBytes: vm.memoryBytes, paging: vm.paging)
         let pml4 = base, pdpt = base + 4096, pd = base + 8192, pt = pd + gib * 4096
@@ -107,6 +108,22 @@ struct GuestKernel {
         vcpu.cr3 = pae ? pdpt : pml4
         vcpu.setMode(vm.paging)
         try decryptBootRegions()
+    }
+
+    /// `sme_enable`: CPUID 0x8000001F (intercepted: the hypervisor answers) says whether SEV is there
+    /// and where the C-bit is; SEV_STATUS says whether it is on for this guest. The mask is only as
+    /// honest as the hypervisor's answer. The registers are cleared again before the kernel goes on.
+    private func detectMemoryEncryption() throws(MachineError) -> UInt64 {
+        let kvm = vcpu.platform.kvm
+        vcpu.registerOp(.loadImmediate, dst: 0, src: MemoryAccess.noRegister, result: 0x8000_001F)
+        try kvm.handleExit(vcpu, Instruction(.cpuid))
+        let eax = vcpu.registers[0], ebx = vcpu.registers[3]
+        vcpu.registerOp(.loadImmediate, dst: 1, src: MemoryAccess.noRegister, result: 0xC001_0131)
+        try kvm.handleExit(vcpu, Instruction(.rdmsr))
+        let status = vcpu.registers[0]
+        for r: UInt8 in 0...3 { vcpu.registerOp(.xor, dst: r, src: r, result: 0) }
+        guard eax & 0x2 != 0, status & 0x1 != 0 else { return 0 }
+        return 1 << (ebx & 0x3F)
     }
 
     /// Early boot of a 32-bit kernel without PAE: one page directory of 4-byte entries mapping 4 MiB
@@ -176,7 +193,7 @@ struct GuestKernel {
     func setMemoryEncryption(gva: UInt64, pages: UInt64, encrypted: Bool, flush: Bool = true) throws(MachineError) {
         let platform = vcpu.platform
         let vm = vcpu.vm
-        let cbitMask = platform.config.cbitMask
+        let cbitMask = vm.smeMeMask
         let start = gva & ~0xFFF
         guard vcpu.mode.pteChoosesCbit else {
             // A 32-bit kernel without PAE has no C-bit to clear: it cannot share memory under SEV (Linux

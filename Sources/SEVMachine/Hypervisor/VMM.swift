@@ -269,6 +269,7 @@ public final class VMM {
         try remote.ioctl(dst, .receiveFinish)
         dst.imageLoaded = true
         dst.entry = vm.entry
+        dst.smeMeMask = vm.smeMeMask
         for (from, to) in zip(vm.vcpus, dst.vcpus) { to.copyState(from: from) }
         return dst
     }

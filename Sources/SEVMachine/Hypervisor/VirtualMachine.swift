@@ -85,6 +85,9 @@ public final class VirtualMachine {
     /// The paging mode the guest kernel enables at boot: long mode (4 levels), PAE (3 levels, 32-bit
     /// addresses) or 32-bit paging without PAE (2 levels of 4-byte entries, no room for the C-bit).
     public let paging: PagingMode
+    /// The guest kernel's `sme_me_mask`: the C-bit it sets in its page-table entries, learned at boot
+    /// from CPUID 0x8000001F and SEV_STATUS (0 until then, and for a guest without SEV).
+    public internal(set) var smeMeMask: UInt64 = 0
     /// Pages of the split pool already used.
     var splitPagesUsed: UInt64 = 0
 
