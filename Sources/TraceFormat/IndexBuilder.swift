@@ -3,7 +3,7 @@
 public final class IndexBuilder: TraceObserver {
     private let database: SQLiteDatabase
     private let insertChunk, insertPage, insertVM, insertPSP, insertCbit, insertNPT, insertSecret, insertRun,
-                insertExit: SQLiteStatement
+                insertExit, insertFlush: SQLiteStatement
     private var pages: [PageKey: (reads: Int64, writes: Int64)] = [:]
     /// The last few pages counted, with counts not yet added to `pages`: consecutive accesses mostly
     /// revisit them, and this spares a hash per access.
@@ -36,6 +36,7 @@ public final class IndexBuilder: TraceObserver {
         insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         insertRun = try database.prepare("INSERT INTO vm_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertExit = try database.prepare("INSERT INTO vm_exits VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+        insertFlush = try database.prepare("INSERT INTO cache_flushes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
     }
 
     public func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody) {
@@ -53,6 +54,10 @@ public final class IndexBuilder: TraceObserver {
                     if recent.count == 4 { flushRecent(1) }
                     recent.append((key, read, 1 - read))
                 }
+            case .cacheOp(let f) where f.op == .clflush || f.op == .wbinvd || f.op == .pageFlush:
+                try insertFlush.run([.integer(s), .integer(c), .integer(Int64(f.spa >> 40)), .text(f.op.description),
+                                     .integer(Int64(bitPattern: f.spa)), .integer(Int64(f.asid)),
+                                     .integer(Int64(bitPattern: f.lines)), .integer(Int64(f.core))])
             case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp:
                 break
             case .vmRun(let v):

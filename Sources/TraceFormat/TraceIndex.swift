@@ -29,6 +29,8 @@ public final class TraceIndex {
         CREATE TABLE vm_exits(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, vcpu INTEGER NOT NULL,
             exit_code INTEGER NOT NULL, exit_name TEXT NOT NULL, exit_info1 INTEGER NOT NULL, exit_info2 INTEGER NOT NULL,
             rip INTEGER NOT NULL);
+        CREATE TABLE cache_flushes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, platform INTEGER NOT NULL,
+            op TEXT NOT NULL, spa INTEGER NOT NULL, key INTEGER NOT NULL, lines INTEGER NOT NULL, core INTEGER NOT NULL);
         CREATE TABLE secrets(seq INTEGER PRIMARY KEY, vm INTEGER NOT NULL, name TEXT NOT NULL, gpa INTEGER NOT NULL,
             spa INTEGER NOT NULL, length INTEGER NOT NULL);
         CREATE TABLE findings(id INTEGER PRIMARY KEY, detector TEXT NOT NULL, severity TEXT NOT NULL,
@@ -42,7 +44,7 @@ public final class TraceIndex {
 
     /// The tables derived from events alone (`findings` comes from the analyzer).
     public static let eventTables = ["chunks", "page_chunks", "vms", "psp_commands", "cbit_changes", "npt_changes",
-                                     "vm_runs", "vm_exits", "secrets"]
+                                     "vm_runs", "vm_exits", "cache_flushes", "secrets"]
 
     public let database: SQLiteDatabase
 

@@ -41,6 +41,34 @@ struct QueryEngineTests {
         #expect(psp == indexed)
     }
 
+    @Test("cache_flushes lists every CLFLUSH, WBINVD and VM_PAGE_FLUSH of the trace, with the core of each WBINVD")
+    func cacheFlushes() throws {
+        let dir = TemporaryDirectory()
+        let text = """
+            platform memory=64M cache=64K cores=2
+            vm guest memory=2M policy=0x1 vcpus=2
+            program guest at=0x100000
+                hlt
+            end
+            launch guest
+            run guest vcpu=1
+            hv page-flush guest 0x100000
+            hv wbinvd core=1
+            hv wbinvd
+
+            """
+        let script = try ScenarioParser(file: "flush").parse(text)
+        let bundle = try ScenarioRecorder.record(script, seed: 1, to: dir.path + "/f.sevtrace").bundle
+        let engine = try QueryEngine(bundle: bundle)
+        let fromEvents = try engine.run(
+            "SELECT count(*) FROM events WHERE type = 'cache' AND (detail LIKE 'clflush%' OR detail LIKE 'wbinvd%' OR detail LIKE 'vm_page_flush%')")
+        let indexed = try engine.run("SELECT count(*) FROM cache_flushes")
+        #expect(fromEvents[0].rows == indexed[0].rows)
+        let tail = try engine.run("SELECT op, core FROM cache_flushes ORDER BY seq DESC LIMIT 4")[0].rows
+        #expect(tail == [[.text("wbinvd"), .integer(1)], [.text("wbinvd"), .integer(0)], [.text("wbinvd"), .integer(1)],
+                         [.text("vm_page_flush"), .integer(0)]])
+    }
+
     @Test("the events table's memory columns match the index's page counts")
     func memoryColumns() throws {
         let r = try Recorded()
