@@ -24,6 +24,12 @@ public struct PlatformConfig: Equatable, Sendable {
     /// every access without a guest key is encrypted with it (host page tables, the NPT's host C-bit and
     /// DMA addresses all carry `sme_me_mask`, as a Linux host with `mem_encrypt=on` sets them).
     public var sme: Bool = false
+    /// SYSCFG (MSR 0xC001_0010) bit 23, MemEncryptionModEn, which the BIOS sets. Without it the host
+    /// kernel clears its SME and SEV features: no SME, and KVM offers no SEV guests.
+    public var memoryEncryptionEnabled: Bool = true
+
+    /// The host's SYSCFG value as far as memory encryption goes.
+    public var syscfg: UInt64 { memoryEncryptionEnabled ? 1 << 23 : 0 }
 
     public init() {}
 

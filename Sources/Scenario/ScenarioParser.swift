@@ -125,7 +125,7 @@ public struct ScenarioParser {
                 } else if platformNames.contains(name) {
                     throw ScenarioError(here, "a second platform needs a name: `platform NAME …`")
                 }
-                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache", "sme", "cores"])
+                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache", "sme", "cores", "memenc"])
                 var p = PlatformConfig()
                 p.cbitPosition = Int(try o.number("cbit", default: 47, c))
                 guard (32...51).contains(p.cbitPosition) else { throw c.error(at: o.values["cbit"]!, "cbit must be 32 to 51") }
@@ -156,6 +156,12 @@ public struct ScenarioParser {
                 let sme = try o.word("sme", c) ?? "no"
                 guard sme == "yes" || sme == "no" else { throw c.error(at: o.values["sme"]!, "sme takes yes or no") }
                 p.sme = sme == "yes"
+                let memenc = try o.word("memenc", c) ?? "yes"
+                guard memenc == "yes" || memenc == "no" else { throw c.error(at: o.values["memenc"]!, "memenc takes yes or no") }
+                p.memoryEncryptionEnabled = memenc == "yes"
+                if p.sme && !p.memoryEncryptionEnabled {
+                    throw c.error(at: o.values["sme"]!, "sme=yes needs memory encryption enabled in SYSCFG (memenc=yes)")
+                }
                 script.platforms.append((name, p))
                 platformNames.append(name)
             case "vm":

@@ -54,6 +54,24 @@ struct SMETests {
         #expect(f.vm.vcpus[0].registers[2] == 0x1122_3344_5566_7788)
     }
 
+    @Test("SYSCFG: the host's MemEncryptionModEn decides whether KVM offers SEV; a guest reading SYSCFG gets 0")
+    func syscfg() throws {
+        var off = PlatformConfig()
+        off.memoryEncryptionEnabled = false
+        #expect(off.syscfg == 0 && PlatformConfig().syscfg == 1 << 23)
+        let machine = Machine(config: off, seed: 1, sink: CollectingSink())
+        #expect(throws: MachineError.self) { try machine.primary.kvm.createVM(name: "g", memoryBytes: 2 << 20, policy: 1, sev: true) }
+        #expect(throws: Never.self) { try machine.primary.kvm.createVM(name: "plain", memoryBytes: 2 << 20, policy: 0, sev: false) }
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0xC001_0010),
+            Instruction(.rdmsr),
+            Instruction(.move, a: 8, b: 0),
+            Instruction(.halt),
+        ])
+        try f.platform.kvm.run(f.vm)
+        #expect(f.vm.vcpus[0].registers[8] == 0)
+    }
+
     @Test("the host key comes from the seed: the same seed gives the same DRAM, another seed another")
     func keyFromSeed() throws {
         let a = try run(sme: true, seed: 1), b = try run(sme: true, seed: 1), c = try run(sme: true, seed: 2)

@@ -140,7 +140,7 @@ extension KVM {
             reportExit(vcpu, code: VMExit.msr, info1: 0, info2: 0)
             let value: UInt64 = switch vcpu.registers[1] {
             case 0xC001_0131: vm.isSEV ? 1 : 0       // SEV_STATUS: SEV enabled
-            case 0xC001_0010: 1 << 23                // SYSCFG: MemEncryptionModEn
+            // SYSCFG is the host's: KVM answers a guest 0, as for the other AMD platform MSRs it hides.
             default: 0
             }
             setRegister(vcpu, 0, value & 0xFFFF_FFFF)

@@ -56,6 +56,9 @@ public final class KVM {
         let needed = memoryBytes + UInt64(slots - 1) * Self.slotGap
         let free = platform.config.memoryBytes > nextFree ? platform.config.memoryBytes - nextFree : 0
         guard needed <= free else { throw .outOfHostMemory(requested: needed, free: free) }
+        guard !sev || platform.config.memoryEncryptionEnabled else {
+            throw .invalid("\(name): SYSCFG MemEncryptionModEn is clear on this platform, so KVM offers no SEV")
+        }
         var asid: UInt16 = 0
         if sev {
             asid = try allocateASID()
