@@ -194,11 +194,19 @@ public final class KVM {
     /// access to one of them is a nested page fault the hypervisor sees (by guest physical page) and
     /// answers by mapping the page back. This is the page-fault side channel.
     public func unmap(_ vm: VirtualMachine, gpa: UInt64, pages: UInt64) throws(MachineError) {
+        try removeFromNPT(vm, gpa: gpa, pages: pages, keepingFramesIn: \.trackedFrames)
+    }
+
+    /// Clears the nested page table entries of `pages` pages from `gpa`, noting each page's frame in the
+    /// VM's table at `frames` so the fault handler can bring it back, then flushes the VM's TLBs.
+    private func removeFromNPT(_ vm: VirtualMachine, gpa: UInt64, pages: UInt64,
+                               keepingFramesIn frames: ReferenceWritableKeyPath<VirtualMachine, [UInt64: UInt64]>)
+        throws(MachineError) {
         for p in 0..<pages {
             let page = (gpa >> 12) + p
             guard page < UInt64(vm.npt.count) else { throw .unmappedGPA(vm: vm.name, gpa: page << 12) }
             guard vm.npt[Int(page)] != VirtualMachine.unmapped else { continue }
-            vm.trackedFrames[page] = vm.npt[Int(page)]
+            vm[keyPath: frames][page] = vm.npt[Int(page)]
             try setNPT(vm, page: page, frame: nil)
         }
         for vcpu in vm.vcpus { vcpu.flushTLB() }
@@ -290,16 +298,7 @@ public final class KVM {
         guard !vm.pinned else {
             throw .invalid("\(vm.name): its memory is pinned by KVM_MEMORY_ENCRYPT_REG_REGION; the host cannot swap it out")
         }
-        for p in 0..<pages {
-            let page = (gpa >> 12) + p
-            guard page < UInt64(vm.npt.count) else { throw .unmappedGPA(vm: vm.name, gpa: page << 12) }
-            guard vm.npt[Int(page)] != VirtualMachine.unmapped else { continue }
-            vm.swappedFrames[page] = vm.npt[Int(page)]
-            try setNPT(vm, page: page, frame: nil)
-        }
-        for vcpu in vm.vcpus { vcpu.flushTLB() }
-        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: gpa & ~0xFFF, spa: 0, pages: pages)),
-                      cost: Platform.Cost.control)
+        try removeFromNPT(vm, gpa: gpa, pages: pages, keepingFramesIn: \.swappedFrames)
     }
 
     /// KVM_SET_USER_MEMORY_REGION with size 0: the VMM deletes memslot `slot`. KVM zaps its nested page
