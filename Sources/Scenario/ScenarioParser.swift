@@ -483,9 +483,10 @@ public struct ScenarioParser {
                     throw c.error(at: t!, "unknown firmware command '\(name)'; expected one of: \(all)")
                 }
                 let vm = command.needsVM ? try knownVM(&c) : nil
-                let o = try c.options(allowed: command == .activate ? ["asid"] : command.needsVM ? [] : ["platform"])
+                let o = try c.options(allowed: (command == .activate ? ["asid"] : command.needsVM ? [] : ["platform"]) + ["expect"])
                 let asid = o.values["asid"] == nil ? nil : UInt16(clamping: try o.number("asid", default: 0, c))
-                add(.psp(command: command, platform: try platformOption(o, c), vm: vm, asid: asid))
+                add(.psp(command: command, platform: try platformOption(o, c), vm: vm, asid: asid,
+                         expect: try Self.expectation(o, c)))
             default:
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: keywordToken.column),
                                     "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, schedule, destroy, secret, dma, hv, debug, attest, migrate or psp")

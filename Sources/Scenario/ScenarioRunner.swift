@@ -134,9 +134,16 @@ public struct ScenarioRunner {
         case .migrate(let name, let platform, let newName, let expect):
             let v = vm(name, m)
             try expecting(expect) { _ = try v.platform.vmm.migrate(v, to: m.platform(named: platform)!, as: newName) }
-        case .psp(let command, let platform, let name, let asid):
+        case .psp(let command, let platform, let name, let asid, let expect):
             let v = name.map { vm($0, m) }
-            try psp(command, v, asid: asid, v?.platform ?? m.platform(named: platform)!)
+            let status = try psp(command, v, asid: asid, v?.platform ?? m.platform(named: platform)!)
+            // A raw command's status is recorded whatever it is; `expect=` makes a regression test of it.
+            if let expect {
+                let outcome = status == .success ? "ok" : status.description
+                guard expect.uppercased() == outcome.uppercased() || (expect.uppercased() == "SUCCESS" && status == .success) else {
+                    throw .invalid("expected \(expect), got \(outcome)")
+                }
+            }
         }
     }
 
@@ -179,8 +186,9 @@ public struct ScenarioRunner {
         v.addImage(gpa: gpa, bytes: padded)
     }
 
+    @discardableResult
     private func psp(_ command: ScenarioScript.PSPStatement, _ v: VirtualMachine?, asid: UInt16?, _ m: Platform)
-        throws(MachineError) {
+        throws(MachineError) -> SEVStatus {
         let id: SEVCommand
         switch command {
         case .initialize: id = .initialize
@@ -200,6 +208,6 @@ public struct ScenarioRunner {
             buffer.setU32(0, v.handle)
             if id == .activate { buffer.setU32(4, UInt32(asid ?? v.asid)) }
         }
-        m.firmware.execute(id.rawValue, buffer: &buffer)
+        return m.firmware.execute(id.rawValue, buffer: &buffer)
     }
 }

@@ -81,7 +81,7 @@ public struct ScenarioScript: Sendable {
         /// WBINVD on every core of a platform, or on one (a hypervisor that forgets the others).
         case wbinvd(platform: String, core: Int?)
         /// One firmware command issued directly, for firmware tests.
-        case psp(command: PSPStatement, platform: String, vm: String?, asid: UInt16?)
+        case psp(command: PSPStatement, platform: String, vm: String?, asid: UInt16?, expect: String?)
     }
 
     /// The firmware commands a scenario can issue directly.

@@ -29,6 +29,22 @@ struct DeterminismTests {
         #expect(plain(a) == plain(b), "guest-visible values do not depend on the keys")
     }
 
+    @Test("psp … expect= holds a raw firmware command to its status", arguments: [
+        ("psp df_flush expect=ok\n", true),
+        ("psp df_flush expect=SUCCESS\n", true),
+        ("psp df_flush expect=WBINVD_REQUIRED\n", false),
+        ("psp deactivate guest\npsp df_flush expect=WBINVD_REQUIRED\n", true),
+        ("psp deactivate guest\npsp df_flush\n", true),
+    ])
+    func pspExpectation(tail: String, holds: Bool) throws {
+        let text = "vm guest memory=2M\nprogram guest\n    hlt\nend\nlaunch guest\n" + tail
+        if holds {
+            _ = try events(text, seed: 1)
+        } else {
+            #expect(throws: ScenarioError.self) { _ = try self.events(text, seed: 1) }
+        }
+    }
+
     @Test("run expect=shutdown records a crash as a SHUTDOWN exit; a run that halts instead is an error")
     func expectedShutdown() throws {
         let base = "vm guest memory=4M\nprogram guest\n    mov r1, 0x7000000\n    load r2, [r1]\n    hlt\nend\nlaunch guest\n"
