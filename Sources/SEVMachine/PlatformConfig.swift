@@ -5,6 +5,8 @@ public struct PlatformConfig: Equatable, Sendable {
     public var cbitPosition: Int = 47
     /// CPUID Fn8000_001F EBX[11:6]: physical-address bits lost when encryption is on.
     public var physAddrReduction: Int = 5
+    /// CPUID Fn8000_0008 EAX[7:0]: physical-address bits before the reduction.
+    public var physAddrBits: Int = 48
     /// CPUID Fn8000_001F ECX: the number of encrypted guests supported at once (the largest SEV ASID).
     public var maxSEVASID: UInt16 = 15
     /// CPUID Fn8000_001F EDX: the smallest ASID for an SEV guest without SEV-ES.
@@ -35,4 +37,11 @@ public struct PlatformConfig: Equatable, Sendable {
 
     /// The mask of the C-bit in a page-table entry (`sme_me_mask` in Linux).
     public var cbitMask: UInt64 { 1 << UInt64(cbitPosition) }
+
+    /// Address bits of an 8-byte page-table entry that must be 0: those at and above the physical-address
+    /// width, which memory encryption reduces by `physAddrReduction`, except the C-bit itself.
+    public var reservedAddressBits: UInt64 {
+        let width = physAddrBits - (memoryEncryptionEnabled ? physAddrReduction : 0)
+        return 0x000F_FFFF_FFFF_F000 & ~((1 << UInt64(width)) - 1) & ~cbitMask
+    }
 }

@@ -125,7 +125,8 @@ public struct ScenarioParser {
                 } else if platformNames.contains(name) {
                     throw ScenarioError(here, "a second platform needs a name: `platform NAME …`")
                 }
-                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache", "sme", "cores", "memenc"])
+                let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache", "sme", "cores", "memenc",
+                                                      "phys_bits", "reduction"])
                 var p = PlatformConfig()
                 p.cbitPosition = Int(try o.number("cbit", default: 47, c))
                 guard (32...51).contains(p.cbitPosition) else { throw c.error(at: o.values["cbit"]!, "cbit must be 32 to 51") }
@@ -156,6 +157,11 @@ public struct ScenarioParser {
                 let sme = try o.word("sme", c) ?? "no"
                 guard sme == "yes" || sme == "no" else { throw c.error(at: o.values["sme"]!, "sme takes yes or no") }
                 p.sme = sme == "yes"
+                p.physAddrBits = Int(try o.number("phys_bits", default: 48, c))
+                p.physAddrReduction = Int(try o.number("reduction", default: 5, c))
+                guard (40...52).contains(p.physAddrBits), p.physAddrReduction <= 12, p.physAddrBits - p.physAddrReduction >= 40 else {
+                    throw ScenarioError(here, "need 40 <= phys_bits <= 52 and phys_bits - reduction >= 40")
+                }
                 let memenc = try o.word("memenc", c) ?? "yes"
                 guard memenc == "yes" || memenc == "no" else { throw c.error(at: o.values["memenc"]!, "memenc takes yes or no") }
                 p.memoryEncryptionEnabled = memenc == "yes"

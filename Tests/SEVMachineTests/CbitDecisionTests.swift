@@ -84,6 +84,33 @@ struct CbitDecisionTests {
         #expect(f.vm.vcpus[0].registers[3] == load.value)
     }
 
+    @Test("an address bit the memory-encryption reduction took is reserved: the walk faults; one below it is an address",
+          arguments: [(44, true), (42, false)])
+    func reservedAddressBits(bit: UInt64, faults: Bool) throws {
+        // The PTE of 0x300000 in the identity map of a 4 MiB guest: second page table, entry 0x100.
+        let pte: UInt64 = 0x3FF800
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: pte),
+            Instruction(.load, a: 2, b: 1, width: 8),
+            Instruction(.movImmediate, a: 3, immediate: 1 << bit),
+            Instruction(.or, a: 2, b: 3),
+            Instruction(.store, a: 1, b: 2, width: 8),
+            Instruction(.movImmediate, a: 4, immediate: 0x300000),
+            Instruction(.load, a: 5, b: 4, width: 8),
+            Instruction(.halt),
+        ])
+        #expect(f.platform.config.reservedAddressBits & (1 << 44) != 0 && f.platform.config.reservedAddressBits & (1 << 47) == 0)
+        if faults {
+            #expect(throws: MachineError.guestPageFault(vm: "guest", vcpu: 0, gva: 0x300000, rip: 0x100060)) {
+                try f.platform.kvm.run(f.vm)
+            }
+        } else {
+            // A legal address beyond every memslot: unassigned memory, emulated as MMIO.
+            try f.platform.kvm.run(f.vm)
+            #expect(f.exits.contains { $0.exitCode == VMExit.npf && $0.exitInfo2 == 1 << 42 | 0x300000 })
+        }
+    }
+
     @Test("a guest that was not launched cannot run: its ASID has no key")
     func noKeyNoRun() throws {
         let f = try MachineFixture([Instruction(.halt)], launch: false)

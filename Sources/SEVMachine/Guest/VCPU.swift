@@ -170,6 +170,7 @@ public final class VCPU {
         if mode == .legacy { return try walkLegacy(gva) }
         let cbitMask = platform.config.cbitMask
         let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000 & ~cbitMask
+        let reserved = platform.config.reservedAddressBits
         var table = cr3
         var entry: UInt64 = 0
         // PAE: three levels over a 32-bit linear address (the top one has four entries).
@@ -178,7 +179,8 @@ public final class VCPU {
         for level in stride(from: top, through: 0, by: -1) {
             let idx = (gva >> (12 + 9 * UInt64(level))) & 0x1FF
             entry = try readTableEntry(gva: gva, at: table + idx * 8, size: 8)
-            guard entry & 1 != 0 else {
+            // Not present, or a reserved address bit set (#PF with RSVD): the walk faults.
+            guard entry & 1 != 0, entry & reserved == 0 else {
                 throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
             }
             if (level == 1 || (level == 2 && mode == .long)) && entry & GuestKernel.pageSize != 0 {
