@@ -325,7 +325,8 @@ public final class Analyzer {
                         severityOverride: repeated ? .medium : nil)
                 } else {
                     let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
-                    if set != 0 {
+                    // The host reading back what its own copy put there has seen it already, at the copy.
+                    if set != 0 && !(a.actor == .hypervisor && hostCopyWrites.contains(via)) {
                         hit(isDevice ? .privateToDMA : .hvPlaintext, a, seq, set, sourceSeq: origin ?? seq,
                             sourceSPA: firstSecretSPA(set), plaintext: true,
                             flow: Self.flow([(origin ?? seq, "source"), (via, "write"), (seq, "sink")]))
@@ -337,12 +338,37 @@ public final class Analyzer {
                     hit(isDevice ? .dmaIntoPrivate : .hvWritePrivate, a, seq, 0, sourceSeq: seq, sourceSPA: 0,
                         plaintext: false)
                 }
-                shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
+                if a.actor == .hypervisor && a.register == MemoryAccess.hostCopyRegister {
+                    hostCopy(a, size: size, seq: seq)
+                } else {
+                    shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
+                }
                 if !isDevice { noteDirty(a) }
             }
         case .psp:
             pspAccess(a, size: size, seq: seq)
         }
+    }
+
+    /// Writes on the host's copy path (register 19) whose labels were not empty: reading them back is
+    /// no new leak.
+    private var hostCopyWrites: Set<UInt64> = []
+
+    /// A write on the host's copy path: the bytes keep the labels they had at the address they were
+    /// copied from (in `gva`). Transport ciphertext stays transport ciphertext (it does not depend on
+    /// where it lies). Ciphertext under a guest key carries nothing: at another address its tweak no
+    /// longer matches, so no plaintext survives the move, and it lands as if written in the clear.
+    private func hostCopy(_ a: MemoryAccess, size: Int, seq: UInt64) {
+        let encryption = shadow.encryption(a.gva, size: size)
+        let transport = encryption == Self.transportEncrypted
+        guard encryption == 0 || transport else {
+            shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
+            return
+        }
+        let (sets, origin, _) = shadow.readBytes(a.gva, size: min(size, 8))
+        shadow.writeBytes(a.spa, size: min(size, 8), sets: sets, origin: origin ?? seq, via: seq,
+                          encryptedBy: transport ? Self.transportEncrypted : 0)
+        if origin != nil { hostCopyWrites.insert(seq) }
     }
 
     /// The firmware moves data on two paths (register 17, its data path, and 18, the transport path):

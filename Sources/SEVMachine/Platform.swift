@@ -160,6 +160,26 @@ public final class Platform {
              cost: cost)
     }
 
+    /// A `memcpy` by the host (the hypervisor or the VMM) of `count` bytes from `srcSPA` on `source` (this
+    /// platform or another: a migration) to `dstSPA` here, through its own mappings (no guest key). Each
+    /// piece is a read then a write on the host-copy path, and the write names its source in `gva`.
+    /// `srcVM`/`srcGPA` and `dstVM`/`dstGPA` say whose guest memory each side is, when it is.
+    func hostCopy(from source: Platform, _ srcSPA: UInt64, to dstSPA: UInt64, count: Int,
+                  srcVM: UInt16 = MemoryAccess.noVM, srcGPA: UInt64 = 0,
+                  dstVM: UInt16 = MemoryAccess.noVM, dstGPA: UInt64 = 0) throws(MachineError) {
+        let pieces = (srcSPA ^ dstSPA) & 7 == 0
+            ? Self.granules(start: dstSPA, count: count) : (0..<count).map { (offset: $0, size: 1) }
+        for (offset, size) in pieces {
+            let o = UInt64(offset)
+            let v = try source.read(actor: .hypervisor, vm: srcVM, asid: 0, kind: .read, gva: 0,
+                                    gpa: srcVM == MemoryAccess.noVM ? 0 : srcGPA + o, spa: srcSPA + o, size: size,
+                                    cbit: false, reason: .host, register: Instruction.hostCopy, key: nil)
+            try write(actor: .hypervisor, vm: dstVM, asid: 0, kind: .write, gva: source.traced(srcSPA + o),
+                      gpa: dstVM == MemoryAccess.noVM ? 0 : dstGPA + o, spa: dstSPA + o, size: size, value: v,
+                      cbit: false, reason: .host, register: Instruction.hostCopy, key: nil)
+        }
+    }
+
     /// Splits `[start, start + count)` into naturally aligned pieces of at most 8 bytes.
     static func granules(start: UInt64, count: Int) -> [(offset: Int, size: Int)] {
         var out: [(Int, Int)] = []

@@ -255,6 +255,8 @@ public enum CbitReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
 public struct MemoryAccess: Equatable, Sendable {
     /// No register took part (for example a page walk or DMA).
     public static let noRegister: UInt8 = 0xFF
+    /// The host's copy path: a write on it names in `gva` the (traced) address its bytes were read from.
+    public static let hostCopyRegister: UInt8 = 19
     /// The access concerns no VM (a host-only access).
     public static let noVM: UInt16 = 0xFFFF
 

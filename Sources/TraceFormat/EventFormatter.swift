@@ -38,12 +38,13 @@ public enum EventFormatter {
     }
 
     /// `r0`…`r15`, `latch` for the string-copy data path, `psp` and `psp-tek` for the firmware's data
-    /// and transport paths.
+    /// and transport paths, `host-copy` for the host's copies.
     public static func registerName(_ r: UInt8) -> String {
         switch r {
         case 16: "latch"
         case 17: "psp"
         case 18: "psp-tek"
+        case 19: "host-copy"
         default: "r\(r)"
         }
     }

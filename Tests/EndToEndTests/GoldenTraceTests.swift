@@ -16,7 +16,7 @@ struct GoldenTraceTests {
                      "CIPHERTEXT_OBSERVATION:low", "HV_WRITE_PRIVATE:medium", "DMA_INTO_PRIVATE:medium"],
         "clean-io": [],
         "firmware-tour": ["REGISTER_EXPOSURE:high", "HV_PLAINTEXT:medium", "POLICY_VIOLATION_ATTEMPT:medium",
-                          "POLICY_VIOLATION_ATTEMPT:medium", "MIGRATION_TO_UNTRUSTED:medium", "REGISTER_EXPOSURE:medium"],
+                          "POLICY_VIOLATION_ATTEMPT:medium", "MIGRATION_TO_UNTRUSTED:medium", "REGISTER_EXPOSURE:high"],
         "severed": ["PRIVATE_TO_SHARED:medium", "PRIVATE_TO_DMA:medium", "NPT_REMAP:high", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
         "crossline": ["ASID_MISUSE:critical"],

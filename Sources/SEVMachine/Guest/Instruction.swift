@@ -1,3 +1,5 @@
+import TraceFormat
+
 /// The guest instruction set: fixed 16-byte instructions (one AES block, so one fetch):
 /// byte 0 opcode, bytes 1-3 register operands a, b, c, byte 4 access width in bytes, bytes 8-15 a
 /// little-endian 64-bit immediate. Registers r0-r15 stand for RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
@@ -13,6 +15,9 @@ public struct Instruction: Equatable, Sendable {
     public static let pspData: UInt8 = 17
     /// The PSP's transport path: data under the transport key (LAUNCH_SECRET and SEND/RECEIVE packets).
     public static let pspTransport: UInt8 = 18
+    /// The host's copy path: a `memcpy` by the hypervisor or VMM. Each write on it names, in its `gva`,
+    /// the (traced) address its bytes were read from, so taint can follow the host's own copies.
+    public static let hostCopy: UInt8 = MemoryAccess.hostCopyRegister
 
     public enum Opcode: UInt8, CaseIterable, Sendable {
         /// `mov rA, imm`

@@ -34,17 +34,25 @@ extension KVM {
         return out
     }
 
-    /// `copy_from_user`: the hypervisor reads the VMM's buffer.
-    func copyFromUser(_ address: UInt64, _ length: Int) throws -> [UInt8] {
-        guard length > 0 else { return [] }
-        guard address != 0, address + UInt64(length) <= platform.memory.size else { throw fail(.efault) }
-        return try driver.fetch(address, count: length)
+    /// `copy_from_user` into a fresh spot of the driver's data area, where the firmware will read it;
+    /// returns the spot (0 when there is nothing to copy).
+    func copyFromUser(_ address: UInt64, _ length: Int) throws -> UInt64 {
+        guard length > 0 else { return 0 }
+        let spot = try driver.allocate(length)
+        try copyFromUser(address, length, into: spot)
+        return spot
     }
 
-    /// `copy_to_user`.
-    func copyToUser(_ address: UInt64, _ bytes: [UInt8]) throws {
-        guard address != 0, address + UInt64(bytes.count) <= platform.memory.size else { throw fail(.efault) }
-        try driver.hostWrite(address, bytes)
+    /// `copy_from_user` of `length` bytes into kernel memory at `kernel`.
+    func copyFromUser(_ address: UInt64, _ length: Int, into kernel: UInt64) throws {
+        guard address != 0, address + UInt64(length) <= platform.memory.size else { throw fail(.efault) }
+        try platform.hostCopy(from: platform, address, to: kernel, count: length)
+    }
+
+    /// `copy_to_user` of `length` bytes of kernel memory at `kernel`.
+    func copyToUser(_ address: UInt64, from kernel: UInt64, _ length: Int) throws {
+        guard address != 0, address + UInt64(length) <= platform.memory.size else { throw fail(.efault) }
+        try platform.hostCopy(from: platform, kernel, to: address, count: length)
     }
 
     /// The guest physical address behind VMM address `hva`, through the VM's memslots (nil: not guest RAM).
@@ -90,14 +98,15 @@ extension KVM {
             var b = CommandBuffer(for: id == .launchStart ? .launchStart : .receiveStart)
             b.setU32(0, u.u32(0))
             b.setU32(4, u.u32(4))
-            let dh = try copyFromUser(u.u64(8), Int(u.u32(16))), session = try copyFromUser(u.u64(24), Int(u.u32(32)))
-            if !dh.isEmpty {
-                b.setU64(8, try driver.stage(dh))
-                b.setU32(16, UInt32(dh.count))
+            let dhLength = Int(u.u32(16)), sessionLength = Int(u.u32(32))
+            let dh = try copyFromUser(u.u64(8), dhLength), session = try copyFromUser(u.u64(24), sessionLength)
+            if dhLength > 0 {
+                b.setU64(8, dh)
+                b.setU32(16, UInt32(dhLength))
             }
-            if !session.isEmpty {
-                b.setU64(24, try driver.stage(session))
-                b.setU32(32, UInt32(session.count))
+            if sessionLength > 0 {
+                b.setU64(24, session)
+                b.setU32(32, UInt32(sessionLength))
             }
             let out = try firmware(id == .launchStart ? .launchStart : .receiveStart, b, &cmd)
             let handle = out.u32(0)
@@ -150,7 +159,7 @@ extension KVM {
                 cmd.error = UInt32(status.rawValue)
                 throw fail(.eio)
             }
-            try copyToUser(uaddr, try driver.fetch(buffer, count: Int(out.u32(dataLengthOffset))))
+            try copyToUser(uaddr, from: buffer, Int(out.u32(dataLengthOffset)))
         case .launchSecret, .receiveUpdateData:
             let guestHVA = u.u64(16), guestLength = u.u32(24)
             let runs = try contiguousRuns(vm, userAddress: guestHVA, length: max(1, Int(guestLength)))
@@ -158,16 +167,17 @@ extension KVM {
             // LAUNCH_SECRET: "The secret must be copied into contiguous memory region".
             guard runs.count == 1 else { throw fail(.einval) }
             let guestSPA = runs[0].spa
-            let header = try copyFromUser(u.u64(0), Int(u.u32(8))), trans = try copyFromUser(u.u64(32), Int(u.u32(40)))
+            let headerLength = Int(u.u32(8)), transLength = Int(u.u32(40))
+            let header = try copyFromUser(u.u64(0), headerLength), trans = try copyFromUser(u.u64(32), transLength)
             platform.clflush(guestSPA, count: Int(guestLength), keyID: 0)  // sev_clflush_pages
             var b = CommandBuffer(for: id == .launchSecret ? .launchSecret : .receiveUpdateData)
             b.setU32(0, vm.handle)
-            b.setU64(8, try driver.stage(header))
-            b.setU32(16, UInt32(header.count))
+            b.setU64(8, header)
+            b.setU32(16, UInt32(headerLength))
             b.setU64(24, guestSPA | platform.config.cbitMask)  // "requires C-bit to be always set"
             b.setU32(32, guestLength)
-            b.setU64(40, try driver.stage(trans))
-            b.setU32(48, UInt32(trans.count))
+            b.setU64(40, trans)
+            b.setU32(48, UInt32(transLength))
             _ = try firmware(id == .launchSecret ? .launchSecret : .receiveUpdateData, b, &cmd)
         case .launchFinish, .sendFinish, .sendCancel, .receiveFinish:
             let c: SEVCommand = switch id {
@@ -192,10 +202,10 @@ extension KVM {
             var b = CommandBuffer(for: .sendStart)
             b.setU32(0, vm.handle)
             for (offset, lengthOffset) in [(8, 16), (24, 32), (40, 48)] {
-                let data = try copyFromUser(u.u64(offset), Int(u.u32(lengthOffset)))
-                if !data.isEmpty {
-                    b.setU64(offset, try driver.stage(data))
-                    b.setU32(lengthOffset, UInt32(data.count))
+                let length = Int(u.u32(lengthOffset))
+                if length > 0 {
+                    b.setU64(offset, try copyFromUser(u.u64(offset), length))
+                    b.setU32(lengthOffset, UInt32(length))
                 }
             }
             let sessionLength = u.u32(64)
@@ -211,7 +221,7 @@ extension KVM {
                 cmd.error = UInt32(status.rawValue)
                 throw fail(.eio)
             }
-            try copyToUser(u.u64(56), try driver.fetch(out.u64(56), count: Int(out.u32(64))))
+            try copyToUser(u.u64(56), from: out.u64(56), Int(out.u32(64)))
         case .sendUpdateData:
             let guestHVA = u.u64(16), guestLength = u.u32(24)
             let guestSPA = try contiguousRuns(vm, userAddress: guestHVA, length: 1)[0].spa
@@ -225,8 +235,8 @@ extension KVM {
             b.setU64(40, try driver.reserve(Int(guestLength)))
             b.setU32(48, guestLength)
             let out = try firmware(.sendUpdateData, b, &cmd)
-            try copyToUser(u.u64(0), try driver.fetch(out.u64(8), count: TransportPacket.headerSize))
-            try copyToUser(u.u64(32), try driver.fetch(out.u64(40), count: Int(guestLength)))
+            try copyToUser(u.u64(0), from: out.u64(8), TransportPacket.headerSize)
+            try copyToUser(u.u64(32), from: out.u64(40), Int(guestLength))
         }
         cmd.data = u.bytes
         return 0
@@ -265,20 +275,13 @@ extension KVM {
         decrypt.setU32(24, UInt32(size))
         if !encrypt {
             _ = try firmware(.dbgDecrypt, decrypt, &cmd)
-            let plain = try driver.fetch(bounce, count: size)
-            try copyToUser(user, Array(plain[offset..<offset + length]))
+            try copyToUser(user, from: bounce + UInt64(offset), length)
             return
         }
-        let data = try copyFromUser(user, length)
-        var blocks: [UInt8]
         if offset != 0 || length % 16 != 0 {
-            _ = try firmware(.dbgDecrypt, decrypt, &cmd)
-            blocks = try driver.fetch(bounce, count: size)
-        } else {
-            blocks = [UInt8](repeating: 0, count: size)
+            _ = try firmware(.dbgDecrypt, decrypt, &cmd)  // the blocks' other bytes, as they are
         }
-        blocks.replaceSubrange(offset..<offset + length, with: data)
-        try driver.hostWrite(bounce, blocks)
+        try copyFromUser(user, length, into: bounce + UInt64(offset))
         var enc = CommandBuffer(for: .dbgEncrypt)
         enc.setU32(0, vm.handle)
         enc.setU64(8, bounce)

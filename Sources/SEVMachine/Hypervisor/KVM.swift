@@ -281,12 +281,8 @@ public final class KVM {
         }
         let new = nextFree
         nextFree += 4096
-        for offset in stride(from: UInt64(0), to: 4096, by: 8) {
-            let v = try platform.read(actor: .hypervisor, vm: vm.id, asid: 0, kind: .read, gva: 0, gpa: page << 12 | offset,
-                                      spa: old + offset, size: 8, cbit: false, reason: .host, key: nil)
-            try platform.write(actor: .hypervisor, vm: vm.id, asid: 0, kind: .write, gva: 0, gpa: page << 12 | offset,
-                               spa: new + offset, size: 8, value: v, cbit: false, reason: .host, key: nil)
-        }
+        try platform.hostCopy(from: platform, old, to: new, count: 4096, srcVM: vm.id, srcGPA: page << 12,
+                              dstVM: vm.id, dstGPA: page << 12)
         return new
     }
 

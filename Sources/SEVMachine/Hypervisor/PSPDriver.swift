@@ -21,11 +21,17 @@ public final class PSPDriver {
     /// Copies `bytes` into a fresh 32-byte-aligned spot of the data area (hypervisor writes); returns its
     /// system physical address. The area is reused from the start by every command.
     func stage(_ bytes: [UInt8]) throws(MachineError) -> UInt64 {
-        let size = UInt64(max(bytes.count, 1) + 31) & ~31
+        let spa = try allocate(bytes.count)
+        try hostWrite(spa, bytes)
+        return spa
+    }
+
+    /// A fresh 32-byte-aligned spot of `count` bytes in the data area, left as it is.
+    func allocate(_ count: Int) throws(MachineError) -> UInt64 {
+        let size = UInt64(max(count, 1) + 31) & ~31
         guard dataNext + size <= Self.dataAreaSize else { throw .invalid("PSP driver: staged data exceeds \(Self.dataAreaSize) bytes") }
         let spa = dataArea + dataNext
         dataNext += size
-        try hostWrite(spa, bytes)
         return spa
     }
 

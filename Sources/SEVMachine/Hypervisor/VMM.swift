@@ -240,8 +240,8 @@ public final class VMM {
             let spa = try vm.translate(gpa)
             guard platform.memory.isPopulated(page: spa >> 12) else { continue }
             if vm.isShared(gpa: gpa) {
-                let data = try kvm.read(vm, gpa: gpa, length: 4096)
-                try target.kvm.write(dst, gpa: gpa, bytes: data)
+                try target.hostCopy(from: platform, spa, to: try dst.translate(gpa), count: 4096,
+                                    srcVM: vm.id, srcGPA: gpa, dstVM: dst.id, dstGPA: gpa)
                 dst.markShared(gpa: gpa, true)
                 continue
             }
@@ -254,8 +254,8 @@ public final class VMM {
             send.setU32(40, 4096)
             try ioctl(vm, .sendUpdateData, send)
             // The packet crosses the network: VMM to VMM.
-            try remote.kvm.driver.hostWrite(remoteHeader, try readUser(header, TransportPacket.headerSize))
-            try remote.kvm.driver.hostWrite(remoteTrans, try readUser(trans, 4096))
+            try target.hostCopy(from: platform, header, to: remoteHeader, count: TransportPacket.headerSize)
+            try target.hostCopy(from: platform, trans, to: remoteTrans, count: 4096)
             var recv = CommandBuffer(size: KVMSevCommand.receiveUpdateData.userStructSize)
             recv.setU64(0, remoteHeader)
             recv.setU32(8, UInt32(TransportPacket.headerSize))
