@@ -139,6 +139,40 @@ struct TaintTests {
         #expect(analyzer.findings.first?.labels.contains("secret:k") == true, "the secret survived the trip")
     }
 
+    /// A host memcpy of 8 bytes from `source` to `destination` on the host-copy path.
+    mutating func hostCopy(from source: UInt64, to destination: UInt64) {
+        feed(.memoryAccess(MemoryAccess(actor: .hypervisor, vm: MemoryAccess.noVM, asid: 0, kind: .read, gva: 0, gpa: 0,
+                                        spa: source, size: 8, cbit: false, reason: .host, register: MemoryAccess.hostCopyRegister)))
+        feed(.memoryAccess(MemoryAccess(actor: .hypervisor, vm: MemoryAccess.noVM, asid: 0, kind: .write, gva: source, gpa: 0,
+                                        spa: destination, size: 8, cbit: false, reason: .host, register: MemoryAccess.hostCopyRegister)))
+    }
+
+    @Test("the host's copies carry plaintext labels; reading its own copy back is no second leak; a device reading it is")
+    mutating func hostCopyOfPlaintext() {
+        setUp()
+        feed(access(.read, 0x5000, reg: 3, cbit: true))
+        feed(access(.write, 0x7000, reg: 3, cbit: false))   // the guest leaks the secret into a shared page
+        let leaked = analyzer.findings.count
+        hostCopy(from: 0x7000, to: 0x90000)                 // e.g. the VMM migrating that shared page
+        #expect(analyzer.findings.count == leaked + 1 && analyzer.findings.last?.detector == Detector.hvPlaintext.rawValue,
+                "the copy reads the plaintext: the host has it")
+        feed(access(.read, 0x90000, cbit: false, actor: .hypervisor))
+        #expect(analyzer.findings.count == leaked + 1, "the host reading back its own copy saw nothing new")
+        feed(access(.read, 0x90000, cbit: false, actor: .device(0)))
+        #expect(analyzer.findings.last?.detector == Detector.privateToDMA.rawValue)
+        #expect(analyzer.findings.last?.labels.contains("secret:k") == true, "the labels crossed the copy")
+    }
+
+    @Test("a host copy of ciphertext under a guest key carries nothing: at another address it does not decrypt")
+    mutating func hostCopyOfCiphertext() {
+        setUp()
+        hostCopy(from: 0x5000, to: 0x90000)
+        feed(access(.read, 0x90000, reg: 4, cbit: true))   // the guest reads the moved page through its key
+        feed(access(.write, 0x7000, reg: 4, cbit: false))
+        #expect(analyzer.findings.map(\.detector).contains(Detector.encryptionMismatch.rawValue))
+        #expect(!analyzer.findings.map(\.detector).contains(Detector.privateToShared.rawValue), "garbage, not the secret")
+    }
+
     @Test("register taint is per byte: a 4-byte secret loaded and stored as 8 bytes taints only the low 4 in memory")
     mutating func registerBytes() {
         feed(.vmCreated(VMCreated(vm: 0, name: "g", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1)))
