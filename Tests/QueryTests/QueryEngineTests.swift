@@ -69,6 +69,24 @@ struct QueryEngineTests {
                          [.text("vm_page_flush"), .integer(0)]])
     }
 
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    @Test("hypervisor.sql: the exits per VM and one timeline of what the hypervisor did, in trace order")
+    func hypervisorTimeline() throws {
+        let sql = try String(contentsOfFile: Self.root.appendingPathComponent("Queries/hypervisor.sql").path, encoding: .utf8)
+        let bundle = try TraceBundle(existing: Self.root.appendingPathComponent("Traces/async-pf.sevtrace").path)
+        let results = try QueryEngine(bundle: bundle).run(sql, file: "hypervisor.sql")
+        #expect(results.count == 2)
+        let exits = results[0].rows.map { ($0[0], $0[1]) }
+        #expect(exits.contains { $0 == .text("right") && $1 == .text("NPF") })
+        let actions = results[1].rows.map { $0[2] }
+        let seqs = results[1].rows.map { $0[0] }
+        #expect(actions.filter { $0 == .text("inject") }.count == 3, "right's two async-PF notices and wrong's one")
+        #expect(actions.contains(.text("npt unmap")) && actions.contains(.text("psp LAUNCH_START")))
+        #expect(seqs == seqs.sorted { if case .integer(let a) = $0, case .integer(let b) = $1 { a < b } else { false } })
+    }
+
     @Test("the events table's memory columns match the index's page counts")
     func memoryColumns() throws {
         let r = try Recorded()
