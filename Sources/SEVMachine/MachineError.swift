@@ -18,6 +18,8 @@ public enum MachineError: Error, Equatable, Sendable, CustomStringConvertible {
     case noKey(vm: String, asid: UInt16)
     /// Something else a scenario asked for that the machine cannot do.
     case invalid(String)
+    /// The guest kernel stopped itself (it parks the CPU in a HLT loop), for the reason given.
+    case guestStopped(vm: String, reason: String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum MachineError: Error, Equatable, Sendable, CustomStringConvertible {
         case .noFreeASID: "no free SEV ASID"
         case .noKey(let vm, let asid): "\(vm): ASID \(asid) has no key loaded (the guest was not launched and activated)"
         case .invalid(let s): s
+        case .guestStopped(let vm, let reason): "\(vm): the guest kernel stopped: \(reason)"
         }
     }
 }

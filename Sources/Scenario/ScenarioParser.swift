@@ -175,7 +175,7 @@ public struct ScenarioParser {
                 let name = try c.word("a VM name")
                 guard vms[name] == nil else { throw c.error(at: nameToken!, "VM '\(name)' is already declared") }
                 let o = try c.options(allowed: ["memory", "policy", "sev", "vcpus", "platform", "kvmclock", "pages", "mmio", "paging",
-                                                      "slots"])
+                                                      "slots", "verify_cbit"])
                 let pageSize = try o.number("pages", default: 4096, c)
                 guard pageSize == 4096 || pageSize == 2 << 20 || pageSize == 4 << 20 else {
                     throw c.error(at: o.values["pages"]!, "pages is 4K, 2M or (with paging=legacy) 4M (the guest kernel's page size)")
@@ -213,13 +213,18 @@ public struct ScenarioParser {
                 if let m = mmio, m % 4096 != 0 || m < memory || m >= limit {
                     throw c.error(at: o.values["mmio"]!, "mmio must be a 4K-aligned address above the VM's memory and below \(paging == .long ? "512G" : "4G with \(pagingWord) paging")")
                 }
+                let verify = try o.word("verify_cbit", c) ?? "no"
+                guard verify == "yes" || verify == "no" else { throw c.error(at: o.values["verify_cbit"]!, "verify_cbit takes yes or no") }
+                if verify == "yes" && paging == .legacy {
+                    throw c.error(at: o.values["verify_cbit"]!, "sev_verify_cbit is a 64-bit kernel's check; a 32-bit guest has no C-bit to verify")
+                }
                 let slots = try o.number("slots", default: 1, c)
                 guard (1...8).contains(slots), memory % (slots * (2 << 20)) == 0 else {
                     throw c.error(at: o.values["slots"]!, "slots is 1 to 8, each slot a multiple of 2M of the VM's memory")
                 }
                 add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sevWord == "yes",
                         vcpus: Int(vcpus), kvmclock: kvmclock, largePages: pageSize > 4096, mmio: mmio,
-                        paging: paging, slots: Int(slots)))
+                        paging: paging, slots: Int(slots), verifyCbit: verify == "yes"))
             case "device":
                 let t = c.peek
                 let name = try c.word("a device name")
@@ -414,7 +419,7 @@ public struct ScenarioParser {
                 }
             case "hv":
                 let opToken = c.peek
-                let op = try c.word("read, write, unmap, remap, migrate, swap-out, delete-slot, page-flush or wbinvd")
+                let op = try c.word("read, write, unmap, remap, migrate, swap-out, delete-slot, cpuid, page-flush or wbinvd")
                 switch op {
                 case "read":
                     let vm = try knownVM(&c)
@@ -431,6 +436,12 @@ public struct ScenarioParser {
                     let gpa = try c.number("a guest physical address")
                     let o = try c.options(allowed: ["pages"])
                     add(.hvUnmap(vm: vm, gpa: gpa, pages: try o.number("pages", default: 1, c)))
+                case "cpuid":
+                    let vm = try knownVM(&c)
+                    let o = try c.options(allowed: ["cbit"])
+                    guard let t = o.values["cbit"] else { throw ScenarioError(here, "cpuid needs cbit=N: the C-bit position to report") }
+                    guard let n = t.number, n < 64 else { throw c.error(at: t, "cbit is a bit position, 0 to 63") }
+                    add(.hvCPUIDCbit(vm: vm, position: Int(n)))
                 case "delete-slot":
                     let vm = try knownVM(&c)
                     let slot = try c.number("a memslot number")
@@ -479,7 +490,7 @@ public struct ScenarioParser {
                     let gpa = try c.number("a guest physical address")
                     try c.expectEnd()
                     add(.hvMigratePage(vm: vm, gpa: gpa))
-                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, swap-out, delete-slot, page-flush or wbinvd, found '\(op)'")
+                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, swap-out, delete-slot, cpuid, page-flush or wbinvd, found '\(op)'")
                 }
             case "psp":
                 let t = c.peek

@@ -39,9 +39,10 @@ public struct ScenarioRunner {
 
     private func execute(_ statement: ScenarioScript.Statement, on m: Machine) throws(MachineError) {
         switch statement {
-        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages, let mmio, let paging, let slots):
+        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages, let mmio, let paging, let slots, let verifyCbit):
             let v = try m.platform(named: platform)!.kvm.createVM(name: name, memoryBytes: memory, policy: policy, sev: sev,
-                                                                   vcpus: vcpus, largePages: largePages, paging: paging, slots: slots)
+                                                                   vcpus: vcpus, largePages: largePages, paging: paging, slots: slots,
+                                                                   verifyCbit: verifyCbit)
             v.kvmclockGPA = kvmclock
             v.mmioGPA = mmio
         case .device(let name, let platform):
@@ -88,6 +89,8 @@ public struct ScenarioRunner {
         case .hvUnmap(let name, let gpa, let pages):
             let v = vm(name, m)
             try v.platform.kvm.unmap(v, gpa: gpa, pages: pages)
+        case .hvCPUIDCbit(let name, let position):
+            vm(name, m).cpuidCbitPosition = position
         case .hvDeleteSlot(let name, let slot):
             let v = vm(name, m)
             try v.platform.kvm.deleteMemslot(v, slot: slot)

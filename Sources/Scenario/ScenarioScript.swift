@@ -24,7 +24,8 @@ public struct ScenarioScript: Sendable {
     public enum Statement: Sendable {
         /// Create a VM.
         case vm(name: String, platform: String, memory: UInt64, policy: UInt32, sev: Bool, vcpus: Int, kvmclock: UInt64?,
-                largePages: Bool, mmio: UInt64?, paging: PagingMode, slots: Int)
+                largePages: Bool, mmio: UInt64?, paging: PagingMode, slots: Int,
+                verifyCbit: Bool)
         /// Attach a DMA-capable device.
         case device(name: String, platform: String)
         /// The guest kernel maps `pages` pages at `gpa` decrypted at boot.
@@ -68,6 +69,8 @@ public struct ScenarioScript: Sendable {
         case hvWrite(vm: String, gpa: UInt64, bytes: [UInt8])
         /// The hypervisor unmaps guest pages to watch the guest's accesses to them (nested page faults).
         case hvUnmap(vm: String, gpa: UInt64, pages: UInt64)
+        /// The hypervisor's CPUID 0x8000001F tells the guest another C-bit position than the hardware's.
+        case hvCPUIDCbit(vm: String, position: Int)
         /// The VMM deletes one of the VM's memslots (KVM_SET_USER_MEMORY_REGION with size 0).
         case hvDeleteSlot(vm: String, slot: UInt16)
         /// The host kernel swaps guest pages out; the guest's next access brings each back (async PF).

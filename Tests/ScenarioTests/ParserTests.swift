@@ -40,6 +40,8 @@ struct ParserTests {
         BadCase(text: header + "vm x memory=6M slots=2\n", line: 3, column: 22, message: "slots is 1 to 8"),
         BadCase(text: header + "hv wbinvd core=1\n", line: 3, column: 16, message: "core must be below the platform's 1 cores"),
         BadCase(text: "platform sme=yes memenc=no\n", line: 1, column: 14, message: "sme=yes needs memory encryption"),
+        BadCase(text: header + "hv cpuid guest cbit=64\n", line: 3, column: 21, message: "cbit is a bit position"),
+        BadCase(text: header + "vm x memory=4M paging=legacy verify_cbit=yes\n", line: 3, column: 42, message: "a 32-bit guest has no C-bit"),
         BadCase(text: "platform sme=on\n", line: 1, column: 14, message: "sme takes yes or no"),
         BadCase(text: header + "vm x memory=4M paging=flat\n", line: 3, column: 23, message: "paging is long, pae or legacy"),
         BadCase(text: header + "vm x memory=4M paging=pae mmio=0x100000000\n", line: 3, column: 32, message: "below 4G with pae paging"),

@@ -67,7 +67,8 @@ struct GuestKernel {
         }
         let pae = vm.paging == .pae
         let me = vm.smeMeMask
-        let base = vm.pageTableBase
+        let scratch = vm.pageTableBase
+        let base = vm.pageTableBase + (vm.verifyCbit ? 4096 : 0)
         let gib = Self.directories(memoryBytes: vm.memoryBytes, paging: vm.paging)
         let pml4 = base, pdpt = base + 4096, pd = base + 8192, pt = pd + gib * 4096
         let flags: UInt64 = 0x3  // present, writable
@@ -105,8 +106,19 @@ struct GuestKernel {
                                register: MemoryAccess.noRegister)
             }
         }
+        // sev_verify_cbit, part one: a random value stored while paging is off, so certainly encrypted.
+        let check = vm.verifyCbit && me != 0 ? Platform.value(vcpu.platform.randomBytes(8), at: 0, size: 8) : nil
+        if let check { try vcpu.store(gva: scratch, size: 8, value: check, register: MemoryAccess.noRegister) }
         vcpu.cr3 = pae ? pdpt : pml4
         vcpu.setMode(vm.paging)
+        if let check {
+            // Part two: read back through the new page tables. If the bit CPUID named is not the one the
+            // hardware uses, the mapping is not encrypted and the value comes back as garbage.
+            let back = try vcpu.load(gva: scratch, size: 8, register: MemoryAccess.noRegister)
+            guard back == check else {
+                throw .guestStopped(vm: vm.name, reason: "sev_verify_cbit: the C-bit CPUID reported (bit \(me.trailingZeroBitCount)) does not encrypt")
+            }
+        }
         try decryptBootRegions()
     }
 

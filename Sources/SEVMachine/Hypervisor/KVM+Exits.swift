@@ -130,7 +130,8 @@ extension KVM {
             if vcpu.registers[0] == 0x8000_001F && vm.isSEV {
                 // As QEMU fills the leaf for a guest: EAX bit 1 SEV (SME is not offered to guests);
                 // EBX[5:0] C-bit, [11:6] PA reduction; ECX and EDX (ASID counts) zero. A plain guest sees zeros.
-                out = (0x2, UInt64(c.cbitPosition) | UInt64(c.physAddrReduction) << 6, 0, 0)
+                let cbit = vm.cpuidCbitPosition ?? c.cbitPosition  // a lying hypervisor answers its own
+                out = (0x2, UInt64(cbit) | UInt64(c.physAddrReduction) << 6, 0, 0)
             }
             setRegister(vcpu, 0, out.0)
             setRegister(vcpu, 3, out.1)

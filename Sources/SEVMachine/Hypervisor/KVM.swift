@@ -38,7 +38,7 @@ public final class KVM {
     /// between, and for an SEV guest the lowest free ASID from the minimum SEV ASID up (as `sev_asid_new`).
     @discardableResult
     public func createVM(name: String, memoryBytes: UInt64, policy: UInt32, sev: Bool, vcpus: Int = 1,
-                         largePages: Bool = false, paging: PagingMode = .long, slots: Int = 1)
+                         largePages: Bool = false, paging: PagingMode = .long, slots: Int = 1, verifyCbit: Bool = false)
         throws(MachineError) -> VirtualMachine {
         guard memoryBytes >= 2 << 20, memoryBytes % (2 << 20) == 0 else {
             throw .invalid("\(name): memory must be a multiple of 2 MiB")
@@ -72,7 +72,7 @@ public final class KVM {
             frames += (0..<(slotBytes >> 12)).map { (base >> 12) + $0 }
         }
         let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy, asid: asid,
-                                frames: frames, largePages: largePages, paging: paging)
+                                frames: frames, largePages: largePages, paging: paging, verifyCbit: verifyCbit)
         vm.memslots = (0..<UInt64(slots)).map {
             Memslot(slot: UInt16($0), gpa: $0 * slotBytes, bytes: slotBytes, userspaceAddress: vm.userAddress(of: $0 * slotBytes))
         }
@@ -432,6 +432,12 @@ public final class KVM {
                 guard survivingCrash else { throw error }
                 // Triple fault: the VM shuts down.
                 reportExit(vcpu, code: VMExit.shutdown, info1: 0, info2: 0)
+                vcpu.crash()
+                return false
+            case .guestStopped:
+                guard survivingCrash else { throw error }
+                // The kernel parks the CPU: the hypervisor sees it halt, and it never runs on.
+                reportExit(vcpu, code: VMExit.hlt, info1: 0, info2: 0)
                 vcpu.crash()
                 return false
             default:

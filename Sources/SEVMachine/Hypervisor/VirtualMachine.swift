@@ -85,6 +85,14 @@ public final class VirtualMachine {
     /// The paging mode the guest kernel enables at boot: long mode (4 levels), PAE (3 levels, 32-bit
     /// addresses) or 32-bit paging without PAE (2 levels of 4-byte entries, no room for the C-bit).
     public let paging: PagingMode
+    /// The C-bit position the hypervisor's CPUID 0x8000001F reports to this guest, when it lies (nil:
+    /// the platform's real one). A guest that believes a bit the hardware ignores maps everything C=0.
+    public var cpuidCbitPosition: Int?
+    /// Whether the guest kernel checks the C-bit CPUID gave it before trusting it (Linux's
+    /// `sev_verify_cbit`, since 5.10): a value stored while paging is off must read back the same
+    /// through the new page tables, or the kernel stops.
+    public let verifyCbit: Bool
+
     /// The guest kernel's `sme_me_mask`: the C-bit it sets in its page-table entries, learned at boot
     /// from CPUID 0x8000001F and SEV_STATUS (0 until then, and for a guest without SEV).
     public internal(set) var smeMeMask: UInt64 = 0
@@ -92,7 +100,8 @@ public final class VirtualMachine {
     var splitPagesUsed: UInt64 = 0
 
     init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, frames: [UInt64],
-         largePages: Bool = false, paging: PagingMode = .long) {
+         largePages: Bool = false, paging: PagingMode = .long, verifyCbit: Bool = false) {
+        self.verifyCbit = verifyCbit
         self.largePages = largePages
         self.paging = paging
         self.id = id
@@ -102,7 +111,9 @@ public final class VirtualMachine {
         self.policy = policy
         self.asid = asid
         npt = frames
+        // One more page in front of the page tables holds `sev_verify_cbit`'s scratch value.
         let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages, paging: paging)
+            + (verifyCbit ? 1 : 0)
         pageTablePages = pts
         pageTableBase = memoryBytes - pts * 4096
     }
