@@ -133,7 +133,8 @@ public final class Analyzer {
     /// A provenance chain from its steps, leaving out steps that are unknown or repeat the previous one.
     static func flow(_ steps: [(UInt64, String)]) -> [FlowStep] {
         var out: [FlowStep] = []
-        for (seq, role) in steps where seq != 0 || role == "source" {
+        for (marked, role) in steps where marked != 0 || role == "source" {
+            let seq = marked & ~hostCopyVia
             if let last = out.last, last.seq == seq { continue }
             out.append(FlowStep(seq: seq, role: role))
         }
@@ -326,7 +327,7 @@ public final class Analyzer {
                 } else {
                     let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
                     // The host reading back what its own copy put there has seen it already, at the copy.
-                    if set != 0 && !(a.actor == .hypervisor && hostCopyWrites.contains(via)) {
+                    if set != 0 && !(a.actor == .hypervisor && via & Self.hostCopyVia != 0) {
                         hit(isDevice ? .privateToDMA : .hvPlaintext, a, seq, set, sourceSeq: origin ?? seq,
                             sourceSPA: firstSecretSPA(set), plaintext: true,
                             flow: Self.flow([(origin ?? seq, "source"), (via, "write"), (seq, "sink")]))
@@ -350,9 +351,9 @@ public final class Analyzer {
         }
     }
 
-    /// Writes on the host's copy path (register 19) whose labels were not empty: reading them back is
-    /// no new leak.
-    private var hostCopyWrites: Set<UInt64> = []
+    /// Marks, in a byte's last-write seq, that the host's own copy put it there: the host reading it
+    /// back is no new leak. Flows report the seq without it.
+    static let hostCopyVia: UInt64 = 1 << 63
 
     /// A write on the host's copy path: the bytes keep the labels they had at the address they were
     /// copied from (in `gva`). Transport ciphertext stays transport ciphertext (it does not depend on
@@ -366,9 +367,8 @@ public final class Analyzer {
             return
         }
         let (sets, origin, _) = shadow.readBytes(a.gva, size: min(size, 8))
-        shadow.writeBytes(a.spa, size: min(size, 8), sets: sets, origin: origin ?? seq, via: seq,
+        shadow.writeBytes(a.spa, size: min(size, 8), sets: sets, origin: origin ?? seq, via: seq | Self.hostCopyVia,
                           encryptedBy: transport ? Self.transportEncrypted : 0)
-        if origin != nil { hostCopyWrites.insert(seq) }
     }
 
     /// The firmware moves data on two paths (register 17, its data path, and 18, the transport path):

@@ -161,6 +161,8 @@ struct TaintTests {
         feed(access(.read, 0x90000, cbit: false, actor: .device(0)))
         #expect(analyzer.findings.last?.detector == Detector.privateToDMA.rawValue)
         #expect(analyzer.findings.last?.labels.contains("secret:k") == true, "the labels crossed the copy")
+        let copyWrite = seq - 3  // the host's write, before its read-back and the device's read
+        #expect(analyzer.findings.last?.flow.map(\.seq).contains(copyWrite) == true, "the flow names the copy as the last write")
     }
 
     @Test("a host copy of ciphertext under a guest key carries nothing: at another address it does not decrypt")
