@@ -15,6 +15,7 @@ SELECT f.id,
            WHEN 'KEY_SHARING' THEN 'shared memory-encryption keys between guests'
            WHEN 'MIGRATION_TO_UNTRUSTED' THEN 'Buhren et al.: migration to a platform the firmware did not verify'
            WHEN 'CBIT_ALIAS' THEN 'stale cache lines across a C-bit change'
+           WHEN 'RAM_AS_MMIO' THEN 'a hypervisor removing guest RAM (memslot): the guest''s stores reach it, its loads take its values'
            ELSE f.detector
        END AS attack,
        coalesce(v.name, 'host') AS vm,
@@ -24,5 +25,5 @@ FROM findings AS f
 LEFT JOIN vms AS v ON v.vm = f.vm
 WHERE f.detector IN ('NPT_REMAP', 'ASID_MISUSE', 'REGISTER_EXPOSURE', 'CIPHERTEXT_OBSERVATION', 'UNMEASURED_EXECUTION',
                      'HV_WRITE_PRIVATE', 'DMA_INTO_PRIVATE', 'HV_PLAINTEXT', 'POLICY_VIOLATION_ATTEMPT', 'KEY_SHARING',
-                     'MIGRATION_TO_UNTRUSTED', 'CBIT_ALIAS')
+                     'MIGRATION_TO_UNTRUSTED', 'CBIT_ALIAS', 'RAM_AS_MMIO')
 ORDER BY f.severity_rank DESC, f.sink_seq;

@@ -17,6 +17,10 @@ public final class Analyzer {
     /// The VM using each (platform << 16 | ASID).
     private var asidToVM: [UInt32: UInt16] = [:]
     private var vmASID: [UInt16: UInt16] = [:]
+    /// Each VM's RAM size: guest physical addresses below it are RAM.
+    private var vmMemory: [UInt16: UInt64] = [:]
+    /// Guest pages (VM << 48 | page) already reported as RAM emulated as MMIO.
+    private var ramAsMMIOPages: Set<UInt64> = []
     private var vmPlatform: [UInt16: UInt8] = [:]
     /// Platforms (by address base) that have a cache, and the dirty lines there (`line << 16 | key id`)
     /// with the labels of the data each holds: a write-back puts those back into memory, which is how a
@@ -179,6 +183,7 @@ public final class Analyzer {
         case .vmCreated(let v):
             vmNames[v.vm] = v.name
             vmPlatform[v.vm] = v.platform
+            vmMemory[v.vm] = v.memoryBytes
             if v.asid != 0 {
                 asidToVM[UInt32(v.platform) << 16 | UInt32(v.asid)] = v.vm
                 vmASID[v.vm] = v.asid
@@ -506,6 +511,19 @@ public final class Analyzer {
     /// REGISTER_EXPOSURE: at a #VMEXIT of a guest without SEV-ES every general-purpose register is in the
     /// VMCB in the clear; each one carrying private-origin data is exposed.
     private func vmExit(_ x: VMExit, seq: UInt64) {
+        // NPF with the reserved-bit error code is KVM's MMIO path; inside the VM's RAM it means the
+        // memory behind the address is gone.
+        if detectors.contains(.ramAsMMIO), x.exitCode == VMExit.npf, x.exitInfo1 & 0x8 != 0,
+           let ram = vmMemory[x.vm], x.exitInfo2 < ram,
+           ramAsMMIOPages.insert(UInt64(x.vm) << 48 | x.exitInfo2 >> 12).inserted {
+            let vmName = vmNames[x.vm] ?? "vm\(x.vm)"
+            collector.add(Finding(
+                detector: Detector.ramAsMMIO.rawValue, severity: .medium, vm: x.vm, asid: vmASID[x.vm] ?? 0,
+                actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0,
+                sinkGPA: x.exitInfo2, length: 0, labels: "", preview: "",
+                summary: "\(vmName)'s \(x.exitInfo1 & 0x2 != 0 ? "store to" : "load from") its own RAM at gpa 0x\(String(x.exitInfo2, radix: 16)) exited as MMIO: the hypervisor removed the memory behind it and now sees its stores and answers its loads",
+                flow: Self.flow([(seq, "sink")])))
+        }
         guard detectors.contains(.registerExposure), let file = registers[UInt32(x.vm) << 16 | UInt32(x.vcpu)] else { return }
         // OUT hands RAX to the hypervisor on purpose: the guest means that data to leave.
         let portOutput = x.exitCode == VMExit.ioio && x.exitInfo1 & 0x5 == 0
@@ -605,7 +623,7 @@ public final class Analyzer {
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
-        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted: severity = .medium
+        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO: severity = .medium
         case .keySharing: severity = .low
         }
         var secretSource = sourceSeq

@@ -39,6 +39,10 @@ public enum Detector: String, CaseIterable, Sendable {
     /// A guest was sent (SEND_START succeeded) under a policy that let the firmware skip checking the
     /// target: neither DOMAIN (same owner) nor SEV (an AMD-endorsed platform), or SEV alone.
     case migrationToUntrusted = "MIGRATION_TO_UNTRUSTED"
+    /// A guest's access to its own RAM exited as MMIO (NPF with the reserved-bit error code KVM's MMIO
+    /// entries give): the hypervisor removed the memory behind that address (a deleted memslot), so
+    /// the guest's stores there reach it in a VMCB register and its loads take the hypervisor's values.
+    case ramAsMMIO = "RAM_AS_MMIO"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -58,6 +62,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .cbitAlias: "a C-bit change leaves dirty cache lines of the page under the old key"
         case .encryptionMismatch: "a guest reads memory under another encryption state than it was written in (it gets garbage)"
         case .registerExposure: "a register holds private-origin data when the guest exits to the hypervisor"
+        case .ramAsMMIO: "a guest's access to its own RAM is emulated as MMIO: the hypervisor removed the memory behind it"
         case .nptRemap: "the hypervisor remaps a launched guest's page onto another VM's frame or onto one the guest already maps"
         }
     }

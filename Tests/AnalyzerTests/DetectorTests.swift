@@ -56,7 +56,7 @@ struct DetectorTests {
         Case(detector: .policyViolationAttempt, severity: .medium), Case(detector: .asidMisuse, severity: .critical),
         Case(detector: .encryptionMismatch, severity: .medium), Case(detector: .cbitAlias, severity: .medium),
         Case(detector: .asidReuseWithoutFlush, severity: .medium), Case(detector: .migrationToUntrusted, severity: .medium),
-        Case(detector: .hvWritePrivate, severity: .medium),
+        Case(detector: .hvWritePrivate, severity: .medium), Case(detector: .ramAsMMIO, severity: .medium),
     ]
 
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -88,6 +88,7 @@ struct DetectorTests {
     func files() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".sev") }
         #expect(Set(names) == Set(Self.cases.flatMap { [$0.name + ".sev", $0.name + "-ok.sev"] }))
+        #expect(Set(Self.cases.map(\.detector)) == Set(Detector.allCases), "every detector has its pair")
     }
 
     @Test("a leak of private data that is not a declared secret is medium, and names the VM")

@@ -28,7 +28,7 @@ struct GoldenTraceTests {
         "sme": ["CIPHERTEXT_OBSERVATION:low"],
         "cbit-lie": ["ENCRYPTION_MISMATCH:medium", "HV_PLAINTEXT:high"],
         "core-caches": ["REGISTER_EXPOSURE:medium", "ASID_REUSE_WITHOUT_FLUSH:medium"],
-        "memslot-hole": ["REGISTER_EXPOSURE:high"],
+        "memslot-hole": ["REGISTER_EXPOSURE:high", "RAM_AS_MMIO:medium"],
         "async-pf": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium", "ENCRYPTION_MISMATCH:medium"],
         "legacy-paging": ["CIPHERTEXT_OBSERVATION:low", "DMA_INTO_PRIVATE:medium", "ENCRYPTION_MISMATCH:medium"],
         "sev-series": ["PRIVATE_TO_SHARED:low", "REGISTER_EXPOSURE:low", "PRIVATE_TO_DMA:low"],
