@@ -19,6 +19,11 @@ public final class Analyzer {
     private var vmASID: [UInt16: UInt16] = [:]
     /// Each VM's RAM size: guest physical addresses below it are RAM.
     private var vmMemory: [UInt16: UInt64] = [:]
+    /// Guest pages (VM << 48 | page) of launched SEV guests out of the nested page table, with the seq of
+    /// the change that took them out.
+    private var unmappedPages: [UInt64: UInt64] = [:]
+    /// The PAGE_FAULT_TRACKING finding of each unmapping (by its seq), extended by later faults.
+    private var trackingFindings: [UInt64: Int] = [:]
     /// Guest pages (VM << 48 | page) already reported as RAM emulated as MMIO.
     private var ramAsMMIOPages: Set<UInt64> = []
     private var vmPlatform: [UInt16: UInt8] = [:]
@@ -524,6 +529,21 @@ public final class Analyzer {
                 summary: "\(vmName)'s \(x.exitInfo1 & 0x2 != 0 ? "store to" : "load from") its own RAM at gpa 0x\(String(x.exitInfo2, radix: 16)) exited as MMIO: the hypervisor removed the memory behind it and now sees its stores and answers its loads",
                 flow: Self.flow([(seq, "sink")])))
         }
+        // A fault on a page the hypervisor took out (not the MMIO kind): it now knows the guest touched it.
+        if x.exitCode == VMExit.npf, x.exitInfo1 & 0x8 == 0,
+           let unmapSeq = unmappedPages.removeValue(forKey: UInt64(x.vm) << 48 | x.exitInfo2 >> 12) {
+            if let open = trackingFindings[unmapSeq] {
+                collector.repeatFinding(open, seq: seq, bytes: 4096)
+            } else {
+                let vmName = vmNames[x.vm] ?? "vm\(x.vm)"
+                trackingFindings[unmapSeq] = collector.add(Finding(
+                    detector: Detector.pageFaultTracking.rawValue, severity: .medium, vm: x.vm, asid: vmASID[x.vm] ?? 0,
+                    actor: "hv", sourceSeq: unmapSeq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0,
+                    sinkGPA: x.exitInfo2 & ~0xFFF, length: 4096, labels: "", preview: "",
+                    summary: "\(vmName) faulted on gpa 0x\(String(x.exitInfo2 & ~0xFFF, radix: 16)) after the hypervisor took it out of the nested page table (#\(unmapSeq)): each such fault tells the hypervisor which page the guest touched, and when",
+                    flow: Self.flow([(unmapSeq, "source"), (seq, "sink")])))
+            }
+        }
         guard detectors.contains(.registerExposure), let file = registers[UInt32(x.vm) << 16 | UInt32(x.vcpu)] else { return }
         // OUT hands RAX to the hypervisor on purpose: the guest means that data to leave.
         let portOutput = x.exitCode == VMExit.ioio && x.exitInfo1 & 0x5 == 0
@@ -572,6 +592,9 @@ public final class Analyzer {
             mappings.append((n.vm, n.gpa >> 12, n.spa >> 12, n.pages, seq))
             return
         case .unmap:
+            // Pages taken from a launched SEV guest: its next touch of each tells the hypervisor.
+            guard detectors.contains(.pageFaultTracking), launched.contains(n.vm), vmASID[n.vm] != nil else { return }
+            for p in 0..<n.pages { unmappedPages[UInt64(n.vm) << 48 | (n.gpa >> 12 + p)] = seq }
             return
         case .remap:
             break
@@ -623,7 +646,8 @@ public final class Analyzer {
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
-        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO: severity = .medium
+        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking:
+            severity = .medium
         case .keySharing: severity = .low
         }
         var secretSource = sourceSeq

@@ -43,6 +43,10 @@ public enum Detector: String, CaseIterable, Sendable {
     /// entries give): the hypervisor removed the memory behind that address (a deleted memslot), so
     /// the guest's stores there reach it in a VMCB register and its loads take the hypervisor's values.
     case ramAsMMIO = "RAM_AS_MMIO"
+    /// The hypervisor took pages of a launched SEV guest out of its nested page table and the guest
+    /// faulted on them: each fault tells the hypervisor which page the guest touched, and when (the
+    /// page-fault side channel of Hetzelt & Buhren; SEVered uses it to find its target page).
+    case pageFaultTracking = "PAGE_FAULT_TRACKING"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -62,6 +66,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .cbitAlias: "a C-bit change leaves dirty cache lines of the page under the old key"
         case .encryptionMismatch: "a guest reads memory under another encryption state than it was written in (it gets garbage)"
         case .registerExposure: "a register holds private-origin data when the guest exits to the hypervisor"
+        case .pageFaultTracking: "a launched SEV guest faults on pages the hypervisor took out of its nested page table"
         case .ramAsMMIO: "a guest's access to its own RAM is emulated as MMIO: the hypervisor removed the memory behind it"
         case .nptRemap: "the hypervisor remaps a launched guest's page onto another VM's frame or onto one the guest already maps"
         }
