@@ -149,11 +149,14 @@ public final class KVM {
     }
 
     /// Builds the VM's nested page table in host memory (4 levels, 4 KiB pages, written by the
-    /// hypervisor), mapping every guest page to the frame the software table says.
+    /// hypervisor), mapping every guest page to the frame the software table says. Each table page is
+    /// cleared first, as KVM allocates them zeroed: entries it never fills must read as not present,
+    /// also under an SME key, where never-written DRAM decrypts to garbage.
     func buildNPT(_ vm: VirtualMachine) throws(MachineError) {
         func page() throws(MachineError) -> UInt64 {
             guard nextNPTPage + 4096 <= Self.guestMemoryStart else { throw .outOfHostMemory(requested: 4096, free: 0) }
             defer { nextNPTPage += 4096 }
+            for offset in stride(from: UInt64(0), to: 4096, by: 8) { try hostEntry(nextNPTPage + offset, 0) }
             return nextNPTPage
         }
         let entryFlags: UInt64 = 0x7  // present, writable, user
