@@ -72,6 +72,8 @@ struct GuestKernel {
         let gib = Self.directories(memoryBytes: vm.memoryBytes, paging: vm.paging)
         let pml4 = base, pdpt = base + 4096, pd = base + 8192, pt = pd + gib * 4096
         let flags: UInt64 = 0x3  // present, writable
+        // The directories have entries the map leaves unused: they must read as not present.
+        try clear(from: pae ? pdpt : pml4, pages: (pae ? 1 : 2) + gib)
         if !pae {
             try vcpu.store(gva: pml4, size: 8, value: pdpt | me | flags, register: MemoryAccess.noRegister)
         }
@@ -145,6 +147,7 @@ struct GuestKernel {
         let vm = vcpu.vm
         let pd = vm.pageTableBase, pt = pd + 4096
         let flags: UInt64 = 0x3  // present, writable
+        try clear(from: pd, pages: 1)
         let directories = vm.memoryBytes >> 22
         for d in 0..<directories {
             let pde = vm.largePages ? d << 22 | flags | Self.pageSize : (pt + d * 4096) | flags
@@ -162,6 +165,14 @@ struct GuestKernel {
         vcpu.cr3 = pd
         vcpu.setMode(.legacy)
         try decryptBootRegions()
+    }
+
+    /// Zeroes page-table pages (while paging is off, so the zeros are stored encrypted like the rest),
+    /// as the kernel clears its early page tables before filling them.
+    private func clear(from start: UInt64, pages: UInt64) throws(MachineError) {
+        for offset in stride(from: UInt64(0), to: pages * 4096, by: 8) {
+            try vcpu.store(gva: start + offset, size: 8, value: 0, register: MemoryAccess.noRegister)
+        }
     }
 
     /// The regions the kernel maps decrypted early (kvmclock, per-CPU decrypted data, the SWIOTLB pool).
