@@ -69,39 +69,29 @@ struct ExitTests {
     @Test("a hypervisor that names another C-bit: the trusting guest maps everything C=0; sev_verify_cbit stops it",
           arguments: [false, true])
     func lyingCPUID(verify: Bool) throws {
-        let machine = Machine(config: PlatformConfig(), seed: 1, sink: CollectingSink())
-        let vm = try machine.primary.kvm.createVM(name: "g", memoryBytes: 4 << 20, policy: 1, sev: true, verifyCbit: verify)
-        vm.entry = 0x100000
-        vm.addImage(gpa: 0x100000, bytes: [
+        let f = try MachineFixture([
             Instruction(.movImmediate, a: 1, immediate: 0x300000),
             Instruction(.movImmediate, a: 2, immediate: 0x77),
             Instruction(.store, a: 1, b: 2, width: 8),
             Instruction(.halt),
-        ].flatMap(\.encoded))
-        var none: GuestOwner?
-        try machine.primary.vmm.launch(vm, owner: &none)
-        vm.cpuidCbitPosition = 55
+        ], verifyCbit: verify)
+        f.vm.cpuidCbitPosition = 55
         if verify {
-            #expect(throws: MachineError.guestStopped(vm: "g", reason: "sev_verify_cbit: the C-bit CPUID reported (bit 55) does not encrypt")) {
-                try machine.primary.kvm.run(vm)
+            #expect(throws: MachineError.guestStopped(vm: "guest", reason: "sev_verify_cbit: the C-bit CPUID reported (bit 55) does not encrypt")) {
+                try f.platform.kvm.run(f.vm)
             }
         } else {
-            try machine.primary.kvm.run(vm)
-            #expect(vm.smeMeMask == 1 << 55)
-            #expect(try machine.primary.memory.rawBytes(at: try vm.translate(0x300000), count: 1) == [0x77], "plaintext in DRAM")
+            try f.platform.kvm.run(f.vm)
+            #expect(f.vm.smeMeMask == 1 << 55)
+            #expect(try f.platform.memory.rawBytes(at: try f.vm.translate(0x300000), count: 1) == [0x77], "plaintext in DRAM")
         }
     }
 
     @Test("sev_verify_cbit passes when CPUID tells the truth")
     func honestCPUIDVerifies() throws {
-        let machine = Machine(config: PlatformConfig(), seed: 1, sink: CollectingSink())
-        let vm = try machine.primary.kvm.createVM(name: "g", memoryBytes: 4 << 20, policy: 1, sev: true, verifyCbit: true)
-        vm.entry = 0x100000
-        vm.addImage(gpa: 0x100000, bytes: Instruction(.halt).encoded)
-        var none: GuestOwner?
-        try machine.primary.vmm.launch(vm, owner: &none)
-        try machine.primary.kvm.run(vm)
-        #expect(vm.vcpus[0].isHalted && vm.smeMeMask == 1 << 47)
+        let f = try MachineFixture([Instruction(.halt)], verifyCbit: true)
+        try f.platform.kvm.run(f.vm)
+        #expect(f.vm.vcpus[0].isHalted && f.vm.smeMeMask == 1 << 47)
     }
 
     @Test("a guest without SEV learns a zero mask")

@@ -12,11 +12,11 @@ struct MachineFixture {
 
     init(_ instructions: [Instruction], shared: [(UInt64, UInt64)] = [], policy: UInt32 = 0x1, launch: Bool = true,
          seed: UInt64 = 1, mmio: UInt64? = nil, paging: PagingMode = .long, largePages: Bool = false,
-         config: PlatformConfig = PlatformConfig(), pin: Bool = true) throws {
+         config: PlatformConfig = PlatformConfig(), pin: Bool = true, verifyCbit: Bool = false) throws {
         machine = Machine(config: config, seed: seed, sink: sink)
         platform = machine.primary
         vm = try platform.kvm.createVM(name: "guest", memoryBytes: 4 << 20, policy: policy, sev: true, largePages: largePages,
-                                       paging: paging)
+                                       paging: paging, verifyCbit: verifyCbit)
         vm.entry = 0x100000
         vm.addImage(gpa: 0x100000, bytes: instructions.flatMap(\.encoded))
         for (gpa, pages) in shared { vm.addSharedAtBoot(gpa: gpa, pages: pages) }
