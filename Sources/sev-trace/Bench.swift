@@ -21,29 +21,34 @@ struct Bench: ParsableCommand {
     @Flag(help: "Leave the buffers uninitialised: private memory never written decrypts to random-looking garbage, the worst case for compression.")
     var uninitialised = false
 
-    /// The copy-heavy scenario: a private 1 MiB buffer holding a secret is copied back and forth.
+    @Option(help: "More options for the platform line, to measure what they cost, e.g. \"cache=256K cores=2 sme=yes\".")
+    var platform: String = ""
+
+    /// The copy-heavy scenario: a private buffer (1 MiB, less for small runs) holding a secret is copied back and forth.
     /// Both buffers are part of the launch image, so they hold zeros rather than the garbage that
     /// uninitialised private memory decrypts to.
-    static func scenario(accesses: UInt64, initialised: Bool) -> String {
-        let perPass: UInt64 = 2 * 131_072 * 2  // two copies of 128 Ki quadwords, a load and a store each
+    static func scenario(accesses: UInt64, initialised: Bool, platform: String = "") -> String {
+        // Two copies of up to 128 Ki quadwords (1 MiB), a load and a store each; smaller runs copy less.
+        let quadwords = min(131_072, max(64, (accesses + 3) / 4))
+        let perPass: UInt64 = 2 * quadwords * 2
         let passes = max(1, (accesses + perPass - 1) / perPass)
         return """
-        # bench: copy 1 MiB back and forth \(passes) times (\(passes * perPass) data accesses)
-        platform memory=128M
+        # bench: copy \(quadwords * 8) bytes back and forth \(passes) times (\(passes * perPass) data accesses)
+        platform memory=128M \(platform)
         vm guest memory=32M policy=0x1
         device nic0
         shared guest 0x1f00000 pages=1
-        \(initialised ? "data guest 0x800000 fill=0 len=1M\ndata guest 0x1000000 fill=0 len=1M" : "")
+        \(initialised ? "data guest 0x800000 fill=0 len=\(quadwords * 8)\ndata guest 0x1000000 fill=0 len=\(quadwords * 8)" : "")
         program guest at=0x100000
             mov r5, \(passes)
         again:
             mov r1, 0x1000000
             mov r2, 0x800000
-            mov r3, 131072
+            mov r3, \(quadwords)
             copy r1, r2, r3
             mov r1, 0x800000
             mov r2, 0x1000000
-            mov r3, 131072
+            mov r3, \(quadwords)
             copy r1, r2, r3
             sub r5, 1
             jnz r5, again
@@ -61,7 +66,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let text = Self.scenario(accesses: accesses, initialised: !uninitialised)
+        let text = Self.scenario(accesses: accesses, initialised: !uninitialised, platform: platform)
         let script = try ScenarioParser(file: "bench").parse(text)
         let clock = ContinuousClock()
 

@@ -107,6 +107,19 @@ struct CommandLineTests {
         #expect(!FileManager.default.fileExists(atPath: s.path + "/bad.sevtrace"))
     }
 
+    @Test("bench runs its scenario, with extra platform options, and reports each figure beside its baseline")
+    func benchSmoke() throws {
+        let s = Scratch()
+        let r = try Self.run(["bench", "--accesses", "2000", "--platform", "cache=64K cores=2 sme=yes"], in: s.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        for line in ["simulate only", "simulate + record", "recording cost ratio", "bytes/event", "decode only", "analysis cost ratio",
+                     "peak resident memory"] {
+            #expect(r.stdout.contains(line), "\(line)")
+        }
+        let bad = try Self.run(["bench", "--accesses", "2000", "--platform", "cores=0"], in: s.path)
+        #expect(bad.status == 2 && bad.stderr.hasPrefix("bench:"), "\(bad.stderr)")
+    }
+
     @Test("a scenario that fails at run time leaves nothing half-written")
     func runtimeFailure() throws {
         let s = Scratch()
