@@ -111,6 +111,28 @@ struct CbitDecisionTests {
         }
     }
 
+    @Test("the TLB is tagged by ASID: run with another guest's ASID in the VMCB, the vCPU walks again under that ASID")
+    func tlbTaggedByASID() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0x300000),
+            Instruction(.load, a: 2, b: 1, width: 8),
+            Instruction(.halt),
+            Instruction(.load, a: 2, b: 1, width: 8),
+            Instruction(.halt),
+        ])
+        let other = try f.platform.kvm.createVM(name: "other", memoryBytes: 2 << 20, policy: 1, sev: true)
+        other.entry = 0x100000
+        other.addImage(gpa: 0x100000, bytes: Instruction(.halt).encoded)
+        var none: GuestOwner?
+        try f.platform.vmm.launch(other, owner: &none)
+        try f.platform.kvm.run(f.vm)
+        let before = f.accesses.count
+        // Its own translation of 0x300000 is cached; under ASID 2 it must not be used.
+        _ = try f.platform.kvm.run(f.vm, asid: other.asid, survivingCrash: true)
+        let walks = f.accesses[before...].filter { $0.kind == .pageWalk }
+        #expect(!walks.isEmpty && walks.allSatisfy { $0.asid == other.asid }, "a fresh walk, with the other guest's key")
+    }
+
     @Test("a guest that was not launched cannot run: its ASID has no key")
     func noKeyNoRun() throws {
         let f = try MachineFixture([Instruction(.halt)], launch: false)

@@ -24,7 +24,12 @@ public final class VCPU {
         var spaPage: UInt64
         var cbit: Bool
     }
+    /// The TLB, by ASID and page (`asid << 52 | gva >> 12`): an entry made under one ASID does not hit
+    /// under another, as when a hypervisor runs this vCPU with another guest's ASID in the VMCB.
     private var tlb: [UInt64: TLBEntry] = [:]
+
+    @inline(__always)
+    private func tlbKey(_ gva: UInt64) -> UInt64 { UInt64(asid) << 52 | gva >> 12 }
     /// Guest-physical to system-physical page translations from nested walks.
     private var nestedTLB: [UInt64: UInt64] = [:]
 
@@ -68,7 +73,7 @@ public final class VCPU {
     }
 
     /// Drops the TLB entry of one page (INVLPG).
-    func invalidate(gva: UInt64) { tlb[gva >> 12] = nil }
+    func invalidate(gva: UInt64) { tlb[tlbKey(gva)] = nil }
 
     /// The guest is dead (after a SHUTDOWN exit): it does not run again.
     func crash() {
@@ -117,13 +122,13 @@ public final class VCPU {
             // No guest page tables: linear is physical and the hardware forces the C-bit.
             return Translation(gpa: gva, spa: try nestedTranslate(gva), cbit: vm.isSEV, reason: .forcedNonPaged)
         }
-        let page = gva >> 12, offset = gva & 0xFFF
+        let key = tlbKey(gva), offset = gva & 0xFFF
         let entry: TLBEntry
-        if let hit = tlb[page] {
+        if let hit = tlb[key] {
             entry = hit
         } else {
             entry = try walk(gva)
-            tlb[page] = entry
+            tlb[key] = entry
         }
         guard mode.pteChoosesCbit else {
             return Translation(gpa: entry.gpaPage << 12 | offset, spa: entry.spaPage << 12 | offset,
