@@ -134,7 +134,8 @@ public final class KVM {
             asidReclaim[Int(vm.asid)] = true
         }
         vm.destroyed = true
-        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: 0, spa: platform.traced(vm.npt[0] << 12),
+        let first = vm.npt.first { $0 != VirtualMachine.unmapped }.map { $0 << 12 } ?? 0
+        platform.emit(.nptChange(NPTChange(vm: vm.id, op: .unmap, gpa: 0, spa: platform.traced(first),
                                            pages: UInt64(vm.npt.count))), cost: Platform.Cost.control)
         for i in vm.npt.indices { vm.npt[i] = VirtualMachine.unmapped }
     }
