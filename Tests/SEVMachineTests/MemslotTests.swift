@@ -63,6 +63,9 @@ struct MemslotTests {
         try kvm.deleteMemslot(vm, slot: 1)
         #expect(vm.memslots.map(\.slot) == [0, 2])
         #expect(throws: MachineError.self) { try kvm.read(vm, gpa: 0x300000, length: 8) }
+        #expect(throws: MachineError.invalid("g: guest physical address 0x300000 is in no memslot")) {
+            try kvm.unmap(vm, gpa: 0x300000, pages: 1)
+        }
         try kvm.run(vm)
         let exits = sink.events.compactMap { if case .vmExit(let x) = $0.body, x.exitCode == VMExit.npf { x } else { nil } }
         #expect(exits.map(\.exitInfo2) == [0x300000, 0x300000])

@@ -208,7 +208,9 @@ public final class KVM {
         throws(MachineError) {
         for p in 0..<pages {
             let page = (gpa >> 12) + p
-            guard page < UInt64(vm.npt.count) else { throw .unmappedGPA(vm: vm.name, gpa: page << 12) }
+            guard page < UInt64(vm.npt.count), vm.memslots.contains(where: { $0.contains(gpa: page << 12) }) else {
+                throw .invalid("\(vm.name): guest physical address 0x\(String(page << 12, radix: 16)) is in no memslot")
+            }
             guard vm.npt[Int(page)] != VirtualMachine.unmapped else { continue }
             vm[keyPath: frames][page] = vm.npt[Int(page)]
             try setNPT(vm, page: page, frame: nil)
