@@ -152,7 +152,7 @@ public final class Analyzer {
 
     /// One vCPU's registers, r0-r15 and the copy latch.
     final class RegisterFile {
-        var r = [RegisterTaint](repeating: RegisterTaint(), count: 17)
+        var r = [RegisterTaint](repeating: RegisterTaint(), count: MemoryAccess.vcpuRegisterSlots)
     }
 
     private func registerFile(_ vm: UInt16, _ vcpu: UInt16) -> RegisterFile {

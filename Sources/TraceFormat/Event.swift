@@ -257,6 +257,12 @@ public struct MemoryAccess: Equatable, Sendable {
     public static let noRegister: UInt8 = 0xFF
     /// The host's copy path: a write on it names in `gva` the (traced) address its bytes were read from.
     public static let hostCopyRegister: UInt8 = 19
+    /// The first of the four guest-kernel save slots (20-23) that hold a caller's registers around a
+    /// hypercall the kernel makes itself.
+    public static let kernelSaveRegister: UInt8 = 20
+    /// The size of a vCPU's register file as events number it: r0-r15, the latch (16), the paths that
+    /// are not vCPU registers (17-19), and the kernel save slots (20-23).
+    public static let vcpuRegisterSlots = 24
     /// The access concerns no VM (a host-only access).
     public static let noVM: UInt16 = 0xFFFF
 

@@ -45,6 +45,7 @@ public enum EventFormatter {
         case 17: "psp"
         case 18: "psp-tek"
         case 19: "host-copy"
+        case 20...23: "ksave\(r - 20)"
         default: "r\(r)"
         }
     }

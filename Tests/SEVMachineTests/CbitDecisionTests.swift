@@ -133,6 +133,26 @@ struct CbitDecisionTests {
         #expect(!walks.isEmpty && walks.allSatisfy { $0.asid == other.asid }, "a fresh walk, with the other guest's key")
     }
 
+    @Test("set_memory_decrypted tells KVM with KVM_HC_MAP_GPA_RANGE; the caller's registers survive the hypercall")
+    func encryptionStatusHypercall() throws {
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 0, immediate: 0xAAAA),
+            Instruction(.movImmediate, a: 1, immediate: 0x300000),
+            Instruction(.movImmediate, a: 2, immediate: 0xCCCC),
+            Instruction(.movImmediate, a: 3, immediate: 0xDDDD),
+            Instruction(.setMemoryDecrypted, a: 1, immediate: 2),
+            Instruction(.halt),
+        ])
+        #expect(!f.vm.isShared(gpa: 0x300000))
+        try f.platform.kvm.run(f.vm)
+        let call = try #require(f.exits.first { $0.exitCode == VMExit.vmmcall })
+        #expect(Array(call.registers[0...3]) == [KVM.hypercallMapGPARange, 2, 0, 0x300000],
+                "RAX = 12, RCX = pages, RDX = attributes (decrypted), RBX = gpa")
+        #expect(f.vm.isShared(gpa: 0x300000) && f.vm.isShared(gpa: 0x301000) && !f.vm.isShared(gpa: 0x302000),
+                "KVM knows what the hypercall told it")
+        #expect(Array(f.vm.vcpus[0].registers[0...3]) == [0xAAAA, 0x300000, 0xCCCC, 0xDDDD])
+    }
+
     @Test("a guest that was not launched cannot run: its ASID has no key")
     func noKeyNoRun() throws {
         let f = try MachineFixture([Instruction(.halt)], launch: false)

@@ -67,8 +67,8 @@ struct GuestKernel {
         }
         let pae = vm.paging == .pae
         let me = vm.smeMeMask
-        let scratch = vm.pageTableBase
-        let base = vm.pageTableBase + (vm.verifyCbit ? 4096 : 0)
+        let scratch = vm.kernelDataPage
+        let base = vm.kernelDataPage + 4096
         let gib = Self.directories(memoryBytes: vm.memoryBytes, paging: vm.paging)
         let pml4 = base, pdpt = base + 4096, pd = base + 8192, pt = pd + gib * 4096
         let flags: UInt64 = 0x3  // present, writable
@@ -145,7 +145,7 @@ struct GuestKernel {
     /// private under SEV; the hardware forces it.
     private func bootLegacyPaging() throws(MachineError) {
         let vm = vcpu.vm
-        let pd = vm.pageTableBase, pt = pd + 4096
+        let pd = vm.kernelDataPage + 4096, pt = pd + 4096
         let flags: UInt64 = 0x3  // present, writable
         try clear(from: pd, pages: 1)
         let directories = vm.memoryBytes >> 22
@@ -218,14 +218,12 @@ struct GuestKernel {
         let vm = vcpu.vm
         let cbitMask = vm.smeMeMask
         let start = gva & ~0xFFF
+        // Without memory encryption the services do nothing (`cc_platform_has(CC_ATTR_MEM_ENCRYPT)`).
+        guard vm.isSEV else { return }
         guard vcpu.mode.pteChoosesCbit else {
             // A 32-bit kernel without PAE has no C-bit to clear: it cannot share memory under SEV (Linux
-            // builds AMD_MEM_ENCRYPT only for x86-64). Without SEV there is nothing to change.
-            guard !vm.isSEV else {
-                throw .invalid("\(vm.name): a 32-bit kernel without PAE cannot map memory decrypted (its page-table entries have no C-bit)")
-            }
-            for i in 0..<pages { vm.markShared(gpa: start + i * 4096, !encrypted) }
-            return
+            // builds AMD_MEM_ENCRYPT only for x86-64).
+            throw .invalid("\(vm.name): a 32-bit kernel without PAE cannot map memory decrypted (its page-table entries have no C-bit)")
         }
         for i in 0..<pages {
             let page = start + i * 4096
@@ -248,8 +246,28 @@ struct GuestKernel {
                              cost: Platform.Cost.control)
             }
             vcpu.invalidate(gva: page)
-            // The page encryption status the guest reports to the hypervisor (for migration).
-            vm.markShared(gpa: old & 0x000F_FFFF_FFFF_F000 & ~cbitMask, !encrypted)
+        }
+        // Tell the hypervisor (it needs the page encryption status to migrate the guest).
+        try notifyEncryptionStatus(gpa: start, pages: pages, encrypted: encrypted)
+    }
+
+    /// `kvm_sev_hypercall3(KVM_HC_MAP_GPA_RANGE, gpa, npages, attrs)`, as Linux (5.16 and later) reports
+    /// a range whose encryption changed. The caller's RAX, RBX, RCX and RDX are kept in the kernel's
+    /// save slots and put back after, so the exit shows the hypercall's arguments (and every other
+    /// register as the caller left it) and the caller's registers come back as they were.
+    func notifyEncryptionStatus(gpa: UInt64, pages: UInt64, encrypted: Bool) throws(MachineError) {
+        let used: [UInt8] = [0, 3, 1, 2]
+        for (i, r) in used.enumerated() {
+            vcpu.registerOp(.move, dst: Instruction.kernelSave + UInt8(i), src: r, result: vcpu.registers[Int(r)])
+        }
+        let arguments = [KVM.hypercallMapGPARange, gpa, pages, encrypted ? KVM.mapGPARangeEncrypted : 0]
+        for (r, value) in zip(used, arguments) {
+            vcpu.registerOp(.loadImmediate, dst: r, src: MemoryAccess.noRegister, result: value)
+        }
+        try vcpu.platform.kvm.handleExit(vcpu, Instruction(.vmmcall))
+        for (i, r) in used.enumerated() {
+            let slot = Instruction.kernelSave + UInt8(i)
+            vcpu.registerOp(.move, dst: r, src: slot, result: vcpu.registers[Int(slot)])
         }
     }
 }

@@ -18,6 +18,9 @@ public struct Instruction: Equatable, Sendable {
     /// The host's copy path: a `memcpy` by the hypervisor or VMM. Each write on it names, in its `gva`,
     /// the (traced) address its bytes were read from, so taint can follow the host's own copies.
     public static let hostCopy: UInt8 = MemoryAccess.hostCopyRegister
+    /// Where the guest kernel keeps a caller's RAX, RBX, RCX and RDX around a hypercall it makes itself
+    /// (registers 20-23): the save is register moves, not recorded stack traffic.
+    public static let kernelSave: UInt8 = MemoryAccess.kernelSaveRegister
 
     public enum Opcode: UInt8, CaseIterable, Sendable {
         /// `mov rA, imm`

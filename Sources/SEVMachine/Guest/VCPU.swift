@@ -8,7 +8,7 @@ public final class VCPU {
     unowned let platform: Platform
     public let index: UInt16
     /// r0-r15, then the string-copy latch.
-    public internal(set) var registers = [UInt64](repeating: 0, count: Instruction.registerCount + 1)
+    public internal(set) var registers = [UInt64](repeating: 0, count: MemoryAccess.vcpuRegisterSlots)
     public internal(set) var rip: UInt64 = 0
     public private(set) var mode: PagingMode = .real
     /// Guest physical address of the top-level page table.

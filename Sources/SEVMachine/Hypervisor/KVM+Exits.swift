@@ -6,6 +6,8 @@ import TraceFormat
 extension KVM {
     /// `KVM_HC_MAP_GPA_RANGE`: the guest tells the hypervisor a range changed encryption state.
     public static let hypercallMapGPARange: UInt64 = 12
+    /// KVM_MAP_GPA_RANGE_ENCRYPTED in the hypercall's attributes (RDX); without it the range is decrypted.
+    public static let mapGPARangeEncrypted: UInt64 = 1 << 4
     /// The value `in` gets from a port (no device model behind the ports).
     static let portInputValue: UInt64 = 0xFFFF_FFFF
     /// KVM's paravirtual MSRs a guest enables by writing a guest physical address with bit 0 set.
@@ -117,7 +119,8 @@ extension KVM {
         case .vmmcall:
             reportExit(vcpu, code: VMExit.vmmcall, info1: 0, info2: 0)
             if vcpu.registers[0] == Self.hypercallMapGPARange {
-                let gpa = vcpu.registers[3], pages = vcpu.registers[1], encrypted = vcpu.registers[2] & 0x10 != 0
+                let gpa = vcpu.registers[3], pages = vcpu.registers[1]
+                let encrypted = vcpu.registers[2] & Self.mapGPARangeEncrypted != 0
                 for p in 0..<min(pages, vm.memoryBytes >> 12) { vm.markShared(gpa: gpa + (p << 12), !encrypted) }
                 setRegister(vcpu, 0, 0)
             } else {

@@ -32,9 +32,12 @@ public final class VirtualMachine {
     public internal(set) var image: [(gpa: UInt64, bytes: [UInt8])] = []
     /// Guest physical ranges the guest kernel maps decrypted at boot (`__bss_decrypted`-style).
     public internal(set) var sharedAtBoot: [(gpa: UInt64, pages: UInt64)] = []
-    /// Where the guest's page tables start (guest physical) and how many pages they take.
+    /// Where the guest kernel's own pages start (guest physical), at the top of its memory, and how many
+    /// there are: its data page (`sev_verify_cbit`'s scratch value), then the page tables.
     public let pageTableBase: UInt64
     public let pageTablePages: UInt64
+    /// The kernel's data page, below its page tables.
+    var kernelDataPage: UInt64 { pageTableBase }
     /// Where the guest starts executing once booted.
     public var entry: UInt64 = 0
     /// Where the guest kernel registers its kvmclock area at boot: one 32-byte `pvclock_vcpu_time_info` per
@@ -111,9 +114,7 @@ public final class VirtualMachine {
         self.policy = policy
         self.asid = asid
         npt = frames
-        // One more page in front of the page tables holds `sev_verify_cbit`'s scratch value.
-        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages, paging: paging)
-            + (verifyCbit ? 1 : 0)
+        let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages, paging: paging) + 1
         pageTablePages = pts
         pageTableBase = memoryBytes - pts * 4096
     }
