@@ -46,10 +46,7 @@ public final class Analyzer {
         case .writeBack:
             guard let line = dirtyLines.removeValue(forKey: lineKey(c.spa, c.asid)) else { return }
             // The line lands in memory as it is: its labels, encrypted under its key (or not).
-            for i in 0..<64 {
-                shadow.write(c.spa + UInt64(i), size: 1, set: line.sets[i], origin: line.origins[i], via: line.origins[i],
-                             encryptedBy: c.asid)
-            }
+            shadow.writeLine(c.spa & ~63, sets: line.sets, origins: line.origins, encryptedBy: c.asid)
         case .clflush, .wbinvd, .pageFlush:
             break  // the dirty lines they flush arrive as write-backs
         }
@@ -66,18 +63,11 @@ public final class Analyzer {
         } else {
             // Filled from memory: the rest of the line holds what memory held.
             line = LineSnapshot()
-            for i in 0..<64 {
-                let (set, origin) = shadow.read(base + UInt64(i), size: 1, table: &table)
-                line.sets[i] = set
-                line.origins[i] = origin ?? 0
-            }
+            shadow.copy(base, count: 64, into: &line.sets, origins: &line.origins, at: 0)
             dirtyLines[key] = line
         }
-        for i in 0..<Int(a.size) where Int(a.spa - base) + i < 64 {
-            let (set, origin) = shadow.read(a.spa + UInt64(i), size: 1, table: &table)
-            line.sets[Int(a.spa - base) + i] = set
-            line.origins[Int(a.spa - base) + i] = origin ?? 0
-        }
+        let offset = Int(a.spa - base)
+        shadow.copy(a.spa, count: min(Int(a.size), 64 - offset), into: &line.sets, origins: &line.origins, at: offset)
     }
 
     /// CBIT_ALIAS: the page's lines under the old key are still dirty when its C-bit changes.

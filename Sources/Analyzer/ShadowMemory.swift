@@ -117,6 +117,45 @@ final class ShadowMemory {
         }
     }
 
+    /// Copies the label sets and origins of `count` bytes at `spa` (within one page) into `sets` and
+    /// `origins` from index `start`; an untainted byte gets 0 for both.
+    func copy(_ spa: UInt64, count: Int, into sets: inout [LabelTable.SetID], origins: inout [UInt64], at start: Int) {
+        let off = Int(spa & 0xFFF)
+        guard let p = existing(spa), let labels = p.labels, let from = p.origins else {
+            for j in 0..<count { sets[start + j] = 0; origins[start + j] = 0 }
+            return
+        }
+        for j in 0..<count {
+            let set = labels[off + j]
+            sets[start + j] = set
+            origins[start + j] = set != 0 ? from[off + j] : 0
+        }
+    }
+
+    /// Writes a whole 64-byte line at `base` (line-aligned), each byte with its own label set and origin
+    /// (which is also its last write): what a cache line's write-back puts in memory.
+    func writeLine(_ base: UInt64, sets: [LabelTable.SetID], origins: [UInt64], encryptedBy asid: UInt16) {
+        let p = existing(base) ?? page(base)
+        let off = Int(base & 0xFFF)
+        if p.labels == nil && sets.contains(where: { $0 != 0 }) {
+            p.labels = [LabelTable.SetID](repeating: 0, count: 4096)
+            p.origins = [UInt64](repeating: 0, count: 4096)
+            p.vias = [UInt64](repeating: 0, count: 4096)
+        }
+        if p.labels != nil {
+            p.labels!.withUnsafeMutableBufferPointer { l in for j in 0..<64 { l[off + j] = sets[j] } }
+            p.origins!.withUnsafeMutableBufferPointer { o in for j in 0..<64 { o[off + j] = origins[j] } }
+            p.vias!.withUnsafeMutableBufferPointer { v in for j in 0..<64 { v[off + j] = origins[j] } }
+        }
+        // Every byte of the four blocks is replaced: they are stored under `asid` (0: in the clear).
+        for block in (off >> 4)..<((off >> 4) + 4) {
+            p.measured[block >> 6] &= ~(1 << UInt64(block & 63))
+            if asid == 0 { p.clear[block >> 6] |= 1 << UInt64(block & 63) } else { p.clear[block >> 6] &= ~(1 << UInt64(block & 63)) }
+            p.encryptedBy[block] = asid
+            p.overwritten[block] = 0
+        }
+    }
+
     /// Whether some block of `[spa, spa + size)` was last written in the clear.
     func writtenInClear(_ spa: UInt64, size: Int) -> Bool {
         var block = spa >> 4
