@@ -102,7 +102,9 @@ public final class Analyzer {
     /// Each VM's memory as the hypervisor mapped it at creation: (first guest page, first frame, pages, event).
     private var mappings: [(vm: UInt16, gpaPage: UInt64, spaPage: UInt64, pages: UInt64, seq: UInt64)] = []
     /// Guests whose ASID the firmware activated: their memory is private from then on.
-    private var launched: Set<UInt16> = []
+    /// Which VMs finished their launch, by VM id (looked up on every fetch, so an array, not a set).
+    private var launchedVMs: [Bool] = []
+    private func isLaunched(_ vm: UInt16) -> Bool { Int(vm) < launchedVMs.count && launchedVMs[Int(vm)] }
     /// Blocks written under the transport key hold ciphertext of guest data that is not a leak.
     static let transportEncrypted: UInt16 = 0xFFFF
     /// Events processed so far.
@@ -147,11 +149,15 @@ public final class Analyzer {
 
     private func registerFile(_ vm: UInt16, _ vcpu: UInt16) -> RegisterFile {
         let key = UInt32(vm) << 16 | UInt32(vcpu)
-        if let f = registers[key] { return f }
-        let f = RegisterFile()
+        // Consecutive accesses mostly come from one vCPU: skip the hash for them.
+        if key == lastRegisterKey, let f = lastRegisterFile { return f }
+        let f = registers[key] ?? RegisterFile()
         registers[key] = f
+        (lastRegisterKey, lastRegisterFile) = (key, f)
         return f
     }
+    private var lastRegisterKey: UInt32 = .max
+    private var lastRegisterFile: RegisterFile?
 
     public init(detectors: Set<Detector> = Set(Detector.allCases)) {
         self.detectors = detectors
@@ -254,7 +260,7 @@ public final class Analyzer {
         switch a.actor {
         case .vcpu(let vm, let index):
             if a.kind == .fetch {
-                guard a.cbit && launched.contains(vm) else { return }
+                guard a.cbit && isLaunched(vm) else { return }
                 if !shadow.isMeasured(a.spa, size: size) {
                     hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
                 } else if let home = homeGPA(of: a.spa), home >> 12 != a.gpa >> 12 {
@@ -424,7 +430,8 @@ public final class Analyzer {
         if p.command == SEVCommand.activate.rawValue && ok {
             // ASIDs are per platform; the VM is the one KVM created with this ASID on that platform.
             if let vm = asidToVM[slot] {
-                launched.insert(vm)
+                if Int(vm) >= launchedVMs.count { launchedVMs += [Bool](repeating: false, count: Int(vm) + 1 - launchedVMs.count) }
+                launchedVMs[Int(vm)] = true
                 handleVM[handleKey] = vm
             }
             let others = activeHandles[slot, default: []].filter { $0 != p.handle }
@@ -583,7 +590,7 @@ public final class Analyzer {
             return
         case .unmap:
             // Pages taken from a launched SEV guest: its next touch of each tells the hypervisor.
-            guard detectors.contains(.pageFaultTracking), launched.contains(n.vm), vmASID[n.vm] != nil else { return }
+            guard detectors.contains(.pageFaultTracking), isLaunched(n.vm), vmASID[n.vm] != nil else { return }
             for p in 0..<n.pages { unmappedPages[UInt64(n.vm) << 48 | (n.gpa >> 12 + p)] = seq }
             return
         case .remap:
@@ -593,7 +600,7 @@ public final class Analyzer {
         let frame = n.spa >> 12
         guard let owner = mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return }
         // A launched guest's page moved, or a launched guest's frame handed to someone else.
-        guard launched.contains(n.vm) || (owner.vm != n.vm && launched.contains(owner.vm)) else { return }
+        guard isLaunched(n.vm) || (owner.vm != n.vm && isLaunched(owner.vm)) else { return }
         let ownerGPA = (frame - owner.spaPage + owner.gpaPage) << 12
         let name = { (vm: UInt16) in self.vmNames[vm] ?? "vm\(vm)" }
         let severity: Severity

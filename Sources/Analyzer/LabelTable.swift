@@ -35,11 +35,20 @@ struct LabelTable {
 
     /// The label of data VM `vm` wrote privately, as a one-element set.
     mutating func privateData(vm: UInt16, seq: UInt64) -> SetID {
-        if let l = privateLabel[vm] { return intern([l]) }
-        labels.append(Label(kind: .privateData(vm: vm), seq: seq, spa: 0))
-        privateLabel[vm] = UInt32(labels.count - 1)
-        return intern([UInt32(labels.count - 1)])
+        // Every private write asks for this: the last answer spares two hash lookups.
+        if vm == lastPrivate.vm { return lastPrivate.set }
+        let set: SetID
+        if let l = privateLabel[vm] {
+            set = intern([l])
+        } else {
+            labels.append(Label(kind: .privateData(vm: vm), seq: seq, spa: 0))
+            privateLabel[vm] = UInt32(labels.count - 1)
+            set = intern([UInt32(labels.count - 1)])
+        }
+        lastPrivate = (vm, set)
+        return set
     }
+    private var lastPrivate: (vm: UInt16, set: SetID) = (.max, 0)
 
     private mutating func intern(_ members: [UInt32]) -> SetID {
         if let id = setIDs[members] { return id }
@@ -54,14 +63,20 @@ struct LabelTable {
         if a == b || b == 0 { return a }
         if a == 0 { return b }
         let key = UInt64(min(a, b)) << 32 | UInt64(max(a, b))
-        if let u = unions[key] { return u }
+        if key == lastUnion.key { return lastUnion.set }
+        if let u = unions[key] {
+            lastUnion = (key, u)
+            return u
+        }
         var merged = sets[Int(a)]
         for m in sets[Int(b)] where !merged.contains(m) { merged.append(m) }
         merged.sort()
         let id = intern(merged)
         unions[key] = id
+        lastUnion = (key, id)
         return id
     }
+    private var lastUnion: (key: UInt64, set: SetID) = (.max, 0)
 
     /// The labels of a set, in the order they were created.
     func members(_ id: SetID) -> [Label] { sets[Int(id)].map { labels[Int($0)] } }
