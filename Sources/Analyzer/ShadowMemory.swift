@@ -3,21 +3,44 @@
 /// which ASID) and which of its bytes a keyless write has overwritten since. Pages are created when
 /// first written.
 final class ShadowMemory {
+    /// One page's shadow state, in fixed-size buffers it owns (no copy-on-write checks on the hot path).
     final class Page {
         /// Label set per byte (nil while the page holds no tainted byte).
-        var labels: [LabelTable.SetID]?
+        private(set) var labels: UnsafeMutablePointer<LabelTable.SetID>?
         /// The event each tainted byte came from.
-        var origins: [UInt64]?
+        private(set) var origins: UnsafeMutablePointer<UInt64>?
         /// The event that last wrote each tainted byte.
-        var vias: [UInt64]?
+        private(set) var vias: UnsafeMutablePointer<UInt64>?
         /// Per 16-byte block: 0 when stored as plaintext, otherwise the ASID whose key encrypted it.
-        var encryptedBy = [UInt16](repeating: 0, count: 256)
+        let encryptedBy = Page.zeroed(UInt16.self, 256)
         /// Per 16-byte block: the bytes a keyless write replaced since the block was encrypted.
-        var overwritten = [UInt16](repeating: 0, count: 256)
+        let overwritten = Page.zeroed(UInt16.self, 256)
         /// Per 16-byte block, one bit: the block holds what the launch measured, unchanged since.
-        var measured = [UInt64](repeating: 0, count: 4)
+        let measured = Page.zeroed(UInt64.self, 4)
         /// Per 16-byte block, one bit: the last write stored it in the clear.
-        var clear = [UInt64](repeating: 0, count: 4)
+        let clear = Page.zeroed(UInt64.self, 4)
+
+        private static func zeroed<T: FixedWidthInteger>(_: T.Type, _ count: Int) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: count)
+            p.initialize(repeating: 0, count: count)
+            return p
+        }
+
+        /// Gives the page per-byte label, origin and last-write buffers (all zero), once.
+        func makeTaintable() {
+            guard labels == nil else { return }
+            labels = Page.zeroed(LabelTable.SetID.self, 4096)
+            origins = Page.zeroed(UInt64.self, 4096)
+            vias = Page.zeroed(UInt64.self, 4096)
+        }
+
+        deinit {
+            for p in [labels.map(UnsafeMutableRawPointer.init), origins.map(UnsafeMutableRawPointer.init),
+                      vias.map(UnsafeMutableRawPointer.init), UnsafeMutableRawPointer(encryptedBy),
+                      UnsafeMutableRawPointer(overwritten), UnsafeMutableRawPointer(measured), UnsafeMutableRawPointer(clear)] {
+                p?.deallocate()
+            }
+        }
     }
 
     private var pages: [UInt64: Page] = [:]
@@ -86,16 +109,12 @@ final class ShadowMemory {
             let base = Int(a & 0xFFF)
             let p: Page
             p = existing(a) ?? page(a)
-            if set != 0 && p.labels == nil {
-                p.labels = [LabelTable.SetID](repeating: 0, count: 4096)
-                p.origins = [UInt64](repeating: 0, count: 4096)
-                p.vias = [UInt64](repeating: 0, count: 4096)
-            }
-            if p.labels != nil {
+            if set != 0 { p.makeTaintable() }
+            if let labels = p.labels, let origins = p.origins, let vias = p.vias {
                 for j in 0..<n {
-                    p.labels![base + j] = set
-                    p.origins![base + j] = origin
-                    p.vias![base + j] = via
+                    labels[base + j] = set
+                    origins[base + j] = origin
+                    vias[base + j] = via
                 }
             }
             for block in (base >> 4)...((base + n - 1) >> 4) {
@@ -137,15 +156,13 @@ final class ShadowMemory {
     func writeLine(_ base: UInt64, sets: [LabelTable.SetID], origins: [UInt64], encryptedBy asid: UInt16) {
         let p = existing(base) ?? page(base)
         let off = Int(base & 0xFFF)
-        if p.labels == nil && sets.contains(where: { $0 != 0 }) {
-            p.labels = [LabelTable.SetID](repeating: 0, count: 4096)
-            p.origins = [UInt64](repeating: 0, count: 4096)
-            p.vias = [UInt64](repeating: 0, count: 4096)
-        }
-        if p.labels != nil {
-            p.labels!.withUnsafeMutableBufferPointer { l in for j in 0..<64 { l[off + j] = sets[j] } }
-            p.origins!.withUnsafeMutableBufferPointer { o in for j in 0..<64 { o[off + j] = origins[j] } }
-            p.vias!.withUnsafeMutableBufferPointer { v in for j in 0..<64 { v[off + j] = origins[j] } }
+        if sets.contains(where: { $0 != 0 }) { p.makeTaintable() }
+        if let labels = p.labels, let o = p.origins, let v = p.vias {
+            for j in 0..<64 {
+                labels[off + j] = sets[j]
+                o[off + j] = origins[j]
+                v[off + j] = origins[j]
+            }
         }
         // Every byte of the four blocks is replaced: they are stored under `asid` (0: in the clear).
         for block in (off >> 4)..<((off >> 4) + 4) {
