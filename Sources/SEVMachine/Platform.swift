@@ -10,7 +10,8 @@ public final class Platform {
     public let config: PlatformConfig
     public let memory: PhysicalMemory
     public let controller: MemoryController
-    unowned let machine: Machine
+    /// The machine owns its platforms (unchecked: every event goes through it).
+    unowned(unsafe) let machine: Machine
     /// What this platform adds to its system physical addresses in events.
     public let traceBase: UInt64
     /// The cores' caches, when the platform has them.

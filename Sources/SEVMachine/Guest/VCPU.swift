@@ -4,8 +4,10 @@ import TraceFormat
 /// interpreter for the guest instruction set. Every fetch, page-walk step, load and store goes through
 /// the memory controller with the C-bit decided as SEV hardware decides it.
 public final class VCPU {
-    unowned let vm: VirtualMachine
-    unowned let platform: Platform
+    // The VM owns its vCPUs and the machine owns the VM's platform, so neither can go first; unchecked
+    // references spare the reference counting on every instruction and access.
+    unowned(unsafe) let vm: VirtualMachine
+    unowned(unsafe) let platform: Platform
     public let index: UInt16
     /// r0-r15, then the string-copy latch.
     public internal(set) var registers = [UInt64](repeating: 0, count: MemoryAccess.vcpuRegisterSlots)

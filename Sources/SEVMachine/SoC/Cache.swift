@@ -22,7 +22,8 @@ final class Cache {
     let ways: Int
     private var lines: [Line]
     private var clock: UInt64 = 0
-    unowned let controller: MemoryController
+    /// The platform owns both the controller and the caches (unchecked: every fill and write-back uses it).
+    unowned(unsafe) let controller: MemoryController
     /// Called for each line written back to DRAM (its address and key id).
     var onWriteBack: (UInt64, UInt16) -> Void = { _, _ in }
 
