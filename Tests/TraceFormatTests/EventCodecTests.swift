@@ -135,6 +135,34 @@ struct EventCodecTests {
         }
     }
 
+    @Test("damaged event bytes (past the chunk CRC, as a forged trace would be) decode or fail with an error, never trap",
+          arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func damagedPayloads(seed: UInt64) {
+        var fuzz = EventFuzzer(state: seed)
+        var encoder = EventEncoder()
+        var w = ByteWriter()
+        for e in fuzz.events(300) { encoder.encode(cycle: e.cycle, e.body, into: &w) }
+        let clean = w.bytes
+        var failures = 0
+        for _ in 0..<200 {
+            var bytes = clean
+            for _ in 0..<(1 + fuzz.small(4)) {
+                bytes[Int(fuzz.small(UInt64(bytes.count)))] ^= UInt8(truncatingIfNeeded: 1 + fuzz.small(255))
+            }
+            var r = ByteReader(bytes)
+            var d = EventDecoder()
+            var decoded = 0
+            while !r.isAtEnd && decoded < 400 {
+                guard (try? d.decode(from: &r)) != nil else {
+                    failures += 1
+                    break
+                }
+                decoded += 1
+            }
+        }
+        #expect(failures > 0, "most damage is noticed as an error")
+    }
+
     @Test("an unknown event type is rejected")
     func unknownType() {
         var r = ByteReader([0x0F, 0x00])
