@@ -31,6 +31,9 @@ public final class TraceIndex {
             rip INTEGER NOT NULL);
         CREATE TABLE cache_flushes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, platform INTEGER NOT NULL,
             op TEXT NOT NULL, spa INTEGER NOT NULL, key INTEGER NOT NULL, lines INTEGER NOT NULL, core INTEGER NOT NULL);
+        CREATE VIEW asid_bindings AS
+            SELECT seq, cycle, platform, handle, asid, CASE command WHEN 33 THEN 'bind' ELSE 'unbind' END AS op
+            FROM psp_commands WHERE command IN (33, 34) AND status = 0;
         CREATE TABLE secrets(seq INTEGER PRIMARY KEY, vm INTEGER NOT NULL, name TEXT NOT NULL, gpa INTEGER NOT NULL,
             spa INTEGER NOT NULL, length INTEGER NOT NULL);
         CREATE TABLE findings(id INTEGER PRIMARY KEY, detector TEXT NOT NULL, severity TEXT NOT NULL,

@@ -84,6 +84,8 @@ struct QueryEngineTests {
         let seqs = results[1].rows.map { $0[0] }
         #expect(actions.filter { $0 == .text("inject") }.count == 3, "right's two async-PF notices and wrong's one")
         #expect(actions.contains(.text("npt unmap")) && actions.contains(.text("psp LAUNCH_START")))
+        let bindings = try QueryEngine(bundle: bundle).run("SELECT handle, asid, op FROM asid_bindings ORDER BY seq")[0].rows
+        #expect(bindings == [[.integer(1), .integer(1), .text("bind")], [.integer(2), .integer(2), .text("bind")]])
         #expect(seqs == seqs.sorted { if case .integer(let a) = $0, case .integer(let b) = $1 { a < b } else { false } })
     }
 
