@@ -42,6 +42,19 @@ struct CacheTests {
         #expect(c.op == .pageFlush && c.asid == vm.asid && c.spa == p.traced(spa) && c.lines == 64)
     }
 
+    @Test("KVM flushes both pages of a DBG request from the cache before the firmware touches them")
+    func debugFlushes() throws {
+        var config = PlatformConfig()
+        config.cacheBytes = 64 << 10
+        let f = try MachineFixture([Instruction(.halt)], policy: 0, config: config)
+        let page = f.platform.traced(try f.vm.translate(0x180000))
+        let before = f.sink.events.count
+        _ = try f.platform.vmm.debugDecrypt(f.vm, gpa: 0x180010, length: 16)
+        let flushed = f.sink.events[before...].compactMap { if case .cacheOp(let c) = $0.body, c.op == .clflush, c.lines == 64 { c.spa } else { nil } }
+        #expect(flushed.contains(page), "the guest page")
+        #expect(flushed.count == 2, "and the VMM's page")
+    }
+
     @Test("KVM_MEMORY_ENCRYPT_REG_REGION at launch flushes every page of guest memory from the cache")
     func registerRegionFlushes() throws {
         let (machine, vm, sink) = try fixture(Self.store)

@@ -254,6 +254,9 @@ extension KVM {
             let n = min(length - done, Int(4096 - ((src + UInt64(done)) & 0xFFF)))
             let guestSPA = try contiguousRuns(vm, userAddress: guestHVA + UInt64(done), length: 1)[0].spa
             let user = (encrypt ? src : dst) + UInt64(done)
+            // sev_clflush_pages on both pinned pages before the firmware reads or changes them.
+            platform.clflush(guestSPA & ~0xFFF, count: 4096, keyID: 0)
+            platform.clflush(user & ~0xFFF, count: 4096, keyID: 0)
             try debugPiece(vm, guestSPA: guestSPA, user: user, length: n, encrypt: encrypt, &cmd)
             done += n
         }
