@@ -20,18 +20,13 @@ public final class VCPU {
     /// Instructions executed.
     public private(set) var steps: UInt64 = 0
 
-    /// A cached translation of one 4 KiB page.
-    struct TLBEntry {
-        var gpaPage: UInt64
-        var spaPage: UInt64
-        var cbit: Bool
-    }
-    /// The TLB, by ASID and page (`asid << 52 | gva >> 12`): an entry made under one ASID does not hit
-    /// under another, as when a hypervisor runs this vCPU with another guest's ASID in the VMCB.
-    private var tlb: [UInt64: TLBEntry] = [:]
+    typealias TLBEntry = TLB.Entry
+    /// The TLB, tagged by ASID: an entry made under one ASID does not hit under another, as when a
+    /// hypervisor runs this vCPU with another guest's ASID in the VMCB.
+    private var tlb = TLB()
 
     @inline(__always)
-    private func tlbKey(_ gva: UInt64) -> UInt64 { UInt64(asid) << 52 | gva >> 12 }
+    private func tlbKey(_ gva: UInt64) -> UInt64 { TLB.key(asid: asid, gva: gva) }
     /// Guest-physical to system-physical page translations from nested walks.
     private var nestedTLB: [UInt64: UInt64] = [:]
 
@@ -70,12 +65,12 @@ public final class VCPU {
 
     func setMode(_ m: PagingMode) {
         mode = m
-        tlb.removeAll(keepingCapacity: true)
+        tlb.removeAll()
         platform.emit(.vcpuMode(VCPUModeChange(vm: vm.id, vcpu: index, mode: m)), cost: Platform.Cost.control)
     }
 
     /// Drops the TLB entry of one page (INVLPG).
-    func invalidate(gva: UInt64) { tlb[tlbKey(gva)] = nil }
+    func invalidate(gva: UInt64) { tlb.remove(tlbKey(gva)) }
 
     /// The guest is dead (after a SHUTDOWN exit): it does not run again.
     func crash() {
@@ -85,7 +80,7 @@ public final class VCPU {
 
     /// Drops every TLB entry (a flush by ASID after the hypervisor changed the nested page table).
     func flushTLB() {
-        tlb.removeAll(keepingCapacity: true)
+        tlb.removeAll()
         nestedTLB.removeAll(keepingCapacity: true)
     }
 
@@ -126,11 +121,11 @@ public final class VCPU {
         }
         let key = tlbKey(gva), offset = gva & 0xFFF
         let entry: TLBEntry
-        if let hit = tlb[key] {
+        if let hit = tlb.lookup(key) {
             entry = hit
         } else {
             entry = try walk(gva)
-            tlb[key] = entry
+            tlb.insert(key, entry)
         }
         guard mode.pteChoosesCbit else {
             return Translation(gpa: entry.gpaPage << 12 | offset, spa: entry.spaPage << 12 | offset,
