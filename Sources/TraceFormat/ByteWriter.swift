@@ -1,21 +1,34 @@
 /// An append-only byte buffer with the little-endian and LEB128 primitives the trace format uses.
+///
+/// It writes into storage sized ahead and keeps its own length, so appending a byte is a store and an
+/// increment rather than a trip through `Array.append`'s growth checks: encoding is most of what
+/// recording costs.
 public struct ByteWriter: Sendable {
-    /// The bytes written so far.
-    public private(set) var bytes: [UInt8]
+    private var storage: [UInt8]
+    /// The number of bytes written so far.
+    public private(set) var count = 0
 
     /// Creates an empty writer with room for `capacity` bytes.
     public init(capacity: Int = 0) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        storage = [UInt8](repeating: 0, count: max(capacity, 64))
     }
 
-    /// The number of bytes written so far.
-    public var count: Int { bytes.count }
+    /// The bytes written so far (a copy).
+    public var bytes: [UInt8] { Array(storage[..<count]) }
 
     /// Forgets the bytes written so far, keeping the storage.
-    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+    public mutating func removeAll() { count = 0 }
 
-    @inline(__always) public mutating func u8(_ v: UInt8) { bytes.append(v) }
+    /// Makes room for `n` more bytes.
+    @inline(__always) private mutating func reserve(_ n: Int) {
+        if count + n > storage.count { storage += [UInt8](repeating: 0, count: max(storage.count, n)) }
+    }
+
+    @inline(__always) public mutating func u8(_ v: UInt8) {
+        reserve(1)
+        storage[count] = v
+        count += 1
+    }
 
     public mutating func u16(_ v: UInt16) { u8(UInt8(truncatingIfNeeded: v)); u8(UInt8(truncatingIfNeeded: v >> 8)) }
 
@@ -29,12 +42,19 @@ public struct ByteWriter: Sendable {
 
     /// Appends an unsigned LEB128 varint.
     @inline(__always) public mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
+        reserve(10)
+        let start = count
+        count = storage.withUnsafeMutableBufferPointer { out in
+            var v = value
+            var n = start
+            while v >= 0x80 {
+                out[n] = UInt8(truncatingIfNeeded: v) | 0x80
+                v >>= 7
+                n += 1
+            }
+            out[n] = UInt8(v)
+            return n + 1
         }
-        bytes.append(UInt8(v))
     }
 
     /// Appends a signed value as a zig-zag varint.
@@ -45,12 +65,20 @@ public struct ByteWriter: Sendable {
     /// Appends a length-prefixed byte string.
     public mutating func blob(_ data: [UInt8]) {
         varint(UInt64(data.count))
-        bytes.append(contentsOf: data)
+        raw(data)
     }
 
     /// Appends a length-prefixed UTF-8 string.
     public mutating func string(_ s: String) { blob(Array(s.utf8)) }
 
     /// Appends raw bytes.
-    public mutating func raw<C: Collection>(_ data: C) where C.Element == UInt8 { bytes.append(contentsOf: data) }
+    public mutating func raw<C: Collection>(_ data: C) where C.Element == UInt8 {
+        reserve(data.count)
+        var n = count
+        for b in data {
+            storage[n] = b
+            n += 1
+        }
+        count = n
+    }
 }
