@@ -18,10 +18,11 @@ public enum EventCodec {
     /// The delta state shared by encoder and decoder.
     struct State {
         var cycle: UInt64 = 0
-        /// The addresses of the previous access of each kind.
-        var spa = [UInt64](repeating: 0, count: AccessKind.allCases.count)
-        var gpa = [UInt64](repeating: 0, count: AccessKind.allCases.count)
-        var gva = [UInt64](repeating: 0, count: AccessKind.allCases.count)
+        /// The addresses of the previous access of each kind (seven kinds: vectors, not arrays, so
+        /// updating them costs no copy-on-write check).
+        var spa = SIMD8<UInt64>(repeating: 0)
+        var gpa = SIMD8<UInt64>(repeating: 0)
+        var gva = SIMD8<UInt64>(repeating: 0)
         var actor: Actor = .hypervisor
         var vm: UInt16 = MemoryAccess.noVM
         var asid: UInt16 = 0
