@@ -58,6 +58,25 @@ struct CoreCacheTests {
         #expect(try p.memory.rawBytes(at: spa, count: 8) != before)
     }
 
+    @Test("the host reclaiming an SEV guest's page (swap or migration) writes back every core's cache first",
+          arguments: [false, true])
+    func reclaimFlushes(migrate: Bool) throws {
+        var config = PlatformConfig()
+        config.cacheBytes = 64 << 10
+        config.cores = 2
+        let f = try MachineFixture([
+            Instruction(.movImmediate, a: 1, immediate: 0x180000),
+            Instruction(.movImmediate, a: 2, immediate: 0x77),
+            Instruction(.store, a: 1, b: 2, width: 8),
+            Instruction(.halt),
+        ], config: config, pin: false)
+        try f.platform.kvm.run(f.vm)
+        let before = f.sink.events.count
+        if migrate { try f.platform.kvm.migratePage(f.vm, gpa: 0x180000) } else { try f.platform.kvm.swapOut(f.vm, gpa: 0x180000, pages: 1) }
+        let wbinvd = f.sink.events[before...].compactMap { if case .cacheOp(let c) = $0.body, c.op == .wbinvd { c.core } else { nil } }
+        #expect(wbinvd == [0, 1])
+    }
+
     @Test("DF_FLUSH after a DEACTIVATE wants WBINVD on every core: one core is not enough")
     func dfFlushNeedsEveryCore() throws {
         let (machine, vm, _) = try fixture()

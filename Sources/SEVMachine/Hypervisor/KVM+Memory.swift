@@ -127,6 +127,9 @@ extension KVM {
         guard !vm.pinned else {
             throw .invalid("\(vm.name): guest page \(page << 12) is pinned by KVM_MEMORY_ENCRYPT_REG_REGION; the host cannot migrate it")
         }
+        // The MMU notifier tells KVM first; for an SEV guest it writes back and invalidates every cache
+        // (`sev_guest_memory_reclaimed`), so the copy takes what the guest last wrote.
+        if vm.isSEV { platform.wbinvdAllCores() }
         let new = try copyToFreshFrame(vm, page: page, from: try vm.translate(page << 12))
         try setNPT(vm, page: page, frame: new >> 12)
         for vcpu in vm.vcpus { vcpu.flushTLB() }
@@ -156,6 +159,8 @@ extension KVM {
             throw .invalid("\(vm.name): its memory is pinned by KVM_MEMORY_ENCRYPT_REG_REGION; the host cannot swap it out")
         }
         try removeFromNPT(vm, gpa: gpa, pages: pages, keepingFramesIn: \.swappedFrames)
+        // As for a migration: the MMU notifier's reclaim runs WBINVD on every CPU for an SEV guest.
+        if vm.isSEV { platform.wbinvdAllCores() }
     }
 
     /// KVM_SET_USER_MEMORY_REGION with size 0: the VMM deletes memslot `slot`. KVM zaps its nested page
