@@ -120,6 +120,21 @@ struct CommandLineTests {
         #expect(bad.status == 2 && bad.stderr.hasPrefix("bench:"), "\(bad.stderr)")
     }
 
+    @Test("diff: the same scenario and seed are identical; another seed differs at the first event it changes")
+    func diff() throws {
+        let s = Scratch()
+        for (name, seed) in [("a", "1"), ("b", "1"), ("c", "2")] {
+            let r = try Self.run(["record", "-o", name + ".sevtrace", "--seed", seed, "--no-analyze"], in: s.path)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let same = try Self.run(["diff", "a.sevtrace", "b.sevtrace"], in: s.path)
+        #expect(same.status == 0 && same.stdout.hasPrefix("identical ("), "\(same.stdout)")
+        let other = try Self.run(["diff", "a.sevtrace", "c.sevtrace"], in: s.path)
+        #expect(other.status == 1)
+        #expect(other.stdout.hasPrefix("seed: 1 and 2\na.sevtrace: #"), "\(other.stdout)")
+        #expect(other.stderr.hasPrefix("error: the traces differ at event #"))
+    }
+
     @Test("a scenario that fails at run time leaves nothing half-written")
     func runtimeFailure() throws {
         let s = Scratch()
