@@ -28,6 +28,23 @@ struct TraceFileTests {
         #expect(read == events)
     }
 
+    @Test("diff compares events across different chunkings, and finds the first changed or missing one")
+    func diff() throws {
+        var fuzz = EventFuzzer(state: 13)
+        let events = fuzz.events(5000)
+        let small = TemporaryDirectory(), large = TemporaryDirectory(), changed = TemporaryDirectory(), short = TemporaryDirectory()
+        let a = try record(events, in: small, chunkBytes: 1024).reader()
+        let b = try record(events, in: large, chunkBytes: 1 << 20).reader()
+        #expect(try a.allChunks().count > 5 && b.allChunks().count == 1)
+        #expect(try TraceDiff.compare(a, b) == .identical(events: 5000))
+        var edited = events
+        edited[3210].cycle += 1
+        let c = try record(edited, in: changed, chunkBytes: 2048).reader()
+        #expect(try TraceDiff.compare(a, c) == .differ(seq: 3210, left: events[3210], right: edited[3210]))
+        let d = try record(Array(events.prefix(4000)), in: short).reader()
+        #expect(try TraceDiff.compare(a, d) == .differ(seq: 4000, left: events[4000], right: nil))
+    }
+
     @Test("seeking starts at the requested event, in any chunk", arguments: [0, 1, 4321, 19_999] as [UInt64])
     func seek(seq: UInt64) throws {
         let dir = TemporaryDirectory()
