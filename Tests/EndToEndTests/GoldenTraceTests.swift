@@ -111,7 +111,10 @@ struct GoldenTraceTests {
         let dir = TemporaryDirectory()
         let fresh = try ScenarioRecorder.record(script, seed: header.seed, to: dir.path + "/x.sevtrace",
                                                 chunkBytes: header.chunkBytes, compressionLevel: header.compressionLevel)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: fresh.bundle.eventsPath))
-                == Data(contentsOf: URL(fileURLWithPath: bundle.eventsPath)))
+        let same = try Data(contentsOf: URL(fileURLWithPath: fresh.bundle.eventsPath))
+            == Data(contentsOf: URL(fileURLWithPath: bundle.eventsPath))
+        // When it is not, say where: the first event that differs (or that the header changed).
+        let difference = same ? "" : "\(try TraceDiff.compare(bundle.reader(), fresh.bundle.reader()))"
+        #expect(same, "\(name) no longer records the same: \(difference); re-record it with sev-trace record if that is meant")
     }
 }
