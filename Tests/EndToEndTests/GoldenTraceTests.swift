@@ -114,7 +114,14 @@ struct GoldenTraceTests {
         let same = try Data(contentsOf: URL(fileURLWithPath: fresh.bundle.eventsPath))
             == Data(contentsOf: URL(fileURLWithPath: bundle.eventsPath))
         // When it is not, say where: the first event that differs (or that the header changed).
-        let difference = same ? "" : "\(try TraceDiff.compare(bundle.reader(), fresh.bundle.reader()))"
+        var difference = ""
+        if !same {
+            switch try TraceDiff.compare(bundle.reader(), fresh.bundle.reader()) {
+            case .identical: difference = "the events are the same, the header (scenario text or tool version) is not"
+            case .differ(let seq, let old, let new):
+                difference = "event #\(seq) was \(old.map(EventFormatter.line) ?? "(the end)"), is \(new.map(EventFormatter.line) ?? "(the end)")"
+            }
+        }
         #expect(same, "\(name) no longer records the same: \(difference); re-record it with sev-trace record if that is meant")
     }
 }
