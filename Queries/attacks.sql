@@ -15,6 +15,7 @@ SELECT f.id,
            WHEN 'KEY_SHARING' THEN 'shared memory-encryption keys between guests'
            WHEN 'MIGRATION_TO_UNTRUSTED' THEN 'Buhren et al.: migration to a platform the firmware did not verify'
            WHEN 'CBIT_ALIAS' THEN 'stale cache lines across a C-bit change'
+           WHEN 'CBIT_POSITION_LIE' THEN 'a hypervisor lying about the C-bit in CPUID (what sev_verify_cbit checks)'
            WHEN 'PAGE_FAULT_TRACKING' THEN 'Hetzelt & Buhren; SEVered: the page-fault side channel (which pages the guest touches)'
            WHEN 'RAM_AS_MMIO' THEN 'a hypervisor removing guest RAM (memslot): the guest''s stores reach it, its loads take its values'
            ELSE f.detector
@@ -27,5 +28,5 @@ LEFT JOIN vms AS v ON v.vm = f.vm
 WHERE f.detector IN ('NPT_REMAP', 'ASID_MISUSE', 'REGISTER_EXPOSURE', 'CIPHERTEXT_OBSERVATION', 'UNMEASURED_EXECUTION',
                      'HV_WRITE_PRIVATE', 'DMA_INTO_PRIVATE', 'HV_PLAINTEXT', 'POLICY_VIOLATION_ATTEMPT', 'KEY_SHARING',
                      'MIGRATION_TO_UNTRUSTED', 'CBIT_ALIAS', 'RAM_AS_MMIO',
-                     'PAGE_FAULT_TRACKING')
+                     'PAGE_FAULT_TRACKING', 'CBIT_POSITION_LIE')
 ORDER BY f.severity_rank DESC, f.sink_seq;

@@ -180,7 +180,9 @@ public final class Analyzer {
         eventCount += 1
         switch e.body {
         case .memoryAccess(let a): access(a, seq: e.seq)
-        case .registerOp(let r): registerOp(r)
+        case .registerOp(let r):
+            if detectors.contains(.cbitPositionLie) && !cpuidAnswers.isEmpty { checkCPUIDAnswer(r, seq: e.seq) }
+            registerOp(r)
         case .vmCreated(let v):
             vmNames[v.vm] = v.name
             vmPlatform[v.vm] = v.platform
@@ -209,9 +211,30 @@ public final class Analyzer {
             cacheOp(c)
         case .cbitChange(let c):
             cbitChange(c, seq: e.seq)
+        case .platformInfo(let p):
+            platformCbit[p.platform] = p.cbitPosition
         case .vcpuMode, .vcpuHalt:
             break
         }
+    }
+
+    /// Each platform's C-bit position, from its power-on record.
+    private var platformCbit: [UInt8: UInt8] = [:]
+    /// vCPUs (vm << 16 | vcpu) whose last exit was CPUID 0x8000001F: KVM's next writes are the answer.
+    private var cpuidAnswers: Set<UInt32> = []
+
+    /// CBIT_POSITION_LIE: the EBX KVM writes back for CPUID 0x8000001F names another C-bit than the
+    /// processor has.
+    private func checkCPUIDAnswer(_ r: RegisterOp, seq: UInt64) {
+        let key = UInt32(r.vm) << 16 | UInt32(r.vcpu)
+        guard r.dst == 3, r.op == .loadImmediate, cpuidAnswers.remove(key) != nil else { return }
+        guard let platform = vmPlatform[r.vm], let cbit = platformCbit[platform], vmASID[r.vm] != nil,
+              r.result & 0x3F != UInt64(cbit) else { return }
+        collector.add(Finding(
+            detector: Detector.cbitPositionLie.rawValue, severity: .high, vm: r.vm, asid: vmASID[r.vm] ?? 0, actor: "hv",
+            sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0, labels: "",
+            preview: "", summary: "the hypervisor told \(vmNames[r.vm] ?? "vm\(r.vm)") the C-bit is bit \(r.result & 0x3F); the processor's is bit \(cbit): memory the guest maps \"encrypted\" is not",
+            flow: Self.flow([(seq, "sink")])))
     }
 
     private func registerOp(_ r: RegisterOp) {
@@ -513,6 +536,9 @@ public final class Analyzer {
     /// REGISTER_EXPOSURE: at a #VMEXIT of a guest without SEV-ES every general-purpose register is in the
     /// VMCB in the clear; each one carrying private-origin data is exposed.
     private func vmExit(_ x: VMExit, seq: UInt64) {
+        if x.exitCode == VMExit.cpuid, x.registers.first == 0x8000_001F, detectors.contains(.cbitPositionLie) {
+            cpuidAnswers.insert(UInt32(x.vm) << 16 | UInt32(x.vcpu))
+        }
         // NPF with the reserved-bit error code is KVM's MMIO path; inside the VM's RAM it means the
         // memory behind the address is gone.
         if detectors.contains(.ramAsMMIO), x.exitCode == VMExit.npf, x.exitInfo1 & 0x8 != 0,
@@ -643,7 +669,8 @@ public final class Analyzer {
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
-        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking:
+        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking,
+             .cbitPositionLie:
             severity = .medium
         case .keySharing: severity = .low
         }

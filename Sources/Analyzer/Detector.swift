@@ -47,6 +47,9 @@ public enum Detector: String, CaseIterable, Sendable {
     /// faulted on them: each fault tells the hypervisor which page the guest touched, and when (the
     /// page-fault side channel of Hetzelt & Buhren; SEVered uses it to find its target page).
     case pageFaultTracking = "PAGE_FAULT_TRACKING"
+    /// The hypervisor answered an SEV guest's CPUID 0x8000001F with another C-bit position than the
+    /// processor's: a guest that believes it maps its memory with a bit that does not encrypt.
+    case cbitPositionLie = "CBIT_POSITION_LIE"
 
     /// What the detector looks for, for `--help` and the docs.
     public var summary: String {
@@ -66,6 +69,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .cbitAlias: "a C-bit change leaves dirty cache lines of the page under the old key"
         case .encryptionMismatch: "a guest reads memory under another encryption state than it was written in (it gets garbage)"
         case .registerExposure: "a register holds private-origin data when the guest exits to the hypervisor"
+        case .cbitPositionLie: "the hypervisor tells an SEV guest another C-bit position than the processor's"
         case .pageFaultTracking: "a launched SEV guest faults on pages the hypervisor took out of its nested page table"
         case .ramAsMMIO: "a guest's access to its own RAM is emulated as MMIO: the hypervisor removed the memory behind it"
         case .nptRemap: "the hypervisor remaps a launched guest's page onto another VM's frame or onto one the guest already maps"

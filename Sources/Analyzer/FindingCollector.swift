@@ -104,7 +104,7 @@ struct FindingCollector {
         case .unmeasuredExecution:
             return "\(f.actor) executed \(f.length) bytes at \(at) that the launch measurement does not cover"
         case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing, .asidMisuse, .cbitAlias,
-             .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking:
+             .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking, .cbitPositionLie:
             return f.summary
         }
     }

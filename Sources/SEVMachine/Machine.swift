@@ -31,6 +31,11 @@ public final class Machine {
         let p = Platform(id: UInt8(platforms.count), name: name, config: config, machine: self)
         platforms.append(p)
         // The chip's keys exist from power-on, so they depend only on the seed and the platform's place.
+        emit(.platformInfo(PlatformInfo(
+            platform: p.id, cbitPosition: UInt8(config.cbitPosition), physAddrBits: UInt8(config.physAddrBits),
+            physAddrReduction: UInt8(config.physAddrReduction), minSEVASID: config.minSEVASID, maxSEVASID: config.maxSEVASID,
+            cores: UInt16(config.cores), cacheBytes: UInt64(config.cacheBytes),
+            memoryEncryption: config.memoryEncryptionEnabled, sme: config.sme)), cost: 0)
         _ = p.firmware.identity
         if config.sme {
             // The SoC generates the SME key at reset; software never sees it.

@@ -44,6 +44,43 @@ public enum EventBody: Equatable, Sendable {
     /// A cache operation: a line written back to memory, a CLFLUSH, a WBINVD, or a platform announcing
     /// its cache.
     case cacheOp(CacheOp)
+    /// A platform powered on, with what its CPUID and MSRs say about memory encryption.
+    case platformInfo(PlatformInfo)
+}
+
+/// A platform's memory-encryption facts as its processor reports them (CPUID 0x8000001F and
+/// 0x80000008, SYSCFG), recorded at power-on so a reader knows the hardware's C-bit whatever a
+/// hypervisor tells its guests.
+public struct PlatformInfo: Equatable, Sendable {
+    public var platform: UInt8
+    /// The C-bit position (CPUID 0x8000001F EBX[5:0]).
+    public var cbitPosition: UInt8
+    /// The physical-address width (CPUID 0x80000008 EAX[7:0]) and the bits memory encryption takes.
+    public var physAddrBits: UInt8
+    public var physAddrReduction: UInt8
+    /// The SEV ASIDs: the smallest for SEV without ES, and the largest.
+    public var minSEVASID: UInt16
+    public var maxSEVASID: UInt16
+    /// CPU cores, and the bytes of each core's cache (0: none).
+    public var cores: UInt16
+    public var cacheBytes: UInt64
+    /// SYSCFG MemEncryptionModEn, and whether the host runs with SME.
+    public var memoryEncryption: Bool
+    public var sme: Bool
+
+    public init(platform: UInt8, cbitPosition: UInt8, physAddrBits: UInt8, physAddrReduction: UInt8, minSEVASID: UInt16,
+                maxSEVASID: UInt16, cores: UInt16, cacheBytes: UInt64, memoryEncryption: Bool, sme: Bool) {
+        self.platform = platform
+        self.cbitPosition = cbitPosition
+        self.physAddrBits = physAddrBits
+        self.physAddrReduction = physAddrReduction
+        self.minSEVASID = minSEVASID
+        self.maxSEVASID = maxSEVASID
+        self.cores = cores
+        self.cacheBytes = cacheBytes
+        self.memoryEncryption = memoryEncryption
+        self.sme = sme
+    }
 }
 
 /// What the cache did.

@@ -12,7 +12,7 @@
 public enum EventCodec {
     enum TypeCode: UInt8 {
         case memoryAccess = 0, registerOp, cbitChange, nptChange, pspCommand, vmCreated, taintSource, vcpuMode, vcpuHalt,
-             vmRun, vmExit, handover, cacheOp
+             vmRun, vmExit, handover, cacheOp, platformInfo
     }
 
     /// The delta state shared by encoder and decoder.
@@ -168,6 +168,18 @@ public struct EventEncoder: Sendable {
             w.varint(UInt64(c.asid))
             w.varint(c.lines)
             w.varint(UInt64(c.core))
+        case .platformInfo(let p):
+            w.u8(EventCodec.TypeCode.platformInfo.rawValue)
+            w.varint(dc)
+            w.u8(p.platform)
+            w.u8(p.cbitPosition)
+            w.u8(p.physAddrBits)
+            w.u8(p.physAddrReduction)
+            w.varint(UInt64(p.minSEVASID))
+            w.varint(UInt64(p.maxSEVASID))
+            w.varint(UInt64(p.cores))
+            w.varint(p.cacheBytes)
+            w.u8((p.memoryEncryption ? 1 : 0) | (p.sme ? 2 : 0))
         case .handover(let h):
             w.u8(EventCodec.TypeCode.handover.rawValue)
             w.varint(dc)
@@ -319,6 +331,14 @@ public struct EventDecoder: Sendable {
             case .handover:
                 body = .handover(Handover(vm: try u16(&r), vcpu: try u16(&r), gpa: try r.varint(), spa: try r.varint(),
                                           length: try r.varint()))
+            case .platformInfo:
+                let platform = try r.u8(), cbit = try r.u8(), bits = try r.u8(), reduction = try r.u8()
+                let minASID = try u16(&r), maxASID = try u16(&r), cores = try u16(&r), cache = try r.varint()
+                let flags = try r.u8()
+                body = .platformInfo(PlatformInfo(platform: platform, cbitPosition: cbit, physAddrBits: bits,
+                                                  physAddrReduction: reduction, minSEVASID: minASID, maxSEVASID: maxASID,
+                                                  cores: cores, cacheBytes: cache, memoryEncryption: flags & 1 != 0,
+                                                  sme: flags & 2 != 0))
             }
             return (state.cycle, body)
         } catch let t as ByteReader.Truncated {

@@ -16,6 +16,7 @@ public enum EventFormatter {
         case .vmExit: "vmexit"
         case .handover: "handover"
         case .cacheOp: "cache"
+        case .platformInfo: "platform"
         }
     }
 
@@ -33,7 +34,7 @@ public enum EventFormatter {
         case .vmRun(let v): v.vm
         case .vmExit(let x): x.vm
         case .handover(let h): h.vm
-        case .pspCommand, .cacheOp: nil
+        case .pspCommand, .cacheOp, .platformInfo: nil
         }
     }
 
@@ -88,6 +89,10 @@ public enum EventFormatter {
             return "\(c.op) spa=\(hex(c.spa)) key=\(c.asid) lines=\(c.lines) core=\(c.core)"
         case .handover(let h):
             return "vcpu\(h.vm).\(h.vcpu) gpa=\(hex(h.gpa)) spa=\(hex(h.spa)) length=\(h.length)"
+        case .platformInfo(let p):
+            return "platform \(p.platform) cbit=\(p.cbitPosition) phys_bits=\(p.physAddrBits) reduction=\(p.physAddrReduction) "
+                + "asids=\(p.minSEVASID)-\(p.maxSEVASID) cores=\(p.cores) cache=\(p.cacheBytes) memenc=\(p.memoryEncryption ? "yes" : "no") "
+                + "sme=\(p.sme ? "yes" : "no")"
         case .vmExit(let x):
             let regs = x.registers.enumerated().filter { $0.element != 0 }.map { "\(registerName(UInt8($0.offset)))=\(hex($0.element))" }
             return "vcpu\(x.vm).\(x.vcpu) \(VMExit.name(of: x.exitCode)) info1=\(hex(x.exitInfo1)) info2=\(hex(x.exitInfo2)) rip=\(hex(x.rip))" + (regs.isEmpty ? "" : " " + regs.joined(separator: " "))

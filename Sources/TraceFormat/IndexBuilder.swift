@@ -3,7 +3,7 @@
 public final class IndexBuilder: TraceObserver {
     private let database: SQLiteDatabase
     private let insertChunk, insertPage, insertVM, insertPSP, insertCbit, insertNPT, insertSecret, insertRun,
-                insertExit, insertFlush: SQLiteStatement
+                insertExit, insertFlush, insertPlatform: SQLiteStatement
     private var pages: [PageKey: (reads: Int64, writes: Int64)] = [:]
     /// The last few pages counted, with counts not yet added to `pages`: consecutive accesses mostly
     /// revisit them, and this spares a hash per access.
@@ -37,6 +37,7 @@ public final class IndexBuilder: TraceObserver {
         insertRun = try database.prepare("INSERT INTO vm_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertExit = try database.prepare("INSERT INTO vm_exits VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
         insertFlush = try database.prepare("INSERT INTO cache_flushes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        insertPlatform = try database.prepare("INSERT OR REPLACE INTO platforms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
     }
 
     public func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody) {
@@ -58,6 +59,12 @@ public final class IndexBuilder: TraceObserver {
                 try insertFlush.run([.integer(s), .integer(c), .integer(Int64(f.spa >> 40)), .text(f.op.description),
                                      .integer(Int64(bitPattern: f.spa)), .integer(Int64(f.asid)),
                                      .integer(Int64(bitPattern: f.lines)), .integer(Int64(f.core))])
+            case .platformInfo(let p):
+                try insertPlatform.run([.integer(Int64(p.platform)), .integer(s), .integer(Int64(p.cbitPosition)),
+                                        .integer(Int64(p.physAddrBits)), .integer(Int64(p.physAddrReduction)),
+                                        .integer(Int64(p.minSEVASID)), .integer(Int64(p.maxSEVASID)), .integer(Int64(p.cores)),
+                                        .integer(Int64(bitPattern: p.cacheBytes)), .integer(p.memoryEncryption ? 1 : 0),
+                                        .integer(p.sme ? 1 : 0)])
             case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp:
                 break
             case .vmRun(let v):

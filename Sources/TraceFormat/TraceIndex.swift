@@ -34,6 +34,9 @@ public final class TraceIndex {
         CREATE VIEW asid_bindings AS
             SELECT seq, cycle, platform, handle, asid, CASE command WHEN 33 THEN 'bind' ELSE 'unbind' END AS op
             FROM psp_commands WHERE command IN (33, 34) AND status = 0;
+        CREATE TABLE platforms(platform INTEGER PRIMARY KEY, seq INTEGER NOT NULL, cbit INTEGER NOT NULL,
+            phys_bits INTEGER NOT NULL, reduction INTEGER NOT NULL, min_asid INTEGER NOT NULL, max_asid INTEGER NOT NULL,
+            cores INTEGER NOT NULL, cache_bytes INTEGER NOT NULL, memenc INTEGER NOT NULL, sme INTEGER NOT NULL);
         CREATE TABLE secrets(seq INTEGER PRIMARY KEY, vm INTEGER NOT NULL, name TEXT NOT NULL, gpa INTEGER NOT NULL,
             spa INTEGER NOT NULL, length INTEGER NOT NULL);
         CREATE TABLE findings(id INTEGER PRIMARY KEY, detector TEXT NOT NULL, severity TEXT NOT NULL,
@@ -47,7 +50,7 @@ public final class TraceIndex {
 
     /// The tables derived from events alone (`findings` comes from the analyzer).
     public static let eventTables = ["chunks", "page_chunks", "vms", "psp_commands", "cbit_changes", "npt_changes",
-                                     "vm_runs", "vm_exits", "cache_flushes", "secrets"]
+                                     "vm_runs", "vm_exits", "cache_flushes", "platforms", "secrets"]
 
     public let database: SQLiteDatabase
 

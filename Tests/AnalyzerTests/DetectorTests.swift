@@ -57,7 +57,7 @@ struct DetectorTests {
         Case(detector: .encryptionMismatch, severity: .medium), Case(detector: .cbitAlias, severity: .medium),
         Case(detector: .asidReuseWithoutFlush, severity: .medium), Case(detector: .migrationToUntrusted, severity: .medium),
         Case(detector: .hvWritePrivate, severity: .medium), Case(detector: .ramAsMMIO, severity: .medium),
-        Case(detector: .pageFaultTracking, severity: .medium),
+        Case(detector: .pageFaultTracking, severity: .medium), Case(detector: .cbitPositionLie, severity: .high),
     ]
 
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -26,7 +26,7 @@ struct GoldenTraceTests {
         "page-migration": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium"],
         "steal-time": ["ENCRYPTION_MISMATCH:medium"],
         "sme": ["CIPHERTEXT_OBSERVATION:low"],
-        "cbit-lie": ["ENCRYPTION_MISMATCH:medium", "HV_PLAINTEXT:high"],
+        "cbit-lie": ["CBIT_POSITION_LIE:high", "CBIT_POSITION_LIE:high", "ENCRYPTION_MISMATCH:medium", "HV_PLAINTEXT:high"],
         "core-caches": ["REGISTER_EXPOSURE:medium", "ASID_REUSE_WITHOUT_FLUSH:medium"],
         "memslot-hole": ["REGISTER_EXPOSURE:high", "RAM_AS_MMIO:medium"],
         "async-pf": ["PAGE_FAULT_TRACKING:medium", "CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium",

@@ -59,7 +59,13 @@ struct EventFuzzer {
             return .cacheOp(CacheOp(op: CacheOperation.allCases[Int(small(UInt64(CacheOperation.allCases.count)))], spa: wide(), asid: UInt16(small(16)),
                                     lines: small(1 << 14), core: UInt16(small(8))))
         case 10:
-            return .handover(Handover(vm: UInt16(small(4)), vcpu: 0, gpa: wide(), spa: wide(), length: small(4096)))
+            return bool()
+                ? .handover(Handover(vm: UInt16(small(4)), vcpu: 0, gpa: wide(), spa: wide(), length: small(4096)))
+                : .platformInfo(PlatformInfo(platform: UInt8(small(3)), cbitPosition: UInt8(32 + small(20)),
+                                             physAddrBits: UInt8(40 + small(13)), physAddrReduction: UInt8(small(7)),
+                                             minSEVASID: UInt16(1 + small(4)), maxSEVASID: UInt16(small(1024)),
+                                             cores: UInt16(1 + small(64)), cacheBytes: small(1 << 26), memoryEncryption: bool(),
+                                             sme: bool()))
         case 11:
             return bool()
                 ? .vmRun(VMRun(vm: UInt16(small(4)), vcpu: UInt16(small(2)), asid: UInt16(small(16)),
@@ -69,7 +75,7 @@ struct EventFuzzer {
                                  rip: wide(), registers: (0..<16).map { _ in wide() }))
         default:
             return bool()
-                ? .vcpuMode(VCPUModeChange(vm: UInt16(small(4)), vcpu: 1, mode: PagingMode.allCases[Int(small(4))]))
+                ? .vcpuMode(VCPUModeChange(vm: UInt16(small(4)), vcpu: 1, mode: PagingMode.allCases[Int(small(UInt64(PagingMode.allCases.count)))]))
                 : .vcpuHalt(VCPURef(vm: UInt16(small(4)), vcpu: UInt16(small(4))))
         }
     }
@@ -107,7 +113,7 @@ struct EventCodecTests {
         var fuzz = EventFuzzer(state: 7)
         let names = Set(fuzz.events(2000).map { EventFormatter.typeName($0.body) })
         #expect(names == ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt", "handover", "vmrun", "vmexit",
-                          "cache"])
+                          "cache", "platform"])
     }
 
     @Test("a repeated actor costs no bytes: consecutive accesses of one vCPU are compact")
