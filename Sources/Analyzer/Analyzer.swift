@@ -181,7 +181,7 @@ public final class Analyzer {
         switch e.body {
         case .memoryAccess(let a): access(a, seq: e.seq)
         case .registerOp(let r):
-            if detectors.contains(.cbitPositionLie) && !cpuidAnswers.isEmpty { checkCPUIDAnswer(r, seq: e.seq) }
+            if !cpuidAnswers.isEmpty { checkCPUIDAnswer(r, seq: e.seq) }
             registerOp(r)
         case .vmCreated(let v):
             vmNames[v.vm] = v.name
