@@ -245,25 +245,13 @@ public final class VMM {
                 dst.markShared(gpa: gpa, true)
                 continue
             }
-            var send = CommandBuffer(size: KVMSevCommand.sendUpdateData.userStructSize)
-            send.setU64(0, header)
-            send.setU32(8, UInt32(TransportPacket.headerSize))
-            send.setU64(16, vm.userAddress(of: gpa))
-            send.setU32(24, 4096)
-            send.setU64(32, trans)
-            send.setU32(40, 4096)
-            try ioctl(vm, .sendUpdateData, send)
+            try ioctl(vm, .sendUpdateData, Self.pageUpdate(.sendUpdateData, header: header, guest: vm.userAddress(of: gpa),
+                                                           transport: trans))
             // The packet crosses the network: VMM to VMM.
             try target.hostCopy(from: platform, header, to: remoteHeader, count: TransportPacket.headerSize)
             try target.hostCopy(from: platform, trans, to: remoteTrans, count: 4096)
-            var recv = CommandBuffer(size: KVMSevCommand.receiveUpdateData.userStructSize)
-            recv.setU64(0, remoteHeader)
-            recv.setU32(8, UInt32(TransportPacket.headerSize))
-            recv.setU64(16, dst.userAddress(of: gpa))
-            recv.setU32(24, 4096)
-            recv.setU64(32, remoteTrans)
-            recv.setU32(40, 4096)
-            try remote.ioctl(dst, .receiveUpdateData, recv)
+            try remote.ioctl(dst, .receiveUpdateData, Self.pageUpdate(.receiveUpdateData, header: remoteHeader,
+                                                                      guest: dst.userAddress(of: gpa), transport: remoteTrans))
         }
         try ioctl(vm, .sendFinish)
         try remote.ioctl(dst, .receiveFinish)
@@ -272,5 +260,18 @@ public final class VMM {
         dst.smeMeMask = vm.smeMeMask
         for (from, to) in zip(vm.vcpus, dst.vcpus) { to.copyState(from: from) }
         return dst
+    }
+
+    /// `struct kvm_sev_send_update_data` or `kvm_sev_receive_update_data` (one layout) for one whole page:
+    /// the packet header, the guest page and the transport buffer.
+    static func pageUpdate(_ id: KVMSevCommand, header: UInt64, guest: UInt64, transport: UInt64) -> CommandBuffer {
+        var b = CommandBuffer(size: id.userStructSize)
+        b.setU64(0, header)
+        b.setU32(8, UInt32(TransportPacket.headerSize))
+        b.setU64(16, guest)
+        b.setU32(24, 4096)
+        b.setU64(32, transport)
+        b.setU32(40, 4096)
+        return b
     }
 }
