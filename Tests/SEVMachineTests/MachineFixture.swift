@@ -31,8 +31,9 @@ struct MachineFixture {
         sink.events.compactMap { if case .memoryAccess(let a) = $0.body { a } else { nil } }
     }
 
-    /// The exits of the guest program. Early boot's (its CPUID and SEV_STATUS reads) come before rip
-    /// points at the program and carry rip 0: they are `bootExits`.
+    /// The exits of the guest program. Early boot's (its CPUID and SEV_STATUS reads, and the hypercalls
+    /// for the regions it decrypts) come before rip points at the program and carry rip 0: they are
+    /// `bootExits`.
     var exits: [VMExit] { allExits.filter { $0.rip != 0 } }
     var bootExits: [VMExit] { allExits.filter { $0.rip == 0 } }
     private var allExits: [VMExit] {
