@@ -13,3 +13,8 @@ typedef struct sevtrace_vtab_cursor {
     sqlite3_vtab_cursor base;
     void *state;
 } sevtrace_vtab_cursor;
+
+/// sqlite3_db_config is variadic and does not import: one wrapper per integer option.
+static inline int sevtrace_db_config_int(sqlite3 *db, int op, int value) {
+    return sqlite3_db_config(db, op, value, (int *)0);
+}

@@ -11,7 +11,10 @@ public final class SQLiteDatabase {
 
     /// How to open a database.
     public enum Mode: Sendable {
-        /// Read-only: the file must exist and is never modified.
+        /// Read-only for an untrusted file: opened immutable (no locks, journal or WAL is read or made, so
+        /// nothing is ever created beside it), not through a symlink, in defensive mode with triggers
+        /// off, no ATTACH, `query_only` on, and an authorizer that lets through only reads (see
+        /// ``ReadOnlyAuthorizer``). The file must exist and is never modified.
         case readOnly
         /// Read-write; the file must exist.
         case readWrite
@@ -23,14 +26,17 @@ public final class SQLiteDatabase {
     ///
     /// - Throws: ``SQLiteError`` when SQLite cannot open the file.
     public init(path: String, mode: Mode) throws(SQLiteError) {
-        var flags: Int32 = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
+        var flags: Int32 = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI | SQLITE_OPEN_NOFOLLOW
+        var name = Self.uri(path)
         switch mode {
-        case .readOnly: flags |= SQLITE_OPEN_READONLY
+        case .readOnly:
+            flags |= SQLITE_OPEN_READONLY
+            name += "?immutable=1"
         case .readWrite: flags |= SQLITE_OPEN_READWRITE
         case .create: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
         }
         var db: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        let rc = sqlite3_open_v2(name, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             // sqlite.org: "Whether or not an error occurs when it is opened, resources associated with the
             // database connection handle should be released by passing it to sqlite3_close()".
@@ -41,6 +47,34 @@ public final class SQLiteDatabase {
         handle = db
         self.path = path
         sqlite3_extended_result_codes(db, 1)
+        if mode == .readOnly { try lockDown() }
+    }
+
+    /// A `file:` URI for `path`, so that no character of a file name is read as a URI parameter.
+    static func uri(_ path: String) -> String {
+        var out = "file:"
+        for b in path.utf8 {
+            let c = Character(Unicode.Scalar(b))
+            if b < 0x80 && (c.isLetter || c.isNumber || "/-_.~".contains(c)) {
+                out.append(c)
+            } else {
+                out += "%" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true)
+            }
+        }
+        return out
+    }
+
+    /// Makes a read-only connection unable to write, attach, run triggers or trust the file's schema.
+    private func lockDown() throws(SQLiteError) {
+        let options: [(Int32, Int32)] = [(SQLITE_DBCONFIG_DEFENSIVE, 1), (SQLITE_DBCONFIG_ENABLE_TRIGGER, 0),
+                                         (SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0), (SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0)]
+        for (option, value) in options {
+            let rc = sevtrace_db_config_int(handle, option, value)
+            guard rc == SQLITE_OK else { throw lastError(code: rc) }
+        }
+        sqlite3_limit(handle, SQLITE_LIMIT_ATTACHED, 0)
+        try execute("PRAGMA query_only = ON")
+        sqlite3_set_authorizer(handle, ReadOnlyAuthorizer.callback, nil)
     }
 
     deinit { sqlite3_close_v2(handle) }

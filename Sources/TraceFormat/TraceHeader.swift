@@ -57,7 +57,10 @@ public struct TraceHeader: Equatable, Sendable {
             let version = try r.u16()
             guard version == formatVersion else { throw TraceError.unsupportedVersion(path: file.path, version: version) }
             let length = Int(try r.u32())
-            guard length < 1 << 28 else { throw TraceError.corruptHeader(path: file.path, reason: "header length \(length)") }
+            guard length <= TraceLimits.maxHeaderBodyBytes else {
+                throw TraceError.corruptHeader(path: file.path,
+                                               reason: "header length \(length) exceeds the limit of \(TraceLimits.maxHeaderBodyBytes) bytes")
+            }
             let rest = try file.read(count: length + 4, at: 14)
             guard rest.count == length + 4 else { throw TraceError.corruptHeader(path: file.path, reason: "file ends inside the header") }
             let body = Array(rest[0..<length])
@@ -66,9 +69,17 @@ public struct TraceHeader: Equatable, Sendable {
                 throw TraceError.corruptHeader(path: file.path, reason: "checksum mismatch")
             }
             var b = ByteReader(body)
-            let header = TraceHeader(toolVersion: try b.string(), seed: try b.varint(), scenarioName: try b.string(),
-                                     scenarioText: try b.string(), chunkBytes: UInt32(truncatingIfNeeded: try b.varint()),
-                                     compressionLevel: Int32(truncatingIfNeeded: try b.zigzag()))
+            let toolVersion = try b.string(), seed = try b.varint(), name = try b.string(), text = try b.string()
+            let chunkBytes = try b.varint(), level = try b.zigzag()
+            guard let chunk = UInt32(exactly: chunkBytes), TraceLimits.chunkBytesRange.contains(chunk) else {
+                throw TraceError.corruptHeader(path: file.path, reason: "chunk size \(chunkBytes) is outside \(TraceLimits.chunkBytesRange)")
+            }
+            guard let lvl = Int32(exactly: level), TraceLimits.compressionLevelRange.contains(lvl) else {
+                throw TraceError.corruptHeader(path: file.path, reason: "compression level \(level) is outside \(TraceLimits.compressionLevelRange)")
+            }
+            guard b.isAtEnd else { throw TraceError.corruptHeader(path: file.path, reason: "\(length - b.offset) bytes after the last field") }
+            let header = TraceHeader(toolVersion: toolVersion, seed: seed, scenarioName: name, scenarioText: text,
+                                     chunkBytes: chunk, compressionLevel: lvl)
             return (header, 14 + length + 4)
         } catch let e as TraceError {
             throw e

@@ -54,15 +54,57 @@ public final class TraceIndex {
 
     public let database: SQLiteDatabase
 
-    /// Opens an existing index.
+    /// Opens an existing index, after checking that its schema is exactly ``schema``: a table, view,
+    /// index or trigger that is not ours (one that would shadow `events`, rewrite findings or run away)
+    /// makes the index unusable until `sev-trace reindex` rebuilds it.
     public init(path: String, writable: Bool = false) throws(TraceError) {
         do {
             database = try SQLiteDatabase(path: path, mode: writable ? .readWrite : .readOnly)
-            if !writable { try database.execute("PRAGMA query_only = ON") }
-            _ = try database.prepare("SELECT value FROM meta WHERE key = 'format_version'")
         } catch {
             throw TraceError.badIndex(path: path, reason: "not a sev-trace index: \(error.message)")
         }
+        let problem: String?
+        do { problem = try Self.schemaProblem(database) } catch {
+            throw TraceError.badIndex(path: path, reason: "not a sev-trace index: \(error.message)")
+        }
+        if let problem {
+            throw TraceError.badIndex(path: path, reason: "\(problem) (rebuild the index with `sev-trace reindex`)")
+        }
+    }
+
+    /// The rows of `sqlite_schema` an index made from ``schema`` holds, sorted.
+    private static let expectedSchema: [[String]] = {
+        guard let db = try? SQLiteDatabase(path: ":memory:", mode: .create), (try? db.execute(schema)) != nil,
+              let rows = try? schemaRows(db, limit: 1000) else { return [] }
+        return rows
+    }()
+
+    private static func schemaRows(_ db: SQLiteDatabase, limit: Int) throws(SQLiteError) -> [[String]] {
+        let stmt = try db.prepare("SELECT type, name, tbl_name, coalesce(sql, '') FROM main.sqlite_schema ORDER BY type, name")
+        var rows: [[String]] = []
+        while try stmt.step() {
+            rows.append([stmt.text(0), stmt.text(1), stmt.text(2), stmt.text(3)])
+            // A damaged or hostile file can hold any number of objects: a few past ours is enough to say so.
+            if rows.count >= limit { break }
+        }
+        return rows
+    }
+
+    /// What differs between the index's schema and ``schema``, or nil when nothing does.
+    static func schemaProblem(_ db: SQLiteDatabase) throws(SQLiteError) -> String? {
+        let have = try schemaRows(db, limit: expectedSchema.count + 1)
+        let expected = expectedSchema
+        if let extra = have.first(where: { !expected.contains($0) }) {
+            let known = expected.contains { $0[0] == extra[0] && $0[1] == extra[1] }
+            return known ? "\(extra[0]) \(extra[1]) is not defined as this tool defines it"
+                         : "unexpected \(extra[0]) \(extra[1]) in the index"
+        }
+        if let missing = expected.first(where: { !have.contains($0) }) { return "\(missing[0]) \(missing[1]) is missing from the index" }
+        let version = try db.prepare("SELECT value FROM meta WHERE key = 'format_version'")
+        guard try version.step(), version.text(0) == String(TraceHeader.formatVersion) else {
+            return "the index is not of trace format version \(TraceHeader.formatVersion)"
+        }
+        return nil
     }
 
     /// The `meta` table as pairs, sorted by key.

@@ -37,10 +37,32 @@ public final class TraceReader {
             if knownChunks.isEmpty && info.firstSeq != 0 {
                 throw TraceError.corruptChunk(chunk: 0, offset: offset, reason: "first sequence number \(info.firstSeq), expected 0")
             }
+            try checkBounds(info)
             if info.endOffset > fileSize { throw TraceError.truncatedChunk(chunk: info.index, offset: offset) }
             knownChunks.append(info)
         }
         return knownChunks[index]
+    }
+
+    /// Holds a chunk header's sizes to what a writer with this file's chunk size can produce, before
+    /// anything is allocated for them.
+    private func checkBounds(_ info: ChunkInfo) throws(TraceError) {
+        let maxRaw = TraceLimits.maxRawChunkBytes(chunkBytes: header.chunkBytes)
+        guard Int(info.rawLength) <= maxRaw else {
+            throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
+                                          reason: "raw length \(info.rawLength) exceeds \(maxRaw), the most a chunk of \(header.chunkBytes) target bytes can hold")
+        }
+        guard info.eventCount <= info.rawLength else {
+            throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
+                                          reason: "event count \(info.eventCount) exceeds the raw length \(info.rawLength) (an event takes at least one byte)")
+        }
+        guard Int(info.compressedLength) <= ZstdCompressor.bound(Int(info.rawLength)) else {
+            throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
+                                          reason: "compressed length \(info.compressedLength) exceeds zstd's bound for \(info.rawLength) bytes")
+        }
+        guard info.firstSeq <= UInt64.max - UInt64(info.eventCount), info.firstCycle <= info.lastCycle else {
+            throw TraceError.corruptChunk(chunk: info.index, offset: info.offset, reason: "sequence or cycle range out of order")
+        }
     }
 
     /// Every chunk header, in order.
@@ -107,9 +129,13 @@ public final class TraceReader {
         out.reserveCapacity(Int(info.eventCount))
         var seq = info.firstSeq
         while !r.isAtEnd {
+            guard out.count < Int(info.eventCount) else {
+                throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
+                                              reason: "payload holds more events than the header's \(info.eventCount) (payload offset \(r.offset))")
+            }
+            let event: (cycle: UInt64, body: EventBody)
             do {
-                let (cycle, body) = try decoder.decode(from: &r)
-                out.append(TraceEvent(seq: seq, cycle: cycle, body: body))
+                event = try decoder.decode(from: &r)
             } catch {
                 let what = switch error {
                 case .truncated: "payload ends inside event \(seq)"
@@ -118,6 +144,10 @@ public final class TraceReader {
                 throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
                                               reason: "\(what) (payload offset \(error.offset))")
             }
+            if let problem = event.body.validationProblem {
+                throw TraceError.corruptChunk(chunk: info.index, offset: info.offset, reason: "event \(seq): \(problem)")
+            }
+            out.append(TraceEvent(seq: seq, cycle: event.cycle, body: event.body))
             seq += 1
         }
         guard out.count == Int(info.eventCount) else {

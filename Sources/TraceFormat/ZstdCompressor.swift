@@ -15,6 +15,9 @@ public final class ZstdCompressor {
 
     deinit { ZSTD_freeCCtx(cctx) }
 
+    /// The largest frame zstd makes of `count` bytes; the corresponding C function is `ZSTD_compressBound`.
+    public static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
+
     /// Compresses `input` into one zstd frame; the corresponding C function is `ZSTD_compressCCtx`.
     public func compress(_ input: [UInt8]) throws(ZstdError) -> [UInt8] {
         let bound = ZSTD_compressBound(input.count)
