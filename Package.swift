@@ -24,7 +24,8 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "CAESNI"),
-        .target(name: "TraceFormat", dependencies: ["CZstd", "CSQLite"], swiftSettings: hotPathSettings),
+        .target(name: "CFileSystem"),
+        .target(name: "TraceFormat", dependencies: ["CZstd", "CSQLite", "CFileSystem"], swiftSettings: hotPathSettings),
         .target(name: "SEVMachine", dependencies: [
             "TraceFormat", "CAESNI",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -94,7 +94,7 @@ public final class Analyzer {
     private var handovers: [(vm: UInt16, spa: UInt64, length: UInt64)] = []
     /// ASID_MISUSE findings already reported, by VM and ASID.
     private var misuses: Set<UInt32> = []
-    private var collector = FindingCollector()
+    private var collector: FindingCollector
     /// What the PSP read on its data and transport paths during the current command, byte by byte, in
     /// order: the next bytes it writes on those paths carry these labels.
     private var pspQueue: [(set: LabelTable.SetID, origin: UInt64)] = []
@@ -159,12 +159,15 @@ public final class Analyzer {
     private var lastRegisterKey: UInt32 = .max
     private var lastRegisterFile: RegisterFile?
 
-    public init(detectors: Set<Detector> = Set(Detector.allCases)) {
+    /// - Parameter maxFindings: past this many findings, further hits are counted per detector
+    ///   instead of listed (`analyze --max-findings`).
+    public init(detectors: Set<Detector> = Set(Detector.allCases), maxFindings: Int = 100_000) {
         self.detectors = detectors
+        collector = FindingCollector(maxFindings: max(1, maxFindings))
     }
 
     /// The findings so far, in the order they were first seen.
-    public var findings: [Finding] { collector.findings }
+    public var findings: [Finding] { collector.finished }
 
     /// Runs every event of `reader` through the analyzer, one chunk in memory at a time.
     public func analyze(_ reader: TraceReader) throws -> [Finding] {

@@ -1,8 +1,31 @@
 import TraceFormat
 
 /// Gathers detector hits into findings, merging a run of hits that continue one another (same detector,
-/// actor, VM and labels, each sink access starting where the previous one ended) into one finding.
+/// actor, VM and labels, each sink access starting where the previous one ended) into one finding, and
+/// counting a hit that repeats an access a finding already covers (the same block read again and again)
+/// as another occurrence of it. At most ``maxFindings`` findings are kept; hits past that are counted
+/// per detector and reported as one finding each, so a hostile trace cannot make the findings grow
+/// without bound.
 struct FindingCollector {
+    /// The most findings kept.
+    let maxFindings: Int
+    /// Hits that found no room, per detector and severity, with the first and last event.
+    private var dropped: [String: (detector: String, severity: Severity, count: UInt64, first: UInt64, last: UInt64)] = [:]
+
+    /// What identifies a repeated access: the same detector and severity, actor, VM, labels and address.
+    private struct RepeatKey: Hashable {
+        var openKey: String
+        var actor: Actor
+        var vm: UInt16
+        var set: LabelTable.SetID
+        var spa: UInt64
+        var size: UInt32
+    }
+    /// The finding each first access of a finding belongs to.
+    private var firstAccess: [RepeatKey: Int] = [:]
+
+    init(maxFindings: Int = 100_000) { self.maxFindings = maxFindings }
+
     struct Hit {
         var detector: Detector
         var severity: Severity
@@ -27,9 +50,15 @@ struct FindingCollector {
         let a = hit.access
         let bytes = (0..<Int(min(a.size, 8))).map { UInt8(truncatingIfNeeded: a.value >> UInt64(8 * $0)) }
         let openKey = "\(hit.detector.rawValue)/\(hit.severity)"
+        let repeatKey = RepeatKey(openKey: openKey, actor: a.actor, vm: a.vm, set: hit.set, spa: a.spa, size: a.size)
         if let i = open[openKey] {
             let f = findings[i]
-            if f.actor == a.actor.description && f.vm == a.vm && sets[i] == hit.set && f.sinkSPA + f.length == a.spa {
+            let sameSink = f.actor == a.actor.description && f.vm == a.vm && sets[i] == hit.set
+            if sameSink && a.spa >= f.sinkSPA && a.spa - f.sinkSPA < f.length {
+                repeatFinding(i, seq: hit.seq)
+                return
+            }
+            if sameSink && f.sinkSPA &+ f.length == a.spa {
                 findings[i].length += UInt64(a.size)
                 findings[i].sinkLastSeq = hit.seq
                 if hit.plaintext && previews[i].count < 16 { previews[i] += bytes }
@@ -37,6 +66,14 @@ struct FindingCollector {
                 findings[i].summary = Self.summary(findings[i], hit.detector, vmNames: vmNames, labels: table.members(hit.set))
                 return
             }
+        }
+        if let i = firstAccess[repeatKey] {
+            repeatFinding(i, seq: hit.seq)
+            return
+        }
+        guard findings.count < maxFindings else {
+            drop(hit.detector.rawValue, hit.severity, seq: hit.seq)
+            return
         }
         let labels = table.members(hit.set).map(Self.name(vmNames: vmNames)).joined(separator: ",")
         var f = Finding(detector: hit.detector.rawValue, severity: hit.severity, vm: a.vm, asid: a.asid,
@@ -48,18 +85,54 @@ struct FindingCollector {
         sets.append(hit.set)
         previews.append(hit.plaintext ? bytes : [])
         open[openKey] = findings.count - 1
+        firstAccess[repeatKey] = findings.count - 1
     }
 
-    /// Adds a finding that is not about a run of accesses (and so is never merged); returns its index.
+    /// Another occurrence of finding `index` at event `seq`.
+    private mutating func repeatFinding(_ index: Int, seq: UInt64) {
+        findings[index].occurrences += 1
+        findings[index].sinkLastSeq = max(findings[index].sinkLastSeq, seq)
+    }
+
+    private mutating func drop(_ detector: String, _ severity: Severity, seq: UInt64) {
+        let key = "\(detector)/\(severity)"
+        if var d = dropped[key] {
+            d.count += 1
+            d.last = seq
+            dropped[key] = d
+        } else {
+            dropped[key] = (detector, severity, 1, seq, seq)
+        }
+    }
+
+    /// The findings, then one for each detector whose hits overflowed ``maxFindings``, in a fixed order.
+    var finished: [Finding] {
+        findings + dropped.values.sorted { ($0.first, $0.detector) < ($1.first, $1.detector) }.map { d in
+            var f = Finding(detector: d.detector, severity: d.severity, vm: MemoryAccess.noVM, asid: 0, actor: "",
+                            sourceSeq: d.first, sinkSeq: d.first, sinkLastSeq: d.last, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
+                            length: 0, labels: "", preview: "",
+                            summary: "\(d.count) further \(d.detector) hits from event #\(d.first) to #\(d.last) are not listed one by one: the analysis keeps at most \(maxFindings) findings",
+                            flow: [FlowStep(seq: d.first, role: "sink")])
+            f.occurrences = d.count
+            return f
+        }
+    }
+
+    /// Adds a finding that is not about a run of accesses (and so is never merged); returns its index,
+    /// or nil when there is no room left for it (it is counted instead).
     @discardableResult
-    mutating func add(_ finding: Finding) -> Int {
+    mutating func add(_ finding: Finding) -> Int? {
+        guard findings.count < maxFindings else {
+            drop(finding.detector, finding.severity, seq: finding.sinkSeq)
+            return nil
+        }
         findings.append(finding)
         sets.append(0)
         previews.append([])
         return findings.count - 1
     }
 
-    /// Counts one more occurrence of finding `index` at event `seq` (`bytes` more bytes exposed).
+    /// Extends finding `index` to event `seq` (`bytes` more bytes exposed).
     mutating func repeatFinding(_ index: Int, seq: UInt64, bytes: UInt64) {
         findings[index].sinkLastSeq = seq
         findings[index].length += bytes

@@ -10,12 +10,22 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     /// A JSON array of objects, one per row (blobs as lowercase hex strings).
     case json
 
-    /// Renders one result.
+    /// Renders one result whole (the command line streams through ``writer(_:)`` instead).
     public func render(_ r: QueryResult) -> String {
+        var out = ""
+        let w = writer { out += $0 }
+        w.begin(columns: r.columns, index: 0)
+        for row in r.rows { w.row(row) }
+        w.end()
+        return out
+    }
+
+    /// A streaming writer of this format that hands its text to `emit` piece by piece.
+    public func writer(_ emit: @escaping (String) -> Void) -> QueryOutput {
         switch self {
-        case .table: renderTable(r)
-        case .csv: renderCSV(r)
-        case .json: renderJSON(r)
+        case .table: TableWriter(emit)
+        case .csv: CSVWriter(emit)
+        case .json: JSONWriter(emit)
         }
     }
 
@@ -29,71 +39,140 @@ public enum OutputFormat: String, CaseIterable, Sendable {
         }
     }
 
-    private func renderTable(_ r: QueryResult) -> String {
-        let cells = r.rows.map { $0.map(Self.text) }
-        var widths = r.columns.map(\.count)
-        for row in cells { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
-        func line(_ values: [String], numeric: [Bool]) -> String {
-            values.enumerated().map { i, v in
-                let pad = String(repeating: " ", count: widths[i] - v.count)
-                return numeric[i] ? pad + v : v + pad
-            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+}
+
+/// Aligned columns. Widths come from the first ``sampleRows`` rows, which are held back until then;
+/// later rows print at once with those widths (a longer value just pushes its line wider).
+final class TableWriter: QueryOutput {
+    static let sampleRows = 500
+    private let emit: (String) -> Void
+    private var columns: [String] = []
+    private var sample: [[SQLiteValue]] = []
+    private var widths: [Int]?
+    private var numeric: [Bool] = []
+    private var count = 0
+
+    init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+
+    func begin(columns: [String], index: Int) {
+        if index > 0 { emit("\n") }
+        self.columns = columns
+        sample = []
+        widths = nil
+        count = 0
+    }
+
+    func row(_ values: [SQLiteValue]) {
+        count += 1
+        if widths != nil {
+            emit(line(values.map(OutputFormat.text), numeric: numeric) + "\n")
+            return
         }
-        let numeric = r.columns.indices.map { i in
-            !r.rows.isEmpty && r.rows.allSatisfy { row in
+        sample.append(values)
+        if sample.count == Self.sampleRows { flushSample() }
+    }
+
+    func end() {
+        if widths == nil { flushSample() }
+        emit("(\(count) row\(count == 1 ? "" : "s"))\n")
+    }
+
+    private func flushSample() {
+        let cells = sample.map { $0.map(OutputFormat.text) }
+        var w = columns.map(\.count)
+        for row in cells { for (i, c) in row.enumerated() where i < w.count { w[i] = max(w[i], c.count) } }
+        widths = w
+        numeric = columns.indices.map { i in
+            !sample.isEmpty && sample.allSatisfy { row in
                 if case .integer = row[i] { true } else if case .real = row[i] { true } else { row[i] == .null }
             }
         }
-        var out = line(r.columns, numeric: numeric.map { _ in false }) + "\n"
-        out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
-        for row in cells { out += line(row, numeric: numeric) + "\n" }
-        out += "(\(r.rows.count) row\(r.rows.count == 1 ? "" : "s"))\n"
-        return out
+        emit(line(columns, numeric: numeric.map { _ in false }) + "\n")
+        emit(w.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n")
+        for row in cells { emit(line(row, numeric: numeric) + "\n") }
+        sample = []
     }
 
-    private func renderCSV(_ r: QueryResult) -> String {
-        func field(_ s: String) -> String {
-            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-        }
-        var out = r.columns.map(field).joined(separator: ",") + "\r\n"
-        for row in r.rows { out += row.map { field(Self.text($0)) }.joined(separator: ",") + "\r\n" }
+    private func line(_ values: [String], numeric: [Bool]) -> String {
+        let widths = self.widths ?? []
+        var out = values.enumerated().map { i, v in
+            let pad = String(repeating: " ", count: max(0, (i < widths.count ? widths[i] : 0) - v.count))
+            return i < numeric.count && numeric[i] ? pad + v : v + pad
+        }.joined(separator: "  ")
+        while out.last == " " { out.removeLast() }
         return out
     }
+}
 
-    private func renderJSON(_ r: QueryResult) -> String {
-        func string(_ s: String) -> String {
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                default:
-                    if u.value < 0x20 {
-                        let h = String(u.value, radix: 16)
-                        out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                    } else {
-                        out.unicodeScalars.append(u)
-                    }
+/// RFC 4180 CSV with a header row.
+final class CSVWriter: QueryOutput {
+    private let emit: (String) -> Void
+
+    init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+
+    private func field(_ s: String) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
+    func begin(columns: [String], index: Int) {
+        if index > 0 { emit("\r\n") }
+        emit(columns.map(field).joined(separator: ",") + "\r\n")
+    }
+
+    func row(_ values: [SQLiteValue]) { emit(values.map { field(OutputFormat.text($0)) }.joined(separator: ",") + "\r\n") }
+
+    func end() {}
+}
+
+/// A JSON array of objects, one per row (blobs as lowercase hex strings).
+final class JSONWriter: QueryOutput {
+    private let emit: (String) -> Void
+    private var columns: [String] = []
+    private var count = 0
+
+    init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+
+    static func string(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let h = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                } else {
+                    out.unicodeScalars.append(u)
                 }
             }
-            return out + "\""
         }
-        func value(_ v: SQLiteValue) -> String {
-            switch v {
-            case .null: "null"
-            case .integer(let i): String(i)
-            case .real(let d): d.isFinite ? String(d) : "null"
-            case .text(let s): string(s)
-            case .blob: string(Self.text(v))
-            }
-        }
-        let rows = r.rows.map { row in
-            "  {" + zip(r.columns, row).map { "\(string($0)): \(value($1))" }.joined(separator: ", ") + "}"
-        }
-        return rows.isEmpty ? "[]\n" : "[\n" + rows.joined(separator: ",\n") + "\n]\n"
+        return out + "\""
     }
+
+    private func value(_ v: SQLiteValue) -> String {
+        switch v {
+        case .null: "null"
+        case .integer(let i): String(i)
+        case .real(let d): d.isFinite ? String(d) : "null"
+        case .text(let s): Self.string(s)
+        case .blob: Self.string(OutputFormat.text(v))
+        }
+    }
+
+    func begin(columns: [String], index: Int) {
+        self.columns = columns.map(Self.string)
+        count = 0
+    }
+
+    func row(_ values: [SQLiteValue]) {
+        emit((count == 0 ? "[\n" : ",\n") + "  {" + zip(columns, values).map { "\($0): \(value($1))" }.joined(separator: ", ") + "}")
+        count += 1
+    }
+
+    func end() { emit(count == 0 ? "[]\n" : "\n]\n") }
 }

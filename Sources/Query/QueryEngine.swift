@@ -15,15 +15,36 @@ public final class QueryEngine {
         try EventsTable.register(on: index.database, bundle: bundle)
     }
 
-    /// Runs every statement of `sql` in order and returns the results of those that return columns.
+    /// Runs every statement of `sql` in order and returns the results of those that return columns,
+    /// held in memory (for tests and small results; the command line streams with ``run(_:file:into:limits:)``).
+    public func run(_ sql: String, file: String = "<sql>", limits: QueryLimits = QueryLimits()) throws(QueryError) -> [QueryResult] {
+        let collected = CollectedResults()
+        try run(sql, file: file, into: collected, limits: limits)
+        return collected.results
+    }
+
+    /// Runs every statement of `sql` in order, passing each row to `output` as SQLite returns it.
+    ///
+    /// A statement that would write (to the trace or anywhere else) is refused before it runs; a
+    /// statement that runs past `limits.timeout`, or while ``QueryInterrupt`` is raised (Ctrl-C), is
+    /// stopped through SQLite's progress handler.
     ///
     /// - Parameter file: the name used in error positions.
     /// - Throws: ``QueryError`` naming the line and column in `sql` where SQLite found the problem.
-    public func run(_ sql: String, file: String = "<sql>") throws(QueryError) -> [QueryResult] {
-        var results: [QueryResult] = []
+    public func run(_ sql: String, file: String, into output: QueryOutput, limits: QueryLimits) throws(QueryError) {
         let db = index.database.handle
         let utf8 = Array(sql.utf8) + [0]
         var failure: QueryError?
+        let watch = QueryWatch(timeout: limits.timeout)
+        let context = Unmanaged.passRetained(watch)
+        defer {
+            sqlite3_progress_handler(db, 0, nil, nil)
+            context.release()
+        }
+        sqlite3_progress_handler(db, 1000, { ctx in
+            Unmanaged<QueryWatch>.fromOpaque(ctx!).takeUnretainedValue().shouldStop ? 1 : 0
+        }, context.toOpaque())
+        var resultIndex = 0
         utf8.withUnsafeBufferPointer { buf in
             let base = UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
             var offset = 0
@@ -32,7 +53,7 @@ public final class QueryEngine {
                 var tail: UnsafePointer<CChar>?
                 let rc = sqlite3_prepare_v2(db, base + offset, -1, &stmt, &tail)
                 if rc != SQLITE_OK {
-                    let message = String(cString: sqlite3_errmsg(db))
+                    let message = Self.explain(rc, String(cString: sqlite3_errmsg(db)), watch: watch)
                     let at = Int(sqlite3_error_offset(db))
                     let position = at >= 0 ? offset + at : locate(message, in: utf8, from: offset)
                     failure = error(sql, file: file, at: position, message: message)
@@ -42,23 +63,40 @@ public final class QueryEngine {
                 defer { offset = next }
                 guard let stmt else { continue }  // only whitespace or comments
                 defer { sqlite3_finalize(stmt) }
-                let columns = (0..<sqlite3_column_count(stmt)).map { String(cString: sqlite3_column_name(stmt, $0)) }
-                var rows: [[SQLiteValue]] = []
+                let start = offset + leadingSpace(utf8, from: offset)
+                guard sqlite3_stmt_readonly(stmt) != 0 else {
+                    failure = error(sql, file: file, at: start,
+                                    message: "this statement would write: queries are read-only (no writes, ATTACH, VACUUM or settings)")
+                    return
+                }
+                let columnCount = sqlite3_column_count(stmt)
+                if columnCount > 0 {
+                    output.begin(columns: (0..<columnCount).map { String(cString: sqlite3_column_name(stmt, $0)) }, index: resultIndex)
+                    resultIndex += 1
+                }
                 while true {
                     let s = sqlite3_step(stmt)
                     if s == SQLITE_DONE { break }
                     guard s == SQLITE_ROW else {
-                        failure = error(sql, file: file, at: offset + leadingSpace(utf8, from: offset),
-                                        message: String(cString: sqlite3_errmsg(db)))
+                        failure = error(sql, file: file, at: start, message: Self.explain(s, String(cString: sqlite3_errmsg(db)), watch: watch))
                         return
                     }
-                    rows.append((0..<Int32(columns.count)).map { Self.value(stmt, $0) })
+                    output.row((0..<columnCount).map { Self.value(stmt, $0) })
                 }
-                if !columns.isEmpty { results.append(QueryResult(columns: columns, rows: rows)) }
+                if columnCount > 0 { output.end() }
             }
         }
         if let failure { throw failure }
-        return results
+    }
+
+    /// SQLite's message, said for people when the cause is one of ours.
+    private static func explain(_ code: Int32, _ message: String, watch: QueryWatch) -> String {
+        switch code & 0xFF {
+        case SQLITE_AUTH: "not allowed: queries are read-only (no writes, ATTACH, VACUUM or settings)"
+        case SQLITE_INTERRUPT where watch.timedOut: "the query ran longer than its \(watch.timeoutText) limit (raise it with --timeout)"
+        case SQLITE_INTERRUPT: "interrupted"
+        default: message
+        }
     }
 
     /// Where a name-resolution error points when SQLite gives no offset: the first occurrence, in the

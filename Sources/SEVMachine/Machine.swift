@@ -12,6 +12,12 @@ public final class Machine {
     public private(set) var platforms: [Platform] = []
     private var vmCount: UInt16 = 0
     private var deviceCount: UInt16 = 0
+    /// How long guest code may run and how much memory platforms may have.
+    public var limits = MachineLimits()
+    /// Why the simulation must stop now (the sink reached a limit), checked by every loop that runs
+    /// guest code or repeats a statement.
+    public private(set) var stopReason: String?
+    private var eventsSinceCheck: UInt32 = 0
 
     /// Creates a machine with no platform yet.
     public init(seed: UInt64, sink: EventSink) {
@@ -56,6 +62,17 @@ public final class Machine {
     func emit(_ body: EventBody, cost: UInt64) {
         cycle &+= cost
         sink.record(cycle: cycle, body)
+        eventsSinceCheck &+= 1
+        if eventsSinceCheck >= 4096 {
+            eventsSinceCheck = 0
+            if stopReason == nil { stopReason = sink.stopRequest }
+        }
+    }
+
+    /// Throws when the sink asked the simulation to stop.
+    @inline(__always)
+    public func checkStop() throws(MachineError) {
+        if let stopReason { throw .limit(stopReason) }
     }
 
     /// The next VM id (VM ids are unique across platforms).

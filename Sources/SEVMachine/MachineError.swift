@@ -18,6 +18,8 @@ public enum MachineError: Error, Equatable, Sendable, CustomStringConvertible {
     case noKey(vm: String, asid: UInt16)
     /// Something else a scenario asked for that the machine cannot do.
     case invalid(String)
+    /// A limit of the simulation or its recording was reached (the reason names it and its option).
+    case limit(String)
     /// The guest kernel stopped itself (it parks the CPU in a HLT loop), for the reason given.
     case guestStopped(vm: String, reason: String)
 
@@ -27,7 +29,8 @@ public enum MachineError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unmappedGPA(let vm, let gpa): "\(vm): guest physical address \(hex(gpa)) is not mapped"
         case .guestPageFault(let vm, let vcpu, let gva, let rip): "\(vm) vcpu \(vcpu): page fault at \(hex(gva)) (rip \(hex(rip)))"
         case .invalidInstruction(let vm, let vcpu, let rip, let op): "\(vm) vcpu \(vcpu): invalid opcode \(hex(UInt64(op))) at \(hex(rip))"
-        case .stepLimit(let vm, let limit): "\(vm): did not halt within \(limit) instructions"
+        case .stepLimit(let vm, let limit): "\(vm): did not halt within \(limit) instructions (raise the limit with --max-steps)"
+        case .limit(let reason): reason
         case .outOfHostMemory(let req, let free): "host memory exhausted: \(req) bytes requested, \(free) free"
         case .noFreeASID: "no free SEV ASID"
         case .noKey(let vm, let asid): "\(vm): ASID \(asid) has no key loaded (the guest was not launched and activated)"

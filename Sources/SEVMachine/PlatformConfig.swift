@@ -45,3 +45,17 @@ public struct PlatformConfig: Equatable, Sendable {
         return 0x000F_FFFF_FFFF_F000 & ~((1 << UInt64(width)) - 1) & ~cbitMask
     }
 }
+
+/// Bounds on what one simulation may do, so that a mistake in a scenario ends with an error that names
+/// the limit instead of running for hours or taking all memory.
+public struct MachineLimits: Sendable, Equatable {
+    /// Guest instructions one `run` (or one `schedule`, all its vCPUs together) may execute.
+    public var maxStepsPerRun: UInt64
+    /// Simulated memory of all platforms together.
+    public var maxMemoryBytes: UInt64
+
+    public init(maxStepsPerRun: UInt64 = 50_000_000, maxMemoryBytes: UInt64 = 4 << 30) {
+        self.maxStepsPerRun = maxStepsPerRun
+        self.maxMemoryBytes = maxMemoryBytes
+    }
+}

@@ -12,10 +12,11 @@ public enum Replayer {
     }
 
     /// Replays the bundle.
-    public static func replay(_ bundle: TraceBundle) throws -> Outcome {
+    /// The scenario text in the header is checked as a scenario file is, under `limits`.
+    public static func replay(_ bundle: TraceBundle, limits: ScenarioLimits = ScenarioLimits()) throws -> Outcome {
         let reader = try bundle.reader()
         let h = reader.header
-        let script = try ScenarioParser(file: h.scenarioName).parse(h.scenarioText)
+        let script = try ScenarioParser(file: h.scenarioName, limits: limits).parse(h.scenarioText)
         let sink = ComparingSink(reader: reader, chunkBytes: Int(h.chunkBytes))
         try ScenarioRunner(script: script, seed: h.seed).run(into: sink)
         return try sink.finish()

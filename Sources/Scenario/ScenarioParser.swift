@@ -5,13 +5,23 @@ import TraceFormat
 /// Parses the scenario language (v1); the reference is Traces/README.md.
 public struct ScenarioParser {
     public let file: String
+    public let limits: ScenarioLimits
 
-    public init(file: String) { self.file = file }
+    public init(file: String, limits: ScenarioLimits = ScenarioLimits()) {
+        self.file = file
+        self.limits = limits
+    }
 
-    /// Parses `text`, checking every name it refers to.
+    /// Parses `text`, checking every name it refers to. Line ends may be LF or CRLF, a UTF-8 byte-order
+    /// mark is skipped, and the last line needs no line end: all parse as the same scenario.
     public func parse(_ text: String) throws(ScenarioError) -> ScenarioScript {
+        guard text.utf8.count <= limits.maxScenarioBytes else {
+            throw ScenarioError(SourceLocation(file: file, line: 1, column: 1),
+                                "the scenario is \(text.utf8.count) bytes, over the limit of \(limits.maxScenarioBytes) (raise it with --max-scenario-bytes)")
+        }
         let lexer = Lexer(file: file)
         var script = ScenarioScript(file: file, text: text, platforms: [], statements: [])
+        script.limits = limits
         var platformNames: [String] = []
         var vms: [String: (launched: Bool, sev: Bool)] = [:]
         var devices: Set<String> = []
@@ -20,7 +30,10 @@ public struct ScenarioParser {
         var sawStatement = false
         /// The `schedule … during` whose actions are being read: its statement index and where it is.
         var openSchedule: (index: Int, location: SourceLocation)?
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var body = Substring(text)
+        if body.first == "\u{FEFF}" { body = body.dropFirst() }
+        // Swift reads "\r\n" as one Character, so split on either kind of line end.
+        let lines = body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
         var n = 0
         while n < lines.count {
             let lineNumber = n + 1
@@ -54,8 +67,9 @@ public struct ScenarioParser {
             var times: (count: Int, token: Token)?
             if tokens.count >= 4, tokens[tokens.count - 3].word == "times", tokens[tokens.count - 2].kind == .punct("=") {
                 let t = tokens[tokens.count - 1]
-                guard let count = t.number, count >= 1, count <= 100_000_000 else {
-                    throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: t.column), "times takes 1 to 100000000")
+                guard let count = t.number, count >= 1, count <= limits.maxTimes else {
+                    throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: t.column),
+                                        "times takes 1 to \(limits.maxTimes) (raise the limit with --max-times)")
                 }
                 times = (Int(count), tokens[tokens.count - 3])
                 tokens.removeLast(3)
@@ -128,8 +142,7 @@ public struct ScenarioParser {
                 let o = try c.options(allowed: ["cbit", "asids", "min_asid", "memory", "api", "build", "cache", "sme", "cores", "memenc",
                                                       "phys_bits", "reduction"])
                 var p = PlatformConfig()
-                p.cbitPosition = Int(try o.number("cbit", default: 47, c))
-                guard (32...51).contains(p.cbitPosition) else { throw c.error(at: o.values["cbit"]!, "cbit must be 32 to 51") }
+                p.cbitPosition = try o.int("cbit", default: 47, in: 32...51, c)
                 p.maxSEVASID = UInt16(clamping: try o.number("asids", default: 15, c))
                 p.minSEVASID = UInt16(clamping: try o.number("min_asid", default: 1, c))
                 guard p.minSEVASID >= 1, p.minSEVASID <= p.maxSEVASID, p.maxSEVASID <= 1024 else {
@@ -138,6 +151,11 @@ public struct ScenarioParser {
                 p.memoryBytes = try o.number("memory", default: 64 << 20, c)
                 guard p.memoryBytes >= 32 << 20, p.memoryBytes <= 16 << 30, p.memoryBytes % (2 << 20) == 0 else {
                     throw ScenarioError(here, "platform memory must be a multiple of 2M from 32M to 16G")
+                }
+                let total = script.platforms.reduce(p.memoryBytes) { $0 + $1.config.memoryBytes }
+                guard total <= limits.machine.maxMemoryBytes else {
+                    throw c.error(at: o.values["memory"] ?? keywordToken,
+                                  "the platforms' memory comes to \(total) bytes, over the limit of \(limits.machine.maxMemoryBytes) (raise it with --max-memory)")
                 }
                 if let t = o.values["api"] {
                     guard case .word(let w) = t.kind, let v = Self.apiVersion(w) else {
@@ -157,8 +175,8 @@ public struct ScenarioParser {
                 let sme = try o.word("sme", c) ?? "no"
                 guard sme == "yes" || sme == "no" else { throw c.error(at: o.values["sme"]!, "sme takes yes or no") }
                 p.sme = sme == "yes"
-                p.physAddrBits = Int(try o.number("phys_bits", default: 48, c))
-                p.physAddrReduction = Int(try o.number("reduction", default: 5, c))
+                p.physAddrBits = try o.int("phys_bits", default: 48, in: 40...52, c)
+                p.physAddrReduction = try o.int("reduction", default: 5, in: 0...12, c)
                 guard (40...52).contains(p.physAddrBits), p.physAddrReduction <= 12, p.physAddrBits - p.physAddrReduction >= 40 else {
                     throw ScenarioError(here, "need 40 <= phys_bits <= 52 and phys_bits - reduction >= 40")
                 }
@@ -242,7 +260,7 @@ public struct ScenarioParser {
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")
                 guard gpa % 16 == 0 else { throw ScenarioError(here, "data must start 16-byte aligned (LAUNCH_UPDATE_DATA works on 16-byte blocks)") }
-                let bytes = try Self.bytes(&c)
+                let bytes = try bytes(&c)
                 try notLaunched(vm, "`data`")
                 add(.data(vm: vm, gpa: gpa, bytes: bytes))
             case "program":
@@ -305,7 +323,7 @@ public struct ScenarioParser {
                 var byteCursor = c
                 let o = try byteCursor.options(allowed: ["owner", "expect", "hex", "text", "fill", "len"])
                 guard let owner = try knownOwner(o, c) else { throw ScenarioError(start, "inject needs owner=NAME") }
-                let bytes = try Self.bytes(&c, extra: ["owner", "expect"])
+                let bytes = try bytes(&c, extra: ["owner", "expect"])
                 guard bytes.count % 16 == 0 else { throw ScenarioError(start, "a launch secret is a multiple of 16 bytes") }
                 add(.inject(vm: vm, gpa: gpa, name: name, owner: owner, bytes: bytes, expect: try Self.expectation(o, c)))
             case "debug":
@@ -315,13 +333,13 @@ public struct ScenarioParser {
                 let gpa = try c.number("a guest physical address")
                 switch dir {
                 case "decrypt":
-                    let length = try c.number("a length in bytes")
+                    let length = try self.length(&c)
                     let o = try c.options(allowed: ["expect"])
-                    add(.debugDecrypt(vm: vm, gpa: gpa, length: Int(length), expect: try Self.expectation(o, c)))
+                    add(.debugDecrypt(vm: vm, gpa: gpa, length: length, expect: try Self.expectation(o, c)))
                 case "encrypt":
                     var look = c
                     let o = try look.options(allowed: ["expect", "hex", "text", "fill", "len"])
-                    add(.debugEncrypt(vm: vm, gpa: gpa, bytes: try Self.bytes(&c, extra: ["expect"]),
+                    add(.debugEncrypt(vm: vm, gpa: gpa, bytes: try bytes(&c, extra: ["expect"]),
                                       expect: try Self.expectation(o, c)))
                 default: throw c.error(at: dirToken!, "expected decrypt or encrypt, found '\(dir)'")
                 }
@@ -357,7 +375,7 @@ public struct ScenarioParser {
                 guard expect == nil || expect == "ok" || expect == "shutdown" else {
                     throw c.error(at: o.values["expect"]!, "run expects ok or shutdown")
                 }
-                add(.run(vm: vm, vcpu: Int(try o.number("vcpu", default: 0, c)), asid: asid, expectShutdown: expect == "shutdown"))
+                add(.run(vm: vm, vcpu: try o.int("vcpu", default: 0, in: 0...63, c), asid: asid, expectShutdown: expect == "shutdown"))
             case "destroy":
                 let vm = try knownVM(&c)
                 try c.expectEnd()
@@ -399,7 +417,7 @@ public struct ScenarioParser {
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")
                 let name = try c.word("a name for the secret")
-                let bytes = try Self.bytes(&c)
+                let bytes = try bytes(&c)
                 add(.secret(vm: vm, gpa: gpa, name: name, bytes: bytes))
             case "dma":
                 let t = c.peek
@@ -411,10 +429,10 @@ public struct ScenarioParser {
                 let gpa = try c.number("a guest physical address")
                 switch dir {
                 case "read":
-                    let length = try c.number("a length in bytes")
+                    let length = try self.length(&c)
                     try c.expectEnd()
-                    add(.dmaRead(device: device, vm: vm, gpa: gpa, length: Int(length)))
-                case "write": add(.dmaWrite(device: device, vm: vm, gpa: gpa, bytes: try Self.bytes(&c)))
+                    add(.dmaRead(device: device, vm: vm, gpa: gpa, length: length))
+                case "write": add(.dmaWrite(device: device, vm: vm, gpa: gpa, bytes: try bytes(&c)))
                 default: throw c.error(at: dirToken!, "expected read or write, found '\(dir)'")
                 }
             case "hv":
@@ -424,18 +442,18 @@ public struct ScenarioParser {
                 case "read":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
-                    let length = try c.number("a length in bytes")
+                    let length = try self.length(&c)
                     try c.expectEnd()
-                    add(.hvRead(vm: vm, gpa: gpa, length: Int(length)))
+                    add(.hvRead(vm: vm, gpa: gpa, length: length))
                 case "write":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
-                    add(.hvWrite(vm: vm, gpa: gpa, bytes: try Self.bytes(&c)))
+                    add(.hvWrite(vm: vm, gpa: gpa, bytes: try bytes(&c)))
                 case "unmap":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
                     let o = try c.options(allowed: ["pages"])
-                    add(.hvUnmap(vm: vm, gpa: gpa, pages: try o.number("pages", default: 1, c)))
+                    add(.hvUnmap(vm: vm, gpa: gpa, pages: UInt64(try o.int("pages", default: 1, in: 1...(1 << 22), c))))
                 case "cpuid":
                     let vm = try knownVM(&c)
                     let o = try c.options(allowed: ["cbit"])
@@ -451,7 +469,7 @@ public struct ScenarioParser {
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
                     let o = try c.options(allowed: ["pages"])
-                    add(.hvSwapOut(vm: vm, gpa: gpa, pages: try o.number("pages", default: 1, c)))
+                    add(.hvSwapOut(vm: vm, gpa: gpa, pages: UInt64(try o.int("pages", default: 1, in: 1...(1 << 22), c))))
                 case "remap":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
@@ -542,9 +560,20 @@ public struct ScenarioParser {
         return out
     }
 
+    /// A length in bytes, 1 to the statement limit.
+    func length(_ c: inout TokenCursor) throws(ScenarioError) -> Int {
+        let t = c.peek
+        let n = try c.number("a length in bytes")
+        guard n >= 1, n <= limits.maxStatementBytes else {
+            throw c.error(at: t!, "a length must be 1 to \(limits.maxStatementBytes) bytes (raise the limit with --max-statement-bytes)")
+        }
+        return Int(n)
+    }
+
     /// The byte options: `hex="00 11 …"`, `text="…"`, or `fill=BYTE len=N` (plus `extra` options the
     /// statement reads itself).
-    static func bytes(_ c: inout TokenCursor, extra: [String] = []) throws(ScenarioError) -> [UInt8] {
+    func bytes(_ c: inout TokenCursor, extra: [String] = []) throws(ScenarioError) -> [UInt8] {
+        let maxBytes = limits.maxStatementBytes
         let start = c.location
         let o = try c.options(allowed: ["hex", "text", "fill", "len"] + extra)
         let given = ["hex", "text", "fill"].filter { o.values[$0] != nil }
@@ -572,7 +601,9 @@ public struct ScenarioParser {
         guard fill < 256 else { throw c.error(at: o.values["fill"]!, "fill is one byte") }
         guard o.values["len"] != nil else { throw ScenarioError(start, "fill needs len=N") }
         let len = try o.number("len", default: 0, c)
-        guard len > 0, len <= 1 << 30 else { throw c.error(at: o.values["len"]!, "len must be 1 to 1G") }
+        guard len > 0, len <= maxBytes else {
+            throw c.error(at: o.values["len"]!, "len must be 1 to \(maxBytes) (raise the limit with --max-statement-bytes)")
+        }
         return [UInt8](repeating: UInt8(fill), count: Int(len))
     }
 }

@@ -11,20 +11,29 @@ public enum ScenarioRecorder {
         public var bytes: UInt64
     }
 
-    /// Runs `script` with `seed` and writes the bundle at `path` (replacing an old bundle there). On any
-    /// error the bundle is removed, so nothing half-written is left.
+    /// Runs `script` with `seed` and writes the bundle at `path`. The bundle is written beside its place
+    /// (``StagedBundle``) and `finishing` (the analysis) runs on it there; only then does it replace an
+    /// old bundle at `path`, in one rename. On any error nothing at `path` changes and nothing
+    /// half-written is left.
     public static func record(_ script: ScenarioScript, seed: UInt64, to path: String, chunkBytes: UInt32 = 1 << 20,
-                              compressionLevel: Int32 = 3) throws -> Summary {
+                              compressionLevel: Int32 = 3, limits: RecordingLimits = RecordingLimits(),
+                              finishing: (TraceBundle) throws -> Void = { _ in }) throws -> Summary {
+        guard TraceLimits.chunkBytesRange.contains(chunkBytes) else {
+            throw TraceError.io(path: path, reason: "chunk size \(chunkBytes) is outside \(TraceLimits.chunkBytesRange)")
+        }
         let header = TraceHeader(seed: seed, scenarioName: script.file, scenarioText: script.text,
                                  chunkBytes: chunkBytes, compressionLevel: compressionLevel)
-        let recorder = try TraceRecorder(path: path, header: header)
+        let stage = try StagedBundle(at: path)
         do {
+            let recorder = try TraceRecorder(directory: stage.staging, header: header, limits: limits)
             try ScenarioRunner(script: script, seed: seed).run(into: recorder)
+            let r = try recorder.finish()
+            try finishing(stage.staging)
+            try stage.commit()
+            return Summary(bundle: stage.bundle, events: r.events, chunks: r.chunks, bytes: r.bytes)
         } catch {
-            recorder.bundle.remove()
+            stage.discard()
             throw error
         }
-        let r = try recorder.finish()
-        return Summary(bundle: recorder.bundle, events: r.events, chunks: r.chunks, bytes: r.bytes)
     }
 }

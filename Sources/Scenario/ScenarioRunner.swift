@@ -21,10 +21,12 @@ public struct ScenarioRunner {
     @discardableResult
     public func run(into sink: EventSink) throws(ScenarioError) -> Machine {
         let machine = Machine(seed: seed, sink: sink)
+        machine.limits = script.limits.machine  // the memory limit was checked when the script was parsed
         for p in script.platforms { machine.addPlatform(name: p.name, config: p.config) }
         for s in script.statements {
             do {
                 try execute(s.statement, on: machine)
+                try machine.checkStop()
             } catch {
                 throw ScenarioError(s.location, error.description)
             }
@@ -64,7 +66,10 @@ public struct ScenarioRunner {
             let survived = try v.platform.kvm.run(v, vcpu: vcpu, asid: asid, survivingCrash: expectShutdown)
             if expectShutdown && survived { throw .invalid("expected \(name) to shut down, but it halted") }
         case .repeated(let count, let statement):
-            for _ in 0..<count { try execute(statement, on: m) }
+            for _ in 0..<count {
+                try execute(statement, on: m)
+                try m.checkStop()
+            }
         case .destroy(let name):
             let v = vm(name, m)
             try v.platform.kvm.destroy(v)

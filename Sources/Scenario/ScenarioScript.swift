@@ -10,6 +10,8 @@ public struct ScenarioScript: Sendable {
     /// The platforms, in declaration order (one called `host` with the defaults when none is declared).
     public var platforms: [(name: String, config: PlatformConfig)]
     public var statements: [Located]
+    /// The limits the script was parsed under, which also bound its run.
+    public var limits = ScenarioLimits()
 
     /// The first platform's configuration.
     public var platform: PlatformConfig { platforms[0].config }

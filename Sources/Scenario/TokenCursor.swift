@@ -89,6 +89,15 @@ struct TokenCursor {
             return n
         }
 
+        /// A number option that must lie in `range`, as an `Int`.
+        func int(_ key: String, default d: Int, in range: ClosedRange<Int>, _ c: TokenCursor) throws(ScenarioError) -> Int {
+            guard let t = values[key] else { return d }
+            guard let n = t.number, n <= UInt64(range.upperBound), range.contains(Int(n)) else {
+                throw c.error(at: t, "option '\(key)' takes a number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return Int(n)
+        }
+
         func string(_ key: String, _ c: TokenCursor) throws(ScenarioError) -> String? {
             guard let t = values[key] else { return nil }
             guard case .string(let s) = t.kind else { throw c.error(at: t, "option '\(key)' takes a quoted string") }

@@ -2,6 +2,13 @@
 public protocol EventSink: AnyObject {
     /// Takes one event that happened at simulated `cycle`.
     func record(cycle: UInt64, _ body: EventBody)
+    /// Why the simulation should stop now (a limit of the recording was reached), or nil. The machine
+    /// asks every few thousand events.
+    var stopRequest: String? { get }
+}
+
+extension EventSink {
+    public var stopRequest: String? { nil }
 }
 
 /// A sink that keeps nothing but a count: the baseline for measuring what recording costs.

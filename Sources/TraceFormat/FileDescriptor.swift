@@ -9,11 +9,25 @@ final class FileDescriptor {
     let fd: Int32
     let path: String
 
-    /// Opens `path` for reading.
+    /// Opens the regular file `path` for reading; a symlink, FIFO, device or directory is refused
+    /// (without blocking on a FIFO).
     static func openForReading(_ path: String) throws(TraceError) -> FileDescriptor {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TraceError.io(path: path, reason: Self.errnoText()) }
-        return FileDescriptor(fd: fd, path: path)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else {
+            throw TraceError.io(path: path, reason: errno == ELOOP ? "is a symbolic link; traces hold only regular files" : Self.errnoText())
+        }
+        let file = FileDescriptor(fd: fd, path: path)
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw TraceError.io(path: path, reason: Self.errnoText()) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw TraceError.io(path: path, reason: "is not a regular file") }
+        return file
+    }
+
+    /// Whether `path` exists, and if so whether it is a regular file (not a symlink, FIFO or directory).
+    static func kind(of path: String) -> (exists: Bool, regular: Bool) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return (false, false) }
+        return (true, st.st_mode & S_IFMT == S_IFREG)
     }
 
     /// Creates (or truncates) `path` for writing.

@@ -63,6 +63,9 @@ public struct Finding: Equatable, Sendable {
     public var summary: String
     /// The events the data passed through, from its source to the sink.
     public var flow: [FlowStep] = []
+    /// How many times the sink happened: repeats of the same access (a hypervisor polling one block)
+    /// are counted here, from `sinkSeq` to `sinkLastSeq`, rather than reported one by one.
+    public var occurrences: UInt64 = 1
 
     public init(detector: String, severity: Severity, vm: UInt16, asid: UInt16, actor: String, sourceSeq: UInt64,
                 sinkSeq: UInt64, sinkLastSeq: UInt64, sourceSPA: UInt64, sinkSPA: UInt64, sinkGPA: UInt64,

@@ -146,7 +146,7 @@ public final class IndexBuilder: TraceObserver {
             ("seed", String(header.seed)), ("scenario_name", header.scenarioName),
             ("event_count", String(eventCount)), ("chunk_count", String(chunkCount)),
             ("events_bytes", String(eventsBytes)), ("chunk_bytes", String(header.chunkBytes)),
-            ("compression_level", String(header.compressionLevel)),
+            ("compression_level", String(header.compressionLevel)), ("analysis", "none"),
         ]
         for (k, v) in rows { try insert.run([.text(k), .text(v)]) }
         try database.execute("COMMIT")

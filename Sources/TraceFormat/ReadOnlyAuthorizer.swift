@@ -25,6 +25,11 @@ public enum ReadOnlyAuthorizer {
             let name = String(cString: arg1).lowercased()
             if ReadOnlyAuthorizer.describingPragmas.contains(name) { return SQLITE_OK }
             return arg2 == nil && ReadOnlyAuthorizer.reportingPragmas.contains(name) ? SQLITE_OK : SQLITE_DENY
+        case SQLITE_UPDATE where arg1.map { String(cString: $0) } == "sqlite_master":
+            // SQLite asks this while a virtual table declares its columns (`sqlite3_declare_vtab`); a
+            // statement of the user's that would write the schema is still refused: the connection is
+            // read-only and immutable, in defensive mode, and every statement must be read-only.
+            return SQLITE_OK
         default:
             return SQLITE_DENY
         }

@@ -17,40 +17,24 @@ public struct TraceBundle: Sendable {
         guard FileManager.default.fileExists(atPath: eventsPath) else {
             throw TraceError.io(path: self.path, reason: "not a trace bundle (no events.zst)")
         }
+        for file in [eventsPath, indexPath] {
+            let kind = FileDescriptor.kind(of: file)
+            if kind.exists && !kind.regular {
+                throw TraceError.io(path: file, reason: "is not a regular file (a symlink, FIFO or directory); a bundle holds only regular files")
+            }
+        }
     }
 
-    private init(unchecked path: String) { self.path = Self.normalized(path) }
+    init(unchecked path: String) { self.path = Self.normalized(path) }
 
-    private static func normalized(_ path: String) -> String {
+    static func normalized(_ path: String) -> String {
         var p = path
         while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
         return p
     }
 
-    /// Makes an empty bundle directory at `path`, replacing a previous bundle there. Refuses to replace
-    /// anything that is not a bundle.
-    public static func create(at path: String) throws(TraceError) -> TraceBundle {
-        let bundle = TraceBundle(unchecked: path)
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: bundle.path, isDirectory: &isDir) {
-            let contents = (try? fm.contentsOfDirectory(atPath: bundle.path)) ?? []
-            let known: Set<String> = ["events.zst", "index.sqlite", "index.sqlite.tmp"]
-            guard isDir.boolValue, contents.allSatisfy(known.contains) else {
-                throw TraceError.io(path: bundle.path, reason: "exists and is not a trace bundle; not replacing it")
-            }
-            do { try fm.removeItem(atPath: bundle.path) } catch {
-                throw TraceError.io(path: bundle.path, reason: "cannot replace: \(error.localizedDescription)")
-            }
-        }
-        do { try fm.createDirectory(atPath: bundle.path, withIntermediateDirectories: true) } catch {
-            throw TraceError.io(path: bundle.path, reason: "cannot create: \(error.localizedDescription)")
-        }
-        return bundle
-    }
-
-    /// Deletes the bundle (used when recording fails, so nothing half-written stays behind).
-    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+    /// The files a bundle may hold: its two, and the index a writer is replacing them with.
+    static let knownFiles: Set<String> = ["events.zst", "index.sqlite", "index.sqlite.tmp"]
 
     /// Opens the events for reading.
     public func reader() throws(TraceError) -> TraceReader { try TraceReader(path: eventsPath) }
@@ -63,39 +47,76 @@ public struct TraceBundle: Sendable {
         return try TraceIndex(path: indexPath)
     }
 
-    /// Opens the index for rewriting its findings.
-    public func writableIndex() throws(TraceError) -> TraceIndex {
-        guard FileManager.default.fileExists(atPath: indexPath) else {
-            throw TraceError.badIndex(path: indexPath, reason: "missing (run `sev-trace reindex` to rebuild it from events.zst)")
-        }
-        return try TraceIndex(path: indexPath, writable: true)
-    }
-
-    /// Builds an index from `events.zst` at `destination` (default: the bundle's own index, replacing it).
-    /// Findings are not events: the new index has none until the analyzer runs.
-    @discardableResult
-    public func rebuildIndex(at destination: String? = nil) throws -> String {
-        let target = destination ?? indexPath
-        let tmp = target + ".tmp"
-        try? FileManager.default.removeItem(atPath: tmp)
+    /// Rewrites the index safely: `body` changes a copy, which replaces `index.sqlite` in one rename
+    /// only when `body` returns. A writer killed half-way leaves the old index as it was. Only one writer
+    /// at a time: another one fails at once.
+    public func rewriteIndex(_ body: (TraceIndex) throws -> Void) throws {
+        let lock = try writerLock()
+        let tmp = indexPath + ".tmp"
+        Self.removeIndexFiles(tmp)  // a killed writer's
         do {
-            let reader = try self.reader()
-            let builder = try IndexBuilder(path: tmp)
-            var chunk = 0
-            while let info = try reader.chunkInfo(chunk) {
-                for e in try reader.events(of: info) { builder.observe(seq: e.seq, chunk: info.index, cycle: e.cycle, e.body) }
-                builder.chunkWritten(info)
-                chunk += 1
-            }
-            let last = try reader.allChunks().last
-            try builder.finish(header: reader.header, eventCount: last.map { $0.lastSeq + 1 } ?? 0, chunkCount: chunk,
-                               eventsBytes: last?.endOffset ?? 0)
+            _ = try index()  // the current index must be sound before it is copied
+            try FileManager.default.copyItem(atPath: indexPath, toPath: tmp)
+            try body(try TraceIndex(path: tmp, writable: true))
         } catch {
             try? FileManager.default.removeItem(atPath: tmp)
             throw error
         }
-        try? FileManager.default.removeItem(atPath: target)
-        try FileManager.default.moveItem(atPath: tmp, toPath: target)
-        return target
+        try install(tmp, lock: lock)
+    }
+
+    /// Builds a new index from `events.zst` in place of the old one; `body` (the analysis) runs on it
+    /// before it replaces the old one in one rename. Findings are not events: the new index has none
+    /// until `body` adds them.
+    public func rebuildIndex(_ body: (TraceIndex) throws -> Void = { _ in }) throws {
+        let lock = try writerLock()
+        let tmp = indexPath + ".tmp"
+        Self.removeIndexFiles(tmp)
+        do {
+            try buildIndex(at: tmp)
+            try body(try TraceIndex(path: tmp, writable: true))
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+        try install(tmp, lock: lock)
+    }
+
+    /// Builds an index from `events.zst` at `destination`, which must not exist.
+    public func buildIndex(at destination: String) throws {
+        let reader = try self.reader()
+        let builder = try IndexBuilder(path: destination)
+        var chunk = 0
+        while let info = try reader.chunkInfo(chunk) {
+            for e in try reader.events(of: info) { builder.observe(seq: e.seq, chunk: info.index, cycle: e.cycle, e.body) }
+            builder.chunkWritten(info)
+            chunk += 1
+        }
+        let last = try reader.allChunks().last
+        try builder.finish(header: reader.header, eventCount: last.map { $0.lastSeq + 1 } ?? 0, chunkCount: chunk,
+                           eventsBytes: last?.endOffset ?? 0)
+    }
+
+    /// Removes a database file and any journal or WAL beside it (which SQLite would otherwise apply).
+    static func removeIndexFiles(_ path: String) {
+        for suffix in ["", "-journal", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
+    /// The lock every writer of this bundle holds.
+    func writerLock() throws(TraceError) -> DirectoryLock {
+        guard let lock = try DirectoryLock(path, wait: false) else {
+            throw TraceError.io(path: path, reason: "another sev-trace is writing this bundle")
+        }
+        return lock
+    }
+
+    private func install(_ tmp: String, lock: DirectoryLock) throws(TraceError) {
+        if let fd = try? FileDescriptor.openForReading(tmp) { fsync(fd.fd) }
+        guard rename(tmp, indexPath) == 0 else {
+            let reason = FileDescriptor.errnoText()
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw TraceError.io(path: indexPath, reason: "cannot replace: \(reason)")
+        }
+        lock.sync()
     }
 }

@@ -25,7 +25,7 @@ public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unsupportedVersion(let path, let v): "\(path): trace format version \(v) is not supported by this tool (it reads version \(TraceHeader.formatVersion))"
         case .corruptHeader(let path, let reason): "\(path): corrupt file header: \(reason)"
         case .corruptChunk(let chunk, let offset, let reason): "chunk \(chunk) at offset \(offset): \(reason)"
-        case .truncatedChunk(let chunk, let offset): "chunk \(chunk) at offset \(offset): file ends inside the chunk (the chunks before it are complete)"
+        case .truncatedChunk(let chunk, let offset): "chunk \(chunk) at offset \(offset): file ends inside the chunk (the chunks before it are complete: keep them with `sev-trace reindex --salvage`)"
         case .badIndex(let path, let reason): "\(path): \(reason)"
         case .noSuchEvent(let seq, let count): "no event \(seq): the trace has \(count) events"
         }

@@ -43,7 +43,7 @@ public final class TraceIndex {
             severity_rank INTEGER NOT NULL, vm INTEGER, asid INTEGER NOT NULL, actor TEXT NOT NULL,
             source_seq INTEGER NOT NULL, sink_seq INTEGER NOT NULL, sink_last_seq INTEGER NOT NULL,
             source_spa INTEGER NOT NULL, sink_spa INTEGER NOT NULL, sink_gpa INTEGER NOT NULL, length INTEGER NOT NULL,
-            labels TEXT NOT NULL, preview TEXT NOT NULL, summary TEXT NOT NULL);
+            labels TEXT NOT NULL, preview TEXT NOT NULL, summary TEXT NOT NULL, occurrences INTEGER NOT NULL);
         CREATE TABLE flows(finding INTEGER NOT NULL, step INTEGER NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL,
             PRIMARY KEY(finding, step));
         """
@@ -122,16 +122,22 @@ public final class TraceIndex {
         return try stmt.step() ? stmt.text(0) : nil
     }
 
-    /// Replaces every finding with `findings` (the only table a reader of a finished trace may rewrite).
-    public func replaceFindings(_ findings: [Finding]) throws(SQLiteError) {
+    /// Replaces every finding with `findings` (the only table a reader of a finished trace may rewrite),
+    /// and records in `meta`, in the same transaction, that an analysis with `detectors` ran to the end.
+    public func replaceFindings(_ findings: [Finding], detectors: [String]) throws(SQLiteError) {
         try database.execute("BEGIN IMMEDIATE")
         do {
             try database.execute("DELETE FROM findings; DELETE FROM flows;")
+            let meta = try database.prepare("INSERT OR REPLACE INTO meta VALUES (?1, ?2)")
+            for (key, value) in [("analysis", "complete"), ("analysis_detectors", detectors.sorted().joined(separator: ",")),
+                                 ("analysis_tool_version", ToolVersion.current), ("analysis_findings", String(findings.count))] {
+                try meta.run([.text(key), .text(value)])
+            }
             let flow = try database.prepare("INSERT INTO flows VALUES (?1, ?2, ?3, ?4)")
             let insert = try database.prepare("""
                 INSERT INTO findings(id, detector, severity, severity_rank, vm, asid, actor, source_seq, sink_seq,
-                    sink_last_seq, source_spa, sink_spa, sink_gpa, length, labels, preview, summary)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                    sink_last_seq, source_spa, sink_spa, sink_gpa, length, labels, preview, summary, occurrences)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                 """)
             for (i, f) in findings.enumerated() {
                 try insert.run([
@@ -142,6 +148,7 @@ public final class TraceIndex {
                     .integer(Int64(bitPattern: f.sinkLastSeq)), .integer(Int64(bitPattern: f.sourceSPA)),
                     .integer(Int64(bitPattern: f.sinkSPA)), .integer(Int64(bitPattern: f.sinkGPA)),
                     .integer(Int64(bitPattern: f.length)), .text(f.labels), .text(f.preview), .text(f.summary),
+                    .integer(Int64(bitPattern: f.occurrences)),
                 ])
                 for (step, s) in f.flow.enumerated() {
                     try flow.run([.integer(Int64(i + 1)), .integer(Int64(step)), .integer(Int64(bitPattern: s.seq)), .text(s.role)])
@@ -154,6 +161,20 @@ public final class TraceIndex {
         }
     }
 
+    /// Whether the findings come from an analysis that ran to the end: nil when they do, else why not.
+    public func analysisProblem() throws(SQLiteError) -> String? {
+        guard try meta("analysis") == "complete" else {
+            return "the trace was not analyzed, or its analysis did not finish: its findings are not to be trusted (run `sev-trace analyze`)"
+        }
+        let stored = try meta("analysis_findings")
+        let count = try database.prepare("SELECT count(*) FROM findings")
+        _ = try count.step()
+        guard stored == String(count.int(0)) else {
+            return "the index holds \(count.int(0)) findings but its analysis recorded \(stored ?? "none")"
+        }
+        return nil
+    }
+
     /// The findings, in id order, with their flows.
     public func findings() throws(SQLiteError) -> [Finding] {
         let steps = try database.prepare("SELECT finding, seq, role FROM flows ORDER BY finding, step")
@@ -161,7 +182,7 @@ public final class TraceIndex {
         while try steps.step() { flows[steps.int(0), default: []].append(FlowStep(seq: UInt64(bitPattern: steps.int(1)), role: steps.text(2))) }
         let stmt = try database.prepare("""
             SELECT detector, severity_rank, vm, asid, actor, source_seq, sink_seq, sink_last_seq, source_spa, sink_spa,
-                   sink_gpa, length, labels, preview, summary, id FROM findings ORDER BY id
+                   sink_gpa, length, labels, preview, summary, id, occurrences FROM findings ORDER BY id
             """)
         var out: [Finding] = []
         while try stmt.step() {
@@ -175,6 +196,7 @@ public final class TraceIndex {
                 length: UInt64(bitPattern: stmt.int(11)), labels: stmt.text(12), preview: stmt.text(13),
                 summary: stmt.text(14)))
             out[out.count - 1].flow = flows[stmt.int(15)] ?? []
+            out[out.count - 1].occurrences = UInt64(bitPattern: stmt.int(16))
         }
         return out
     }

@@ -65,6 +65,14 @@ public final class TraceReader {
         }
     }
 
+    /// The file's bytes from `offset`, `count` of them (fewer at the end of the file).
+    public func rawBytes(at offset: UInt64, count: Int) throws(TraceError) -> [UInt8] {
+        try file.read(count: count, at: offset)
+    }
+
+    /// Where the first chunk starts (the header's length).
+    public var firstChunkOffset: UInt64 { dataOffset }
+
     /// Every chunk header, in order.
     public func allChunks() throws(TraceError) -> [ChunkInfo] {
         var i = 0

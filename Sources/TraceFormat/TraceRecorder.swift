@@ -1,39 +1,58 @@
 import Foundation
 
-/// Records a simulation into a bundle: the chunk writer and the index builder behind one sink.
+/// Records a simulation into an empty bundle directory (a ``StagedBundle``'s staging directory): the
+/// chunk writer and the index builder behind one sink.
 public final class TraceRecorder: EventSink {
     public let bundle: TraceBundle
     private let writer: TraceWriter
     private let index: IndexBuilder
+    /// The most events and bytes of `events.zst` this recording may make.
+    public let limits: RecordingLimits
 
-    /// Creates the bundle at `path` (replacing an old bundle) and writes the header.
-    public init(path: String, header: TraceHeader) throws {
-        bundle = try TraceBundle.create(at: path)
-        do {
-            index = try IndexBuilder(path: bundle.indexPath + ".tmp")
-            writer = try TraceWriter(path: bundle.eventsPath, header: header, observer: index)
-        } catch {
-            bundle.remove()
-            throw error
-        }
+    /// Writes the header of `events.zst` in `directory`.
+    public init(directory: TraceBundle, header: TraceHeader, limits: RecordingLimits = RecordingLimits()) throws {
+        bundle = directory
+        self.limits = limits
+        index = try IndexBuilder(path: bundle.indexPath + ".tmp")
+        writer = try TraceWriter(path: bundle.eventsPath, header: header, observer: index)
     }
 
     public func record(cycle: UInt64, _ body: EventBody) { writer.record(cycle: cycle, body) }
 
+    /// Asks the simulation to stop once a recording limit is reached.
+    public var stopRequest: String? {
+        if writer.eventCount > limits.maxEvents {
+            return "the recording reached \(limits.maxEvents) events (raise the limit with --max-events)"
+        }
+        if writer.fileSize > limits.maxBytes {
+            return "the recording reached \(limits.maxBytes) bytes of events.zst (raise the limit with --max-bytes)"
+        }
+        return nil
+    }
+
     /// Events recorded so far.
     public var eventCount: UInt64 { writer.eventCount }
 
-    /// Writes the last chunk and the index. On failure the bundle is removed.
+    /// Writes the last chunk and the index.
     public func finish() throws -> (events: UInt64, chunks: Int, bytes: UInt64) {
-        do {
-            let result = try writer.finish()
-            try index.finish(header: writer.header, eventCount: result.events, chunkCount: result.chunks,
-                             eventsBytes: result.bytes)
-            try FileManager.default.moveItem(atPath: bundle.indexPath + ".tmp", toPath: bundle.indexPath)
-            return result
-        } catch {
-            bundle.remove()
-            throw error
-        }
+        let result = try writer.finish()
+        try index.finish(header: writer.header, eventCount: result.events, chunkCount: result.chunks,
+                         eventsBytes: result.bytes)
+        try FileManager.default.moveItem(atPath: bundle.indexPath + ".tmp", toPath: bundle.indexPath)
+        return result
+    }
+}
+
+/// How much one recording may write before it stops with an error: a mistake in a scenario (a loop
+/// that never halts, a huge repeat count) costs at most this much disk.
+public struct RecordingLimits: Sendable {
+    /// The most events (default 200 million, about 200 MB of a typical trace).
+    public var maxEvents: UInt64
+    /// The most bytes of `events.zst` (default 2 GiB).
+    public var maxBytes: UInt64
+
+    public init(maxEvents: UInt64 = 200_000_000, maxBytes: UInt64 = 2 << 30) {
+        self.maxEvents = maxEvents
+        self.maxBytes = maxBytes
     }
 }

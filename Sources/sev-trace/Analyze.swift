@@ -17,6 +17,9 @@ struct Analyze: ParsableCommand {
     @Option(help: "Exit 1 when a finding of this severity or worse exists (info, low, medium, high, critical).")
     var failOn: String?
 
+    @Option(help: "Past this many findings, further hits are counted per detector instead of listed.")
+    var maxFindings: Int = 100_000
+
     func run() throws {
         var selected = Set(Detector.allCases)
         if let detectors {
@@ -35,7 +38,7 @@ struct Analyze: ParsableCommand {
             }
             threshold = s
         }
-        let findings = try AnalysisRun.run(try TraceBundle(existing: bundle), detectors: selected)
+        let findings = try AnalysisRun.run(try TraceBundle(existing: bundle), detectors: selected, maxFindings: maxFindings)
         FindingPrinter.print(findings)
         if let threshold, let worst = findings.map(\.severity).max(), worst >= threshold {
             throw CheckFailed(message: "\(findings.filter { $0.severity >= threshold }.count) finding(s) of severity \(threshold) or worse")
@@ -45,11 +48,9 @@ struct Analyze: ParsableCommand {
 
 /// Running the analyzer over a bundle and storing what it finds.
 enum AnalysisRun {
-    static func run(_ bundle: TraceBundle, detectors: Set<Detector>) throws -> [Finding] {
-        let analyzer = Analyzer(detectors: detectors)
-        let findings = try analyzer.analyze(try bundle.reader())
-        try bundle.writableIndex().replaceFindings(findings)
-        return findings
+    static func run(_ bundle: TraceBundle, detectors: Set<Detector>, maxFindings: Int) throws -> [Finding] {
+        guard maxFindings >= 1 else { throw InputError(description: "--max-findings must be at least 1") }
+        return try Analyzer(detectors: detectors, maxFindings: maxFindings).analyzeAndStore(bundle)
     }
 }
 
@@ -65,7 +66,8 @@ enum FindingPrinter {
             let sev = f.severity.description.padding(toLength: 9, withPad: " ", startingAt: 0)
             let det = f.detector.padding(toLength: 25, withPad: " ", startingAt: 0)
             let preview = f.preview.isEmpty ? "" : " [\(f.preview)]"
-            Console.line("  \(sev)\(det)\(f.summary)\(preview) (events #\(f.sourceSeq) -> #\(f.sinkSeq))")
+            let times = f.occurrences > 1 ? " (\(f.occurrences) times, last #\(f.sinkLastSeq))" : ""
+            Console.line("  \(sev)\(det)\(f.summary)\(preview) (events #\(f.sourceSeq) -> #\(f.sinkSeq))\(times)")
         }
     }
 }

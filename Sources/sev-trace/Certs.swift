@@ -15,7 +15,7 @@ struct Certs: ParsableCommand {
     @Option(name: .shortAndLong, help: "Directory to write the files into.") var output: String = "."
 
     func run() throws {
-        let script = try ScenarioInput.load(scenario)
+        let script = try ScenarioInput.load(scenario, limits: ScenarioLimits())
         let machine = Machine(seed: seed, sink: CountingSink())
         for p in script.platforms { machine.addPlatform(name: p.name, config: p.config) }
         guard let target = platform.map(machine.platform(named:)) ?? machine.platforms.first else {

@@ -24,31 +24,52 @@ struct Record: ParsableCommand {
     @Option(help: .hidden)
     var chunkBytes: UInt32 = 1 << 20
 
+    @Option(help: "Past this many findings, further hits are counted per detector instead of listed.")
+    var maxFindings: Int = 100_000
+
+    @OptionGroup(title: "Limits")
+    var limitOptions: LimitOptions
+
+    @Option(help: "Stop with an error once the recording holds this many events.")
+    var maxEvents: UInt64 = RecordingLimits().maxEvents
+
+    @Option(help: "Stop with an error once events.zst reaches this many bytes.")
+    var maxBytes: UInt64 = RecordingLimits().maxBytes
+
     func run() throws {
-        let script = try ScenarioInput.load(scenario)
+        let script = try ScenarioInput.load(scenario, limits: limitOptions.limits)
         let path = output ?? ScenarioInput.defaultBundleName(scenario)
-        let summary = try ScenarioRecorder.record(script, seed: seed, to: path, chunkBytes: chunkBytes)
+        var findings: [Finding]?
+        let summary = try ScenarioRecorder.record(script, seed: seed, to: path, chunkBytes: chunkBytes,
+                                                  limits: RecordingLimits(maxEvents: maxEvents, maxBytes: maxBytes)) { staging in
+            guard !noAnalyze else { return }
+            findings = try Analyzer(maxFindings: max(1, maxFindings)).analyze(staging, storingIn: TraceIndex(path: staging.indexPath, writable: true))
+        }
         let perEvent = summary.events == 0 ? 0 : Double(summary.bytes) / Double(summary.events)
         Console.line("recorded \(script.file) (seed \(seed)): \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s"), \(summary.bytes) bytes (\(String(format: "%.2f", perEvent)) bytes/event)")
-        if !noAnalyze {
-            let findings = try AnalysisRun.run(summary.bundle, detectors: Set(Detector.allCases))
-            FindingPrinter.print(findings)
-        }
+        if let findings { FindingPrinter.print(findings) }
         Console.line("trace: \(summary.bundle.path)")
     }
 }
 
 /// Loading scenario files.
 enum ScenarioInput {
-    static func load(_ path: String?) throws -> ScenarioScript {
-        guard let path else { return try ScenarioParser(file: DefaultScenario.name).parse(DefaultScenario.text) }
+    static func load(_ path: String?, limits: ScenarioLimits) throws -> ScenarioScript {
+        guard let path else { return try ScenarioParser(file: DefaultScenario.name, limits: limits).parse(DefaultScenario.text) }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        guard let attributes, attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw InputError(description: "\(path): cannot read the scenario file (not a regular file)")
+        }
+        if let size = attributes[.size] as? NSNumber, size.intValue > limits.maxScenarioBytes {
+            throw InputError(description: "\(path): the scenario is \(size) bytes, over the limit of \(limits.maxScenarioBytes) (raise it with --max-scenario-bytes)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InputError(description: "\(path): cannot read the scenario file")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw InputError(description: "\(path): the scenario is not UTF-8 text")
         }
-        return try ScenarioParser(file: path).parse(text)
+        return try ScenarioParser(file: path, limits: limits).parse(text)
     }
 
     static func defaultBundleName(_ path: String?) -> String {

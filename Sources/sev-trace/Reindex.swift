@@ -4,16 +4,38 @@ import TraceFormat
 
 struct Reindex: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Rebuild index.sqlite from events.zst (for example after a recorder was killed), then analyze.")
+        abstract: "Rebuild index.sqlite from events.zst, then analyze; with --salvage, keep the complete chunks of a torn trace.",
+        discussion: "The new index replaces the old one only when it is complete and analyzed. --salvage takes a bundle whose events.zst ends inside a chunk or has a damaged chunk (or what a stopped `record` left in NAME.sevtrace.tmp) and writes a bundle of every chunk before the damage, reporting what was cut.")
 
-    @Argument(help: "The trace bundle.")
+    @Argument(help: "The trace bundle (or, with --salvage, a recording's leftover NAME.sevtrace.tmp).")
     var bundle: String
+
+    @Flag(help: "Keep every complete chunk and cut the torn or damaged tail.")
+    var salvage = false
+
+    @Option(name: .shortAndLong, help: "With --salvage: where to write the salvaged bundle (default: in place).")
+    var output: String?
+
+    @Option(help: "Past this many findings, further hits are counted per detector instead of listed.")
+    var maxFindings: Int = 100_000
 
     func run() throws {
         let b = try TraceBundle(existing: bundle)
-        try b.rebuildIndex()
-        let findings = try AnalysisRun.run(b, detectors: Set(Detector.allCases))
-        Console.line("rebuilt \(b.indexPath)")
+        var findings: [Finding] = []
+        guard salvage else {
+            if output != nil { throw InputError(description: "-o goes with --salvage") }
+            try b.rebuildIndex { index in findings = try Analyzer(maxFindings: maxFindings).analyze(b, storingIn: index) }
+            Console.line("rebuilt \(b.indexPath)")
+            FindingPrinter.print(findings)
+            return
+        }
+        let report = try TraceSalvage.salvage(b, to: output ?? bundle) { staging in
+            findings = try Analyzer(maxFindings: maxFindings).analyze(staging, storingIn: TraceIndex(path: staging.indexPath, writable: true))
+        }
+        Console.line("salvaged \(report.chunks) complete chunk\(report.chunks == 1 ? "" : "s") (\(report.events) events) into \(report.bundle.path)")
+        if let cut = report.cut {
+            Console.line("cut \(report.cutBytes) bytes: \(cut)")
+        }
         FindingPrinter.print(findings)
     }
 }

@@ -10,8 +10,11 @@ struct Replay: ParsableCommand {
     @Argument(help: "The trace bundle.")
     var bundle: String
 
+    @OptionGroup(title: "Limits")
+    var limitOptions: LimitOptions
+
     func run() throws {
-        switch try Replayer.replay(try TraceBundle(existing: bundle)) {
+        switch try Replayer.replay(try TraceBundle(existing: bundle), limits: limitOptions.limits) {
         case .identical(let events):
             Console.line("identical (\(events) events)")
         case .diverged(let seq, let recorded, let replayed):

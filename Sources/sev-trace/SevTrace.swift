@@ -23,7 +23,7 @@ struct SevTrace: ParsableCommand {
             Console.error(failure.message)
             Foundation.exit(1)
         } catch let e as ScenarioError {
-            Console.line(e.description, to: .standardError)
+            Console.line(Console.printable(e.description), to: .standardError)
             Foundation.exit(2)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
@@ -71,5 +71,20 @@ enum Console {
 
     static func write(_ s: String) { FileHandle.standardOutput.write(Data(s.utf8)) }
 
-    static func error(_ s: String) { line("error: " + s, to: .standardError) }
+    /// One line on stderr beginning `error:`, with any control character of the message (which may
+    /// quote a hostile scenario, trace or query) shown as an escape instead of reaching the terminal.
+    static func error(_ s: String) { line("error: " + printable(s), to: .standardError) }
+
+    /// `s` on one line with control characters escaped (`\u{1B}`).
+    static func printable(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            if u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.properties.generalCategory == .format {
+                out += "\\u{" + String(u.value, radix: 16, uppercase: true) + "}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
 }

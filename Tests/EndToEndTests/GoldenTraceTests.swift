@@ -22,7 +22,7 @@ struct GoldenTraceTests {
         "crossline": ["ASID_MISUSE:critical"],
         "npf-tracking": ["PAGE_FAULT_TRACKING:medium", "PAGE_FAULT_TRACKING:medium", "REGISTER_EXPOSURE:high"],
         "mmio": ["REGISTER_EXPOSURE:high"],
-        "race": ["PRIVATE_TO_SHARED:high", "PRIVATE_TO_DMA:high", "PRIVATE_TO_DMA:high"],
+        "race": ["PRIVATE_TO_SHARED:high", "PRIVATE_TO_DMA:high"],
         "page-migration": ["CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium"],
         "steal-time": ["ENCRYPTION_MISMATCH:medium"],
         "sme": ["CIPHERTEXT_OBSERVATION:low"],

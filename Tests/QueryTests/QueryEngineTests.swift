@@ -15,7 +15,7 @@ struct QueryEngineTests {
         init(chunkBytes: UInt32 = 1 << 20) throws {
             let script = try ScenarioParser(file: "default").parse(DefaultScenario.text)
             bundle = try ScenarioRecorder.record(script, seed: 1, to: dir.path + "/d.sevtrace", chunkBytes: chunkBytes).bundle
-            try bundle.writableIndex().replaceFindings(try Analyzer().analyze(try bundle.reader()))
+            try Analyzer().analyzeAndStore(bundle)
         }
 
     }

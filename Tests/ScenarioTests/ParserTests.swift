@@ -42,7 +42,7 @@ struct ParserTests {
         BadCase(text: "platform sme=yes memenc=no\n", line: 1, column: 14, message: "sme=yes needs memory encryption"),
         BadCase(text: header + "hv cpuid guest cbit=64\n", line: 3, column: 21, message: "cbit is a bit position"),
         BadCase(text: header + "vm x memory=4M paging=legacy verify_cbit=yes\n", line: 3, column: 42, message: "a 32-bit guest has no C-bit"),
-        BadCase(text: "platform phys_bits=56\n", line: 1, column: 1, message: "need 40 <= phys_bits <= 52"),
+        BadCase(text: "platform phys_bits=56\n", line: 1, column: 20, message: "option 'phys_bits' takes a number from 40 to 52"),
         BadCase(text: "platform cache=64K cores=65\n", line: 1, column: 26, message: "cores must be 1 to 64"),
         BadCase(text: "platform sme=on\n", line: 1, column: 14, message: "sme takes yes or no"),
         BadCase(text: header + "vm x memory=4M paging=flat\n", line: 3, column: 23, message: "paging is long, pae or legacy"),

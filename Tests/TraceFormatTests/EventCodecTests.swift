@@ -1,7 +1,8 @@
 import Testing
 @testable import TraceFormat
 
-/// A deterministic source of random events covering every kind and field.
+/// A deterministic source of random events covering every kind and field, within the bounds a reader
+/// checks (``EventBody/validationProblem``).
 struct EventFuzzer {
     var state: UInt64
 
@@ -32,7 +33,7 @@ struct EventFuzzer {
             return .memoryAccess(MemoryAccess(
                 actor: actor(), vm: bool() ? MemoryAccess.noVM : UInt16(small(4)), asid: UInt16(small(16)),
                 kind: AccessKind.allCases[Int(small(UInt64(AccessKind.allCases.count)))], gva: wide(), gpa: wide(),
-                spa: wide(), size: [1, 2, 4, 8, 8, 16, 4096][Int(small(7))], cbit: bool(),
+                spa: wide(), size: [1, 2, 4, 8, 8, 16, 64][Int(small(7))], cbit: bool(),
                 reason: CbitReason.allCases[Int(small(UInt64(CbitReason.allCases.count)))],
                 register: bool() ? MemoryAccess.noRegister : UInt8(small(17)), value: wide()))
         case 4:
@@ -53,7 +54,7 @@ struct EventFuzzer {
         case 8:
             return bool()
                 ? .vmCreated(VMCreated(vm: UInt16(small(4)), platform: UInt8(small(2)), name: "vm-é\(small(9))", asid: UInt16(small(16)),
-                                       policy: UInt32(small(1 << 32)), memoryBytes: wide(), vcpus: UInt16(small(64))))
+                                       policy: UInt32(small(1 << 32)), memoryBytes: small(TraceLimits.maxVMMemoryBytes), vcpus: UInt16(small(64))))
                 : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
         case 12:
             return .cacheOp(CacheOp(op: CacheOperation.allCases[Int(small(UInt64(CacheOperation.allCases.count)))], spa: wide(), asid: UInt16(small(16)),
@@ -63,7 +64,7 @@ struct EventFuzzer {
                 ? .handover(Handover(vm: UInt16(small(4)), vcpu: 0, gpa: wide(), spa: wide(), length: small(4096)))
                 : .platformInfo(PlatformInfo(platform: UInt8(small(3)), cbitPosition: UInt8(32 + small(20)),
                                              physAddrBits: UInt8(40 + small(13)), physAddrReduction: UInt8(small(7)),
-                                             minSEVASID: UInt16(1 + small(4)), maxSEVASID: UInt16(small(1024)),
+                                             minSEVASID: UInt16(1 + small(4)), maxSEVASID: UInt16(4 + small(1020)),
                                              cores: UInt16(1 + small(64)), cacheBytes: small(1 << 26), memoryEncryption: bool(),
                                              sme: bool()))
         case 11:

@@ -276,6 +276,7 @@ public final class VCPU {
         let limit = steps + stepLimit
         while !halted {
             guard steps < limit else { throw .stepLimit(vm: vm.name, limit: stepLimit) }
+            if steps & 0xFFF == 0 { try platform.machine.checkStop() }
             try step()
         }
     }

@@ -189,7 +189,7 @@ public final class KVM {
     /// - Returns: false when the guest crashed.
     @discardableResult
     public func run(_ vm: VirtualMachine, vcpu index: Int = 0, asid: UInt16? = nil, survivingCrash: Bool = false,
-                    stepLimit: UInt64 = 500_000_000) throws(MachineError) -> Bool {
+                    stepLimit: UInt64? = nil) throws(MachineError) -> Bool {
         guard index < vm.vcpus.count else { throw .invalid("\(vm.name) has no vcpu \(index)") }
         let vcpu = vm.vcpus[index]
         if let asid {
@@ -202,7 +202,7 @@ public final class KVM {
         }
         defer { vcpu.vmcbASID = nil }
         do {
-            try vcpu.run(stepLimit: stepLimit)
+            try vcpu.run(stepLimit: stepLimit ?? platform.machine.limits.maxStepsPerRun)
             return true
         } catch {
             switch error {
@@ -229,13 +229,14 @@ public final class KVM {
     /// 1 to `quantum` instructions, ended by a preemption exit. The same seed gives the same interleaving.
     /// `actions` device or hypervisor actions (`perform(i)` runs the i-th) compete for the slices like one
     /// more vCPU, in order, so they land between guest instructions where the seed says.
-    public func schedule(_ vms: [VirtualMachine], quantum: Int, stepLimit: UInt64 = 500_000_000, actions: Int = 0,
+    public func schedule(_ vms: [VirtualMachine], quantum: Int, stepLimit: UInt64? = nil, actions: Int = 0,
                          perform: (Int) throws(MachineError) -> Void = { _ in }) throws(MachineError) {
         for vm in vms { try vm.platform.kvm.prepareToRun(vm) }
         var runnable = vms.flatMap(\.vcpus)
         for v in runnable { v.wake() }
         var steps: UInt64 = 0
         var nextAction = 0
+        let stepLimit = stepLimit ?? platform.machine.limits.maxStepsPerRun
         while !runnable.isEmpty || nextAction < actions {
             // The next action (a device or the hypervisor) competes for the CPU like one more vCPU.
             let choices = runnable.count + (nextAction < actions ? 1 : 0)
@@ -250,6 +251,7 @@ public final class KVM {
             if try vcpu.runSlice(slice) { runnable.remove(at: pick) }
             steps += UInt64(slice)
             guard steps < stepLimit else { throw .stepLimit(vm: vcpu.vm.name, limit: stepLimit) }
+            try platform.machine.checkStop()
         }
     }
 

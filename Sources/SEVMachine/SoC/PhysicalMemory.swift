@@ -12,10 +12,13 @@ public final class PhysicalMemory {
     /// populated page).
     private var populated: [UInt64]
 
-    /// Allocates `size` zeroed bytes (the kernel backs them lazily).
+    /// Maps `size` zeroed bytes that the kernel backs only as they are touched (MAP_NORESERVE), so that
+    /// even the largest memory a scenario may ask for costs only what the simulation writes. Scenarios
+    /// are held to ``MachineLimits/maxMemoryBytes`` before any platform exists.
     public init(size: UInt64) {
         self.size = size
-        guard let p = calloc(Int(size), 1) else { fatalError("cannot allocate \(size) bytes of simulated memory") }
+        let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { fatalError("cannot map \(size) bytes of simulated memory: address space exhausted") }
         base = p
         populated = [UInt64](repeating: 0, count: Int((size >> 12 + 63) / 64))
     }
@@ -25,7 +28,7 @@ public final class PhysicalMemory {
         page < size >> 12 && populated[Int(page >> 6)] & (1 << (page & 63)) != 0
     }
 
-    deinit { free(base) }
+    deinit { munmap(base, Int(size)) }
 
     @inline(__always)
     func check(_ spa: UInt64, _ count: Int) throws(MachineError) {

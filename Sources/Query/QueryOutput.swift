@@ -1,0 +1,22 @@
+import TraceFormat
+
+/// Receives a query's results as they come, one row at a time, so that no result is held whole.
+public protocol QueryOutput: AnyObject {
+    /// A statement that returns rows starts; `index` counts such statements from 0.
+    func begin(columns: [String], index: Int)
+    /// One row of the current statement.
+    func row(_ values: [SQLiteValue])
+    /// The current statement has returned all its rows.
+    func end()
+}
+
+/// Keeps every row in memory: for tests and small results only.
+public final class CollectedResults: QueryOutput {
+    public private(set) var results: [QueryResult] = []
+
+    public init() {}
+
+    public func begin(columns: [String], index: Int) { results.append(QueryResult(columns: columns, rows: [])) }
+    public func row(_ values: [SQLiteValue]) { results[results.count - 1].rows.append(values) }
+    public func end() {}
+}

@@ -1,0 +1,101 @@
+import CFileSystem
+import Foundation
+
+/// A new bundle being written beside its final place, at `TARGET.tmp`, and moved into place in one
+/// rename only when it is complete. An existing bundle at the target stays as it was until then, so a
+/// failed or killed recording never loses it; what a killed writer leaves at `TARGET.tmp` can be
+/// salvaged with `sev-trace reindex --salvage`.
+public final class StagedBundle {
+    /// Where the bundle will be.
+    public let target: String
+    /// The staging directory being written (a bundle in its own right once its index is written).
+    public let staging: TraceBundle
+    private let lock: DirectoryLock
+    private var done = false
+
+    /// Makes the staging directory for a bundle at `path` and locks it.
+    ///
+    /// - Throws: ``TraceError/io(path:reason:)`` when `path` names no possible bundle (`.`, `..`, `/`),
+    ///   holds something other than a bundle, another writer is writing it, or a writer that died left
+    ///   its staging directory (which is kept for salvage).
+    /// - Parameter suffix: what the staging directory's name adds to the target's (`.tmp` for a
+    ///   recording; salvage uses another, since it may read from a recording's `.tmp`).
+    public init(at path: String, suffix: String = ".tmp") throws(TraceError) {
+        let target = TraceBundle.normalized(path)
+        let last = target.split(separator: "/").last.map(String.init) ?? ""
+        guard !last.isEmpty, last != ".", last != ".." else {
+            throw TraceError.io(path: path, reason: "is not a name for a trace bundle (give a new directory name such as run.sevtrace)")
+        }
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: target, isDirectory: &isDir) {
+            let contents = (try? fm.contentsOfDirectory(atPath: target)) ?? []
+            let kind = FileDescriptor.kind(of: target)
+            guard isDir.boolValue, kind.exists, !kind.regular, contents.allSatisfy(TraceBundle.knownFiles.contains) else {
+                throw TraceError.io(path: target, reason: "exists and is not a trace bundle; not replacing it")
+            }
+        }
+        self.target = target
+        let stagingPath = target + suffix
+        let parentPath = (target as NSString).deletingLastPathComponent
+        if !parentPath.isEmpty && !fm.fileExists(atPath: parentPath) {
+            do { try fm.createDirectory(atPath: parentPath, withIntermediateDirectories: true) } catch {
+                throw TraceError.io(path: parentPath, reason: "cannot create: \(error.localizedDescription)")
+            }
+        }
+        // The parent's lock makes "look at the staging directory, then make and lock it" one step.
+        let parent = (target as NSString).deletingLastPathComponent
+        guard let parentLock = try DirectoryLock(parent.isEmpty ? "." : parent, wait: true) else {
+            throw TraceError.io(path: parent, reason: "cannot lock")
+        }
+        if mkdir(stagingPath, 0o755) != 0 {
+            let reason = FileDescriptor.errnoText()
+            guard errno == EEXIST else { throw TraceError.io(path: stagingPath, reason: "cannot create: \(reason)") }
+            guard FileDescriptor.kind(of: stagingPath).exists, (try? DirectoryLock(stagingPath, wait: false)) == nil else {
+                throw TraceError.io(path: stagingPath,
+                                    reason: "holds what a writer that was stopped left behind: keep its complete chunks with `sev-trace reindex --salvage \(stagingPath) -o \(target)`, or remove it")
+            }
+            throw TraceError.io(path: target, reason: "another sev-trace is writing this bundle (its staging directory \(stagingPath) is locked)")
+        }
+        guard let lock = try DirectoryLock(stagingPath, wait: false) else {
+            throw TraceError.io(path: target, reason: "another sev-trace is writing this bundle")
+        }
+        self.lock = lock
+        staging = TraceBundle(unchecked: stagingPath)
+        withExtendedLifetime(parentLock) {}
+    }
+
+    deinit { if !done { discard() } }
+
+    /// Moves the complete staging directory into place, replacing an old bundle there in one atomic
+    /// exchange, then deletes the old one.
+    public func commit() throws(TraceError) {
+        for file in [staging.eventsPath, staging.indexPath] {
+            guard let fd = try? FileDescriptor.openForReading(file) else { continue }
+            fsync(fd.fd)
+        }
+        let parent = (target as NSString).deletingLastPathComponent
+        let parentLock = try DirectoryLock(parent.isEmpty ? "." : parent, wait: true)
+        if FileDescriptor.kind(of: target).exists {
+            guard cfs_exchange(staging.path, target) == 0 else {
+                throw TraceError.io(path: target, reason: "cannot replace: \(FileDescriptor.errnoText())")
+            }
+            try? FileManager.default.removeItem(atPath: staging.path)  // now the old bundle
+        } else {
+            guard rename(staging.path, target) == 0 else {
+                throw TraceError.io(path: target, reason: "cannot move the new bundle into place: \(FileDescriptor.errnoText())")
+            }
+        }
+        parentLock?.sync()
+        done = true
+    }
+
+    /// Deletes the staging directory (a recording that failed).
+    public func discard() {
+        try? FileManager.default.removeItem(atPath: staging.path)
+        done = true
+    }
+
+    /// The bundle at the target, once committed.
+    public var bundle: TraceBundle { TraceBundle(unchecked: target) }
+}
