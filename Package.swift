@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "Analyzer", dependencies: ["TraceFormat"], swiftSettings: hotPathSettings),
         .target(name: "Query", dependencies: ["TraceFormat", "CSQLite"]),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
+        .target(name: "FuzzTargets", dependencies: ["Scenario", "SEVMachine", "TraceFormat", "Analyzer"]),
         .executableTarget(name: "sev-trace", dependencies: [
             "TraceFormat", "SEVMachine", "Scenario", "Analyzer", "Query",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -46,5 +47,16 @@ let package = Package(
         .testTarget(name: "AnalyzerTests", dependencies: ["Analyzer", "Scenario", "TraceFormat"]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Scenario", "Analyzer", "TraceFormat", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Scenario", "Analyzer", "TraceFormat", "TestSupport"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"]),
     ]
 )
+
+// `Fuzz/run` builds the libFuzzer drivers with SEV_TRACE_FUZZ=1 (and -sanitize=fuzzer); ordinary builds
+// and the tests never see them, since they need libFuzzer to link.
+if Context.environment["SEV_TRACE_FUZZ"] != nil {
+    for target in ["scenario", "bundle", "analyzer"] {
+        package.targets.append(.executableTarget(
+            name: "fuzz-\(target)", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-\(target)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])], linkerSettings: [.unsafeFlags(["-use-ld=lld"])]))
+    }
+}

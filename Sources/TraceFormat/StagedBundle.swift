@@ -10,7 +10,8 @@ public final class StagedBundle {
     public let target: String
     /// The staging directory being written (a bundle in its own right once its index is written).
     public let staging: TraceBundle
-    private let lock: DirectoryLock
+    /// Held from creation until the bundle is committed or discarded.
+    private var lock: DirectoryLock?
     private var done = false
 
     /// Makes the staging directory for a bundle at `path` and locks it.
@@ -88,12 +89,14 @@ public final class StagedBundle {
         }
         parentLock?.sync()
         done = true
+        lock = nil
     }
 
     /// Deletes the staging directory (a recording that failed).
     public func discard() {
         try? FileManager.default.removeItem(atPath: staging.path)
         done = true
+        lock = nil
     }
 
     /// The bundle at the target, once committed.

@@ -58,6 +58,11 @@ public final class TraceIndex {
     /// index or trigger that is not ours (one that would shadow `events`, rewrite findings or run away)
     /// makes the index unusable until `sev-trace reindex` rebuilds it.
     public init(path: String, writable: Bool = false) throws(TraceError) {
+        // SQLite would block opening a FIFO and follow no symlink only for the last component.
+        let kind = FileDescriptor.kind(of: path)
+        guard kind.exists, kind.regular else {
+            throw TraceError.badIndex(path: path, reason: kind.exists ? "not a sev-trace index: not a regular file" : "missing")
+        }
         do {
             database = try SQLiteDatabase(path: path, mode: writable ? .readWrite : .readOnly)
         } catch {
