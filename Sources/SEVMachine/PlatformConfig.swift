@@ -54,7 +54,7 @@ public struct MachineLimits: Sendable, Equatable {
     /// Simulated memory of all platforms together.
     public var maxMemoryBytes: UInt64
 
-    public init(maxStepsPerRun: UInt64 = 50_000_000, maxMemoryBytes: UInt64 = 4 << 30) {
+    public init(maxStepsPerRun: UInt64 = 20_000_000, maxMemoryBytes: UInt64 = 4 << 30) {
         self.maxStepsPerRun = maxStepsPerRun
         self.maxMemoryBytes = maxMemoryBytes
     }

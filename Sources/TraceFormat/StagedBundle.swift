@@ -54,7 +54,7 @@ public final class StagedBundle {
             guard errno == EEXIST else { throw TraceError.io(path: stagingPath, reason: "cannot create: \(reason)") }
             guard FileDescriptor.kind(of: stagingPath).exists, (try? DirectoryLock(stagingPath, wait: false)) == nil else {
                 throw TraceError.io(path: stagingPath,
-                                    reason: "holds what a writer that was stopped left behind: keep its complete chunks with `sev-trace reindex --salvage \(stagingPath) -o \(target)`, or remove it")
+                                    reason: "holds what a writer that was stopped left behind: keep its complete chunks with `sev-trace reindex --salvage \(stagingPath) -o NEW.sevtrace` (which then removes it), or remove it")
             }
             throw TraceError.io(path: target, reason: "another sev-trace is writing this bundle (its staging directory \(stagingPath) is locked)")
         }

@@ -18,8 +18,9 @@ public enum TraceSalvage {
 
     /// Salvages `source` (a bundle or what `record` left in `NAME.sevtrace.tmp`) into a bundle at
     /// `target` (which may be `source` itself). `finishing` (the analysis) runs on the new bundle
-    /// before it takes its place. A source that was a recording's leftover staging directory is removed
-    /// once its chunks are safe in `target`.
+    /// before it takes its place. A source that is a recording's leftover staging directory (a name
+    /// ending in `.tmp`, no writer holding it, only bundle files in it) is removed once its chunks are
+    /// safe in `target`, so that `record` can write there again.
     public static func salvage(_ source: TraceBundle, to target: String,
                                finishing: (TraceBundle) throws -> Void = { _ in }) throws -> Report {
         let reader = try source.reader()
@@ -54,8 +55,9 @@ public enum TraceSalvage {
             stage.discard()
             throw error
         }
-        let normalizedTarget = TraceBundle.normalized(target)
-        if source.path == normalizedTarget + ".tmp", (try? DirectoryLock(source.path, wait: false)) != nil {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: source.path)) ?? []
+        if source.path != TraceBundle.normalized(target), source.path.hasSuffix(".tmp"),
+           entries.allSatisfy(TraceBundle.knownFiles.contains), (try? DirectoryLock(source.path, wait: false)) != nil {
             try? FileManager.default.removeItem(atPath: source.path)
         }
         return Report(bundle: stage.bundle, chunks: good.count, events: good.last.map { $0.lastSeq + 1 } ?? 0, cut: cut,

@@ -40,6 +40,11 @@ struct Query: ParsableCommand {
         }
         let engine = try QueryEngine(bundle: try TraceBundle(existing: bundle))
         signal(SIGINT) { _ in QueryInterrupt.raise() }
+        // A parent may have started us with SIGINT blocked; Ctrl-C must still reach the handler.
+        var interrupt = sigset_t()
+        sigemptyset(&interrupt)
+        sigaddset(&interrupt, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &interrupt, nil)
         defer { signal(SIGINT, SIG_DFL) }
         let out = BufferedOutput()
         do {

@@ -190,3 +190,43 @@ struct DetectorTests {
         #expect(f.map(\.detector) == ["PRIVATE_TO_DMA"])
     }
 }
+
+/// Findings stay few on adversarial traces.
+struct FindingBoundsTests {
+    @Test("a hypervisor polling one private block thousands of times makes a finding per severity, with a count")
+    func polling() throws {
+        let findings = try DetectorTests.findings("""
+            launch guest
+            secret guest 0x180000 key hex="01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10"
+            hv read guest 0x180000 8 times=3000
+            hv read guest 0x180008 8 times=3000
+            """)
+        let observations = findings.filter { $0.detector == Detector.ciphertextObservation.rawValue }
+        #expect(observations.count <= 4, "\(observations.map(\.summary))")
+        // 6000 reads: each is an occurrence, except the second block's first reads, which extend a run.
+        #expect(observations.map(\.occurrences).reduce(0, +) >= 5996)
+        #expect(observations.allSatisfy { $0.sinkLastSeq >= $0.sinkSeq })
+    }
+
+    @Test("past --max-findings, further hits are counted in one finding per detector")
+    func cap() throws {
+        let body = """
+            launch guest
+            secret guest 0x180000 key fill=0x5a len=0x14000
+            """ + (0..<20).map { "\nhv read guest \(0x180000 + 0x1000 * $0) 8" }.joined()
+        let text = "platform memory=64M\nvm guest memory=4M\n" + body
+        let sink = CollectingSink()
+        try ScenarioRunner(script: try ScenarioParser(file: "t").parse(text), seed: 1).run(into: sink)
+        let all = Analyzer()
+        let capped = Analyzer(maxFindings: 3)
+        for e in sink.events {
+            all.process(e)
+            capped.process(e)
+        }
+        #expect(all.findings.count > 4)
+        #expect(capped.findings.count <= 3 + Detector.allCases.count)
+        let overflow = try #require(capped.findings.last)
+        #expect(overflow.summary.contains("are not listed one by one"))
+        #expect(capped.findings.map(\.occurrences).reduce(0, +) == all.findings.map(\.occurrences).reduce(0, +))
+    }
+}

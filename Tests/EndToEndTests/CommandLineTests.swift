@@ -211,4 +211,37 @@ struct CommandLineTests {
         #expect(r.status == 2)
         #expect(r.stderr == "error: q.sql:2:6: no such table: findngs\n")
     }
+
+    @Test("Ctrl-C stops a running query cleanly with one error line")
+    func interruptQuery() throws {
+        let s = Scratch()
+        #expect(try Self.run(["record"], in: s.path).status == 0)
+        try "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n;\n"
+            .write(toFile: s.path + "/forever.sql", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = Self.executable
+        p.arguments = ["query", "default.sevtrace", "forever.sql"]
+        p.currentDirectoryURL = URL(fileURLWithPath: s.path)
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        usleep(500_000)
+        kill(p.processIdentifier, SIGINT)
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        #expect(e == "error: forever.sql:1:1: interrupted\n", "\(e)")
+    }
+
+    @Test("control characters a scenario smuggles into an error message are escaped, not sent to the terminal")
+    func controlCharacters() throws {
+        let s = Scratch()
+        try "vm guest\nlaunch \u{1B}[2J\u{202E}guest\n".write(toFile: s.path + "/evil.sev", atomically: true, encoding: .utf8)
+        let r = try Self.run(["record", "evil.sev"], in: s.path)
+        #expect(r.status == 2)
+        #expect(!r.stderr.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x202E })
+        #expect(r.stderr.contains("\\u{1B}"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
 }

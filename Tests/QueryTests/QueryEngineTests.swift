@@ -146,4 +146,61 @@ struct QueryEngineTests {
             #expect(parsed[1]["n"] is NSNull)
         }
     }
+
+    @Test("no query can write, attach, vacuum or change a setting, and none leaves a file behind",
+          arguments: ["PRAGMA query_only = OFF", "PRAGMA journal_mode = WAL", "VACUUM INTO 'VACUUMED'", "ATTACH 'ATTACHED' AS x",
+                      "CREATE TEMP TABLE t(a)", "PRAGMA writable_schema = ON", "UPDATE meta SET value = 'x'",
+                      "SELECT load_extension('x')"])
+    func escapes(_ sql: String) throws {
+        let r = try Recorded()
+        let dir = r.dir.path + "/d.sevtrace"
+        let sqlHere = sql.replacingOccurrences(of: "VACUUMED", with: r.dir.path + "/v.db")
+            .replacingOccurrences(of: "ATTACHED", with: r.dir.path + "/a.db")
+        let before = try Data(contentsOf: URL(fileURLWithPath: r.bundle.indexPath))
+        let engine = try QueryEngine(bundle: r.bundle)
+        #expect(throws: QueryError.self) { _ = try engine.run(sqlHere + ";\nSELECT 1;") }
+        #expect(try engine.run("PRAGMA query_only")[0].rows == [[.integer(1)]])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: r.dir.path).sorted() == ["d.sevtrace"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["events.zst", "index.sqlite"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: r.bundle.indexPath)) == before)
+    }
+
+    @Test("a runaway query stops at its time limit with an error that names the option")
+    func timeout() throws {
+        let r = try Recorded()
+        let engine = try QueryEngine(bundle: r.bundle)
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            _ = try engine.run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n;",
+                               file: "forever.sql", limits: QueryLimits(timeout: .milliseconds(300)))
+            Issue.record("the query ended by itself")
+        } catch {
+            #expect(error.message.contains("--timeout"), "\(error)")
+            #expect(error.file == "forever.sql" && error.line == 1)
+        }
+        #expect(clock.now - start < .seconds(10))
+    }
+
+    @Test("rows reach the output one by one as SQLite returns them, statement by statement")
+    func streaming() throws {
+        final class Log: QueryOutput {
+            var calls: [String] = []
+            func begin(columns: [String], index: Int) { calls.append("begin \(index) \(columns.joined(separator: ","))") }
+            func row(_ values: [SQLiteValue]) { calls.append("row") }
+            func end() { calls.append("end") }
+        }
+        let r = try Recorded()
+        let log = Log()
+        try QueryEngine(bundle: r.bundle).run("SELECT seq FROM events LIMIT 3; SELECT 1 AS one;", file: "q", into: log,
+                                             limits: QueryLimits())
+        #expect(log.calls == ["begin 0 seq", "row", "row", "row", "end", "begin 1 one", "row", "end"])
+        // A table wider than its sample keeps the sample's widths and still prints every row.
+        var out = ""
+        let table = OutputFormat.table.writer { out += $0 }
+        table.begin(columns: ["v"], index: 0)
+        for i in 0..<(TableWriter.sampleRows + 3) { table.row([.text(i < TableWriter.sampleRows ? "a" : "longer")]) }
+        table.end()
+        #expect(out.hasSuffix("longer\n(\(TableWriter.sampleRows + 3) rows)\n"))
+    }
 }

@@ -202,7 +202,7 @@ public final class SEVFirmware {
         let spa = physical(address)
         try platform.memory.check(spa, count)
         var out = [UInt8](repeating: 0, count: count)
-        for (offset, size) in Platform.granules(start: spa, count: count) {
+        for (offset, size) in try Platform.granules(start: spa, count: count) {
             let v = try platform.read(actor: .psp, vm: MemoryAccess.noVM, asid: key == nil ? 0 : asid, kind: .read,
                                       gva: 0, gpa: 0, spa: spa + UInt64(offset), size: size, cbit: key != nil,
                                       reason: .firmware, register: register, key: key, cost: Platform.Cost.pspAccess)
@@ -216,7 +216,7 @@ public final class SEVFirmware {
                   register: UInt8 = MemoryAccess.noRegister) throws(MachineError) {
         let spa = physical(address)
         try platform.memory.check(spa, bytes.count)
-        for (offset, size) in Platform.granules(start: spa, count: bytes.count) {
+        for (offset, size) in try Platform.granules(start: spa, count: bytes.count) {
             try platform.write(actor: .psp, vm: MemoryAccess.noVM, asid: key == nil ? 0 : asid, kind: .write, gva: 0,
                                gpa: 0, spa: spa + UInt64(offset), size: size,
                                value: Platform.value(bytes, at: offset, size: size), cbit: key != nil,

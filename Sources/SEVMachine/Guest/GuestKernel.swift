@@ -192,7 +192,7 @@ struct GuestKernel {
             platform.emit(.handover(Handover(vm: vcpu.vm.id, vcpu: vcpu.index, gpa: t.gpa, spa: platform.traced(t.spa),
                                              length: length)), cost: Platform.Cost.control)
         }
-        for (offset, size) in Platform.granules(start: dst, count: Int(length)) {
+        for (offset, size) in try Platform.granules(start: dst, count: Int(length)) {
             let v = try vcpu.load(gva: src + UInt64(offset), size: size, register: Instruction.copyLatch)
             try vcpu.store(gva: dst + UInt64(offset), size: size, value: v, register: Instruction.copyLatch)
         }

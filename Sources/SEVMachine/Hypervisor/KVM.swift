@@ -161,7 +161,7 @@ public final class KVM {
     @discardableResult
     public func read(_ vm: VirtualMachine, gpa: UInt64, length: Int) throws(MachineError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
-        for (offset, size) in Platform.granules(start: gpa, count: length) {
+        for (offset, size) in try Platform.granules(start: gpa, count: length) {
             let g = gpa + UInt64(offset)
             let v = try platform.read(actor: .hypervisor, vm: vm.id, asid: 0, kind: .read, gva: 0, gpa: g,
                                      spa: try vm.translate(g), size: size, cbit: false, reason: .host, key: nil)
@@ -172,7 +172,7 @@ public final class KVM {
 
     /// The hypervisor writes guest memory by guest physical address, with no key.
     public func write(_ vm: VirtualMachine, gpa: UInt64, bytes: [UInt8]) throws(MachineError) {
-        for (offset, size) in Platform.granules(start: gpa, count: bytes.count) {
+        for (offset, size) in try Platform.granules(start: gpa, count: bytes.count) {
             let g = gpa + UInt64(offset)
             try platform.write(actor: .hypervisor, vm: vm.id, asid: 0, kind: .write, gva: 0, gpa: g,
                               spa: try vm.translate(g), size: size, value: Platform.value(bytes, at: offset, size: size),
@@ -271,7 +271,7 @@ public final class KVM {
         try prepareToRun(vm)
         let vcpu = vm.vcpus[0]
         try vcpu.bootIfNeeded()
-        for (offset, size) in Platform.granules(start: gpa, count: bytes.count) {
+        for (offset, size) in try Platform.granules(start: gpa, count: bytes.count) {
             try vcpu.store(gva: gpa + UInt64(offset), size: size, value: Platform.value(bytes, at: offset, size: size),
                            register: MemoryAccess.noRegister)
         }

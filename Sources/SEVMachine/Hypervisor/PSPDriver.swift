@@ -41,7 +41,7 @@ public final class PSPDriver {
     /// Reads back what the firmware wrote (hypervisor reads).
     func fetch(_ spa: UInt64, count: Int) throws(MachineError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        for (offset, size) in Platform.granules(start: spa, count: count) {
+        for (offset, size) in try Platform.granules(start: spa, count: count) {
             let v = try platform.read(actor: .hypervisor, vm: MemoryAccess.noVM, asid: 0, kind: .read, gva: 0, gpa: 0,
                                       spa: spa + UInt64(offset), size: size, cbit: false, reason: .host, key: nil)
             Platform.store(v, into: &out, at: offset, size: size)
@@ -50,7 +50,7 @@ public final class PSPDriver {
     }
 
     func hostWrite(_ spa: UInt64, _ bytes: [UInt8]) throws(MachineError) {
-        for (offset, size) in Platform.granules(start: spa, count: bytes.count) {
+        for (offset, size) in try Platform.granules(start: spa, count: bytes.count) {
             try platform.write(actor: .hypervisor, vm: MemoryAccess.noVM, asid: 0, kind: .write, gva: 0, gpa: 0,
                                spa: spa + UInt64(offset), size: size, value: Platform.value(bytes, at: offset, size: size),
                                cbit: false, reason: .host, key: nil)

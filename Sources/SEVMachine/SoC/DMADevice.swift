@@ -18,7 +18,7 @@ public final class DMADevice {
     @discardableResult
     public func dmaRead(vm: VirtualMachine, gpa: UInt64, length: Int) throws(MachineError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
-        for (offset, size) in Platform.granules(start: gpa, count: length) {
+        for (offset, size) in try Platform.granules(start: gpa, count: length) {
             let g = gpa + UInt64(offset)
             let spa = try vm.translate(g)
             let v = try platform.read(actor: .device(id), vm: vm.id, asid: 0, kind: .dmaRead, gva: 0, gpa: g, spa: spa,
@@ -30,7 +30,7 @@ public final class DMADevice {
 
     /// Writes `bytes` into `vm`'s memory at `gpa` by DMA.
     public func dmaWrite(vm: VirtualMachine, gpa: UInt64, bytes: [UInt8]) throws(MachineError) {
-        for (offset, size) in Platform.granules(start: gpa, count: bytes.count) {
+        for (offset, size) in try Platform.granules(start: gpa, count: bytes.count) {
             let g = gpa + UInt64(offset)
             let spa = try vm.translate(g)
             try platform.write(actor: .device(id), vm: vm.id, asid: 0, kind: .dmaWrite, gva: 0, gpa: g, spa: spa, size: size,

@@ -1,0 +1,92 @@
+import SEVMachine
+import Testing
+import TraceFormat
+@testable import Scenario
+
+/// Scenario input as strangers write it: other line ends, and requests past the limits, each refused
+/// with an error that names the place and the option that raises the limit.
+struct LimitTests {
+    static let text = "platform memory=64M\nvm guest memory=4M\nprogram guest at=0x100000\n    mov r1, 2\n    hlt\nend\nlaunch guest\nrun guest\n"
+
+    @Test("CRLF, lone CR, a UTF-8 BOM and a missing final newline parse as the same scenario",
+          arguments: ["\r\n", "\r", "\n"], [false, true])
+    func lineEnds(_ newline: String, _ bom: Bool) throws {
+        let reference = try ScenarioParser(file: "t").parse(Self.text)
+        var variant = Self.text.replacingOccurrences(of: "\n", with: newline)
+        if bom { variant = "\u{FEFF}" + variant }
+        for candidate in [variant, String(variant.dropLast(newline.count))] {
+            let script = try ScenarioParser(file: "t").parse(candidate)
+            #expect(script.statements.map(\.location.line) == reference.statements.map(\.location.line))
+            let a = CollectingSink(), b = CollectingSink()
+            try ScenarioRunner(script: reference, seed: 1).run(into: a)
+            try ScenarioRunner(script: script, seed: 1).run(into: b)
+            #expect(a.events == b.events)
+        }
+    }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var text: String
+        var limits: ScenarioLimits
+        var line: Int
+        var column: Int
+        var option: String
+        var testDescription: String { option }
+    }
+
+    static let cases: [Case] = [
+        Case(text: "vm guest memory=4M\nhv read guest 0 8 times=2000001\n", limits: ScenarioLimits(), line: 2, column: 25, option: "--max-times"),
+        Case(text: "vm guest memory=4M\ndevice nic0\ndma nic0 read guest 0 17000000\n", limits: ScenarioLimits(), line: 3, column: 23,
+             option: "--max-statement-bytes"),
+        Case(text: "vm guest memory=4M\nsecret guest 0 k fill=1 len=0xFFFFFFFFFFFFFFFF\n", limits: ScenarioLimits(), line: 2, column: 29,
+             option: "--max-statement-bytes"),
+        Case(text: "platform memory=16G\n", limits: ScenarioLimits(), line: 1, column: 17, option: "--max-memory"),
+        Case(text: "platform a memory=2G\nplatform b memory=4G\n", limits: ScenarioLimits(), line: 2, column: 19, option: "--max-memory"),
+        Case(text: "# " + String(repeating: "x", count: 2000) + "\n", limits: ScenarioLimits(maxScenarioBytes: 1000), line: 1, column: 1,
+             option: "--max-scenario-bytes"),
+    ]
+
+    @Test("a request past a limit names its line, column and the option that raises the limit", arguments: cases)
+    func overLimit(_ c: Case) {
+        do {
+            _ = try ScenarioParser(file: "t.sev", limits: c.limits).parse(c.text)
+            Issue.record("parsed")
+        } catch {
+            #expect(error.location == SourceLocation(file: "t.sev", line: c.line, column: c.column), "\(error)")
+            #expect(error.message.contains(c.option), "\(error)")
+        }
+    }
+
+    @Test("numbers that do not fit are errors, never traps", arguments: [
+        "run guest vcpu=0xFFFFFFFFFFFFFFFF", "platform cbit=0xFFFFFFFFFFFFFFFF", "platform phys_bits=18446744073709551615",
+        "hv unmap guest 0x1000 pages=0xFFFFFFFFFFFFFFFF", "hv swap-out guest 0 pages=0", "hv read guest 0xFFFFFFFFFFFFFFF8 16",
+        "hv write guest 0xFFFFFFFFFFFFFFFF hex=\"00 11\"", "debug guest 0xFFFFFFFFFFFFFFF0 32",
+    ])
+    func hugeNumbers(_ line: String) throws {
+        let text = line.hasPrefix("platform") ? line + "\nvm guest memory=4M\n" : "vm guest memory=4M\nlaunch guest\n" + line + "\n"
+        guard let script = try? ScenarioParser(file: "t").parse(text) else { return }
+        #expect(throws: ScenarioError.self) { try ScenarioRunner(script: script, seed: 1).run(into: CountingSink()) }
+    }
+
+    @Test("a guest that never halts stops at --max-steps, and a run that makes too many events stops at the sink's request")
+    func runLimits() throws {
+        let spin = "vm guest memory=4M\nprogram guest at=0x100000\nloop:\n    jmp loop\nend\nlaunch guest\nrun guest\n"
+        let limits = ScenarioLimits(machine: MachineLimits(maxStepsPerRun: 10_000))
+        let script = try ScenarioParser(file: "t.sev", limits: limits).parse(spin)
+        #expect(throws: ScenarioError.self) { try ScenarioRunner(script: script, seed: 1).run(into: CountingSink()) }
+        do {
+            try ScenarioRunner(script: script, seed: 1).run(into: CountingSink())
+        } catch {
+            #expect(error.location.line == 7)
+            #expect(error.message.contains("--max-steps"))
+        }
+        final class Stopper: EventSink {
+            var count = 0
+            func record(cycle: UInt64, _ body: EventBody) { count += 1 }
+            var stopRequest: String? { count > 5000 ? "enough (--max-events)" : nil }
+        }
+        let unlimited = try ScenarioParser(file: "t.sev").parse(spin)
+        let stopper = Stopper()
+        #expect(throws: ScenarioError.self) { try ScenarioRunner(script: unlimited, seed: 1).run(into: stopper) }
+        #expect(stopper.count < 5000 + 4096 + 3 * 4096)  // checked every 4096 events and every 4096 steps
+    }
+}
