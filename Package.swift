@@ -51,12 +51,10 @@ let package = Package(
     ]
 )
 
-// `Fuzz/run` builds the libFuzzer drivers with SEV_TRACE_FUZZ=1 (and -sanitize=fuzzer); ordinary builds
-// and the tests never see them, since they need libFuzzer to link.
+// `Fuzz/run` builds the libFuzzer driver with SEV_TRACE_FUZZ=1 (and -sanitize=fuzzer); ordinary builds
+// and the tests never see it, since it needs libFuzzer to link.
 if Context.environment["SEV_TRACE_FUZZ"] != nil {
-    for target in ["scenario", "bundle", "analyzer"] {
-        package.targets.append(.executableTarget(
-            name: "fuzz-\(target)", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-\(target)",
-            swiftSettings: [.unsafeFlags(["-parse-as-library"])], linkerSettings: [.unsafeFlags(["-use-ld=lld"])]))
-    }
+    package.targets.append(.executableTarget(
+        name: "fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/driver",
+        swiftSettings: [.unsafeFlags(["-parse-as-library"])], linkerSettings: [.unsafeFlags(["-use-ld=lld"])]))
 }

@@ -1,18 +1,15 @@
+import TestSupport
 import Testing
 @testable import TraceFormat
 
 /// A deterministic source of random events covering every kind and field, within the bounds a reader
 /// checks (``EventBody/validationProblem``).
 struct EventFuzzer {
-    var state: UInt64
+    private var rng: SplitMix
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    init(state: UInt64) { rng = SplitMix(seed: state) }
+
+    mutating func next() -> UInt64 { rng.next() }
 
     mutating func small(_ n: UInt64) -> UInt64 { next() % n }
     mutating func bool() -> Bool { next() & 1 == 0 }
