@@ -11,7 +11,7 @@ public final class Analyzer {
     /// Detectors to run.
     public let detectors: Set<Detector>
     private var table = LabelTable()
-    private let shadow = ShadowMemory()
+    private let shadow: ShadowMemory
     private var registers: [UInt32: RegisterFile] = [:]
     private var vmNames: [UInt16: String] = [:]
     /// The VM using each (platform << 16 | ASID).
@@ -161,10 +161,16 @@ public final class Analyzer {
 
     /// - Parameter maxFindings: past this many findings, further hits are counted per detector
     ///   instead of listed (`analyze --max-findings`).
-    public init(detectors: Set<Detector> = Set(Detector.allCases), maxFindings: Int = 100_000) {
+    ///   - maxShadowBytes: the most memory the shadow state may take (`--max-shadow-memory`); an
+    ///     analysis that needs more stops with ``AnalysisLimitError``.
+    public init(detectors: Set<Detector> = Set(Detector.allCases), maxFindings: Int = 100_000, maxShadowBytes: Int = 2 << 30) {
         self.detectors = detectors
         collector = FindingCollector(maxFindings: max(1, maxFindings))
+        shadow = ShadowMemory(maxBytes: maxShadowBytes)
     }
+
+    /// Whether the shadow state outgrew its budget (then events are no longer processed).
+    public var exhausted: Bool { shadow.exhausted }
 
     /// The findings so far, in the order they were first seen.
     public var findings: [Finding] { collector.finished }
@@ -173,6 +179,9 @@ public final class Analyzer {
     public func analyze(_ reader: TraceReader) throws -> [Finding] {
         try reader.forEachEvent { e in
             process(e)
+            guard !shadow.exhausted else {
+                throw AnalysisLimitError(seq: e.seq, maxShadowBytes: shadow.maxBytes)
+            }
             return true
         }
         return findings
@@ -180,6 +189,7 @@ public final class Analyzer {
 
     /// Processes one event.
     public func process(_ e: TraceEvent) {
+        guard !shadow.exhausted else { return }
         eventCount += 1
         switch e.body {
         case .memoryAccess(let a): access(a, seq: e.seq)
@@ -688,5 +698,16 @@ public final class Analyzer {
         collector.add(.init(detector: d, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
                             sourceSPA: sourceSPA, plaintext: plaintext, flow: steps),
                       vmNames: vmNames, table: table)
+    }
+}
+
+/// An analysis that needed more shadow state than its budget allows.
+public struct AnalysisLimitError: Error, Sendable, CustomStringConvertible {
+    /// The event at which the budget ran out.
+    public var seq: UInt64
+    public var maxShadowBytes: Int
+
+    public var description: String {
+        "event \(seq): the analysis needs more than \(maxShadowBytes) bytes of shadow memory for the memory this trace writes (raise the limit with --max-shadow-memory)"
     }
 }

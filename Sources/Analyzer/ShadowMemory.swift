@@ -43,6 +43,21 @@ final class ShadowMemory {
         }
     }
 
+    /// The most bytes of shadow state (pages and their per-byte buffers). Past it the shadow stops
+    /// changing and ``exhausted`` is set: the analysis can no longer be trusted and must stop.
+    let maxBytes: Int
+    /// The bytes of shadow state so far.
+    private(set) var bytes = 0
+    /// Whether the budget ran out.
+    private(set) var exhausted = false
+    /// Where lookups go once the budget ran out.
+    private let spare = Page()
+    /// What a page costs before and after it gets per-byte buffers.
+    static let pageBytes = 2 * 256 * 2 + 2 * 4 * 8 + 64
+    static let taintBytes = 4096 * (MemoryLayout<LabelTable.SetID>.size + 16)
+
+    init(maxBytes: Int = 2 << 30) { self.maxBytes = maxBytes }
+
     private var pages: [UInt64: Page] = [:]
     /// The pages looked up last: copies and walks revisit a few pages over and over.
     private var cache: [(number: UInt64, page: Page?)] = Array(repeating: (UInt64.max, nil), count: 4)
@@ -64,6 +79,11 @@ final class ShadowMemory {
 
     private func page(_ spa: UInt64) -> Page {
         if let p = existing(spa) { return p }
+        guard !exhausted, bytes + Self.pageBytes <= maxBytes else {
+            exhausted = true
+            return spare
+        }
+        bytes += Self.pageBytes
         let p = Page()
         pages[spa >> 12] = p
         for i in cache.indices where cache[i].number == spa >> 12 { cache[i].page = p }
@@ -102,14 +122,15 @@ final class ShadowMemory {
 
     /// Sets the labels of `size` bytes at `spa`, and records whether the blocks are now stored encrypted.
     func write(_ spa: UInt64, size: Int, set: LabelTable.SetID, origin: UInt64, via: UInt64 = 0, encryptedBy asid: UInt16) {
+        guard !exhausted else { return }
         var i = 0
         while i < size {
             let a = spa + UInt64(i)
             let n = min(size - i, Int(4096 - (a & 0xFFF)))
             let base = Int(a & 0xFFF)
-            let p: Page
-            p = existing(a) ?? page(a)
-            if set != 0 { p.makeTaintable() }
+            let p = existing(a) ?? page(a)
+            if set != 0 { makeTaintable(p) }
+            if exhausted { return }
             if let labels = p.labels, let origins = p.origins, let vias = p.vias {
                 for j in 0..<n {
                     labels[base + j] = set
@@ -136,6 +157,17 @@ final class ShadowMemory {
         }
     }
 
+    /// Gives `p` its per-byte buffers, within the budget.
+    private func makeTaintable(_ p: Page) {
+        guard p.labels == nil else { return }
+        guard !exhausted, bytes + Self.taintBytes <= maxBytes else {
+            exhausted = true
+            return
+        }
+        bytes += Self.taintBytes
+        p.makeTaintable()
+    }
+
     /// Copies the label sets and origins of `count` bytes at `spa` (within one page) into `sets` and
     /// `origins` from index `start`; an untainted byte gets 0 for both.
     func copy(_ spa: UInt64, count: Int, into sets: inout [LabelTable.SetID], origins: inout [UInt64], at start: Int) {
@@ -156,7 +188,7 @@ final class ShadowMemory {
     func writeLine(_ base: UInt64, sets: [LabelTable.SetID], origins: [UInt64], encryptedBy asid: UInt16) {
         let p = existing(base) ?? page(base)
         let off = Int(base & 0xFFF)
-        if sets.contains(where: { $0 != 0 }) { p.makeTaintable() }
+        if sets.contains(where: { $0 != 0 }) { makeTaintable(p) }
         if let labels = p.labels, let o = p.origins, let v = p.vias {
             for j in 0..<64 {
                 labels[off + j] = sets[j]

@@ -31,6 +31,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     static let scenarioLimits = ScenarioLimits(maxScenarioBytes: 64 << 10, maxStatementBytes: 64 << 10, maxTimes: 256,
                                                machine: MachineLimits(maxStepsPerRun: 20_000, maxMemoryBytes: 256 << 20))
 
+    /// The analyzer's shadow budget per input.
+    static let shadowBytes = 256 << 20
+
     /// Counts events and asks the machine to stop after a few hundred thousand.
     final class BoundedSink: EventSink {
         var count = 0
@@ -54,7 +57,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     static func bundle(_ data: UnsafeRawBufferPointer) {
         guard (try? Data(data).write(to: URL(fileURLWithPath: scratch))) != nil,
               let reader = try? TraceReader(path: scratch) else { return }
-        let analyzer = Analyzer()
+        let analyzer = Analyzer(maxShadowBytes: Self.shadowBytes)
         var index = 0
         while index < 64, let info = try? reader.chunkInfo(index), let events = try? reader.events(of: info) {
             for e in events { analyzer.process(e) }
@@ -67,7 +70,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     static func analyzer(_ data: UnsafeRawBufferPointer) {
         var decoder = EventDecoder()
         var r = ByteReader(Array(data))
-        let analyzer = Analyzer()
+        let analyzer = Analyzer(maxShadowBytes: Self.shadowBytes)
         var seq: UInt64 = 0
         while !r.isAtEnd, let (cycle, body) = try? decoder.decode(from: &r) {
             guard body.validationProblem == nil else { break }

@@ -324,6 +324,9 @@ public struct ScenarioParser {
                 let o = try byteCursor.options(allowed: ["owner", "expect", "hex", "text", "fill", "len"])
                 guard let owner = try knownOwner(o, c) else { throw ScenarioError(start, "inject needs owner=NAME") }
                 let bytes = try bytes(&c, extra: ["owner", "expect"])
+                guard bytes.count <= TraceLimits.maxSecretBytes else {
+                    throw ScenarioError(start, "a secret is at most \(TraceLimits.maxSecretBytes) bytes, what a trace may declare")
+                }
                 guard bytes.count % 16 == 0 else { throw ScenarioError(start, "a launch secret is a multiple of 16 bytes") }
                 add(.inject(vm: vm, gpa: gpa, name: name, owner: owner, bytes: bytes, expect: try Self.expectation(o, c)))
             case "debug":
@@ -417,7 +420,11 @@ public struct ScenarioParser {
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")
                 let name = try c.word("a name for the secret")
+                let start = c.location
                 let bytes = try bytes(&c)
+                guard bytes.count <= TraceLimits.maxSecretBytes else {
+                    throw ScenarioError(start, "a secret is at most \(TraceLimits.maxSecretBytes) bytes, what a trace may declare")
+                }
                 add(.secret(vm: vm, gpa: gpa, name: name, bytes: bytes))
             case "dma":
                 let t = c.peek

@@ -28,6 +28,7 @@ extension EventBody {
             guard v.memoryBytes <= TraceLimits.maxVMMemoryBytes else { return "VM memory of \(v.memoryBytes) bytes" }
             guard v.vm != MemoryAccess.noVM else { return "VM number \(v.vm)" }
         case .taintSource(let t):
+            guard t.length <= TraceLimits.maxSecretBytes else { return "secret of \(t.length) bytes (at most \(TraceLimits.maxSecretBytes))" }
             if let p = Self.rangeProblem(spa: t.spa, gpa: t.gpa, length: t.length, what: "secret") { return p }
         case .handover(let h):
             if let p = Self.rangeProblem(spa: h.spa, gpa: h.gpa, length: h.length, what: "hand-over") { return p }

@@ -18,6 +18,8 @@ public enum TraceLimits {
     /// The largest range one event may cover (a secret, a hand-over, an NPT change): 16 GiB, the
     /// largest simulated memory.
     public static let maxRangeBytes: UInt64 = 16 << 30
+    /// The largest secret one event may declare (scenarios are held to it whatever their own limits).
+    public static let maxSecretBytes: UInt64 = 256 << 20
     /// The largest guest memory a `vmCreated` event may state.
     public static let maxVMMemoryBytes: UInt64 = 16 << 30
 

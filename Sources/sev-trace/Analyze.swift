@@ -17,8 +17,8 @@ struct Analyze: ParsableCommand {
     @Option(help: "Exit 1 when a finding of this severity or worse exists (info, low, medium, high, critical).")
     var failOn: String?
 
-    @Option(help: "Past this many findings, further hits are counted per detector instead of listed.")
-    var maxFindings: Int = 100_000
+    @OptionGroup(title: "Analysis limits")
+    var analysis: AnalysisOptions
 
     func run() throws {
         var selected = Set(Detector.allCases)
@@ -38,19 +38,11 @@ struct Analyze: ParsableCommand {
             }
             threshold = s
         }
-        let findings = try AnalysisRun.run(try TraceBundle(existing: bundle), detectors: selected, maxFindings: maxFindings)
+        let findings = try analysis.analyzer(detectors: selected).analyzeAndStore(try TraceBundle(existing: bundle))
         FindingPrinter.print(findings)
         if let threshold, let worst = findings.map(\.severity).max(), worst >= threshold {
             throw CheckFailed(message: "\(findings.filter { $0.severity >= threshold }.count) finding(s) of severity \(threshold) or worse")
         }
-    }
-}
-
-/// Running the analyzer over a bundle and storing what it finds.
-enum AnalysisRun {
-    static func run(_ bundle: TraceBundle, detectors: Set<Detector>, maxFindings: Int) throws -> [Finding] {
-        guard maxFindings >= 1 else { throw InputError(description: "--max-findings must be at least 1") }
-        return try Analyzer(detectors: detectors, maxFindings: maxFindings).analyzeAndStore(bundle)
     }
 }
 

@@ -24,8 +24,8 @@ struct Record: ParsableCommand {
     @Option(help: .hidden)
     var chunkBytes: UInt32 = 1 << 20
 
-    @Option(help: "Past this many findings, further hits are counted per detector instead of listed.")
-    var maxFindings: Int = 100_000
+    @OptionGroup(title: "Analysis limits")
+    var analysis: AnalysisOptions
 
     @OptionGroup(title: "Limits")
     var limitOptions: LimitOptions
@@ -43,7 +43,7 @@ struct Record: ParsableCommand {
         let summary = try ScenarioRecorder.record(script, seed: seed, to: path, chunkBytes: chunkBytes,
                                                   limits: RecordingLimits(maxEvents: maxEvents, maxBytes: maxBytes)) { staging in
             guard !noAnalyze else { return }
-            findings = try Analyzer(maxFindings: max(1, maxFindings)).analyze(staging, storingIn: TraceIndex(path: staging.indexPath, writable: true))
+            findings = try analysis.analyzer().analyze(staging, storingIn: TraceIndex(path: staging.indexPath, writable: true))
         }
         let perEvent = summary.events == 0 ? 0 : Double(summary.bytes) / Double(summary.events)
         Console.line("recorded \(script.file) (seed \(seed)): \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s"), \(summary.bytes) bytes (\(String(format: "%.2f", perEvent)) bytes/event)")

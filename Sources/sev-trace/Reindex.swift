@@ -16,21 +16,21 @@ struct Reindex: ParsableCommand {
     @Option(name: .shortAndLong, help: "With --salvage: where to write the salvaged bundle (default: in place).")
     var output: String?
 
-    @Option(help: "Past this many findings, further hits are counted per detector instead of listed.")
-    var maxFindings: Int = 100_000
+    @OptionGroup(title: "Analysis limits")
+    var analysis: AnalysisOptions
 
     func run() throws {
         let b = try TraceBundle(existing: bundle)
         var findings: [Finding] = []
         guard salvage else {
             if output != nil { throw InputError(description: "-o goes with --salvage") }
-            try b.rebuildIndex { index in findings = try Analyzer(maxFindings: maxFindings).analyze(b, storingIn: index) }
+            try b.rebuildIndex { index in findings = try analysis.analyzer().analyze(b, storingIn: index) }
             Console.line("rebuilt \(b.indexPath)")
             FindingPrinter.print(findings)
             return
         }
         let report = try TraceSalvage.salvage(b, to: output ?? bundle) { staging in
-            findings = try Analyzer(maxFindings: maxFindings).analyze(staging, storingIn: TraceIndex(path: staging.indexPath, writable: true))
+            findings = try analysis.analyzer().analyze(staging, storingIn: TraceIndex(path: staging.indexPath, writable: true))
         }
         Console.line("salvaged \(report.chunks) complete chunk\(report.chunks == 1 ? "" : "s") (\(report.events) events) into \(report.bundle.path)")
         if let cut = report.cut {

@@ -1,3 +1,4 @@
+import Analyzer
 import ArgumentParser
 import Foundation
 import Scenario
@@ -30,7 +31,7 @@ struct SevTrace: ParsableCommand {
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
             let message: String
-            if error is TraceError || error is SQLiteError || error is QueryFailure || error is InputError {
+            if error is TraceError || error is SQLiteError || error is QueryFailure || error is InputError || error is AnalysisLimitError {
                 message = "\(error)"
             } else {
                 message = Self.message(for: error)

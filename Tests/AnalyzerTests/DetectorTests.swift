@@ -230,3 +230,21 @@ struct FindingBoundsTests {
         #expect(capped.findings.map(\.occurrences).reduce(0, +) == all.findings.map(\.occurrences).reduce(0, +))
     }
 }
+
+extension FindingBoundsTests {
+    @Test("shadow state past its budget stops the analysis instead of growing: a trace declaring huge secrets")
+    func shadowBudget() throws {
+        let text = "platform memory=64M\nvm guest memory=8M\nlaunch guest\nsecret guest 0x100000 key fill=1 len=4M\n"
+        let sink = CollectingSink()
+        try ScenarioRunner(script: try ScenarioParser(file: "t").parse(text), seed: 1).run(into: sink)
+        let small = Analyzer(maxShadowBytes: 1 << 20)
+        let roomy = Analyzer()
+        for e in sink.events {
+            small.process(e)
+            roomy.process(e)
+        }
+        #expect(small.exhausted)
+        #expect(!roomy.exhausted)
+        #expect(AnalysisLimitError(seq: 7, maxShadowBytes: 1 << 20).description.contains("--max-shadow-memory"))
+    }
+}
