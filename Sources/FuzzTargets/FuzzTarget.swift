@@ -29,7 +29,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     /// Limits small enough that one input runs in milliseconds; every limit is still checked.
     static let scenarioLimits = ScenarioLimits(maxScenarioBytes: 64 << 10, maxStatementBytes: 64 << 10, maxTimes: 256,
-                                               machine: MachineLimits(maxStepsPerRun: 20_000, maxMemoryBytes: 256 << 20))
+                                               machine: MachineLimits(maxSteps: 20_000, maxMemoryBytes: 256 << 20))
 
     /// The analyzer's shadow budget per input.
     static let shadowBytes = 256 << 20

@@ -18,6 +18,8 @@ public final class Machine {
     /// guest code or repeats a statement.
     public private(set) var stopReason: String?
     private var eventsSinceCheck: UInt32 = 0
+    /// Guest instructions executed so far, by every vCPU.
+    public private(set) var steps: UInt64 = 0
 
     /// Creates a machine with no platform yet.
     public init(seed: UInt64, sink: EventSink) {
@@ -67,6 +69,14 @@ public final class Machine {
             eventsSinceCheck = 0
             if stopReason == nil { stopReason = sink.stopRequest }
         }
+    }
+
+    /// Counts one guest instruction of `vcpu`, and throws once the simulation has run all it may.
+    @inline(__always)
+    func countStep(_ vcpu: VCPU) throws(MachineError) {
+        steps &+= 1
+        if steps > limits.maxSteps { throw .stepLimit(vm: vcpu.vm.name, limit: limits.maxSteps) }
+        if steps & 0xFFF == 0 { try checkStop() }
     }
 
     /// Throws when the sink asked the simulation to stop.

@@ -49,13 +49,13 @@ public struct PlatformConfig: Equatable, Sendable {
 /// Bounds on what one simulation may do, so that a mistake in a scenario ends with an error that names
 /// the limit instead of running for hours or taking all memory.
 public struct MachineLimits: Sendable, Equatable {
-    /// Guest instructions one `run` (or one `schedule`, all its vCPUs together) may execute.
-    public var maxStepsPerRun: UInt64
+    /// Guest instructions the whole simulation may execute, over every run, vCPU and repetition.
+    public var maxSteps: UInt64
     /// Simulated memory of all platforms together.
     public var maxMemoryBytes: UInt64
 
-    public init(maxStepsPerRun: UInt64 = 20_000_000, maxMemoryBytes: UInt64 = 4 << 30) {
-        self.maxStepsPerRun = maxStepsPerRun
+    public init(maxSteps: UInt64 = 20_000_000, maxMemoryBytes: UInt64 = 4 << 30) {
+        self.maxSteps = maxSteps
         self.maxMemoryBytes = maxMemoryBytes
     }
 }

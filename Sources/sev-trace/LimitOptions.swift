@@ -4,8 +4,8 @@ import Scenario
 
 /// The limits on what a scenario may ask for, as options shared by every command that parses or runs one.
 struct LimitOptions: ParsableArguments {
-    @Option(help: "Guest instructions one `run` or `schedule` may execute.")
-    var maxSteps: UInt64 = MachineLimits().maxStepsPerRun
+    @Option(help: "Guest instructions the whole simulation may execute.")
+    var maxSteps: UInt64 = MachineLimits().maxSteps
 
     @Option(help: "Simulated memory of all platforms together, in bytes.")
     var maxMemory: UInt64 = MachineLimits().maxMemoryBytes
@@ -21,6 +21,6 @@ struct LimitOptions: ParsableArguments {
 
     var limits: ScenarioLimits {
         ScenarioLimits(maxScenarioBytes: maxScenarioBytes, maxStatementBytes: maxStatementBytes, maxTimes: maxTimes,
-                       machine: MachineLimits(maxStepsPerRun: maxSteps, maxMemoryBytes: maxMemory))
+                       machine: MachineLimits(maxSteps: maxSteps, maxMemoryBytes: maxMemory))
     }
 }

@@ -70,7 +70,7 @@ struct LimitTests {
     @Test("a guest that never halts stops at --max-steps, and a run that makes too many events stops at the sink's request")
     func runLimits() throws {
         let spin = "vm guest memory=4M\nprogram guest at=0x100000\nloop:\n    jmp loop\nend\nlaunch guest\nrun guest\n"
-        let limits = ScenarioLimits(machine: MachineLimits(maxStepsPerRun: 10_000))
+        let limits = ScenarioLimits(machine: MachineLimits(maxSteps: 10_000))
         let script = try ScenarioParser(file: "t.sev", limits: limits).parse(spin)
         #expect(throws: ScenarioError.self) { try ScenarioRunner(script: script, seed: 1).run(into: CountingSink()) }
         do {

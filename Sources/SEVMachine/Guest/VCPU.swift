@@ -269,16 +269,11 @@ public final class VCPU {
     // MARK: - Running
 
     /// Boots the guest kernel on first run, then executes until HLT.
-    func run(stepLimit: UInt64) throws(MachineError) {
+    func run() throws(MachineError) {
         platform.kvm.enter(self)
         try bootIfNeeded()
         halted = false
-        let limit = steps + stepLimit
-        while !halted {
-            guard steps < limit else { throw .stepLimit(vm: vm.name, limit: stepLimit) }
-            if steps & 0xFFF == 0 { try platform.machine.checkStop() }
-            try step()
-        }
+        while !halted { try step() }
     }
 
     /// Takes over another vCPU's architectural state (migration of a guest without SEV-ES, whose
@@ -333,6 +328,7 @@ public final class VCPU {
     /// Executes one instruction.
     func step() throws(MachineError) {
         do {
+            try platform.machine.countStep(self)
             let insn = try fetch()
             steps += 1
             do {

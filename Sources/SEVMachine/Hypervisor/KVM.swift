@@ -180,7 +180,7 @@ public final class KVM {
         }
     }
 
-    /// Runs vCPU `index` of `vm` until it halts (at most `stepLimit` instructions).
+    /// Runs vCPU `index` of `vm` until it halts (or the simulation's step budget runs out).
     ///
     /// - Parameters:
     ///   - asid: the ASID to put in the VMCB instead of the VM's own (what a malicious hypervisor does).
@@ -188,8 +188,7 @@ public final class KVM {
     ///     running under the wrong key does), report a SHUTDOWN exit and return instead of throwing.
     /// - Returns: false when the guest crashed.
     @discardableResult
-    public func run(_ vm: VirtualMachine, vcpu index: Int = 0, asid: UInt16? = nil, survivingCrash: Bool = false,
-                    stepLimit: UInt64? = nil) throws(MachineError) -> Bool {
+    public func run(_ vm: VirtualMachine, vcpu index: Int = 0, asid: UInt16? = nil, survivingCrash: Bool = false) throws(MachineError) -> Bool {
         guard index < vm.vcpus.count else { throw .invalid("\(vm.name) has no vcpu \(index)") }
         let vcpu = vm.vcpus[index]
         if let asid {
@@ -202,7 +201,7 @@ public final class KVM {
         }
         defer { vcpu.vmcbASID = nil }
         do {
-            try vcpu.run(stepLimit: stepLimit ?? platform.machine.limits.maxStepsPerRun)
+            try vcpu.run()
             return true
         } catch {
             switch error {
@@ -229,14 +228,12 @@ public final class KVM {
     /// 1 to `quantum` instructions, ended by a preemption exit. The same seed gives the same interleaving.
     /// `actions` device or hypervisor actions (`perform(i)` runs the i-th) compete for the slices like one
     /// more vCPU, in order, so they land between guest instructions where the seed says.
-    public func schedule(_ vms: [VirtualMachine], quantum: Int, stepLimit: UInt64? = nil, actions: Int = 0,
+    public func schedule(_ vms: [VirtualMachine], quantum: Int, actions: Int = 0,
                          perform: (Int) throws(MachineError) -> Void = { _ in }) throws(MachineError) {
         for vm in vms { try vm.platform.kvm.prepareToRun(vm) }
         var runnable = vms.flatMap(\.vcpus)
         for v in runnable { v.wake() }
-        var steps: UInt64 = 0
         var nextAction = 0
-        let stepLimit = stepLimit ?? platform.machine.limits.maxStepsPerRun
         while !runnable.isEmpty || nextAction < actions {
             // The next action (a device or the hypervisor) competes for the CPU like one more vCPU.
             let choices = runnable.count + (nextAction < actions ? 1 : 0)
@@ -249,8 +246,6 @@ public final class KVM {
             let slice = 1 + Int(platform.machine.rng.next() % UInt64(max(1, quantum)))
             let vcpu = runnable[pick]
             if try vcpu.runSlice(slice) { runnable.remove(at: pick) }
-            steps += UInt64(slice)
-            guard steps < stepLimit else { throw .stepLimit(vm: vcpu.vm.name, limit: stepLimit) }
             try platform.machine.checkStop()
         }
     }
