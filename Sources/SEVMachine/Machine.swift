@@ -71,12 +71,15 @@ public final class Machine {
         }
     }
 
-    /// Counts one guest instruction of `vcpu`, and throws once the simulation has run all it may.
+    /// Counts `count` guest instructions of `vcpu` (or iterations of a repeated string instruction, which
+    /// a CPU can interrupt between iterations as it can between instructions), and throws once the
+    /// simulation has run all it may.
     @inline(__always)
-    func countStep(_ vcpu: VCPU) throws(MachineError) {
-        steps &+= 1
-        if steps > limits.maxSteps { throw .stepLimit(vm: vcpu.vm.name, limit: limits.maxSteps) }
-        if steps & 0xFFF == 0 { try checkStop() }
+    func countStep(_ vcpu: VCPU, _ count: UInt64 = 1) throws(MachineError) {
+        let before = steps
+        steps &+= count
+        if steps > limits.maxSteps || steps < before { throw .stepLimit(vm: vcpu.vm.name, limit: limits.maxSteps) }
+        if steps >> 12 != before >> 12 { try checkStop() }
     }
 
     /// Throws when the sink asked the simulation to stop.

@@ -169,7 +169,7 @@ public final class Platform {
                   srcVM: UInt16 = MemoryAccess.noVM, srcGPA: UInt64 = 0,
                   dstVM: UInt16 = MemoryAccess.noVM, dstGPA: UInt64 = 0) throws(MachineError) {
         let pieces = (srcSPA ^ dstSPA) & 7 == 0
-            ? try Self.granules(start: dstSPA, count: count) : (0..<count).map { (offset: $0, size: 1) }
+            ? Array(try Self.granules(start: dstSPA, count: count)) : (0..<count).map { (offset: $0, size: 1) }
         for (offset, size) in pieces {
             let o = UInt64(offset)
             let v = try source.read(actor: .hypervisor, vm: srcVM, asid: 0, kind: .read, gva: 0,
@@ -181,22 +181,35 @@ public final class Platform {
         }
     }
 
-    /// Splits `[start, start + count)` into naturally aligned pieces of at most 8 bytes. A range that
-    /// wraps around the address space is an error, so callers may add any offset of it to `start`.
-    static func granules(start: UInt64, count: Int) throws(MachineError) -> [(offset: Int, size: Int)] {
+    /// Splits `[start, start + count)` into naturally aligned pieces of at most 8 bytes, computed as
+    /// they are iterated. A range that wraps around the address space is an error, so callers may add
+    /// any offset of it to `start`.
+    static func granules(start: UInt64, count: Int) throws(MachineError) -> Granules {
         guard count >= 0, start.addingReportingOverflow(UInt64(count)).overflow == false else {
             throw .invalid("the range of \(count) bytes at \(hex(start)) wraps around the address space")
         }
-        var out: [(Int, Int)] = []
-        var done = 0
-        while done < count {
+        return Granules(start: start, count: count)
+    }
+
+    /// The pieces of ``granules(start:count:)``.
+    struct Granules: Sequence, IteratorProtocol {
+        let start: UInt64
+        let count: Int
+        private var done = 0
+
+        init(start: UInt64, count: Int) {
+            self.start = start
+            self.count = count
+        }
+
+        mutating func next() -> (offset: Int, size: Int)? {
+            guard done < count else { return nil }
             let addr = start + UInt64(done)
             var size = 8
             while size > 1 && (addr % UInt64(size) != 0 || size > count - done) { size /= 2 }
-            out.append((done, size))
-            done += size
+            defer { done += size }
+            return (done, size)
         }
-        return out
     }
 
     /// The value of `size` bytes at `offset` in `bytes`, little-endian.

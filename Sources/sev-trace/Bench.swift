@@ -2,6 +2,7 @@ import Analyzer
 import ArgumentParser
 import Foundation
 import Scenario
+import SEVMachine
 import TraceFormat
 
 struct Bench: ParsableCommand {
@@ -67,7 +68,8 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let text = Self.scenario(accesses: accesses, initialised: !uninitialised, platform: platform)
-        let script = try ScenarioParser(file: "bench").parse(text)
+        // A benchmark may run as long as it is asked to.
+        let script = try ScenarioParser(file: "bench", limits: ScenarioLimits(machine: MachineLimits(maxSteps: .max, maxMemoryBytes: 4 << 30))).parse(text)
         let clock = ContinuousClock()
 
         let counter = CountingSink()
@@ -77,7 +79,7 @@ struct Bench: ParsableCommand {
         let path = output ?? dir! + "/bench.sevtrace"
         defer { if let dir { try? FileManager.default.removeItem(atPath: dir) } }
         var summary: ScenarioRecorder.Summary?
-        let recordTime = try clock.measure { summary = try ScenarioRecorder.record(script, seed: seed, to: path) }
+        let recordTime = try clock.measure { summary = try ScenarioRecorder.record(script, seed: seed, to: path, limits: RecordingLimits(maxEvents: .max, maxBytes: .max)) }
         let s = summary!
 
         let reader = try s.bundle.reader()

@@ -90,3 +90,18 @@ struct LimitTests {
         #expect(stopper.count < 5000 + 4096 + 3 * 4096)  // checked every 4096 events and every 4096 steps
     }
 }
+
+extension LimitTests {
+    @Test("guest registers that ask for endless work end at a clean error: string I/O, copies, bounces, C-bit flips",
+          arguments: ["mov r6, 0x180000\n    mov r1, 0xFFFFFFFFFFFFFFFF\n    outs 0x3f8, r6, r1",
+                      "mov r6, 0x180000\n    mov r1, 4G\n    ins 0x3f8, r6, r1",
+                      "mov r1, 0x180000\n    mov r2, 0x190000\n    mov r3, 0xFFFFFFFFFFFFFFFF\n    copy r1, r2, r3",
+                      "mov r1, 0x180000\n    mov r2, 0x190000\n    mov r3, 0xFFFFFFFFFFFFFFF0\n    dma_map_single r1, r2, r3",
+                      "mov r1, 0xFFFFFFFFFFFFF000\n    set_memory_decrypted r1, 0xFFFFFFFFFFFF"])
+    func endlessWork(_ body: String) throws {
+        let text = "vm guest memory=4M\nprogram guest at=0x100000\n    \(body)\n    hlt\nend\nlaunch guest\nrun guest\n"
+        let limits = ScenarioLimits(machine: MachineLimits(maxSteps: 100_000))
+        let script = try ScenarioParser(file: "t.sev", limits: limits).parse(text)
+        #expect(throws: ScenarioError.self) { try ScenarioRunner(script: script, seed: 1).run(into: CountingSink()) }
+    }
+}

@@ -192,8 +192,12 @@ struct GuestKernel {
             platform.emit(.handover(Handover(vm: vcpu.vm.id, vcpu: vcpu.index, gpa: t.gpa, spa: platform.traced(t.spa),
                                              length: length)), cost: Platform.Cost.control)
         }
+        guard length <= vcpu.vm.memoryBytes else {
+            throw .invalid("\(vcpu.vm.name): a SWIOTLB bounce of \(length) bytes is larger than the VM's memory")
+        }
         for (offset, size) in try Platform.granules(start: dst, count: Int(length)) {
-            let v = try vcpu.load(gva: src + UInt64(offset), size: size, register: Instruction.copyLatch)
+            try platform.machine.countStep(vcpu)
+            let v = try vcpu.load(gva: src &+ UInt64(offset), size: size, register: Instruction.copyLatch)
             try vcpu.store(gva: dst + UInt64(offset), size: size, value: v, register: Instruction.copyLatch)
         }
     }
@@ -225,8 +229,12 @@ struct GuestKernel {
             // builds AMD_MEM_ENCRYPT only for x86-64).
             throw .invalid("\(vm.name): a 32-bit kernel without PAE cannot map memory decrypted (its page-table entries have no C-bit)")
         }
+        guard pages <= vm.memoryBytes >> 12 else {
+            throw .invalid("\(vm.name): \(pages) pages are more than the VM's memory")
+        }
         for i in 0..<pages {
-            let page = start + i * 4096
+            try platform.machine.countStep(vcpu)
+            let page = start &+ i * 4096
             let pte = try vcpu.pteAddress(of: page)
             let old = try vcpu.load(gva: pte, size: 8, register: MemoryAccess.noRegister)
             guard old & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(vcpu.index), gva: page, rip: vcpu.rip) }

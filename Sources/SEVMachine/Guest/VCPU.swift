@@ -368,6 +368,7 @@ public final class VCPU {
         case .copy:
             let c = Int(insn.c)
             while registers[c] != 0 {
+                try platform.machine.countStep(self)
                 let v = try load(gva: registers[b], size: 8, register: Instruction.copyLatch)
                 registers[Int(Instruction.copyLatch)] = v
                 try store(gva: registers[a], size: 8, value: v, register: Instruction.copyLatch)

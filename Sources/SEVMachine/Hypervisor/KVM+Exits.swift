@@ -108,7 +108,11 @@ extension KVM {
             // do by guest physical address (the guest's own mappings are identity maps here) and with no key.
             let info1 = port << 16 | 1 << 4 | 1 << 2 | 1 << 3 | (insn.opcode == .ins ? 1 : 0)
             reportExit(vcpu, code: VMExit.ioio, info1: info1, info2: vcpu.rip)
-            let address = vcpu.registers[Int(insn.a)], count = Int(vcpu.registers[Int(insn.c)])
+            let address = vcpu.registers[Int(insn.a)]
+            guard let count = Int(exactly: vcpu.registers[Int(insn.c)]), UInt64(count) <= vm.memoryBytes else {
+                throw .invalid("\(vm.name): string I/O of \(vcpu.registers[Int(insn.c)]) bytes is larger than the VM's memory")
+            }
+            try platform.machine.countStep(vcpu, UInt64(count))  // each iteration, as a CPU counts them
             if insn.opcode == .outs {
                 try read(vm, gpa: address, length: count)
             } else {
@@ -121,7 +125,7 @@ extension KVM {
             if vcpu.registers[0] == Self.hypercallMapGPARange {
                 let gpa = vcpu.registers[3], pages = vcpu.registers[1]
                 let encrypted = vcpu.registers[2] & Self.mapGPARangeEncrypted != 0
-                for p in 0..<min(pages, vm.memoryBytes >> 12) { vm.markShared(gpa: gpa + (p << 12), !encrypted) }
+                for p in 0..<min(pages, vm.memoryBytes >> 12) { vm.markShared(gpa: gpa &+ (p << 12), !encrypted) }
                 setRegister(vcpu, 0, 0)
             } else {
                 setRegister(vcpu, 0, UInt64(bitPattern: -1000))  // -KVM_ENOSYS
