@@ -27,26 +27,17 @@ public final class StagedBundle {
         guard !last.isEmpty, last != ".", last != ".." else {
             throw TraceError.io(path: path, reason: "is not a name for a trace bundle (give a new directory name such as run.sevtrace)")
         }
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: target, isDirectory: &isDir) {
-            let contents = (try? fm.contentsOfDirectory(atPath: target)) ?? []
-            let kind = FileDescriptor.kind(of: target)
-            guard isDir.boolValue, kind.exists, !kind.regular, contents.allSatisfy(TraceBundle.knownFiles.contains) else {
-                throw TraceError.io(path: target, reason: "exists and is not a trace bundle; not replacing it")
-            }
-        }
+        try Self.checkReplaceable(target)
         self.target = target
         let stagingPath = target + suffix
-        let parentPath = (target as NSString).deletingLastPathComponent
-        if !parentPath.isEmpty && !fm.fileExists(atPath: parentPath) {
-            do { try fm.createDirectory(atPath: parentPath, withIntermediateDirectories: true) } catch {
-                throw TraceError.io(path: parentPath, reason: "cannot create: \(error.localizedDescription)")
+        let parent = Self.parent(of: target)
+        if !FileManager.default.fileExists(atPath: parent) {
+            do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+                throw TraceError.io(path: parent, reason: "cannot create: \(error.localizedDescription)")
             }
         }
         // The parent's lock makes "look at the staging directory, then make and lock it" one step.
-        let parent = (target as NSString).deletingLastPathComponent
-        guard let parentLock = try DirectoryLock(parent.isEmpty ? "." : parent, wait: true) else {
+        guard let parentLock = try DirectoryLock(parent, wait: true) else {
             throw TraceError.io(path: parent, reason: "cannot lock")
         }
         if mkdir(stagingPath, 0o755) != 0 {
@@ -68,6 +59,24 @@ public final class StagedBundle {
 
     deinit { if !done { discard() } }
 
+    /// The directory that holds `target`.
+    private static func parent(of target: String) -> String {
+        let parent = (target as NSString).deletingLastPathComponent
+        return parent.isEmpty ? "." : parent
+    }
+
+    /// Refuses a target that exists and is not a bundle (a file, or a directory holding anything else).
+    private static func checkReplaceable(_ target: String) throws(TraceError) {
+        let kind = FileDescriptor.kind(of: target)
+        guard kind.exists else { return }
+        var isDir: ObjCBool = false
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
+        guard FileManager.default.fileExists(atPath: target, isDirectory: &isDir), isDir.boolValue, !kind.regular,
+              contents.allSatisfy(TraceBundle.knownFiles.contains) else {
+            throw TraceError.io(path: target, reason: "exists and is not a trace bundle; not replacing it")
+        }
+    }
+
     /// Moves the complete staging directory into place, replacing an old bundle there in one atomic
     /// exchange, then deletes the old one.
     public func commit() throws(TraceError) {
@@ -75,8 +84,9 @@ public final class StagedBundle {
             guard let fd = try? FileDescriptor.openForReading(file) else { continue }
             fsync(fd.fd)
         }
-        let parent = (target as NSString).deletingLastPathComponent
-        let parentLock = try DirectoryLock(parent.isEmpty ? "." : parent, wait: true)
+        let parentLock = try DirectoryLock(Self.parent(of: target), wait: true)
+        // Checked again under the lock: what is replaced must still be a bundle.
+        try Self.checkReplaceable(target)
         if FileDescriptor.kind(of: target).exists {
             guard cfs_exchange(staging.path, target) == 0 else {
                 throw TraceError.io(path: target, reason: "cannot replace: \(FileDescriptor.errnoText())")
