@@ -65,7 +65,7 @@ final class TableWriter: QueryOutput {
     func row(_ values: [SQLiteValue]) {
         count += 1
         if widths != nil {
-            emit(line(values.map(OutputFormat.text), numeric: numeric) + "\n")
+            emit(line(values.map(Self.cell), numeric: numeric) + "\n")
             return
         }
         sample.append(values)
@@ -77,8 +77,11 @@ final class TableWriter: QueryOutput {
         emit("(\(count) row\(count == 1 ? "" : "s"))\n")
     }
 
+    /// A value as the terminal shows it: text from a trace may hold control characters.
+    static func cell(_ v: SQLiteValue) -> String { printable(OutputFormat.text(v)) }
+
     private func flushSample() {
-        let cells = sample.map { $0.map(OutputFormat.text) }
+        let cells = sample.map { $0.map(Self.cell) }
         var w = columns.map(\.count)
         for row in cells { for (i, c) in row.enumerated() where i < w.count { w[i] = max(w[i], c.count) } }
         widths = w

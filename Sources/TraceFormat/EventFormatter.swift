@@ -74,9 +74,9 @@ public enum EventFormatter {
             let buffer = p.buffer.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
             return "\(p.platform == 0 ? "" : "platform=\(p.platform) ")\(SEVCommand.name(of: p.command)) handle=\(p.handle) asid=\(p.asid) status=\(SEVStatus.name(of: p.status)) platform \(PlatformState.name(of: p.platformBefore))->\(PlatformState.name(of: p.platformAfter)) guest \(GuestState.name(of: p.guestBefore))->\(GuestState.name(of: p.guestAfter)) buffer=\(buffer.isEmpty ? "-" : buffer)"
         case .vmCreated(let v):
-            return "vm=\(v.vm) platform=\(v.platform) name=\(v.name) asid=\(v.asid) policy=\(hex(UInt64(v.policy))) memory=\(v.memoryBytes) vcpus=\(v.vcpus)"
+            return "vm=\(v.vm) platform=\(v.platform) name=\(printable(v.name)) asid=\(v.asid) policy=\(hex(UInt64(v.policy))) memory=\(v.memoryBytes) vcpus=\(v.vcpus)"
         case .taintSource(let t):
-            return "vm=\(t.vm) name=\(t.name) gpa=\(hex(t.gpa)) spa=\(hex(t.spa)) length=\(t.length)"
+            return "vm=\(t.vm) name=\(printable(t.name)) gpa=\(hex(t.gpa)) spa=\(hex(t.spa)) length=\(t.length)"
         case .vcpuMode(let m):
             return "vcpu\(m.vm).\(m.vcpu) mode=\(m.mode)"
         case .vcpuHalt(let h):

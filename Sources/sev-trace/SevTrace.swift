@@ -24,7 +24,7 @@ struct SevTrace: ParsableCommand {
             Console.error(failure.message)
             Foundation.exit(1)
         } catch let e as ScenarioError {
-            Console.line(Console.printable(e.description), to: .standardError)
+            Console.line(printable(e.description), to: .standardError)
             Foundation.exit(2)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
@@ -76,16 +76,4 @@ enum Console {
     /// quote a hostile scenario, trace or query) shown as an escape instead of reaching the terminal.
     static func error(_ s: String) { line("error: " + printable(s), to: .standardError) }
 
-    /// `s` on one line with control characters escaped (`\u{1B}`).
-    static func printable(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            if u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.properties.generalCategory == .format {
-                out += "\\u{" + String(u.value, radix: 16, uppercase: true) + "}"
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-        return out
-    }
 }
