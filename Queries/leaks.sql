@@ -14,6 +14,7 @@ SELECT f.id,
        printf('0x%x', f.sink_gpa) AS sink_gpa,
        printf('0x%x', f.sink_spa) AS sink_spa,
        f.length,
+       f.occurrences,
        f.preview,
        (SELECT group_concat(role || ' #' || seq, ' -> ')
           FROM (SELECT role, seq FROM flows WHERE finding = f.id ORDER BY step)) AS path
