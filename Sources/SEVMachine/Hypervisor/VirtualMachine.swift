@@ -59,7 +59,7 @@ public final class VirtualMachine {
     /// guest RAM, whatever the memslots and host frames behind it.
     public var userspaceBase: UInt64 { 0x7F00_0000_0000 | UInt64(id) << 36 }
     /// The VMM's address of guest physical address `gpa`.
-    public func userAddress(of gpa: UInt64) -> UInt64 { userspaceBase + gpa }
+    public func userAddress(of gpa: UInt64) -> UInt64 { userspaceBase &+ gpa }  // no such address for a GPA outside RAM: KVM finds no memslot
 
     /// Whether an access to `gpa` is MMIO for KVM: the VM's device page, or an address no memslot covers
     /// (QEMU's unassigned memory).
