@@ -8,8 +8,8 @@ public enum MachineError: Error, Equatable, Sendable, CustomStringConvertible {
     case guestPageFault(vm: String, vcpu: Int, gva: UInt64, rip: UInt64)
     /// The guest fetched bytes that are not an instruction.
     case invalidInstruction(vm: String, vcpu: Int, rip: UInt64, opcode: UInt8)
-    /// The guests ran more instructions than the simulation may.
-    case stepLimit(vm: String, limit: UInt64)
+    /// The simulation did all the work its step budget allows.
+    case stepLimit(limit: UInt64)
     /// The host ran out of memory for guests.
     case outOfHostMemory(requested: UInt64, free: UInt64)
     /// No ASID is free for another SEV guest.
@@ -29,7 +29,7 @@ public enum MachineError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unmappedGPA(let vm, let gpa): "\(vm): guest physical address \(hex(gpa)) is not mapped"
         case .guestPageFault(let vm, let vcpu, let gva, let rip): "\(vm) vcpu \(vcpu): page fault at \(hex(gva)) (rip \(hex(rip)))"
         case .invalidInstruction(let vm, let vcpu, let rip, let op): "\(vm) vcpu \(vcpu): invalid opcode \(hex(UInt64(op))) at \(hex(rip))"
-        case .stepLimit(let vm, let limit): "\(vm): the guests ran \(limit) instructions, all one simulation may (raise the limit with --max-steps)"
+        case .stepLimit(let limit): "the simulation reached its limit of \(limit) steps (guest instructions, accesses by the hypervisor, devices and PSP, world switches; raise it with --max-steps)"
         case .limit(let reason): reason
         case .outOfHostMemory(let req, let free): "host memory exhausted: \(req) bytes requested, \(free) free"
         case .noFreeASID: "no free SEV ASID"

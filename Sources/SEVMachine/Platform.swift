@@ -125,6 +125,7 @@ public final class Platform {
               size: Int, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
               key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) -> UInt64 {
         let value: UInt64
+        if case .vcpu = actor {} else { try machine.countSteps() }  // a guest's accesses are paid by its instructions
         switch actor {
         case .vcpu, .hypervisor:
             value = try cpuLoad(spa, size: size, key: key, keyID: asid, core: core(of: actor))
@@ -146,6 +147,7 @@ public final class Platform {
                size: Int, value: UInt64, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
                key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) {
         let v = size == 8 ? value : value & ((1 << UInt64(8 * size)) - 1)
+        if case .vcpu = actor {} else { try machine.countSteps() }
         switch (actor, caches) {
         case (.vcpu, let caches?), (.hypervisor, let caches?):
             try memory.check(spa, size)

@@ -49,12 +49,14 @@ public struct PlatformConfig: Equatable, Sendable {
 /// Bounds on what one simulation may do, so that a mistake in a scenario ends with an error that names
 /// the limit instead of running for hours or taking all memory.
 public struct MachineLimits: Sendable, Equatable {
-    /// Guest instructions the whole simulation may execute, over every run, vCPU and repetition.
+    /// Steps of work the whole simulation may do, over every run, vCPU and repetition: guest
+    /// instructions, accesses by the hypervisor, devices and the PSP, and world switches (see
+    /// `Machine.countSteps`).
     public var maxSteps: UInt64
     /// Simulated memory of all platforms together.
     public var maxMemoryBytes: UInt64
 
-    public init(maxSteps: UInt64 = 20_000_000, maxMemoryBytes: UInt64 = 4 << 30) {
+    public init(maxSteps: UInt64 = 10_000_000, maxMemoryBytes: UInt64 = 4 << 30) {
         self.maxSteps = maxSteps
         self.maxMemoryBytes = maxMemoryBytes
     }

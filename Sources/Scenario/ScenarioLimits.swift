@@ -10,7 +10,7 @@ public struct ScenarioLimits: Sendable, Equatable {
     public var maxStatementBytes: UInt64
     /// The largest `times=` (`--max-times`).
     public var maxTimes: UInt64
-    /// The simulated machine's own limits: guest instructions per run (`--max-steps`) and the memory of
+    /// The simulated machine's own limits: steps of work in the whole simulation (`--max-steps`) and the memory of
     /// all platforms together (`--max-memory`).
     public var machine: MachineLimits
 

@@ -4,7 +4,7 @@ import Scenario
 
 /// The limits on what a scenario may ask for, as options shared by every command that parses or runs one.
 struct LimitOptions: ParsableArguments {
-    @Option(help: "Guest instructions the whole simulation may execute.")
+    @Option(help: "Steps of work the whole simulation may do: one per guest instruction or access by the hypervisor, a device or the PSP, 20 per world switch.")
     var maxSteps: UInt64 = MachineLimits().maxSteps
 
     @Option(help: "Simulated memory of all platforms together, in bytes.")

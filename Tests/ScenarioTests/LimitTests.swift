@@ -107,3 +107,69 @@ extension LimitTests {
         #expect(throws: ScenarioError.self) { try ScenarioRunner(script: script, seed: 1).run(into: CountingSink()) }
     }
 }
+
+extension LimitTests {
+    static let spinScheduled = """
+        vm guest memory=4M
+        device nic0
+        program guest at=0x100000
+        loop:
+            jmp loop
+        end
+        launch guest
+
+        """
+
+    /// Runs `text` under a budget of `steps` and returns the events it made before the error it must end in.
+    private func eventsBeforeStepLimit(_ text: String, steps: UInt64) throws -> Int {
+        let script = try ScenarioParser(file: "t.sev", limits: ScenarioLimits(machine: MachineLimits(maxSteps: steps))).parse(text)
+        let sink = CountingSink()
+        do {
+            try ScenarioRunner(script: script, seed: 1).run(into: sink)
+            Issue.record("the scenario ran to its end under a budget of \(steps) steps")
+        } catch {
+            #expect(error.message.contains("--max-steps"))
+        }
+        return Int(sink.count)
+    }
+
+    /// The events of the launch that every scenario here starts with.
+    private func launchEvents() throws -> Int {
+        let sink = CountingSink()
+        try ScenarioRunner(script: try ScenarioParser(file: "t.sev").parse(Self.spinScheduled), seed: 1).run(into: sink)
+        return Int(sink.count)
+    }
+
+    @Test("a guest preempted after every instruction pays for its world switches: the step budget bounds the work")
+    func worldSwitchesCount() throws {
+        let events = try eventsBeforeStepLimit(Self.spinScheduled + "schedule guest quantum=1\n", steps: 10_000) - launchEvents()
+        // Each one-instruction slice costs 1 + Machine.worldSwitchSteps steps and makes about five events.
+        #expect(events < 10_000 / Int(Machine.worldSwitchSteps) * 8)
+        #expect(events > 10_000 / Int(Machine.worldSwitchSteps))
+    }
+
+    @Test("DMA and hypervisor accesses count as steps, also between a scheduled guest's slices",
+          arguments: ["schedule guest quantum=3 during\n    dma nic0 read guest 0x0 4096 times=1000\nend\n",
+                      "hv read guest 0x0 4096 times=1000\n",
+                      "dma nic0 write guest 0x0 hex=\"00 11 22 33 44 55 66 77\" times=100000\n"])
+    func hostAccessesCount(_ tail: String) throws {
+        let text = Self.spinScheduled.replacingOccurrences(of: "    jmp loop", with: "    hlt") + tail
+        let events = try eventsBeforeStepLimit(text, steps: 10_000) - launchEvents()
+        #expect(events < 10_000)
+    }
+
+    @Test("a recording limit stops device work scheduled between a guest's slices")
+    func scheduledActionsStop() throws {
+        final class Stopper: EventSink {
+            var count = 0
+            func record(cycle: UInt64, _ body: EventBody) { count += 1 }
+            var stopRequest: String? { count > 5000 ? "enough (--max-events)" : nil }
+        }
+        let text = Self.spinScheduled.replacingOccurrences(of: "    jmp loop", with: "    hlt")
+            + "schedule guest quantum=3 during\n    dma nic0 read guest 0x0 4096 times=1000\nend\n"
+        let script = try ScenarioParser(file: "t.sev", limits: ScenarioLimits(machine: MachineLimits(maxSteps: .max))).parse(text)
+        let stopper = Stopper()
+        #expect(throws: ScenarioError.self) { try ScenarioRunner(script: script, seed: 1).run(into: stopper) }
+        #expect(stopper.count < 5000 + 2 * 4096 + 512)
+    }
+}

@@ -270,7 +270,7 @@ public final class VCPU {
 
     /// Boots the guest kernel on first run, then executes until HLT.
     func run() throws(MachineError) {
-        platform.kvm.enter(self)
+        try platform.kvm.enter(self)
         try bootIfNeeded()
         halted = false
         while !halted { try step() }
@@ -308,7 +308,7 @@ public final class VCPU {
     /// when its time slice ran out (the hypervisor preempts it with a physical interrupt exit).
     func runSlice(_ instructions: Int) throws(MachineError) -> Bool {
         guard !halted else { return true }
-        platform.kvm.enter(self)
+        try platform.kvm.enter(self)
         try bootIfNeeded()
         var left = instructions
         while !halted && left > 0 {
@@ -328,7 +328,7 @@ public final class VCPU {
     /// Executes one instruction.
     func step() throws(MachineError) {
         do {
-            try platform.machine.countStep(self)
+            try platform.machine.countSteps()
             let insn = try fetch()
             steps += 1
             do {
@@ -368,7 +368,7 @@ public final class VCPU {
         case .copy:
             let c = Int(insn.c)
             while registers[c] != 0 {
-                try platform.machine.countStep(self)
+                try platform.machine.countSteps()
                 let v = try load(gva: registers[b], size: 8, register: Instruction.copyLatch)
                 registers[Int(Instruction.copyLatch)] = v
                 try store(gva: registers[a], size: 8, value: v, register: Instruction.copyLatch)

@@ -22,8 +22,9 @@ extension KVM {
     /// `pvclock_vcpu_time_info` and `kvm_steal_time` with no key, so the guest must have mapped those
     /// pages decrypted (Linux's `__bss_decrypted` and `DEFINE_PER_CPU_DECRYPTED`) to read them.
     /// With `injecting`, the VMCB's EVENTINJ carries that event (and CR2 `cr2`) into the guest.
-    func enter(_ vcpu: VCPU, injecting event: UInt64 = 0, cr2: UInt64 = 0) {
+    func enter(_ vcpu: VCPU, injecting event: UInt64 = 0, cr2: UInt64 = 0) throws(MachineError) {
         let vm = vcpu.vm
+        try platform.machine.countSteps(Machine.worldSwitchSteps)
         if let area = vcpu.stealTimeGPA {
             if vcpu.lastExitCycle != 0 { vcpu.stealCycles &+= platform.machine.cycle &- vcpu.lastExitCycle }
             vcpu.stealTimeVersion &+= 2
@@ -87,7 +88,7 @@ extension KVM {
         } else {
             setRegister(vcpu, insn.a, device ? (vm.mmioRegisters[address] ?? 0) & mask : 0)
         }
-        enter(vcpu)
+        try enter(vcpu)
     }
 
     /// Handles the exit an instruction causes, then resumes the guest (VMRUN).
@@ -112,7 +113,7 @@ extension KVM {
             guard let count = Int(exactly: vcpu.registers[Int(insn.c)]), UInt64(count) <= vm.memoryBytes else {
                 throw .invalid("\(vm.name): string I/O of \(vcpu.registers[Int(insn.c)]) bytes is larger than the VM's memory")
             }
-            try platform.machine.countStep(vcpu, UInt64(count))  // each iteration, as a CPU counts them
+            try platform.machine.countSteps(UInt64(count))  // each iteration, as a CPU counts them
             if insn.opcode == .outs {
                 try read(vm, gpa: address, length: count)
             } else {
@@ -168,6 +169,6 @@ extension KVM {
         default:
             break
         }
-        enter(vcpu)
+        try enter(vcpu)
     }
 }

@@ -89,7 +89,7 @@ extension KVM {
         for v in vm.vcpus { v.flushTLB() }
         platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: page << 12, spa: platform.traced(frame << 12), pages: 1)),
                       cost: Platform.Cost.control)
-        enter(vcpu)
+        try enter(vcpu)
     }
 
     /// Points guest page `gpa` of `vm` at the system physical page behind `sourceGPA` of `source` (the
@@ -210,7 +210,7 @@ extension KVM {
         reportExit(vcpu, code: VMExit.npf, info1: 0x1_0000_0004, info2: gpa)
         guard let area = vcpu.asyncPFGPA, vcpu.asyncPFSendAlways else {
             try swapIn(vm, page: page)
-            enter(vcpu)
+            try enter(vcpu)
             return
         }
         let token = vcpu.asyncPFID << 12 | UInt64(vcpu.index)
@@ -218,13 +218,13 @@ extension KVM {
         let pageFault = VMRun.exception(vector: 14, errorCode: 0)
         let kernel = GuestKernel(vcpu: vcpu)
         try write(vm, gpa: area, bytes: [1, 0, 0, 0])
-        enter(vcpu, injecting: pageFault, cr2: token)
+        try enter(vcpu, injecting: pageFault, cr2: token)
         try kernel.asyncPageFault(reasonAt: area, token: token, expected: Self.asyncPFPageNotPresent)
         try swapIn(vm, page: page)
         // The guest ran something else meanwhile; the host's wake-up interrupt takes the vCPU out to deliver.
         reportExit(vcpu, code: VMExit.interrupt, info1: 0, info2: 0)
         try write(vm, gpa: area, bytes: [2, 0, 0, 0])
-        enter(vcpu, injecting: pageFault, cr2: token)
+        try enter(vcpu, injecting: pageFault, cr2: token)
         try kernel.asyncPageFault(reasonAt: area, token: token, expected: Self.asyncPFPageReady)
     }
 

@@ -241,6 +241,7 @@ public final class KVM {
             if pick == runnable.count {
                 try perform(nextAction)
                 nextAction += 1
+                try platform.machine.checkStop()
                 continue
             }
             let slice = 1 + Int(platform.machine.rng.next() % UInt64(max(1, quantum)))
