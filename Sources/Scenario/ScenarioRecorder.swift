@@ -21,7 +21,7 @@ public enum ScenarioRecorder {
         guard TraceLimits.chunkBytesRange.contains(chunkBytes) else {
             throw TraceError.io(path: path, reason: "chunk size \(chunkBytes) is outside \(TraceLimits.chunkBytesRange)")
         }
-        let header = TraceHeader(seed: seed, scenarioName: script.file, scenarioText: script.text,
+        let header = TraceHeader(seed: seed, scenarioName: scenarioName(script.file), scenarioText: script.text,
                                  chunkBytes: chunkBytes, compressionLevel: compressionLevel)
         let stage = try StagedBundle(at: path)
         do {
@@ -35,5 +35,12 @@ public enum ScenarioRecorder {
             stage.discard()
             throw error
         }
+    }
+
+    /// The name a trace keeps for its scenario: the file's last path component, so that a trace's bytes
+    /// do not depend on the directory it was recorded from or on how the path was typed.
+    public static func scenarioName(_ file: String) -> String {
+        let name = file.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? file
+        return name.isEmpty ? file : name
     }
 }

@@ -135,6 +135,30 @@ struct CommandLineTests {
         #expect(other.stderr.hasPrefix("error: the traces differ at event #"))
     }
 
+    @Test("a trace's bytes do not depend on the path its scenario was named by; diff reports header differences")
+    func pathIndependentHeader() throws {
+        let s = Scratch()
+        try FileManager.default.createDirectory(atPath: s.path + "/sub", withIntermediateDirectories: true)
+        try Self.race.write(toFile: s.path + "/sub/race.sev", atomically: true, encoding: .utf8)
+        try Self.race.write(toFile: s.path + "/race2.sev", atomically: true, encoding: .utf8)
+        for (path, out) in [("sub/race.sev", "rel"), (s.path + "/sub/race.sev", "abs"), ("./sub//race.sev", "dots"), ("race2.sev", "renamed")] {
+            let r = try Self.run(["record", path, "-o", out + ".sevtrace", "--no-analyze"], in: s.path)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let bytes = { (n: String) in try Data(contentsOf: URL(fileURLWithPath: s.path + "/\(n).sevtrace/events.zst")) }
+        #expect(try bytes("rel") == bytes("abs"))
+        #expect(try bytes("rel") == bytes("dots"))
+        let same = try Self.run(["diff", "rel.sevtrace", "abs.sevtrace"], in: s.path)
+        #expect(same.status == 0 && same.stdout.hasPrefix("identical ("), "\(same.stdout)")
+        // Same events, another scenario name: the traces are not identical, and diff says why.
+        let renamed = try Self.run(["diff", "rel.sevtrace", "renamed.sevtrace"], in: s.path)
+        #expect(renamed.status == 1)
+        #expect(renamed.stdout.hasPrefix("scenario name: race.sev and race2.sev\nthe same "), "\(renamed.stdout)")
+        #expect(renamed.stderr == "error: the traces' headers differ (1 field)\n")
+    }
+
+    static let race = "vm guest memory=4M\nprogram guest at=0x100000\n    mov r1, 2\n    hlt\nend\nlaunch guest\nrun guest\n"
+
     @Test("a scenario that fails at run time leaves nothing half-written")
     func runtimeFailure() throws {
         let s = Scratch()
