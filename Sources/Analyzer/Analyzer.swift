@@ -512,17 +512,60 @@ public final class Analyzer {
                 asid: p.asid, actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
                 length: 0, labels: "", preview: "", summary: "the hypervisor tried \(what)", flow: [FlowStep(seq: seq, role: "sink")]))
         }
-        if p.status == SEVStatus.policyFailure.rawValue && detectors.contains(.policyViolationAttempt) {
-            // LAUNCH_START names the guest whose key a new guest wanted to share, not the new guest.
-            let isStart = p.command == SEVCommand.launchStart.rawValue
-            let vm = isStart ? MemoryAccess.noVM : handleVM[handleKey] ?? MemoryAccess.noVM
-            let name = isStart ? "a new guest" : vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
-            collector.add(Finding(
-                detector: Detector.policyViolationAttempt.rawValue, severity: .medium, vm: vm, asid: p.asid, actor: "hv",
-                sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
-                labels: "", preview: "",
-                summary: "\(SEVCommand.name(of: p.command)) for \(name) was refused by its policy (POLICY_FAILURE)"))
+        if p.command == SEVCommand.initialize.rawValue && ok && p.buffer.count >= 4 {
+            if Self.u32(p.buffer, 0) & 1 != 0 { esPlatforms.insert(p.platform) } else { esPlatforms.remove(p.platform) }
         }
+        if (p.command == SEVCommand.launchStart.rawValue || p.command == SEVCommand.receiveStart.rawValue) && ok {
+            guestPolicies[handleKey] = Self.u32(p.buffer, 4)
+        }
+        if p.status == SEVStatus.policyFailure.rawValue && detectors.contains(.policyViolationAttempt) {
+            policyRefusal(p, seq: seq, handleKey: handleKey)
+        }
+    }
+
+    /// Platforms whose firmware INIT enabled SEV-ES.
+    private var esPlatforms: Set<UInt8> = []
+    /// Each guest's policy, by (platform, handle), from its LAUNCH_START or RECEIVE_START.
+    private var guestPolicies: [UInt64: UInt32] = [:]
+
+    /// The little-endian `u32` at `offset` of a command buffer (0 past its end).
+    static func u32(_ b: [UInt8], _ offset: Int) -> UInt32 {
+        guard offset >= 0, b.count >= offset + 4 else { return 0 }
+        return (0..<4).reduce(0) { $0 | UInt32(b[offset + $1]) << (8 * UInt32($1)) }
+    }
+
+    /// POLICY_VIOLATION_ATTEMPT: the firmware enforced a guest owner's policy against the hypervisor
+    /// (NODBG, NOSEND, NOKS, the DOMAIN/SEV checks of the target). A refusal because the platform lacks
+    /// what the policy requires (SEV-ES not enabled at INIT, a firmware older than the policy's minimum
+    /// API version) is nobody's attempt and is not reported.
+    private func policyRefusal(_ p: PSPCommand, seq: UInt64, handleKey: UInt64) {
+        let start = p.command == SEVCommand.launchStart.rawValue || p.command == SEVCommand.receiveStart.rawValue
+        let why: String
+        switch SEVCommand(rawValue: p.command) {
+        case .dbgDecrypt, .dbgEncrypt: why = "NODBG"
+        case .sendStart:
+            why = (guestPolicies[handleKey] ?? 0) & 0x8 != 0 ? "NOSEND" : "DOMAIN/SEV: the target platform failed the check"
+        case .launchStart, .receiveStart:
+            let policy = Self.u32(p.buffer, 4)
+            let sharedFrom = p.command == SEVCommand.launchStart.rawValue ? Self.u32(p.buffer, 0) : 0
+            let otherPolicy = guestPolicies[UInt64(p.platform) << 32 | UInt64(sharedFrom)] ?? 0
+            if sharedFrom != 0 && (policy | otherPolicy) & 0x2 != 0 {
+                why = "NOKS: a new guest asked for the key of guest handle \(sharedFrom)"
+            } else {
+                // SEV-ES not enabled at INIT, or a firmware older than the policy's minimum: the
+                // platform cannot give what the owner asked for. psp_commands shows the refusal.
+                return
+            }
+        default: why = "policy"
+        }
+        // LAUNCH_START names the guest whose key a new guest wanted to share, not the new guest.
+        let vm = start ? MemoryAccess.noVM : handleVM[handleKey] ?? MemoryAccess.noVM
+        let name = start ? "a new guest" : vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
+        collector.add(Finding(
+            detector: Detector.policyViolationAttempt.rawValue, severity: .medium, vm: vm, asid: p.asid, actor: "hv",
+            sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
+            labels: "", preview: "",
+            summary: "\(SEVCommand.name(of: p.command)) for \(name) was refused by its policy (POLICY_FAILURE: \(why))"))
     }
 
     /// ASID_MISUSE: a VMRUN whose VMCB carries an ASID bound to another guest: the VM runs under that

@@ -248,3 +248,39 @@ extension FindingBoundsTests {
         #expect(AnalysisLimitError(seq: 7, maxShadowBytes: 1 << 20).description.contains("--max-shadow-memory"))
     }
 }
+
+extension DetectorTests {
+    struct PolicyCase: Sendable, CustomTestStringConvertible {
+        var testDescription: String
+        var policy: String
+        var body: String
+        /// Whether the refusal enforces the owner's policy against the hypervisor (a finding) or only
+        /// says what the platform cannot do (none).
+        var attempt: Bool
+        var platform = ""
+    }
+
+    static let policyCases = [
+        PolicyCase(testDescription: "SEV-ES required, not enabled at INIT", policy: "0x4",
+                   body: "launch guest expect=POLICY_FAILURE", attempt: false),
+        PolicyCase(testDescription: "API 255.0 required", policy: "0xFF0000",
+                   body: "launch guest expect=POLICY_FAILURE", attempt: false),
+        PolicyCase(testDescription: "NODBG", policy: "0x1",
+                   body: "launch guest\ndebug decrypt guest 0x100000 16 expect=POLICY_FAILURE", attempt: true),
+        PolicyCase(testDescription: "NOKS", policy: "0x2",
+                   body: "vm twin memory=2M policy=0x0\nlaunch guest\nlaunch twin share=guest expect=POLICY_FAILURE", attempt: true),
+        PolicyCase(testDescription: "NOSEND", policy: "0x8",
+                   body: "launch guest\nmigrate guest to=dst as=copy expect=POLICY_FAILURE", attempt: true,
+                   platform: "\nplatform dst memory=64M"),
+    ]
+
+    @Test("POLICY_VIOLATION_ATTEMPT reports refusals that enforce the owner's policy, not what a platform lacks",
+          arguments: policyCases)
+    func policyRefusals(_ c: PolicyCase) throws {
+        let program = "program guest at=0x100000\n    hlt\nend\n"
+        let found = try Self.findings(program + c.body, detectors: [.policyViolationAttempt], policy: c.policy,
+                                      platform: c.platform)
+        #expect(found.count == (c.attempt ? 1 : 0), "\(found.map(\.summary))")
+        #expect(found.allSatisfy { $0.severity == .medium })
+    }
+}
