@@ -119,6 +119,11 @@ public final class Analyzer {
         /// The load that brought the data in, and the write that had put it where it was loaded from.
         var load: UInt64 = 0
         var via: UInt64 = 0
+        /// Bytes (bit i: byte i) whose value the host already knows: loaded from memory that holds no
+        /// private data (a DMA buffer, a shared page, what the host wrote), or put in the register by the
+        /// hypervisor at an exit. Stored privately they stay what they are: private-origin means the
+        /// guest produced the data while private, not that it passed through a private page.
+        var known: UInt8 = 0
 
         /// Whether any byte carries a label.
         var isTainted: Bool { bytes != SIMD8<UInt32>(repeating: 0) }
@@ -255,13 +260,19 @@ public final class Analyzer {
         let dst = Int(r.dst), src = Int(r.src)
         guard dst < regs.r.count else { return }
         switch r.op {
-        case .loadImmediate: regs.r[dst] = RegisterTaint()
+        case .loadImmediate:
+            // Between a #VMEXIT and the next VMRUN, it is the hypervisor that writes the register (an IN's
+            // data, a CPUID answer): the host knows that value.
+            regs.r[dst] = RegisterTaint()
+            if hostWritesRegisters.contains(UInt32(r.vm) << 16 | UInt32(r.vcpu)) { regs.r[dst].known = 0xFF }
         case .move: regs.r[dst] = src < regs.r.count ? regs.r[src] : RegisterTaint()
         case .xor where dst == src:
             regs.r[dst] = RegisterTaint()  // the zeroing idiom
         case .and, .or, .xor:
             // Bitwise: byte i of the result depends on byte i of each operand.
-            guard src < regs.r.count, regs.r[src].isTainted else { return }
+            guard src < regs.r.count else { return }
+            regs.r[dst].known &= regs.r[src].known
+            guard regs.r[src].isTainted else { return }
             let wasTainted = regs.r[dst].isTainted
             var result = regs.r[dst]
             for i in 0..<8 { result.bytes[i] = table.union(result.bytes[i], regs.r[src].bytes[i]) }
@@ -270,6 +281,8 @@ public final class Analyzer {
         case .add, .sub:
             // Carries: byte i of the result depends on bytes 0...i of both operands.
             guard src < regs.r.count else { return }
+            let both = regs.r[dst].known & regs.r[src].known
+            regs.r[dst].known = both & ~(both &+ 1)  // the low run of bytes known on both sides
             let a = regs.r[dst], b = regs.r[src]
             guard a.isTainted || b.isTainted else { return }
             var result = a.isTainted ? a : b
@@ -280,6 +293,7 @@ public final class Analyzer {
             }
             regs.r[dst] = result
         case .addImmediate:
+            regs.r[dst].known = 0  // the guest mixed in a constant of its own
             var result = regs.r[dst]
             guard result.isTainted else { return }
             var running: LabelTable.SetID = 0
@@ -323,7 +337,10 @@ public final class Analyzer {
                 guard Int(a.register) < regs.r.count else { return }
                 // A load fills the low `size` bytes and zero-extends.
                 let (bytes, origin, via) = shadow.readBytes(a.spa, size: min(size, 8))
-                regs.r[Int(a.register)] = RegisterTaint(bytes: bytes, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via)
+                var known: UInt8 = 0
+                for i in 0..<8 where bytes[i] == 0 { known |= 1 << UInt8(i) }
+                regs.r[Int(a.register)] = RegisterTaint(bytes: bytes, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via,
+                                                        known: known)
                 return
             }
             var source = RegisterTaint()
@@ -342,10 +359,10 @@ public final class Analyzer {
             }
             var bytes = source.bytes
             var origin = source.origin
-            if a.cbit {
-                // Written while private: every byte becomes this VM's private data as well.
+            if a.cbit && source.known != 0xFF {
+                // Written while private: every byte the guest produced becomes its private data as well.
                 let mark = table.privateData(vm: vm, seq: seq)
-                for i in 0..<8 { bytes[i] = table.union(bytes[i], mark) }
+                for i in 0..<8 where source.known & (1 << UInt8(i)) == 0 { bytes[i] = table.union(bytes[i], mark) }
                 if written == 0 { origin = seq }
             }
             if size <= 8 {
@@ -571,6 +588,7 @@ public final class Analyzer {
     /// ASID_MISUSE: a VMRUN whose VMCB carries an ASID bound to another guest: the VM runs under that
     /// guest's key (CrossLine).
     private func vmRun(_ r: VMRun, seq: UInt64) {
+        hostWritesRegisters.remove(UInt32(r.vm) << 16 | UInt32(r.vcpu))
         guard detectors.contains(.asidMisuse), r.asid != (vmASID[r.vm] ?? 0), r.asid != 0 else { return }
         let platform = vmPlatform[r.vm] ?? 0
         let slot = UInt32(platform) << 16 | UInt32(r.asid)
@@ -586,12 +604,16 @@ public final class Analyzer {
             flow: [FlowStep(seq: seq, role: "sink")]))
     }
 
+    /// vCPUs (vm << 16 | vcpu) between a #VMEXIT and their next VMRUN: register writes are the hypervisor's.
+    private var hostWritesRegisters: Set<UInt32> = []
+
     /// Open REGISTER_EXPOSURE findings by VM, vCPU, register and label set: later exits extend them.
     private var exposures: [String: Int] = [:]
 
     /// REGISTER_EXPOSURE: at a #VMEXIT of a guest without SEV-ES every general-purpose register is in the
     /// VMCB in the clear; each one carrying private-origin data is exposed.
     private func vmExit(_ x: VMExit, seq: UInt64) {
+        hostWritesRegisters.insert(UInt32(x.vm) << 16 | UInt32(x.vcpu))
         if x.exitCode == VMExit.cpuid, x.registers.first == 0x8000_001F, detectors.contains(.cbitPositionLie) {
             cpuidAnswers.insert(UInt32(x.vm) << 16 | UInt32(x.vcpu))
         }
@@ -624,13 +646,13 @@ public final class Analyzer {
             }
         }
         guard detectors.contains(.registerExposure), let file = registers[UInt32(x.vm) << 16 | UInt32(x.vcpu)] else { return }
-        // OUT hands RAX to the hypervisor on purpose: the guest means that data to leave.
+        // OUT hands RAX to the hypervisor on purpose: the data an OUT sends is the point of the I/O (the
+        // reason SEV guests unroll string I/O), not a leak.
         let portOutput = x.exitCode == VMExit.ioio && x.exitInfo1 & 0x5 == 0
-        for r in 0..<min(16, x.registers.count) where file.r[r].isTainted {
+        for r in 0..<min(16, x.registers.count) where file.r[r].isTainted && !(portOutput && r == 0) {
             let t = file.r[r]
             let set = union(t)
-            let intended = portOutput && r == 0
-            let key = "\(x.vm).\(x.vcpu).\(r).\(set).\(intended)"
+            let key = "\(x.vm).\(x.vcpu).\(r).\(set)"
             if let open = exposures[key] {
                 collector.repeatFinding(open, seq: seq, bytes: 8)
                 continue
@@ -642,14 +664,11 @@ public final class Analyzer {
             let preview = FindingCollector.hex((0..<8).map { UInt8(truncatingIfNeeded: value >> UInt64(8 * $0)) })
             let what = secret.map { "secret \($0)" } ?? "private data of \(vmName)"
             let index = collector.add(Finding(
-                detector: Detector.registerExposure.rawValue,
-                severity: intended ? .low : secret == nil ? .medium : .high, vm: x.vm,
+                detector: Detector.registerExposure.rawValue, severity: secret == nil ? .medium : .high, vm: x.vm,
                 asid: vmASID[x.vm] ?? 0, actor: "vcpu\(x.vm).\(x.vcpu)", sourceSeq: t.origin, sinkSeq: seq, sinkLastSeq: seq,
                 sourceSPA: t.loadSPA, sinkSPA: 0, sinkGPA: 0, length: 8,
                 labels: labels.map(FindingCollector.name(vmNames: vmNames)).joined(separator: ","), preview: preview,
-                summary: intended
-                    ? "r0 (RAX) carried \(what) out to port 0x\(String(x.exitInfo1 >> 16, radix: 16)) (the data OUT sends)"
-                    : "r\(r) held \(what) at a #VMEXIT (\(VMExit.name(of: x.exitCode))): the hypervisor reads it in the VMCB",
+                summary: "r\(r) held \(what) at a #VMEXIT (\(VMExit.name(of: x.exitCode))): the hypervisor reads it in the VMCB",
                 flow: Self.flow([(t.origin, "source"), (t.via, "write"), (t.load, "load"), (seq, "sink")])))
             exposures[key] = index
         }

@@ -15,12 +15,16 @@ public enum Detector: String, CaseIterable, Sendable {
     /// The hypervisor remapped a launched guest's page: onto a frame of another VM, or onto a frame
     /// the guest already has at another address (SEVered, CrossLine).
     case nptRemap = "NPT_REMAP"
-    /// A register holding private-origin data at a #VMEXIT of a guest without SEV-ES: the hypervisor reads
-    /// the whole register state in the VMCB.
+    /// A register holding private-origin data (data the guest produced while private, not data the host
+    /// already knows that only passed through private memory) at a #VMEXIT of a guest without SEV-ES: the
+    /// hypervisor reads the whole register state in the VMCB. RAX at an OUT exit is the data the guest
+    /// sends, not a leak.
     case registerExposure = "REGISTER_EXPOSURE"
     /// A launched guest executed code the launch did not measure (or that changed since it was measured).
     case unmeasuredExecution = "UNMEASURED_EXECUTION"
-    /// The firmware refused a command by policy (NODBG, NOSEND, DOMAIN, SEV, API version, ES, NOKS).
+    /// The firmware enforced the guest owner's policy against the hypervisor (NODBG, NOSEND, NOKS, the
+    /// DOMAIN/SEV checks of SEND_START). A refusal because the platform lacks what the policy requires
+    /// (SEV-ES, a minimum API version) is not reported.
     case policyViolationAttempt = "POLICY_VIOLATION_ATTEMPT"
     /// Two guests share one memory-encryption key (and so one ASID).
     case keySharing = "KEY_SHARING"
@@ -61,7 +65,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .dmaIntoPrivate: "a device writes into a private block"
         case .hvWritePrivate: "the hypervisor writes into a private block"
         case .unmeasuredExecution: "a launched guest executes code the launch measurement does not cover"
-        case .policyViolationAttempt: "the firmware refuses a command by the guest's policy"
+        case .policyViolationAttempt: "the firmware enforces the guest owner's policy against the hypervisor"
         case .keySharing: "two guests share a memory-encryption key"
         case .asidMisuse: "the hypervisor runs a VM with an ASID bound to another guest"
         case .migrationToUntrusted: "a guest is sent to a platform its policy did not require the firmware to trust"

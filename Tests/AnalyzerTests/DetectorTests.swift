@@ -284,3 +284,66 @@ extension DetectorTests {
         #expect(found.allSatisfy { $0.severity == .medium })
     }
 }
+
+extension DetectorTests {
+    struct ExposureCase: Sendable, CustomTestStringConvertible {
+        var testDescription: String
+        var program: String
+        var before = ""
+        /// Whether a REGISTER_EXPOSURE is right: the register holds data the guest produced while private.
+        var exposed: Bool
+    }
+
+    /// Each program ends with r4 holding the data in question at a CPUID exit.
+    static let exposureCases = [
+        ExposureCase(testDescription: "data a device wrote into a shared buffer, copied into private memory",
+                     program: "mov r1, 0x180000\n    mov r2, 0x200000\n    mov r3, 2\n    copy r1, r2, r3\n    mov r6, 0x180000\n    load r4, [r6+8]",
+                     before: "dma nic0 write guest 0x200000 hex=\"00112233445566778899aabbccddeeff\"", exposed: false),
+        ExposureCase(testDescription: "what an IN returned, stored privately and loaded again",
+                     program: "in.4 r0, 0x60\n    mov r1, 0x180000\n    store [r1], r0\n    load r4, [r1]", exposed: false),
+        ExposureCase(testDescription: "a value the guest computed, stored privately and loaded again",
+                     program: "mov r4, 0x1234\n    mov r5, 0x10\n    add r4, r5\n    mov r1, 0x180000\n    store [r1], r4\n    load r4, [r1]",
+                     exposed: true),
+        ExposureCase(testDescription: "device data the guest mixed with its own value",
+                     program: "mov r2, 0x200000\n    load r4, [r2]\n    mov r5, 0x77\n    add r4, r5\n    mov r1, 0x180000\n    store [r1], r4\n    load r4, [r1]",
+                     before: "dma nic0 write guest 0x200000 hex=\"0011223344556677\"", exposed: true),
+    ]
+
+    @Test("REGISTER_EXPOSURE: private-origin means produced by the guest while private, not passed through a private page",
+          arguments: exposureCases)
+    func exposureOrigin(_ c: ExposureCase) throws {
+        let body = """
+            program guest at=0x100000
+                \(c.program)
+                mov r0, 0x1
+                cpuid
+                hlt
+            end
+            launch guest
+            \(c.before)
+            run guest
+            """
+        let found = try Self.findings(body, detectors: [.registerExposure]).filter { $0.summary.hasPrefix("r4 ") }
+        #expect(found.count == (c.exposed ? 1 : 0), "\(found.map(\.summary))")
+    }
+
+    @Test("REGISTER_EXPOSURE: the data an OUT sends is the point of the I/O; other registers at that exit still count")
+    func portOutput() throws {
+        let body = """
+            program guest at=0x100000
+                mov r1, 0x300000
+                load r0, [r1]
+                load r4, [r1+8]
+                out.4 0x3f8, r0
+                xor r0, r0
+                hlt
+            end
+            launch guest
+            \(Self.secret)
+            run guest
+            """
+        let found = try Self.findings(body, detectors: [.registerExposure])
+        #expect(!found.contains { $0.summary.hasPrefix("r0 ") }, "\(found.map(\.summary))")
+        #expect(found.contains { $0.summary.hasPrefix("r4 held secret key at a #VMEXIT (IOIO)") }, "\(found.map(\.summary))")
+    }
+}

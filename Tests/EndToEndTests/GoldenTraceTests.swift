@@ -32,14 +32,14 @@ struct GoldenTraceTests {
         "async-pf": ["PAGE_FAULT_TRACKING:medium", "CIPHERTEXT_OBSERVATION:low", "ENCRYPTION_MISMATCH:medium",
                      "PAGE_FAULT_TRACKING:medium", "ENCRYPTION_MISMATCH:medium"],
         "legacy-paging": ["CIPHERTEXT_OBSERVATION:low", "DMA_INTO_PRIVATE:medium", "ENCRYPTION_MISMATCH:medium"],
-        "sev-series": ["PRIVATE_TO_SHARED:low", "REGISTER_EXPOSURE:low", "PRIVATE_TO_DMA:low"],
+        "sev-series": ["PRIVATE_TO_SHARED:low", "PRIVATE_TO_DMA:low"],
         "cbit-alias": ["CBIT_ALIAS:medium", "CIPHERTEXT_OBSERVATION:low"],
         "smp": ["REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium", "REGISTER_EXPOSURE:medium",
                 "REGISTER_EXPOSURE:medium", "PRIVATE_TO_SHARED:medium", "PRIVATE_TO_SHARED:medium"],
         "kvmclock": ["ENCRYPTION_MISMATCH:medium", "ENCRYPTION_MISMATCH:medium"],
         "swiotlb": ["PRIVATE_TO_SHARED:low", "PRIVATE_TO_DMA:low", "CIPHERTEXT_OBSERVATION:low", "PRIVATE_TO_SHARED:high",
                     "PRIVATE_TO_DMA:high"],
-        "string-io": ["REGISTER_EXPOSURE:low", "REGISTER_EXPOSURE:high", "REGISTER_EXPOSURE:medium",
+        "string-io": ["REGISTER_EXPOSURE:high", "REGISTER_EXPOSURE:medium",
                       "CIPHERTEXT_OBSERVATION:low"],
     ]
 
