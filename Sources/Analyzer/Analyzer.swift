@@ -31,12 +31,7 @@ public final class Analyzer {
     /// with the labels of the data each holds: a write-back puts those back into memory, which is how a
     /// stale line overwrites what was written under another key.
     private var cachedPlatforms: Set<UInt64> = []
-    private var dirtyLines: [UInt64: LineSnapshot] = [:]
-
-    final class LineSnapshot {
-        var sets = [LabelTable.SetID](repeating: 0, count: 64)
-        var origins = [UInt64](repeating: 0, count: 64)
-    }
+    private var dirtyLines: [UInt64: CachedLine] = [:]
 
     private func lineKey(_ spa: UInt64, _ keyID: UInt16) -> UInt64 { (spa >> 6) << 16 | UInt64(keyID) }
 
@@ -45,29 +40,25 @@ public final class Analyzer {
         case .present: cachedPlatforms.insert(c.spa >> 40)
         case .writeBack:
             guard let line = dirtyLines.removeValue(forKey: lineKey(c.spa, c.asid)) else { return }
-            // The line lands in memory as it is: its labels, encrypted under its key (or not).
-            shadow.writeLine(c.spa & ~63, sets: line.sets, origins: line.origins, encryptedBy: c.asid)
+            line.writeBack(to: shadow, base: c.spa & ~63, keyID: c.asid)
         case .clflush, .wbinvd, .pageFlush:
             break  // the dirty lines they flush arrive as write-backs
         }
     }
 
-    /// Counts a CPU-side write as a dirty cache line, on platforms with a cache.
-    private func noteDirty(_ a: MemoryAccess) {
+    /// Before a CPU-side write on a platform with a cache: the line it dirties is filled from memory as
+    /// memory is now, unless it is dirty already.
+    private func fillLine(_ a: MemoryAccess) {
         guard !cachedPlatforms.isEmpty, cachedPlatforms.contains(a.spa >> 40) else { return }
         let key = lineKey(a.spa, a.cbit ? a.asid : 0)
-        let base = a.spa & ~63
-        let line: LineSnapshot
-        if let existing = dirtyLines[key] {
-            line = existing
-        } else {
-            // Filled from memory: the rest of the line holds what memory held.
-            line = LineSnapshot()
-            shadow.copy(base, count: 64, into: &line.sets, origins: &line.origins, at: 0)
-            dirtyLines[key] = line
-        }
-        let offset = Int(a.spa - base)
-        shadow.copy(a.spa, count: min(Int(a.size), 64 - offset), into: &line.sets, origins: &line.origins, at: offset)
+        if dirtyLines[key] == nil { dirtyLines[key] = CachedLine(base: a.spa & ~63, from: shadow) }
+    }
+
+    /// After a CPU-side write: the line holds the written bytes' labels.
+    private func noteDirty(_ a: MemoryAccess) {
+        guard !cachedPlatforms.isEmpty, let line = dirtyLines[lineKey(a.spa, a.cbit ? a.asid : 0)] else { return }
+        let offset = Int(a.spa & 63)
+        line.noteWrite(a.spa, offset: offset, count: min(Int(a.size), 64 - offset), from: shadow)
     }
 
     /// CBIT_ALIAS: the page's lines under the old key are still dirty when its C-bit changes.
@@ -365,6 +356,7 @@ public final class Analyzer {
                 for i in 0..<8 where source.known & (1 << UInt8(i)) == 0 { bytes[i] = table.union(bytes[i], mark) }
                 if written == 0 { origin = seq }
             }
+            fillLine(a)
             if size <= 8 {
                 shadow.writeBytes(a.spa, size: size, sets: bytes, origin: origin, via: seq, encryptedBy: a.cbit ? a.asid : 0)
             } else {
@@ -398,6 +390,7 @@ public final class Analyzer {
                     hit(isDevice ? .dmaIntoPrivate : .hvWritePrivate, a, seq, 0, sourceSeq: seq, sourceSPA: 0,
                         plaintext: false)
                 }
+                if !isDevice { fillLine(a) }
                 if a.actor == .hypervisor && a.register == MemoryAccess.hostCopyRegister {
                     hostCopy(a, size: size, seq: seq)
                 } else {

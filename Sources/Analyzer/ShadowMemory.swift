@@ -183,9 +183,32 @@ final class ShadowMemory {
         }
     }
 
+    /// What memory holds for one 16-byte block besides the labels of its bytes.
+    struct BlockState: Equatable {
+        /// 0 when stored as plaintext, otherwise the ASID whose key encrypted it.
+        var encryptedBy: UInt16 = 0
+        /// The bytes a keyless write replaced since the block was encrypted.
+        var overwritten: UInt16 = 0
+        /// The block holds what the launch measured, unchanged since.
+        var measured = false
+        /// The last write stored it in the clear.
+        var clear = false
+    }
+
+    /// The state of the 16-byte block containing `spa`.
+    func blockState(_ spa: UInt64) -> BlockState {
+        guard let p = existing(spa) else { return BlockState() }
+        let b = Int(spa & 0xFFF) >> 4
+        return BlockState(encryptedBy: p.encryptedBy[b], overwritten: p.overwritten[b],
+                          measured: p.measured[b >> 6] & (1 << UInt64(b & 63)) != 0,
+                          clear: p.clear[b >> 6] & (1 << UInt64(b & 63)) != 0)
+    }
+
     /// Writes a whole 64-byte line at `base` (line-aligned), each byte with its own label set and origin
-    /// (which is also its last write): what a cache line's write-back puts in memory.
-    func writeLine(_ base: UInt64, sets: [LabelTable.SetID], origins: [UInt64], encryptedBy asid: UInt16) {
+    /// (which is also its last write), and each of its four blocks with its state: what a cache line's
+    /// write-back puts in memory (see ``CachedLine``).
+    func writeLine(_ base: UInt64, sets: [LabelTable.SetID], origins: [UInt64], blocks: [BlockState]) {
+        guard !exhausted else { return }
         let p = existing(base) ?? page(base)
         let off = Int(base & 0xFFF)
         if sets.contains(where: { $0 != 0 }) { makeTaintable(p) }
@@ -196,12 +219,13 @@ final class ShadowMemory {
                 v[off + j] = origins[j]
             }
         }
-        // Every byte of the four blocks is replaced: they are stored under `asid` (0: in the clear).
-        for block in (off >> 4)..<((off >> 4) + 4) {
-            p.measured[block >> 6] &= ~(1 << UInt64(block & 63))
-            if asid == 0 { p.clear[block >> 6] |= 1 << UInt64(block & 63) } else { p.clear[block >> 6] &= ~(1 << UInt64(block & 63)) }
-            p.encryptedBy[block] = asid
-            p.overwritten[block] = 0
+        for (i, state) in blocks.prefix(4).enumerated() {
+            let block = (off >> 4) + i
+            let bit: UInt64 = 1 << UInt64(block & 63)
+            if state.measured { p.measured[block >> 6] |= bit } else { p.measured[block >> 6] &= ~bit }
+            if state.clear { p.clear[block >> 6] |= bit } else { p.clear[block >> 6] &= ~bit }
+            p.encryptedBy[block] = state.encryptedBy
+            p.overwritten[block] = state.overwritten
         }
     }
 

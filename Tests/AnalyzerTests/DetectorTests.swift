@@ -347,3 +347,47 @@ extension DetectorTests {
         #expect(found.contains { $0.summary.hasPrefix("r4 held secret key at a #VMEXIT (IOIO)") }, "\(found.map(\.summary))")
     }
 }
+
+extension DetectorTests {
+    struct CacheCase: Sendable, CustomTestStringConvertible {
+        var testDescription: String
+        /// Guest code after the page at 0x300000 holds a private value and was flipped to shared.
+        var afterFlip: String
+        var hostReads: String
+        var expected: [String]
+    }
+
+    static let cacheCases = [
+        CacheCase(testDescription: "other bytes of the line written shared: the old private block stays ciphertext",
+                  afterFlip: "mov r3, 0x99\n    store [r1+16], r3", hostReads: "hv read guest 0x300000 32",
+                  expected: ["CIPHERTEXT_OBSERVATION:low"]),
+        CacheCase(testDescription: "the other half of the private block written shared: its first half stays ciphertext",
+                  afterFlip: "mov r3, 0x99\n    store [r1+8], r3", hostReads: "hv read guest 0x300000 8\nhv read guest 0x300008 8",
+                  expected: ["CIPHERTEXT_OBSERVATION:low"]),
+        CacheCase(testDescription: "the secret itself written shared after the flip: a real leak either way",
+                  afterFlip: "mov r4, 0x301000\n    load r3, [r4]\n    store [r1+16], r3\n    xor r3, r3", hostReads: "hv read guest 0x300010 8",
+                  expected: ["PRIVATE_TO_SHARED:high", "HV_PLAINTEXT:high"]),
+    ]
+
+    @Test("a write-back puts memory back as the line was keyed: the same findings with and without a cache",
+          arguments: cacheCases, ["", "cache=64K"])
+    func writeBackLabels(_ c: CacheCase, _ cache: String) throws {
+        let body = """
+            program guest at=0x100000
+                mov r1, 0x300000
+                mov r2, 0x1122334455667788
+                store [r1], r2
+                set_memory_decrypted r1, 1
+                \(c.afterFlip)
+                hlt
+            end
+            launch guest
+            secret guest 0x301000 key hex="0011223344556677"
+            run guest
+            hv wbinvd
+            \(c.hostReads)
+            """
+        let found = try Self.findings(body, platform: cache)
+        #expect(found.map { "\($0.detector):\($0.severity)" } == c.expected, "\(found.map(\.summary))")
+    }
+}
