@@ -79,6 +79,8 @@ public final class Analyzer {
             flow: [FlowStep(seq: seq, role: "sink")]))
     }
 
+    /// Ciphertext read from private memory, and blocks written back with it.
+    private var replays = CiphertextReplays()
     /// Addresses of private memory whose ciphertext the host or a device has read.
     private var observedCiphertext: Set<UInt64> = []
     /// Shared ranges the guest declared it fills on purpose (SWIOTLB bounce slots).
@@ -312,6 +314,10 @@ public final class Analyzer {
                 }
                 return
             }
+            if a.kind == .read && a.cbit && !replays.rolledBack.isEmpty, let r = replays.rolledBack[a.spa >> 4] {
+                hit(.ciphertextReplay, a, seq, 0, sourceSeq: r.readSeq, sourceSPA: a.spa, plaintext: false,
+                    flow: Self.flow([(r.readSeq, "source"), (r.writeSeq, "write"), (seq, "sink")]))
+            }
             if a.kind == .read && a.asid != 0 {
                 // Reads by the guest kernel's own services (no register: an async-PF reason, a PTE) count too.
                 let stored = shadow.encryption(a.spa, size: size)
@@ -357,6 +363,7 @@ public final class Analyzer {
                 if written == 0 { origin = seq }
             }
             fillLine(a)
+            replays.guestWrote(a.spa)
             if size <= 8 {
                 shadow.writeBytes(a.spa, size: size, sets: bytes, origin: origin, via: seq, encryptedBy: a.cbit ? a.asid : 0)
             } else {
@@ -375,6 +382,11 @@ public final class Analyzer {
                     let repeated = !observedCiphertext.insert(a.spa).inserted
                     hit(.ciphertextObservation, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false,
                         severityOverride: repeated ? .medium : nil)
+                    if size == 8 && detectors.contains(.ciphertextReplay) {
+                        let (sets, origin, _) = shadow.readBytes(a.spa, size: 8)
+                        replays.observe(spa: a.spa, value: a.value, asid: asid, version: shadow.blockVersion(a.spa), sets: sets,
+                                        origin: origin ?? 0, seq: seq, state: shadow.blockState(a.spa))
+                    }
                 } else {
                     let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
                     // The host reading back what its own copy put there has seen it already, at the copy.
@@ -386,10 +398,13 @@ public final class Analyzer {
                 }
             } else {
                 let stored = shadow.encryption(a.spa, size: size)
-                if stored != 0 && stored != Self.transportEncrypted {
+                let intoPrivate = stored != 0 && stored != Self.transportEncrypted
+                if intoPrivate {
                     hit(isDevice ? .dmaIntoPrivate : .hvWritePrivate, a, seq, 0, sourceSeq: seq, sourceSPA: 0,
                         plaintext: false)
                 }
+                let replayed = intoPrivate && size == 8 ? replays.match(spa: a.spa, value: a.value, asid: stored) : nil
+                let versionBefore = shadow.blockVersion(a.spa)
                 if !isDevice { fillLine(a) }
                 if a.actor == .hypervisor && a.register == MemoryAccess.hostCopyRegister {
                     hostCopy(a, size: size, seq: seq)
@@ -397,6 +412,11 @@ public final class Analyzer {
                     shadow.write(a.spa, size: size, set: 0, origin: seq, encryptedBy: 0)
                 }
                 if !isDevice { noteDirty(a) }
+                if intoPrivate || !replays.rolledBack.isEmpty,
+                   let r = replays.wrote(spa: a.spa, match: replayed, before: versionBefore, after: shadow.blockVersion(a.spa), seq: seq) {
+                    // The whole block holds an older ciphertext again: it decrypts to what it held then.
+                    shadow.restoreBlock(r.spa, state: r.state, sets: r.sets, origins: r.origins)
+                }
             }
         case .psp:
             pspAccess(a, size: size, seq: seq)
@@ -737,6 +757,7 @@ public final class Analyzer {
         case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
+        case .ciphertextReplay: severity = .high
         case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking,
              .cbitPositionLie:
             severity = .medium

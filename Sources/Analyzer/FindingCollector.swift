@@ -174,6 +174,8 @@ struct FindingCollector {
         case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
         case .encryptionMismatch:
             return "\(f.actor) read \(f.length) bytes at \(at) under another encryption state than they were written in: garbage"
+        case .ciphertextReplay:
+            return "\(f.actor) read \(f.length) bytes at \(at) that the host had rolled back to an older ciphertext: the guest accepted its stale private state (replay)"
         case .unmeasuredExecution:
             return "\(f.actor) executed \(f.length) bytes at \(at) that the launch measurement does not cover"
         case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing, .asidMisuse, .cbitAlias,

@@ -19,6 +19,8 @@ final class ShadowMemory {
         let measured = Page.zeroed(UInt64.self, 4)
         /// Per 16-byte block, one bit: the last write stored it in the clear.
         let clear = Page.zeroed(UInt64.self, 4)
+        /// Per 16-byte block: how many writes changed it (a ciphertext replay restores an older version).
+        let versions = Page.zeroed(UInt32.self, 256)
 
         private static func zeroed<T: FixedWidthInteger>(_: T.Type, _ count: Int) -> UnsafeMutablePointer<T> {
             let p = UnsafeMutablePointer<T>.allocate(capacity: count)
@@ -37,7 +39,8 @@ final class ShadowMemory {
         deinit {
             for p in [labels.map(UnsafeMutableRawPointer.init), origins.map(UnsafeMutableRawPointer.init),
                       vias.map(UnsafeMutableRawPointer.init), UnsafeMutableRawPointer(encryptedBy),
-                      UnsafeMutableRawPointer(overwritten), UnsafeMutableRawPointer(measured), UnsafeMutableRawPointer(clear)] {
+                      UnsafeMutableRawPointer(overwritten), UnsafeMutableRawPointer(measured), UnsafeMutableRawPointer(clear),
+                      UnsafeMutableRawPointer(versions)] {
                 p?.deallocate()
             }
         }
@@ -53,7 +56,7 @@ final class ShadowMemory {
     /// Where lookups go once the budget ran out.
     private let spare = Page()
     /// What a page costs before and after it gets per-byte buffers.
-    static let pageBytes = 2 * 256 * 2 + 2 * 4 * 8 + 64
+    static let pageBytes = 2 * 256 * 2 + 2 * 4 * 8 + 256 * 4 + 64
     static let taintBytes = 4096 * (MemoryLayout<LabelTable.SetID>.size + 16)
 
     init(maxBytes: Int = 2 << 30) { self.maxBytes = maxBytes }
@@ -139,6 +142,7 @@ final class ShadowMemory {
                 }
             }
             for block in (base >> 4)...((base + n - 1) >> 4) {
+                p.versions[block] &+= 1
                 p.measured[block >> 6] &= ~(1 << UInt64(block & 63))
                 if asid == 0 { p.clear[block >> 6] |= 1 << UInt64(block & 63) } else { p.clear[block >> 6] &= ~(1 << UInt64(block & 63)) }
                 if asid != 0 {
@@ -226,7 +230,37 @@ final class ShadowMemory {
             if state.clear { p.clear[block >> 6] |= bit } else { p.clear[block >> 6] &= ~bit }
             p.encryptedBy[block] = state.encryptedBy
             p.overwritten[block] = state.overwritten
+            p.versions[block] &+= 1
         }
+    }
+
+    /// How many writes changed the 16-byte block containing `spa` (0 for memory never written).
+    func blockVersion(_ spa: UInt64) -> UInt32 {
+        guard let p = existing(spa) else { return 0 }
+        return p.versions[Int(spa & 0xFFF) >> 4]
+    }
+
+    /// Puts back an older content of the 16-byte block at `spa` (16-aligned): its state and the labels
+    /// and origins of its bytes, as a replay of its old ciphertext does.
+    func restoreBlock(_ spa: UInt64, state: BlockState, sets: [LabelTable.SetID], origins: [UInt64]) {
+        guard !exhausted, sets.count == 16, origins.count == 16 else { return }
+        let p = existing(spa) ?? page(spa)
+        let off = Int(spa & 0xFFF) & ~15
+        if sets.contains(where: { $0 != 0 }) { makeTaintable(p) }
+        if let labels = p.labels, let o = p.origins, let v = p.vias {
+            for j in 0..<16 {
+                labels[off + j] = sets[j]
+                o[off + j] = origins[j]
+                v[off + j] = origins[j]
+            }
+        }
+        let block = off >> 4
+        let bit: UInt64 = 1 << UInt64(block & 63)
+        if state.measured { p.measured[block >> 6] |= bit } else { p.measured[block >> 6] &= ~bit }
+        if state.clear { p.clear[block >> 6] |= bit } else { p.clear[block >> 6] &= ~bit }
+        p.encryptedBy[block] = state.encryptedBy
+        p.overwritten[block] = state.overwritten
+        p.versions[block] &+= 1
     }
 
     /// Whether some block of `[spa, spa + size)` was last written in the clear.

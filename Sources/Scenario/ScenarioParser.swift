@@ -27,6 +27,8 @@ public struct ScenarioParser {
         var devices: Set<String> = []
         var owners: Set<String> = []
         var constants: [String: UInt64] = [:]
+        /// Bytes the hypervisor read `as NAME`, by name: their length.
+        var captures: [String: Int] = [:]
         var sawStatement = false
         /// The `schedule … during` whose actions are being read: its statement index and where it is.
         var openSchedule: (index: Int, location: SourceLocation)?
@@ -450,12 +452,26 @@ public struct ScenarioParser {
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
                     let length = try self.length(&c)
+                    var capture: String?
+                    if c.peek?.word == "as" {
+                        _ = c.next()
+                        capture = try c.word("a name for the bytes read")
+                        captures[capture!] = length
+                    }
                     try c.expectEnd()
-                    add(.hvRead(vm: vm, gpa: gpa, length: length))
+                    add(.hvRead(vm: vm, gpa: gpa, length: length, capture: capture))
                 case "write":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")
-                    add(.hvWrite(vm: vm, gpa: gpa, bytes: try bytes(&c)))
+                    if let t = c.peek, let name = t.word, c.tokens.count == c.index + 1 {
+                        // A bare name: bytes an earlier `hv read … as NAME` captured (a replay).
+                        guard captures[name] != nil else {
+                            throw c.error(at: t, "no bytes were captured as '\(name)' (capture them first with `hv read VM GPA LENGTH as \(name)`)")
+                        }
+                        add(.hvWriteCaptured(vm: vm, gpa: gpa, capture: name))
+                    } else {
+                        add(.hvWrite(vm: vm, gpa: gpa, bytes: try bytes(&c)))
+                    }
                 case "unmap":
                     let vm = try knownVM(&c)
                     let gpa = try c.number("a guest physical address")

@@ -12,6 +12,13 @@ public struct ScenarioRunner {
         var byName: [String: GuestOwner] = [:]
     }
 
+    /// What `hv read … as NAME` captured, by name.
+    private let captures = Captures()
+
+    final class Captures {
+        var byName: [String: [UInt8]] = [:]
+    }
+
     public init(script: ScenarioScript, seed: UInt64) {
         self.script = script
         self.seed = seed
@@ -21,6 +28,7 @@ public struct ScenarioRunner {
     @discardableResult
     public func run(into sink: EventSink) throws(ScenarioError) -> Machine {
         let machine = Machine(seed: seed, sink: sink)
+        captures.byName.removeAll()
         machine.limits = script.limits.machine  // the memory limit was checked when the script was parsed
         for p in script.platforms { machine.addPlatform(name: p.name, config: p.config) }
         for s in script.statements {
@@ -85,9 +93,16 @@ public struct ScenarioRunner {
             try m.device(named: device)!.dmaRead(vm: vm(name, m), gpa: gpa, length: length)
         case .dmaWrite(let device, let name, let gpa, let bytes):
             try m.device(named: device)!.dmaWrite(vm: vm(name, m), gpa: gpa, bytes: bytes)
-        case .hvRead(let name, let gpa, let length):
+        case .hvRead(let name, let gpa, let length, let capture):
             let v = vm(name, m)
-            try v.platform.kvm.read(v, gpa: gpa, length: length)
+            let bytes = try v.platform.kvm.read(v, gpa: gpa, length: length)
+            if let capture { captures.byName[capture] = bytes }
+        case .hvWriteCaptured(let name, let gpa, let capture):
+            guard let bytes = captures.byName[capture] else {
+                throw .invalid("no bytes were captured as '\(capture)' yet (its `hv read … as \(capture)` has not run)")
+            }
+            let v = vm(name, m)
+            try v.platform.kvm.write(v, gpa: gpa, bytes: bytes)
         case .hvWrite(let name, let gpa, let bytes):
             let v = vm(name, m)
             try v.platform.kvm.write(v, gpa: gpa, bytes: bytes)

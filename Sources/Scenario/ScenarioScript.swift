@@ -66,9 +66,11 @@ public struct ScenarioScript: Sendable {
         /// A device reads or writes guest memory by DMA.
         case dmaRead(device: String, vm: String, gpa: UInt64, length: Int)
         case dmaWrite(device: String, vm: String, gpa: UInt64, bytes: [UInt8])
-        /// The hypervisor reads or writes guest memory.
-        case hvRead(vm: String, gpa: UInt64, length: Int)
+        /// The hypervisor reads or writes guest memory. A read `as` a name keeps the bytes it got.
+        case hvRead(vm: String, gpa: UInt64, length: Int, capture: String?)
         case hvWrite(vm: String, gpa: UInt64, bytes: [UInt8])
+        /// The hypervisor writes back bytes an earlier read captured (ciphertext, for a replay).
+        case hvWriteCaptured(vm: String, gpa: UInt64, capture: String)
         /// The hypervisor unmaps guest pages to watch the guest's accesses to them (nested page faults).
         case hvUnmap(vm: String, gpa: UInt64, pages: UInt64)
         /// The hypervisor's CPUID 0x8000001F tells the guest another C-bit position than the hardware's.

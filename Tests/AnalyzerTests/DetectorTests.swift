@@ -58,6 +58,7 @@ struct DetectorTests {
         Case(detector: .asidReuseWithoutFlush, severity: .medium), Case(detector: .migrationToUntrusted, severity: .medium),
         Case(detector: .hvWritePrivate, severity: .medium), Case(detector: .ramAsMMIO, severity: .medium),
         Case(detector: .pageFaultTracking, severity: .medium), Case(detector: .cbitPositionLie, severity: .high),
+        Case(detector: .ciphertextReplay, severity: .high),
     ]
 
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

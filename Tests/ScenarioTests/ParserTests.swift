@@ -57,6 +57,9 @@ struct ParserTests {
         BadCase(text: header + "vm x memory=4M mmio=0x1000\n", line: 3, column: 21, message: "mmio must be a 4K-aligned address above"),
         BadCase(text: header + "vm x memory=4M mmio=0xfeb00010\n", line: 3, column: 21, message: "mmio must be a 4K-aligned"),
         BadCase(text: header + "debug decrypt guest 0x1000 16 expect=MAYBE\n", line: 3, column: 38, message: "unknown outcome 'MAYBE'"),
+        BadCase(text: header + "hv write guest 0x1000 snap\n", line: 3, column: 23, message: "no bytes were captured as 'snap'"),
+        BadCase(text: header + "hv read guest 0x1000 16 as\n", line: 3, column: 27, message: "expected a name for the bytes read"),
+        BadCase(text: header + "hv read guest 0x1000 16 as snap extra\n", line: 3, column: 33, message: "unexpected 'extra'"),
     ]
 
     @Test("errors point at the line and column of the mistake", arguments: bad)
