@@ -224,6 +224,8 @@ public final class Analyzer {
             cbitChange(c, seq: e.seq)
         case .platformInfo(let p):
             platformCbit[p.platform] = p.cbitPosition
+        case .ownerCheck(let o):
+            ownerCheck(o, seq: e.seq)
         case .vcpuMode, .vcpuHalt:
             break
         }
@@ -303,6 +305,10 @@ public final class Analyzer {
         switch a.actor {
         case .vcpu(let vm, let index):
             if a.kind == .fetch {
+                if !expectedEntries.isEmpty, let expected = expectedEntries.removeValue(forKey: vm), a.gpa != expected.entry {
+                    placementFinding(vm: vm, seq: seq, sourceSeq: expected.seq,
+                                     what: "started at gpa 0x\(String(a.gpa, radix: 16)); the owner expects the entry point at 0x\(String(expected.entry, radix: 16))")
+                }
                 guard a.cbit && isLaunched(vm) else { return }
                 if !shadow.isMeasured(a.spa, size: size) {
                     hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
@@ -542,6 +548,12 @@ public final class Analyzer {
                 asid: p.asid, actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
                 length: 0, labels: "", preview: "", summary: "the hypervisor tried \(what)", flow: [FlowStep(seq: seq, role: "sink")]))
         }
+        if p.command == SEVCommand.launchUpdateData.rawValue && ok, let vm = handleVM[handleKey] {
+            // The firmware's address is a system physical address, maybe with the C-bit set (SME).
+            let cbit = UInt64(platformCbit[p.platform] ?? 63)
+            let address = (UInt64(Self.u32(p.buffer, 8)) | UInt64(Self.u32(p.buffer, 12)) << 32) & ~(1 << cbit)
+            measuredRegions[vm, default: []].append((UInt64(p.platform) << 40 | address, UInt64(Self.u32(p.buffer, 16)), seq))
+        }
         if p.command == SEVCommand.initialize.rawValue && ok && p.buffer.count >= 4 {
             if Self.u32(p.buffer, 0) & 1 != 0 { esPlatforms.insert(p.platform) } else { esPlatforms.remove(p.platform) }
         }
@@ -551,6 +563,50 @@ public final class Analyzer {
         if p.status == SEVStatus.policyFailure.rawValue && detectors.contains(.policyViolationAttempt) {
             policyRefusal(p, seq: seq, handleKey: handleKey)
         }
+    }
+
+    /// The blocks each VM's launch measured (LAUNCH_UPDATE_DATA), in order: system physical address,
+    /// length and event.
+    private var measuredRegions: [UInt16: [(spa: UInt64, length: UInt64, seq: UInt64)]] = [:]
+    /// The entry point the owner of each accepted launch expects, until the VM's first instruction.
+    private var expectedEntries: [UInt16: (entry: UInt64, seq: UInt64)] = [:]
+
+    /// PLACEMENT_MISMATCH: the owner accepted the measurement; were the blocks where she expects them?
+    private func ownerCheck(_ o: OwnerCheck, seq: UInt64) {
+        guard o.accepted, detectors.contains(.placementMismatch) else { return }
+        expectedEntries[o.vm] = (o.entry, seq)
+        let measured = measuredRegions.removeValue(forKey: o.vm) ?? []
+        for i in 0..<max(measured.count, o.regions.count) {
+            let expected = i < o.regions.count ? o.regions[i] : nil
+            let got = i < measured.count ? measured[i] : nil
+            let gpa = got.flatMap { homeGPA(of: $0.spa) }
+            guard let expected, let got, let gpa, gpa == expected.gpa, got.length == expected.length else {
+                let block = "block \(i + 1) of the measured image"
+                let what: String
+                switch (expected, got, gpa) {
+                case (let e?, _?, let g?):
+                    what = "\(block) (\(e.length) bytes) was loaded at gpa 0x\(String(g, radix: 16)); the owner expects it at 0x\(String(e.gpa, radix: 16))"
+                case (_, let m?, _) where expected == nil:
+                    what = "\(block) (\(m.length) bytes) is one the owner does not expect"
+                case (let e?, nil, _):
+                    what = "\(block) (\(e.length) bytes at gpa 0x\(String(e.gpa, radix: 16))) was never measured"
+                default:
+                    what = "\(block) was measured outside the guest's memory"
+                }
+                placementFinding(vm: o.vm, seq: seq, sourceSeq: got?.seq ?? seq, what: what)
+                return
+            }
+        }
+    }
+
+    private func placementFinding(vm: UInt16, seq: UInt64, sourceSeq: UInt64, what: String) {
+        let name = vmNames[vm] ?? "vm\(vm)"
+        collector.add(Finding(
+            detector: Detector.placementMismatch.rawValue, severity: .high, vm: vm, asid: vmASID[vm] ?? 0, actor: "hv",
+            sourceSeq: sourceSeq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
+            labels: "", preview: "",
+            summary: "the owner accepted \(name)'s measurement, but \(what): the measurement does not cover placement",
+            flow: Self.flow([(sourceSeq, "source"), (seq, "sink")])))
     }
 
     /// Platforms whose firmware INIT enabled SEV-ES.
@@ -754,7 +810,7 @@ public final class Analyzer {
             if table.isHandedOver(set) { severity = Severity(rawValue: severity.rawValue - 1) ?? .info }
         case .ciphertextObservation: severity = severityOverride ?? .low
         case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
-        case .nptRemap, .registerExposure, .unmeasuredExecution: severity = .high
+        case .nptRemap, .registerExposure, .unmeasuredExecution, .placementMismatch: severity = .high
         case .policyViolationAttempt: severity = .medium
         case .asidMisuse: severity = .critical
         case .ciphertextReplay: severity = .high

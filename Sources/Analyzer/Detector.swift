@@ -34,6 +34,10 @@ public enum Detector: String, CaseIterable, Sendable {
     /// stored in the clear (a host or device write into a page it maps private); or without, a block
     /// stored encrypted (a C-bit flip that did not convert the page). Either way it got garbage.
     case encryptionMismatch = "ENCRYPTION_MISMATCH"
+    /// A launch whose measurement the guest owner accepted put the measured blocks at other guest
+    /// physical addresses than she expects, or started the guest at another entry point: the measurement
+    /// covers contents, not placement (undeSErVed trust).
+    case placementMismatch = "PLACEMENT_MISMATCH"
     /// The host or a device wrote back into a private block the very ciphertext it had read from it
     /// before the guest changed it, and the guest then read the block: it got its old data back, decrypted
     /// correctly (a rollback of private state, which plain SEV cannot detect).
@@ -74,6 +78,7 @@ public enum Detector: String, CaseIterable, Sendable {
         case .asidMisuse: "the hypervisor runs a VM with an ASID bound to another guest"
         case .migrationToUntrusted: "a guest is sent to a platform its policy did not require the firmware to trust"
         case .asidReuseWithoutFlush: "an ASID is reused before WBINVD and DF_FLUSH (refused by the firmware)"
+        case .placementMismatch: "an accepted launch placed the measured image or the entry point elsewhere than the owner expects"
         case .ciphertextReplay: "a guest reads a private block the host rolled back to an older ciphertext it had read"
         case .cbitAlias: "a C-bit change leaves dirty cache lines of the page under the old key"
         case .encryptionMismatch: "a guest reads memory under another encryption state than it was written in (it gets garbage)"

@@ -179,7 +179,8 @@ struct FindingCollector {
         case .unmeasuredExecution:
             return "\(f.actor) executed \(f.length) bytes at \(at) that the launch measurement does not cover"
         case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing, .asidMisuse, .cbitAlias,
-             .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking, .cbitPositionLie:
+             .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking, .cbitPositionLie,
+             .placementMismatch:
             return f.summary
         }
     }

@@ -299,7 +299,7 @@ public struct ScenarioParser {
                 add(.owner(name: name, policy: UInt32(policy)))
             case "launch":
                 let vm = try knownVM(&c)
-                let o = try c.options(allowed: ["owner", "finish", "share", "expect", "pin"])
+                let o = try c.options(allowed: ["owner", "finish", "share", "expect", "pin", "place", "entry"])
                 guard vms[vm]!.sev else { throw ScenarioError(here, "'\(vm)' is not an SEV guest (sev=no)") }
                 var share: String?
                 if let t = o.values["share"] {
@@ -314,9 +314,21 @@ public struct ScenarioParser {
                 guard finishWord == "yes" || finishWord == "no" else { throw c.error(at: o.values["finish"]!, "finish takes yes or no") }
                 let pinWord = try o.word("pin", c) ?? "yes"
                 guard pinWord == "yes" || pinWord == "no" else { throw c.error(at: o.values["pin"]!, "pin takes yes or no") }
+                var placement: [UInt64]?
+                if let t = o.values["place"] {
+                    // Where a hypervisor loads each image block instead (declaration order): "GPA GPA …".
+                    guard let text = try o.string("place", c) else { throw c.error(at: t, "place takes a quoted list of guest physical addresses") }
+                    let words = text.split(whereSeparator: { $0 == " " || $0 == "," })
+                    let numbers = words.compactMap { Lexer.parseNumber(String($0)) }
+                    guard !words.isEmpty, numbers.count == words.count, numbers.count <= TraceLimits.maxImageRegions else {
+                        throw c.error(at: t, "place takes a quoted list of guest physical addresses, one per image block")
+                    }
+                    placement = numbers
+                }
+                let entry = o.values["entry"] == nil ? nil : try o.number("entry", default: 0, c)
                 vms[vm]!.launched = true
                 add(.launch(vm: vm, owner: owner, finish: finishWord == "yes", share: share, pin: pinWord == "yes",
-                            expect: try Self.expectation(o, c)))
+                            placement: placement, entry: entry, expect: try Self.expectation(o, c)))
             case "inject":
                 let vm = try knownVM(&c)
                 let gpa = try c.number("a guest physical address")

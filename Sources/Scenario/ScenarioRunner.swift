@@ -131,12 +131,13 @@ public struct ScenarioRunner {
             if let core { p.wbinvd(core: core) } else { p.wbinvdAllCores() }
         case .owner(let name, let policy):
             owners.byName[name] = m.makeGuestOwner(name: name, policy: policy)
-        case .launch(let name, let ownerName, let finish, let share, let pin, let expect):
+        case .launch(let name, let ownerName, let finish, let share, let pin, let placement, let entry, let expect):
             let v = vm(name, m)
             var owner = ownerName.flatMap { owners.byName[$0] }
             let other = share.map { vm($0, m) }
             try expecting(expect) {
-                try v.platform.vmm.launch(v, owner: &owner, finish: finish, sharingKeyOf: other, pin: pin)
+                try v.platform.vmm.launch(v, owner: &owner, finish: finish, sharingKeyOf: other, pin: pin,
+                                          placement: placement, entry: entry)
             }
             if let ownerName, let owner { owners.byName[ownerName] = owner }
         case .inject(let name, let gpa, let secretName, let ownerName, let bytes, let expect):

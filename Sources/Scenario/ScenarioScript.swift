@@ -41,7 +41,8 @@ public struct ScenarioScript: Sendable {
         /// Launch the VM as KVM and QEMU do, with a guest owner's session when one is named; stop before
         /// LAUNCH_FINISH when `finish` is false (so the owner can inject a secret); `pin` false skips
         /// KVM_MEMORY_ENCRYPT_REG_REGION.
-        case launch(vm: String, owner: String?, finish: Bool, share: String?, pin: Bool, expect: String?)
+        case launch(vm: String, owner: String?, finish: Bool, share: String?, pin: Bool, placement: [UInt64]?, entry: UInt64?,
+                    expect: String?)
         /// The owner sends a secret with LAUNCH_SECRET (then LAUNCH_FINISH); it becomes a taint source.
         case inject(vm: String, gpa: UInt64, name: String, owner: String, bytes: [UInt8], expect: String?)
         /// KVM_SEV_DBG_DECRYPT / DBG_ENCRYPT.

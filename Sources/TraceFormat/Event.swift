@@ -41,6 +41,8 @@ public enum EventBody: Equatable, Sendable {
     /// The guest kernel is about to hand bytes over to a device on purpose (a SWIOTLB bounce): what it
     /// copies into this range is meant to leave the guest.
     case handover(Handover)
+    /// The guest owner checked a launch's measurement against the image she expects.
+    case ownerCheck(OwnerCheck)
     /// A cache operation: a line written back to memory, a CLFLUSH, a WBINVD, or a platform announcing
     /// its cache.
     case cacheOp(CacheOp)
@@ -143,6 +145,36 @@ public struct Handover: Equatable, Sendable {
         self.gpa = gpa
         self.spa = spa
         self.length = length
+    }
+}
+
+/// The guest owner's check of a launch: whether she accepted its measurement, and the image she expects,
+/// as the blocks she measured in LAUNCH_UPDATE_DATA order (each with the guest physical address it must
+/// be loaded at) and the guest physical address the guest must start at. The measurement covers the
+/// blocks' contents only, not where they lie or where the guest starts, so a launch can pass the check
+/// with the blocks elsewhere (undeSErVed trust): the analyzer compares.
+public struct OwnerCheck: Equatable, Sendable {
+    /// One block of the expected image.
+    public struct Region: Equatable, Sendable {
+        public var gpa: UInt64
+        public var length: UInt64
+
+        public init(gpa: UInt64, length: UInt64) {
+            self.gpa = gpa
+            self.length = length
+        }
+    }
+
+    public var vm: UInt16
+    public var accepted: Bool
+    public var entry: UInt64
+    public var regions: [Region]
+
+    public init(vm: UInt16, accepted: Bool, entry: UInt64, regions: [Region]) {
+        self.vm = vm
+        self.accepted = accepted
+        self.entry = entry
+        self.regions = regions
     }
 }
 

@@ -12,7 +12,7 @@
 public enum EventCodec {
     enum TypeCode: UInt8 {
         case memoryAccess = 0, registerOp, cbitChange, nptChange, pspCommand, vmCreated, taintSource, vcpuMode, vcpuHalt,
-             vmRun, vmExit, handover, cacheOp, platformInfo
+             vmRun, vmExit, handover, cacheOp, platformInfo, ownerCheck
     }
 
     /// The delta state shared by encoder and decoder.
@@ -188,6 +188,17 @@ public struct EventEncoder: Sendable {
             w.varint(h.gpa)
             w.varint(h.spa)
             w.varint(h.length)
+        case .ownerCheck(let o):
+            w.u8(EventCodec.TypeCode.ownerCheck.rawValue)
+            w.varint(dc)
+            w.varint(UInt64(o.vm))
+            w.u8(o.accepted ? 1 : 0)
+            w.varint(o.entry)
+            w.varint(UInt64(o.regions.count))
+            for region in o.regions {
+                w.varint(region.gpa)
+                w.varint(region.length)
+            }
         }
     }
 
@@ -331,6 +342,16 @@ public struct EventDecoder: Sendable {
             case .handover:
                 body = .handover(Handover(vm: try u16(&r), vcpu: try u16(&r), gpa: try r.varint(), spa: try r.varint(),
                                           length: try r.varint()))
+            case .ownerCheck:
+                let vm = try u16(&r), accepted = try r.u8() != 0, entry = try r.varint()
+                let countOffset = r.offset
+                let count = try r.varint()
+                guard count <= UInt64(TraceLimits.maxImageRegions) else {
+                    throw EventDecodingError.invalidValue(offset: countOffset, what: "image region count")
+                }
+                var regions: [OwnerCheck.Region] = []
+                for _ in 0..<count { regions.append(OwnerCheck.Region(gpa: try r.varint(), length: try r.varint())) }
+                body = .ownerCheck(OwnerCheck(vm: vm, accepted: accepted, entry: entry, regions: regions))
             case .platformInfo:
                 let platform = try r.u8(), cbit = try r.u8(), bits = try r.u8(), reduction = try r.u8()
                 let minASID = try u16(&r), maxASID = try u16(&r), cores = try u16(&r), cache = try r.varint()

@@ -15,6 +15,7 @@ public enum EventFormatter {
         case .vmRun: "vmrun"
         case .vmExit: "vmexit"
         case .handover: "handover"
+        case .ownerCheck: "owner"
         case .cacheOp: "cache"
         case .platformInfo: "platform"
         }
@@ -34,6 +35,7 @@ public enum EventFormatter {
         case .vmRun(let v): v.vm
         case .vmExit(let x): x.vm
         case .handover(let h): h.vm
+        case .ownerCheck(let o): o.vm
         case .pspCommand, .cacheOp, .platformInfo: nil
         }
     }
@@ -89,6 +91,9 @@ public enum EventFormatter {
             return "\(c.op) spa=\(hex(c.spa)) key=\(c.asid) lines=\(c.lines) core=\(c.core)"
         case .handover(let h):
             return "vcpu\(h.vm).\(h.vcpu) gpa=\(hex(h.gpa)) spa=\(hex(h.spa)) length=\(h.length)"
+        case .ownerCheck(let o):
+            let regions = o.regions.map { "\(hex($0.gpa))+\($0.length)" }.joined(separator: ",")
+            return "vm=\(o.vm) \(o.accepted ? "accepted" : "refused") entry=\(hex(o.entry)) image=\(regions.isEmpty ? "-" : regions)"
         case .platformInfo(let p):
             return "platform \(p.platform) cbit=\(p.cbitPosition) phys_bits=\(p.physAddrBits) reduction=\(p.physAddrReduction) "
                 + "asids=\(p.minSEVASID)-\(p.maxSEVASID) cores=\(p.cores) cache=\(p.cacheBytes) memenc=\(p.memoryEncryption ? "yes" : "no") "

@@ -41,6 +41,11 @@ extension EventBody {
             guard p.minSEVASID <= p.maxSEVASID, p.cores >= 1, p.cores <= 1024, p.cbitPosition < 64, p.physAddrBits <= 64 else {
                 return "platform record out of range"
             }
+        case .ownerCheck(let o):
+            guard o.regions.count <= TraceLimits.maxImageRegions else { return "\(o.regions.count) image regions" }
+            for region in o.regions where region.length > TraceLimits.maxRangeBytes || region.gpa > UInt64.max - region.length {
+                return "image region of \(region.length) bytes at \(EventFormatter.hex(region.gpa))"
+            }
         case .pspCommand, .vcpuMode, .vcpuHalt, .vmRun:
             break
         }

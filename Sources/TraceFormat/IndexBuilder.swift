@@ -65,7 +65,7 @@ public final class IndexBuilder: TraceObserver {
                                         .integer(Int64(p.minSEVASID)), .integer(Int64(p.maxSEVASID)), .integer(Int64(p.cores)),
                                         .integer(Int64(bitPattern: p.cacheBytes)), .integer(p.memoryEncryption ? 1 : 0),
                                         .integer(p.sme ? 1 : 0)])
-            case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp:
+            case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp, .ownerCheck:
                 break
             case .vmRun(let v):
                 try insertRun.run([.integer(s), .integer(c), .integer(Int64(v.vm)), .integer(Int64(v.vcpu)),

@@ -20,6 +20,9 @@ public enum TraceLimits {
     public static let maxRangeBytes: UInt64 = 16 << 30
     /// The largest secret one event may declare (scenarios are held to it whatever their own limits).
     public static let maxSecretBytes: UInt64 = 256 << 20
+    /// The most image blocks an `ownerCheck` event may list (a scenario's image has one per `data` and
+    /// `program` statement).
+    public static let maxImageRegions = 4096
     /// The largest guest memory a `vmCreated` event may state.
     public static let maxVMMemoryBytes: UInt64 = 16 << 30
 

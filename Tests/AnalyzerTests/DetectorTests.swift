@@ -58,7 +58,7 @@ struct DetectorTests {
         Case(detector: .asidReuseWithoutFlush, severity: .medium), Case(detector: .migrationToUntrusted, severity: .medium),
         Case(detector: .hvWritePrivate, severity: .medium), Case(detector: .ramAsMMIO, severity: .medium),
         Case(detector: .pageFaultTracking, severity: .medium), Case(detector: .cbitPositionLie, severity: .high),
-        Case(detector: .ciphertextReplay, severity: .high),
+        Case(detector: .ciphertextReplay, severity: .high), Case(detector: .placementMismatch, severity: .high),
     ]
 
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -390,5 +390,28 @@ extension DetectorTests {
             """
         let found = try Self.findings(body, platform: cache)
         #expect(found.map { "\($0.detector):\($0.severity)" } == c.expected, "\(found.map(\.summary))")
+    }
+}
+
+extension DetectorTests {
+    @Test("PLACEMENT_MISMATCH: an accepted launch started elsewhere, or blocks moved, is reported; without an owner's check it is not",
+          arguments: [("owner=alice entry=0x110000", "started at gpa 0x110000; the owner expects the entry point at 0x100000"),
+                      ("owner=alice place=\"0x110000 0x100000\"", "block 1 of the measured image (16 bytes) was loaded at gpa 0x110000"),
+                      ("owner=alice", nil), ("place=\"0x110000 0x100000\" entry=0x110000", nil)])
+    func placement(_ launch: String, _ expected: String?) throws {
+        let body = """
+            owner alice policy=0x1
+            program guest at=0x100000
+                hlt
+            end
+            program guest at=0x110000
+                hlt
+            end
+            launch guest \(launch)
+            run guest
+            """
+        let found = try Self.findings(body, detectors: [.placementMismatch])
+        #expect(found.count == (expected == nil ? 0 : 1), "\(found.map(\.summary))")
+        if let expected { #expect(found.first?.summary.contains(expected) == true, "\(found.map(\.summary))") }
     }
 }

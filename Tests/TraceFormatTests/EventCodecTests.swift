@@ -25,7 +25,7 @@ struct EventFuzzer {
     }
 
     mutating func body() -> EventBody {
-        switch small(13) {
+        switch small(14) {
         case 0...3:
             return .memoryAccess(MemoryAccess(
                 actor: actor(), vm: bool() ? MemoryAccess.noVM : UInt16(small(4)), asid: UInt16(small(16)),
@@ -53,6 +53,9 @@ struct EventFuzzer {
                 ? .vmCreated(VMCreated(vm: UInt16(small(4)), platform: UInt8(small(2)), name: "vm-é\(small(9))", asid: UInt16(small(16)),
                                        policy: UInt32(small(1 << 32)), memoryBytes: small(TraceLimits.maxVMMemoryBytes), vcpus: UInt16(small(64))))
                 : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
+        case 13:
+            return .ownerCheck(OwnerCheck(vm: UInt16(small(4)), accepted: bool(), entry: wide() >> 12,
+                                          regions: (0..<small(5)).map { _ in OwnerCheck.Region(gpa: wide() >> 16, length: small(1 << 20)) }))
         case 12:
             return .cacheOp(CacheOp(op: CacheOperation.allCases[Int(small(UInt64(CacheOperation.allCases.count)))], spa: wide(), asid: UInt16(small(16)),
                                     lines: small(1 << 14), core: UInt16(small(8))))
@@ -111,7 +114,7 @@ struct EventCodecTests {
         var fuzz = EventFuzzer(state: 7)
         let names = Set(fuzz.events(2000).map { EventFormatter.typeName($0.body) })
         #expect(names == ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt", "handover", "vmrun", "vmexit",
-                          "cache", "platform"])
+                          "cache", "platform", "owner"])
     }
 
     @Test("a repeated actor costs no bytes: consecutive accesses of one vCPU are compact")

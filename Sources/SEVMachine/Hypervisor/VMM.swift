@@ -84,12 +84,33 @@ public final class VMM {
     /// when there is an owner), LAUNCH_UPDATE_DATA for each image region, LAUNCH_MEASURE (a length query,
     /// then the measurement, which the owner checks), LAUNCH_FINISH.
     ///
+    /// A malicious hypervisor may load the image's blocks elsewhere (`placement`: a guest physical
+    /// address per block, in declaration order) and start the guest at another `entry`: the blocks are
+    /// measured in the same order, so the measurement the owner checks is the same.
+    ///
     /// - Returns: the 48 bytes LAUNCH_MEASURE returned.
     @discardableResult
     public func launch(_ vm: VirtualMachine, owner: inout GuestOwner?, finish: Bool = true,
-                       sharingKeyOf other: VirtualMachine? = nil, pin: Bool = true) throws -> [UInt8] {
+                       sharingKeyOf other: VirtualMachine? = nil, pin: Bool = true,
+                       placement: [UInt64]? = nil, entry: UInt64? = nil) throws -> [UInt8] {
         guard vm.isSEV else { throw MachineError.invalid("\(vm.name) is not an SEV guest") }
         defer { releaseBuffers() }
+        // What the owner expects: the image as declared, and its entry point.
+        let expected = vm.image.map { OwnerCheck.Region(gpa: $0.gpa, length: UInt64($0.bytes.count)) }
+        let expectedEntry = vm.entry
+        if let placement {
+            guard placement.count == vm.image.count else {
+                throw MachineError.invalid("\(vm.name) has \(vm.image.count) image blocks; place= gives \(placement.count) addresses")
+            }
+            for (i, gpa) in placement.enumerated() {
+                let length = UInt64(vm.image[i].bytes.count)
+                guard gpa % 16 == 0, gpa <= vm.memoryBytes, length <= vm.memoryBytes - gpa else {
+                    throw MachineError.invalid("\(vm.name): block \(i + 1) cannot be placed at \(hex(gpa)) (16-aligned, inside its memory)")
+                }
+            }
+            vm.image = zip(placement, vm.image).map { ($0, $1.bytes) }
+        }
+        if let entry { vm.entry = entry }
         try ioctl(vm, .initialize)
         if pin { try kvm.registerRegion(vm) }  // QEMU registers guest RAM right after KVM_SEV_INIT
         try kvm.loadImage(vm)
@@ -130,8 +151,14 @@ public final class VMM {
         let measurement = try readUser(buffer, Int(length))
         if owner != nil {
             let fw = platform.firmware
+            var accepted = false
+            defer {
+                platform.emit(.ownerCheck(OwnerCheck(vm: vm.id, accepted: accepted, entry: expectedEntry, regions: expected)),
+                              cost: Platform.Cost.control)
+            }
             try owner!.verify(measurement: measurement, image: Self.image(of: vm), apiMajor: fw.apiMajor,
                               apiMinor: fw.apiMinor, build: fw.build)
+            accepted = true
         }
         if finish { try ioctl(vm, .launchFinish) }
         return measurement
