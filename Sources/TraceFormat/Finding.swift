@@ -1,3 +1,5 @@
+import Foundation
+
 /// How bad a finding is, from least to most.
 public enum Severity: Int, CaseIterable, Comparable, Sendable, CustomStringConvertible {
     case info = 0, low, medium, high, critical
@@ -86,5 +88,34 @@ public struct Finding: Equatable, Sendable {
         self.preview = preview
         self.summary = summary
         self.flow = flow
+    }
+}
+
+extension Finding {
+    /// A stable identity for the finding, 16 hex digits: what stays the same when unrelated events shift
+    /// sequence numbers or a leak grows by a few bytes. It covers the detector, the VM, the kind of actor
+    /// (`vcpu`, `hv`, `dev`, `psp`), the labels, the sink's page and the summary with its decimal
+    /// numbers and event references left out; not the severity, the counts or any sequence number. A
+    /// baseline accepts findings by it.
+    public var fingerprint: String {
+        let actorKind = String(actor.prefix { $0.isLetter })
+        let page = (sinkGPA != 0 ? sinkGPA : sinkSPA) >> 12
+        let parts = [detector, String(vm), actorKind, labels, String(page, radix: 16), Self.stableText(summary)]
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
+        for byte in parts.joined(separator: "\u{1F}").utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// `text` without its decimal numbers and `#N` event references (hex addresses stay).
+    static func stableText(_ text: String) -> String {
+        text.split(separator: " ").filter { word in
+            let core = word.trimmingCharacters(in: CharacterSet(charactersIn: "(),:;.[]"))
+            let digits = core.hasPrefix("#") ? core.dropFirst() : Substring(core)
+            return digits.isEmpty || !digits.allSatisfy(\.isNumber)
+        }.joined(separator: " ")
     }
 }

@@ -43,7 +43,8 @@ public final class TraceIndex {
             severity_rank INTEGER NOT NULL, vm INTEGER, asid INTEGER NOT NULL, actor TEXT NOT NULL,
             source_seq INTEGER NOT NULL, sink_seq INTEGER NOT NULL, sink_last_seq INTEGER NOT NULL,
             source_spa INTEGER NOT NULL, sink_spa INTEGER NOT NULL, sink_gpa INTEGER NOT NULL, length INTEGER NOT NULL,
-            labels TEXT NOT NULL, preview TEXT NOT NULL, summary TEXT NOT NULL, occurrences INTEGER NOT NULL);
+            labels TEXT NOT NULL, preview TEXT NOT NULL, summary TEXT NOT NULL, occurrences INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL);
         CREATE TABLE flows(finding INTEGER NOT NULL, step INTEGER NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL,
             PRIMARY KEY(finding, step));
         """
@@ -127,9 +128,24 @@ public final class TraceIndex {
         return try stmt.step() ? stmt.text(0) : nil
     }
 
-    /// Replaces every finding with `findings` (the only table a reader of a finished trace may rewrite),
-    /// and records in `meta`, in the same transaction, that an analysis with `detectors` ran to the end.
+    /// Replaces the findings of `detectors` with `findings` (the findings table is the only one a reader
+    /// of a finished trace may rewrite), and records in `meta`, in the same transaction, that an analysis
+    /// ran to the end. The findings of detectors that did not run this time stay, when a complete analysis
+    /// had stored them, and the recorded detector set is then the union of both.
     public func replaceFindings(_ findings: [Finding], detectors: [String]) throws(SQLiteError) {
+        var findings = findings
+        var ran = Set(detectors)
+        if try analysisProblem() == nil, let previous = try meta("analysis_detectors") {
+            let others = Set(previous.split(separator: ",").map(String.init)).subtracting(ran)
+            if !others.isEmpty {
+                let kept = try self.findings().filter { others.contains($0.detector) }
+                // One list in the order the analyzer reports: by first sink event, stable.
+                findings = (kept + findings).enumerated().sorted { ($0.element.sinkSeq, $0.offset) < ($1.element.sinkSeq, $1.offset) }
+                    .map(\.element)
+                ran.formUnion(others)
+            }
+        }
+        let detectors = Array(ran)
         try database.execute("BEGIN IMMEDIATE")
         do {
             try database.execute("DELETE FROM findings; DELETE FROM flows;")
@@ -141,8 +157,8 @@ public final class TraceIndex {
             let flow = try database.prepare("INSERT INTO flows VALUES (?1, ?2, ?3, ?4)")
             let insert = try database.prepare("""
                 INSERT INTO findings(id, detector, severity, severity_rank, vm, asid, actor, source_seq, sink_seq,
-                    sink_last_seq, source_spa, sink_spa, sink_gpa, length, labels, preview, summary, occurrences)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                    sink_last_seq, source_spa, sink_spa, sink_gpa, length, labels, preview, summary, occurrences, fingerprint)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                 """)
             for (i, f) in findings.enumerated() {
                 try insert.run([
@@ -153,7 +169,7 @@ public final class TraceIndex {
                     .integer(Int64(bitPattern: f.sinkLastSeq)), .integer(Int64(bitPattern: f.sourceSPA)),
                     .integer(Int64(bitPattern: f.sinkSPA)), .integer(Int64(bitPattern: f.sinkGPA)),
                     .integer(Int64(bitPattern: f.length)), .text(f.labels), .text(f.preview), .text(f.summary),
-                    .integer(Int64(bitPattern: f.occurrences)),
+                    .integer(Int64(bitPattern: f.occurrences)), .text(f.fingerprint),
                 ])
                 for (step, s) in f.flow.enumerated() {
                     try flow.run([.integer(Int64(i + 1)), .integer(Int64(step)), .integer(Int64(bitPattern: s.seq)), .text(s.role)])

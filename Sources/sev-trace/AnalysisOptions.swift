@@ -1,5 +1,7 @@
 import Analyzer
 import ArgumentParser
+import Foundation
+import TraceFormat
 
 /// The bounds of one analysis, shared by every command that analyzes.
 struct AnalysisOptions: ParsableArguments {
@@ -12,6 +14,27 @@ struct AnalysisOptions: ParsableArguments {
     func validate() throws {
         guard maxFindings >= 1 else { throw ValidationError("--max-findings must be at least 1") }
         guard maxShadowMemory >= 1 << 20 else { throw ValidationError("--max-shadow-memory must be at least 1048576") }
+    }
+
+    /// The detectors a comma-separated `--detectors` list names (all of them when nil).
+    static func detectors(_ list: String?) throws -> Set<Detector> {
+        guard let list else { return Set(Detector.allCases) }
+        var selected: Set<Detector> = []
+        for name in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let d = Detector(rawValue: name.uppercased()) else {
+                throw InputError(description: "unknown detector '\(name)'; known: \(Detector.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            selected.insert(d)
+        }
+        return selected
+    }
+
+    /// The severity a `--fail-on` option names.
+    static func severity(_ name: String) throws -> Severity {
+        guard let s = Severity(name: name) else {
+            throw InputError(description: "unknown severity '\(name)'; use info, low, medium, high or critical")
+        }
+        return s
     }
 
     /// An analyzer with these bounds.

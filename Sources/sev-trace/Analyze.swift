@@ -11,7 +11,7 @@ struct Analyze: ParsableCommand {
     @Argument(help: "The trace bundle.")
     var bundle: String
 
-    @Option(help: "Comma-separated detector ids to run (default: all).")
+    @Option(help: "Comma-separated detector ids to run (default: all). The other detectors' stored findings stay.")
     var detectors: String?
 
     @Option(help: "Exit 1 when a finding of this severity or worse exists (info, low, medium, high, critical).")
@@ -21,23 +21,8 @@ struct Analyze: ParsableCommand {
     var analysis: AnalysisOptions
 
     func run() throws {
-        var selected = Set(Detector.allCases)
-        if let detectors {
-            selected = []
-            for name in detectors.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                guard let d = Detector(rawValue: name.uppercased()) else {
-                    throw InputError(description: "unknown detector '\(name)'; known: \(Detector.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                selected.insert(d)
-            }
-        }
-        var threshold: Severity?
-        if let failOn {
-            guard let s = Severity(name: failOn) else {
-                throw InputError(description: "unknown severity '\(failOn)'; use info, low, medium, high or critical")
-            }
-            threshold = s
-        }
+        let selected = try AnalysisOptions.detectors(detectors)
+        let threshold = try failOn.map(AnalysisOptions.severity)
         let findings = try analysis.analyzer(detectors: selected).analyzeAndStore(try TraceBundle(existing: bundle))
         FindingPrinter.print(findings)
         if let threshold, let worst = findings.map(\.severity).max(), worst >= threshold {

@@ -144,3 +144,24 @@ struct TraceFileTests {
         #expect(FileManager.default.fileExists(atPath: other + "/notes.txt"))
     }
 }
+
+extension TraceFileTests {
+    @Test("a finding's fingerprint ignores sequence numbers, counts, lengths and severity; it follows what and where")
+    func fingerprints() {
+        let base = Finding(detector: "PRIVATE_TO_SHARED", severity: .high, vm: 0, asid: 1, actor: "vcpu0.0", sourceSeq: 10,
+                           sinkSeq: 20, sinkLastSeq: 20, sourceSPA: 0x1000, sinkSPA: 0x1200000, sinkGPA: 0x200000, length: 16,
+                           labels: "secret:key", preview: "00", summary: "vcpu0.0 wrote 16 bytes of secret key into shared memory at gpa 0x200000 (events #10 -> #20)")
+        var shifted = base
+        (shifted.sourceSeq, shifted.sinkSeq, shifted.sinkLastSeq, shifted.length, shifted.occurrences, shifted.severity) = (99, 120, 130, 32, 3, .medium)
+        shifted.summary = "vcpu0.0 wrote 32 bytes of secret key into shared memory at gpa 0x200000 (events #99 -> #120)"
+        #expect(base.fingerprint == shifted.fingerprint)
+        #expect(base.fingerprint.count == 16 && base.fingerprint.allSatisfy(\.isHexDigit))
+        for change in [{ (f: inout Finding) in f.detector = "PRIVATE_TO_DMA" }, { $0.labels = "secret:other" },
+                       { $0.sinkGPA = 0x201000 }, { $0.vm = 1 }, { $0.actor = "hv" },
+                       { $0.summary = "vcpu0.0 wrote 16 bytes of secret key into shared memory at gpa 0x200800" }] {
+            var other = base
+            change(&other)
+            #expect(other.fingerprint != base.fingerprint, "\(other)")
+        }
+    }
+}
