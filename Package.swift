@@ -33,7 +33,7 @@ let package = Package(
         ], swiftSettings: hotPathSettings),
         .target(name: "Scenario", dependencies: ["SEVMachine", "TraceFormat"]),
         .target(name: "Analyzer", dependencies: ["TraceFormat"], swiftSettings: hotPathSettings),
-        .target(name: "Query", dependencies: ["TraceFormat", "CSQLite"]),
+        .target(name: "Query", dependencies: ["TraceFormat", "CSQLite", "Analyzer"]),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .target(name: "FuzzTargets", dependencies: ["Scenario", "SEVMachine", "TraceFormat", "Analyzer"]),
         .executableTarget(name: "sev-trace", dependencies: [

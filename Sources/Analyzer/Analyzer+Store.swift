@@ -1,21 +1,29 @@
 import TraceFormat
 
 extension Analyzer {
-    /// Analyzes `bundle`'s events and stores the findings in `index` (the bundle's own, or the copy a
-    /// writer is preparing), with the record that this analysis, with these detectors, ran to the end.
+    /// Analyzes `bundle`'s events, runs `rules` over it, and stores the findings in `index` (the bundle's
+    /// own, or the copy a writer is preparing), with the record that this analysis, with these detectors
+    /// and rules, ran to the end.
     @discardableResult
-    public func analyze(_ bundle: TraceBundle, storingIn index: TraceIndex) throws -> [Finding] {
-        let findings = try analyze(try bundle.reader())
-        try index.replaceFindings(findings, detectors: detectors.map(\.rawValue))
+    public func analyze(_ bundle: TraceBundle, storingIn index: TraceIndex, rules: [TraceRule] = []) throws -> [Finding] {
+        let findings = try analyze(bundle, rules: rules)
+        try index.replaceFindings(findings, detectors: detectors.map(\.rawValue) + rules.map(\.id))
+        return findings
+    }
+
+    /// Analyzes `bundle`'s events, then runs `rules` over it: the analyzer's findings, then each rule's.
+    public func analyze(_ bundle: TraceBundle, rules: [TraceRule]) throws -> [Finding] {
+        var findings = try analyze(try bundle.reader())
+        for rule in rules { findings += try rule.findings(in: bundle) }
         return findings
     }
 
     /// Analyzes `bundle` and replaces its findings, safely: the index is rewritten as a copy that takes
     /// the old one's place only when the analysis is complete.
     @discardableResult
-    public func analyzeAndStore(_ bundle: TraceBundle) throws -> [Finding] {
+    public func analyzeAndStore(_ bundle: TraceBundle, rules: [TraceRule] = []) throws -> [Finding] {
         var findings: [Finding] = []
-        try bundle.rewriteIndex { index in findings = try analyze(bundle, storingIn: index) }
+        try bundle.rewriteIndex { index in findings = try analyze(bundle, storingIn: index, rules: rules) }
         return findings
     }
 }

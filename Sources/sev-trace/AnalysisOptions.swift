@@ -1,6 +1,7 @@
 import Analyzer
 import ArgumentParser
 import Foundation
+import Query
 import TraceFormat
 
 /// The bounds of one analysis, shared by every command that analyzes.
@@ -27,6 +28,16 @@ struct AnalysisOptions: ParsableArguments {
             selected.insert(d)
         }
         return selected
+    }
+
+    /// The SQL rules at `path`: every `*.sql` file of a directory, or one file.
+    static func rules(_ path: String?) throws -> [SQLRule] {
+        guard let path else { return [] }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw InputError(description: "\(path): no such rules file or directory")
+        }
+        return isDirectory.boolValue ? try SQLRule.loadDirectory(path) : [try SQLRule.load(path)]
     }
 
     /// The severity a `--fail-on` option names.

@@ -14,6 +14,9 @@ struct Analyze: ParsableCommand {
     @Option(help: "Comma-separated detector ids to run (default: all). The other detectors' stored findings stay.")
     var detectors: String?
 
+    @Option(help: "SQL rules to run as well: a directory of *.sql files (Queries/detectors) or one file.")
+    var rules: String?
+
     @Option(help: "Exit 1 when a finding of this severity or worse exists (info, low, medium, high, critical).")
     var failOn: String?
 
@@ -23,7 +26,8 @@ struct Analyze: ParsableCommand {
     func run() throws {
         let selected = try AnalysisOptions.detectors(detectors)
         let threshold = try failOn.map(AnalysisOptions.severity)
-        let findings = try analysis.analyzer(detectors: selected).analyzeAndStore(try TraceBundle(existing: bundle))
+        let rules = try AnalysisOptions.rules(self.rules)
+        let findings = try analysis.analyzer(detectors: selected).analyzeAndStore(try TraceBundle(existing: bundle), rules: rules)
         FindingPrinter.print(findings)
         if let threshold, let worst = findings.map(\.severity).max(), worst >= threshold {
             throw CheckFailed(message: "\(findings.filter { $0.severity >= threshold }.count) finding(s) of severity \(threshold) or worse")

@@ -38,6 +38,9 @@ struct Check: ParsableCommand {
     @Option(help: "Comma-separated detector ids to run (default: all); only their findings are compared.")
     var detectors: String?
 
+    @Option(help: "SQL rules to run as well: a directory of *.sql files (Queries/detectors) or one file.")
+    var rules: String?
+
     @Flag(help: "Print nothing; the exit status and an error line say whether the check passed.")
     var quiet = false
 
@@ -60,7 +63,8 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let selected = try AnalysisOptions.detectors(detectors)
-        let names = Set(selected.map(\.rawValue))
+        let rules = try AnalysisOptions.rules(self.rules)
+        let names = Set(selected.map(\.rawValue) + rules.map(\.id))
         let threshold = try AnalysisOptions.severity(failOn)
         var accepted: FindingBaseline?
         if let baseline {
@@ -70,7 +74,7 @@ struct Check: ParsableCommand {
         var outcomes: [Outcome] = []
         for path in bundles {
             let bundle = try TraceBundle(existing: path)
-            let fresh = try analysis.analyzer(detectors: selected).analyze(try bundle.reader())
+            let fresh = try analysis.analyzer(detectors: selected).analyze(bundle, rules: rules)
             let stored = try bundle.index().findings().filter { names.contains($0.detector) }
             let trace = Self.traceName(path)
             let reference = accepted.map { b in
