@@ -17,7 +17,7 @@ struct Check: ParsableCommand {
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, json, junit
+        case text, json, junit, sarif
     }
 
     @Argument(help: "The trace bundles.")
@@ -32,7 +32,7 @@ struct Check: ParsableCommand {
     @Option(help: "Fail on new findings of this severity or worse (info, low, medium, high, critical).")
     var failOn: String = "info"
 
-    @Option(help: "Output: text, json (one document) or junit (XML, one test case per trace).")
+    @Option(help: "Output: text, json (one document), junit (XML, one test case per trace) or sarif (SARIF 2.1.0).")
     var format: Format = .text
 
     @Option(help: "Comma-separated detector ids to run (default: all); only their findings are compared.")
@@ -98,6 +98,12 @@ struct Check: ParsableCommand {
             case .text: Self.printText(outcomes, threshold: threshold)
             case .json: Console.write(Self.json(outcomes, threshold: threshold))
             case .junit: Console.write(Self.junit(outcomes, threshold: threshold))
+            case .sarif:
+                let described = selected.sorted { $0.rawValue < $1.rawValue }.map { ($0.rawValue, $0.summary) }
+                    + rules.map { ($0.id, $0.summary) }
+                Console.write(SARIFReport(rules: described).document(outcomes.map {
+                    SARIFReport.Trace(path: $0.path, findings: $0.findings, new: Set($0.comparison.new.map(\.fingerprint)))
+                }))
             }
         }
         let failing = outcomes.reduce(0) { $0 + $1.failing.count }

@@ -147,3 +147,71 @@ struct CheckCommandTests {
         return r.stdout.split(separator: "\r\n").dropFirst().map(String.init)
     }
 }
+
+extension CheckCommandTests {
+    /// Whether Python can load the SARIF validators the CI installs (sarif-pydantic, sarif-tools).
+    static let hasSARIFTools: Bool = {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import sarif_pydantic, sarif"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }()
+
+    @Test("SARIF: one run with a rule per detector, a result per finding with its fingerprint and baseline state")
+    func sarifStructure() throws {
+        let s = CLI.Scratch()
+        _ = try Self.copy("race.sevtrace", into: s)
+        let r = try CLI.run(["check", "race.sevtrace", "--format", "sarif"], in: s.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(log["version"] as? String == "2.1.0")
+        let run = (log["runs"] as! [[String: Any]])[0]
+        let driver = (run["tool"] as! [String: Any])["driver"] as! [String: Any]
+        let ruleIDs = (driver["rules"] as! [[String: Any]]).map { $0["id"] as! String }
+        #expect(ruleIDs.contains("PRIVATE_TO_SHARED") && ruleIDs.contains("PLACEMENT_MISMATCH"))
+        let results = run["results"] as! [[String: Any]]
+        #expect(results.map { $0["ruleId"] as! String } == ["PRIVATE_TO_SHARED", "PRIVATE_TO_DMA"])
+        for result in results {
+            #expect(result["level"] as? String == "error")
+            #expect(ruleIDs[result["ruleIndex"] as! Int] == result["ruleId"] as? String)
+            #expect(((result["partialFingerprints"] as? [String: String])?["sevTraceFingerprint/v1"])?.count == 16)
+            #expect(result["baselineState"] as? String == "unchanged")
+        }
+    }
+
+    @Test("SARIF validates with the SARIF tools of the field (sarif-pydantic's 2.1.0 model, sarif-tools)",
+          .enabled(if: hasSARIFTools, "needs `pip install sarif-pydantic sarif-tools` (.ci/run installs them)"))
+    func sarifValidates() throws {
+        let s = CLI.Scratch()
+        let bundles = ["race.sevtrace", "firmware-tour.sevtrace", "detectors/placement-mismatch.sevtrace"]
+        for b in bundles { try FileManager.default.createDirectory(atPath: s.path + "/" + (b as NSString).deletingLastPathComponent, withIntermediateDirectories: true); _ = try Self.copy(b, into: s) }
+        let r = try CLI.run(["check"] + bundles + ["--format", "sarif", "--rules", CLI.root.appendingPathComponent("Queries/detectors").path],
+                            in: s.path)
+        try r.stdout.write(toFile: s.path + "/out.sarif", atomically: true, encoding: .utf8)
+        let script = """
+            import json, sys, subprocess
+            from sarif_pydantic import Sarif
+            log = Sarif.model_validate(json.load(open(sys.argv[1])))
+            assert log.version == "2.1.0" and len(log.runs) == 1
+            out = subprocess.run(["sarif", "summary", sys.argv[1]], capture_output=True, text=True, check=True).stdout
+            assert "error:" in out, out
+            print(len(log.runs[0].results))
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, s.path + "/out.sarif"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(e)")
+        #expect(Int(o.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 8, "\(o)")
+    }
+}
