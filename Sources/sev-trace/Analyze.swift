@@ -20,6 +20,12 @@ struct Analyze: ParsableCommand {
     @Option(help: "Exit 1 when a finding of this severity or worse exists (info, low, medium, high, critical).")
     var failOn: String?
 
+    @Option(help: "Output: text, json (one document), junit (XML: the trace as one test case, failed by --fail-on) or sarif (SARIF 2.1.0).")
+    var format: FindingReport.Format = .text
+
+    @Flag(help: "Print nothing but errors.")
+    var quiet = false
+
     @OptionGroup(title: "Analysis limits")
     var analysis: AnalysisOptions
 
@@ -28,7 +34,16 @@ struct Analyze: ParsableCommand {
         let threshold = try failOn.map(AnalysisOptions.severity)
         let rules = try AnalysisOptions.rules(self.rules)
         let findings = try analysis.analyzer(detectors: selected).analyzeAndStore(try TraceBundle(existing: bundle), rules: rules)
-        FindingPrinter.print(findings)
+        if !quiet {
+            if format == .text {
+                FindingPrinter.print(findings)
+            } else {
+                let failing = threshold.map { t in findings.filter { $0.severity >= t } } ?? []
+                let trace = FindingReport.Trace(path: bundle, name: Check.traceName(bundle), findings: findings, comparison: nil,
+                                                failing: failing)
+                Console.write(FindingReport(traces: [trace], threshold: threshold, detectors: selected, rules: rules).render(format))
+            }
+        }
         if let threshold, let worst = findings.map(\.severity).max(), worst >= threshold {
             throw CheckFailed(message: "\(findings.filter { $0.severity >= threshold }.count) finding(s) of severity \(threshold) or worse")
         }

@@ -16,10 +16,6 @@ struct Check: ParsableCommand {
             every finding of the traces checked (keeping the reasons of those that stay) and exits 0.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, json, junit, sarif
-    }
-
     @Argument(help: "The trace bundles.")
     var bundles: [String]
 
@@ -33,7 +29,7 @@ struct Check: ParsableCommand {
     var failOn: String = "info"
 
     @Option(help: "Output: text, json (one document), junit (XML, one test case per trace) or sarif (SARIF 2.1.0).")
-    var format: Format = .text
+    var format: FindingReport.Format = .text
 
     @Option(help: "Comma-separated detector ids to run (default: all); only their findings are compared.")
     var detectors: String?
@@ -52,15 +48,6 @@ struct Check: ParsableCommand {
         if updateBaseline && baseline == nil { throw ValidationError("--update-baseline needs --baseline FILE") }
     }
 
-    /// One trace's outcome.
-    struct Outcome {
-        var path: String
-        var trace: String
-        var findings: [Finding]
-        var comparison: FindingComparison
-        var failing: [Finding]
-    }
-
     func run() throws {
         let selected = try AnalysisOptions.detectors(detectors)
         let rules = try AnalysisOptions.rules(self.rules)
@@ -71,7 +58,7 @@ struct Check: ParsableCommand {
             accepted = FileManager.default.fileExists(atPath: baseline) || !updateBaseline
                 ? try FindingBaseline.read(baseline) : FindingBaseline()
         }
-        var outcomes: [Outcome] = []
+        var outcomes: [FindingReport.Trace] = []
         for path in bundles {
             let bundle = try TraceBundle(existing: path)
             let fresh = try analysis.analyzer(detectors: selected).analyze(bundle, rules: rules)
@@ -82,8 +69,8 @@ struct Check: ParsableCommand {
                     .map { ($0.fingerprint, $0.detector, $0.summary) }
             } ?? stored.map { ($0.fingerprint, $0.detector, $0.summary) }
             let comparison = FindingComparison(fresh: fresh, reference: reference, stored: stored)
-            outcomes.append(Outcome(path: path, trace: trace, findings: fresh, comparison: comparison,
-                                    failing: comparison.failing(at: threshold)))
+            outcomes.append(FindingReport.Trace(path: path, name: trace, findings: fresh, comparison: comparison,
+                                                failing: comparison.failing(at: threshold)))
             if updateBaseline {
                 accepted = accepted!.updating(trace: trace, with: fresh, reason: "accepted with --update-baseline; say why")
             }
@@ -94,17 +81,8 @@ struct Check: ParsableCommand {
             return
         }
         if !quiet {
-            switch format {
-            case .text: Self.printText(outcomes, threshold: threshold)
-            case .json: Console.write(Self.json(outcomes, threshold: threshold))
-            case .junit: Console.write(Self.junit(outcomes, threshold: threshold))
-            case .sarif:
-                let described = selected.sorted { $0.rawValue < $1.rawValue }.map { ($0.rawValue, $0.summary) }
-                    + rules.map { ($0.id, $0.summary) }
-                Console.write(SARIFReport(rules: described).document(outcomes.map {
-                    SARIFReport.Trace(path: $0.path, findings: $0.findings, new: Set($0.comparison.new.map(\.fingerprint)))
-                }))
-            }
+            let report = FindingReport(traces: outcomes, threshold: threshold, detectors: selected, rules: rules)
+            Console.write(report.render(format))
         }
         let failing = outcomes.reduce(0) { $0 + $1.failing.count }
         if failing > 0 {
@@ -133,68 +111,4 @@ struct Check: ParsableCommand {
             throw InputError(description: "\(path): cannot write the baseline")
         }
     }
-
-    static func line(_ f: Finding) -> String {
-        let sev = f.severity.description.padding(toLength: 9, withPad: " ", startingAt: 0)
-        return printable("\(sev)\(f.detector) \(f.fingerprint) \(f.summary)")
-    }
-
-    static func printText(_ outcomes: [Outcome], threshold: Severity) {
-        for o in outcomes {
-            let c = o.comparison
-            Console.line(printable("\(o.path): \(o.findings.count) finding(s), \(c.new.count) new, \(c.disappeared.count) disappeared, \(c.changed.count) changed"))
-            for f in c.new { Console.line("  new       " + line(f)) }
-            for d in c.disappeared { Console.line(printable("  gone      \(d.detector) \(d.fingerprint) \(d.summary)")) }
-            for (f, s) in c.changed {
-                Console.line("  changed   " + line(f) + " (stored: \(s.severity), \(s.length) bytes, \(s.occurrences) times)")
-            }
-        }
-        let new = outcomes.reduce(0) { $0 + $1.comparison.new.count }
-        let failing = outcomes.reduce(0) { $0 + $1.failing.count }
-        Console.line("check: \(outcomes.count) trace(s), \(new) new finding(s), \(failing) of severity \(threshold) or worse")
-    }
-
-    static func jsonFinding(_ f: Finding) -> String {
-        "{\"fingerprint\": \(MarkupText.json(f.fingerprint)), \"detector\": \(MarkupText.json(f.detector)), "
-            + "\"severity\": \(MarkupText.json(f.severity.description)), \"vm\": \(f.vm == MemoryAccess.noVM ? "null" : String(f.vm)), "
-            + "\"actor\": \(MarkupText.json(f.actor)), \"source_seq\": \(f.sourceSeq), \"sink_seq\": \(f.sinkSeq), "
-            + "\"sink_last_seq\": \(f.sinkLastSeq), \"sink_gpa\": \(f.sinkGPA), \"length\": \(f.length), "
-            + "\"occurrences\": \(f.occurrences), \"labels\": \(MarkupText.json(f.labels)), "
-            + "\"preview\": \(MarkupText.json(f.preview)), \"summary\": \(MarkupText.json(f.summary))}"
-    }
-
-    static func json(_ outcomes: [Outcome], threshold: Severity) -> String {
-        let traces = outcomes.map { o in
-            let c = o.comparison
-            return "    {\"trace\": \(MarkupText.json(o.trace)), \"path\": \(MarkupText.json(o.path)), \"failed\": \(!o.failing.isEmpty),\n"
-                + "     \"findings\": [" + o.findings.map(jsonFinding).joined(separator: ", ") + "],\n"
-                + "     \"new\": [" + c.new.map { MarkupText.json($0.fingerprint) }.joined(separator: ", ") + "],\n"
-                + "     \"disappeared\": [" + c.disappeared.map { MarkupText.json($0.fingerprint) }.joined(separator: ", ") + "],\n"
-                + "     \"changed\": [" + c.changed.map { MarkupText.json($0.fresh.fingerprint) }.joined(separator: ", ") + "]}"
-        }
-        let failed = outcomes.contains { !$0.failing.isEmpty }
-        return "{\n  \"tool\": \"sev-trace\", \"version\": \(MarkupText.json(ToolVersion.current)), "
-            + "\"fail_on\": \(MarkupText.json(threshold.description)), \"failed\": \(failed),\n"
-            + "  \"traces\": [\n" + traces.joined(separator: ",\n") + (traces.isEmpty ? "" : "\n") + "  ]\n}\n"
-    }
-
-    static func junit(_ outcomes: [Outcome], threshold: Severity) -> String {
-        let failures = outcomes.filter { !$0.failing.isEmpty }.count
-        var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        out += "<testsuites name=\"sev-trace check\" tests=\"\(outcomes.count)\" failures=\"\(failures)\">\n"
-        out += "  <testsuite name=\"sev-trace check\" tests=\"\(outcomes.count)\" failures=\"\(failures)\" errors=\"0\" skipped=\"0\">\n"
-        for o in outcomes {
-            out += "    <testcase classname=\"sev-trace.check\" name=\(quoted(o.trace)) file=\(quoted(o.path))"
-            if o.failing.isEmpty {
-                out += " />\n"
-                continue
-            }
-            out += ">\n      <failure type=\"new-findings\" message=\(quoted("\(o.failing.count) new finding(s) of severity \(threshold) or worse"))>"
-            out += MarkupText.xml(o.failing.map(line).joined(separator: "\n"))
-            out += "</failure>\n    </testcase>\n"
-        }
-        return out + "  </testsuite>\n</testsuites>\n"
-    }
-
-    private static func quoted(_ s: String) -> String { "\"" + MarkupText.xml(s) + "\"" }
 }

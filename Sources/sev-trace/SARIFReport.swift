@@ -12,8 +12,8 @@ struct SARIFReport {
     struct Trace {
         var path: String
         var findings: [Finding]
-        /// Fingerprints the check found new.
-        var new: Set<String>
+        /// Fingerprints a check found new (nil: no comparison was made).
+        var new: Set<String>?
     }
 
     /// SARIF's level for a severity.
@@ -61,7 +61,7 @@ struct SARIFReport {
                     + "         \"locations\": [{\"physicalLocation\": {\"artifactLocation\": {\"uri\": \(j(t.path + "/events.zst"))}}, "
                     + "\"logicalLocations\": [" + logical.joined(separator: ", ") + "]}],\n"
                     + "         \"partialFingerprints\": {\"sevTraceFingerprint/v1\": \(j(f.fingerprint))}, "
-                    + "\"baselineState\": \(j(t.new.contains(f.fingerprint) ? "new" : "unchanged")), "
+                    + (t.new.map { "\"baselineState\": \(j($0.contains(f.fingerprint) ? "new" : "unchanged")), " } ?? "")
                     + "\"occurrenceCount\": \(max(1, f.occurrences)),\n"
                     + "         \"properties\": {\"severity\": \(j(f.severity.description)), "
                     + "\"security-severity\": \(j(Self.securitySeverity(f.severity))), \"labels\": \(j(f.labels)), "

@@ -215,3 +215,24 @@ extension CheckCommandTests {
         #expect(Int(o.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 8, "\(o)")
     }
 }
+
+extension CheckCommandTests {
+    @Test("analyze speaks the same formats: JUnit fails the trace's test case at --fail-on; --quiet prints nothing")
+    func analyzeFormats() throws {
+        let s = CLI.Scratch()
+        _ = try Self.copy("race.sevtrace", into: s)
+        let junit = try CLI.run(["analyze", "race.sevtrace", "--format", "junit", "--fail-on", "high"], in: s.path)
+        #expect(junit.status == 1)
+        let collector = JUnitCollector()
+        let parser = XMLParser(data: Data(junit.stdout.utf8))
+        parser.delegate = collector
+        #expect(parser.parse())
+        #expect(collector.testcases.count == 1 && collector.failures == 1)
+        let json = try CLI.run(["analyze", "race.sevtrace", "--format", "json"], in: s.path)
+        #expect(json.status == 0)
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        #expect(((parsed["traces"] as! [[String: Any]])[0]["findings"] as! [Any]).count == 2)
+        let quiet = try CLI.run(["analyze", "race.sevtrace", "--quiet"], in: s.path)
+        #expect(quiet.status == 0 && quiet.stdout.isEmpty && quiet.stderr.isEmpty)
+    }
+}

@@ -174,7 +174,7 @@ struct HostileBundleTests {
         #expect(Self.error { _ = try TraceVerifier.verify(b) }.contains("was not analyzed"))
         try b.rewriteIndex { try $0.replaceFindings([], detectors: ["NONE"]) }
         try SQLiteDatabase(path: b.indexPath, mode: .readWrite).execute("""
-            INSERT INTO findings VALUES (1, 'X', 'high', 3, NULL, 0, 'hv', 0, 0, 0, 0, 0, 0, 0, '', '', 'planted', 1)
+            INSERT INTO findings VALUES (1, 'X', 'high', 3, NULL, 0, 'hv', 0, 0, 0, 0, 0, 0, 0, '', '', 'planted', 1, '0000000000000000')
             """)
         #expect(Self.error { _ = try TraceVerifier.verify(b) }.contains("holds 1 findings but its analysis recorded 0"))
     }
