@@ -52,16 +52,7 @@ public struct FindingBaseline: Equatable, Sendable {
 
     /// Reads the baseline at `path`, checking its size and every entry.
     public static func read(_ path: String) throws -> FindingBaseline {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let attributes, attributes[.type] as? FileAttributeType == .typeRegular else {
-            throw Problem(description: "\(path): cannot read the baseline (not a regular file)")
-        }
-        if let size = attributes[.size] as? NSNumber, size.intValue > maxBytes {
-            throw Problem(description: "\(path): the baseline is \(size) bytes, over the limit of \(maxBytes)")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Problem(description: "\(path): cannot read the baseline")
-        }
+        let data = Data(try InputFile.text(path, what: "baseline", limit: maxBytes).utf8)
         return try parse(data, name: path)
     }
 

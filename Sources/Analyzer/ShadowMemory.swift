@@ -212,18 +212,25 @@ final class ShadowMemory {
     /// (which is also its last write), and each of its four blocks with its state: what a cache line's
     /// write-back puts in memory (see ``CachedLine``).
     func writeLine(_ base: UInt64, sets: [LabelTable.SetID], origins: [UInt64], blocks: [BlockState]) {
-        guard !exhausted else { return }
-        let p = existing(base) ?? page(base)
-        let off = Int(base & 0xFFF)
+        writeBlocks(base, sets: sets, origins: origins, blocks: Array(blocks.prefix(4)))
+    }
+
+    /// Writes `blocks.count` whole 16-byte blocks from `spa` (16-aligned, within one page): the labels and
+    /// origins of their bytes and each block's state, as a write-back or a replay puts them.
+    private func writeBlocks(_ spa: UInt64, sets: [LabelTable.SetID], origins: [UInt64], blocks: [BlockState]) {
+        let count = 16 * blocks.count
+        guard !exhausted, sets.count == count, origins.count == count else { return }
+        let p = existing(spa) ?? page(spa)
+        let off = Int(spa & 0xFFF) & ~15
         if sets.contains(where: { $0 != 0 }) { makeTaintable(p) }
         if let labels = p.labels, let o = p.origins, let v = p.vias {
-            for j in 0..<64 {
+            for j in 0..<count {
                 labels[off + j] = sets[j]
                 o[off + j] = origins[j]
                 v[off + j] = origins[j]
             }
         }
-        for (i, state) in blocks.prefix(4).enumerated() {
+        for (i, state) in blocks.enumerated() {
             let block = (off >> 4) + i
             let bit: UInt64 = 1 << UInt64(block & 63)
             if state.measured { p.measured[block >> 6] |= bit } else { p.measured[block >> 6] &= ~bit }
@@ -243,24 +250,7 @@ final class ShadowMemory {
     /// Puts back an older content of the 16-byte block at `spa` (16-aligned): its state and the labels
     /// and origins of its bytes, as a replay of its old ciphertext does.
     func restoreBlock(_ spa: UInt64, state: BlockState, sets: [LabelTable.SetID], origins: [UInt64]) {
-        guard !exhausted, sets.count == 16, origins.count == 16 else { return }
-        let p = existing(spa) ?? page(spa)
-        let off = Int(spa & 0xFFF) & ~15
-        if sets.contains(where: { $0 != 0 }) { makeTaintable(p) }
-        if let labels = p.labels, let o = p.origins, let v = p.vias {
-            for j in 0..<16 {
-                labels[off + j] = sets[j]
-                o[off + j] = origins[j]
-                v[off + j] = origins[j]
-            }
-        }
-        let block = off >> 4
-        let bit: UInt64 = 1 << UInt64(block & 63)
-        if state.measured { p.measured[block >> 6] |= bit } else { p.measured[block >> 6] &= ~bit }
-        if state.clear { p.clear[block >> 6] |= bit } else { p.clear[block >> 6] &= ~bit }
-        p.encryptedBy[block] = state.encryptedBy
-        p.overwritten[block] = state.overwritten
-        p.versions[block] &+= 1
+        writeBlocks(spa, sets: sets, origins: origins, blocks: [state])
     }
 
     /// Whether some block of `[spa, spa + size)` was last written in the clear.

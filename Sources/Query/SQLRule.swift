@@ -61,16 +61,7 @@ public struct SQLRule: TraceRule {
 
     /// Reads the rule file at `path`.
     public static func load(_ path: String) throws -> SQLRule {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let attributes, attributes[.type] as? FileAttributeType == .typeRegular else {
-            throw Problem(description: "\(path): cannot read the rule (not a regular file)")
-        }
-        if let size = attributes[.size] as? NSNumber, size.intValue > maxBytes {
-            throw Problem(description: "\(path): the rule is \(size) bytes, over the limit of \(maxBytes)")
-        }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw Problem(description: "\(path): cannot read the rule as UTF-8 text")
-        }
+        let text = try InputFile.text(path, what: "rule", limit: maxBytes)
         return try SQLRule(text: text, file: path)
     }
 

@@ -28,16 +28,7 @@ struct Query: ParsableCommand {
             throw InputError(description: "unknown format '\(format)'; use table, csv or json")
         }
         guard timeout >= 0, timeout.isFinite else { throw InputError(description: "--timeout takes a number of seconds, 0 for none") }
-        let attributes = try? FileManager.default.attributesOfItem(atPath: sqlFile)
-        guard attributes?[.type] as? FileAttributeType == .typeRegular else {
-            throw InputError(description: "\(sqlFile): cannot read the SQL file (not a regular file)")
-        }
-        if let size = attributes?[.size] as? NSNumber, size.intValue > Self.maxSQLBytes {
-            throw InputError(description: "\(sqlFile): \(size) bytes of SQL is over the limit of \(Self.maxSQLBytes)")
-        }
-        guard let data = FileManager.default.contents(atPath: sqlFile), let sql = String(data: data, encoding: .utf8) else {
-            throw InputError(description: "\(sqlFile): cannot read the SQL file (not UTF-8 text)")
-        }
+        let sql = try InputFile.text(sqlFile, what: "SQL file", limit: Self.maxSQLBytes)
         let engine = try QueryEngine(bundle: try TraceBundle(existing: bundle))
         signal(SIGINT) { _ in QueryInterrupt.raise() }
         // A parent may have started us with SIGINT blocked; Ctrl-C must still reach the handler.

@@ -56,19 +56,7 @@ struct Record: ParsableCommand {
 enum ScenarioInput {
     static func load(_ path: String?, limits: ScenarioLimits) throws -> ScenarioScript {
         guard let path else { return try ScenarioParser(file: DefaultScenario.name, limits: limits).parse(DefaultScenario.text) }
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let attributes, attributes[.type] as? FileAttributeType == .typeRegular else {
-            throw InputError(description: "\(path): cannot read the scenario file (not a regular file)")
-        }
-        if let size = attributes[.size] as? NSNumber, size.intValue > limits.maxScenarioBytes {
-            throw InputError(description: "\(path): the scenario is \(size) bytes, over the limit of \(limits.maxScenarioBytes) (raise it with --max-scenario-bytes)")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw InputError(description: "\(path): cannot read the scenario file")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw InputError(description: "\(path): the scenario is not UTF-8 text")
-        }
+        let text = try InputFile.text(path, what: "scenario", limit: limits.maxScenarioBytes, option: "--max-scenario-bytes")
         return try ScenarioParser(file: path, limits: limits).parse(text)
     }
 
