@@ -76,7 +76,7 @@ public final class Analyzer {
             sourceSPA: page, sinkSPA: page, sinkGPA: c.gpa, length: UInt64(stale) * 64,
             labels: table.members(set).map(FindingCollector.name(vmNames: vmNames)).joined(separator: ","), preview: "",
             summary: "\(name) set gpa 0x\(String(c.gpa, radix: 16)) C=\(c.new ? 1 : 0) with \(stale) dirty line\(stale == 1 ? "" : "s") still cached under the old key (no flush): their write-back will overwrite the page",
-            flow: [FlowStep(seq: seq, role: "sink")]))
+            flow: [FlowStep(seq: seq, role: .sink)]))
     }
 
     /// Ciphertext read from private memory, and blocks written back with it.
@@ -130,9 +130,9 @@ public final class Analyzer {
     }
 
     /// A provenance chain from its steps, leaving out steps that are unknown or repeat the previous one.
-    static func flow(_ steps: [(UInt64, String)]) -> [FlowStep] {
+    static func flow(_ steps: [(UInt64, FlowRole)]) -> [FlowStep] {
         var out: [FlowStep] = []
-        for (marked, role) in steps where marked != 0 || role == "source" {
+        for (marked, role) in steps where marked != 0 || role == .source {
             let seq = marked & ~hostCopyVia
             if let last = out.last, last.seq == seq { continue }
             out.append(FlowStep(seq: seq, role: role))
@@ -247,7 +247,7 @@ public final class Analyzer {
             detector: Detector.cbitPositionLie.rawValue, severity: .high, vm: r.vm, asid: vmASID[r.vm] ?? 0, actor: "hv",
             sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0, labels: "",
             preview: "", summary: "the hypervisor told \(vmNames[r.vm] ?? "vm\(r.vm)") the C-bit is bit \(r.result & 0x3F); the processor's is bit \(cbit): memory the guest maps \"encrypted\" is not",
-            flow: Self.flow([(seq, "sink")])))
+            flow: Self.flow([(seq, .sink)])))
     }
 
     private func registerOp(_ r: RegisterOp) {
@@ -322,7 +322,7 @@ public final class Analyzer {
             }
             if a.kind == .read && a.cbit && !replays.rolledBack.isEmpty, let r = replays.rolledBack[a.spa >> 4] {
                 hit(.ciphertextReplay, a, seq, 0, sourceSeq: r.readSeq, sourceSPA: a.spa, plaintext: false,
-                    flow: Self.flow([(r.readSeq, "source"), (r.writeSeq, "write"), (seq, "sink")]))
+                    flow: Self.flow([(r.readSeq, .source), (r.writeSeq, .write), (seq, .sink)]))
             }
             if a.kind == .read && a.asid != 0 {
                 // Reads by the guest kernel's own services (no register: an async-PF reason, a PTE) count too.
@@ -358,7 +358,7 @@ public final class Analyzer {
             if !a.cbit && written != 0 {
                 hit(.privateToShared, a, seq, written, sourceSeq: source.origin, sourceSPA: source.loadSPA,
                     plaintext: true,
-                    flow: Self.flow([(source.origin, "source"), (source.via, "write"), (source.load, "load"), (seq, "sink")]))
+                    flow: Self.flow([(source.origin, .source), (source.via, .write), (source.load, .load), (seq, .sink)]))
             }
             var bytes = source.bytes
             var origin = source.origin
@@ -399,7 +399,7 @@ public final class Analyzer {
                     if set != 0 && !(a.actor == .hypervisor && via & Self.hostCopyVia != 0) {
                         hit(isDevice ? .privateToDMA : .hvPlaintext, a, seq, set, sourceSeq: origin ?? seq,
                             sourceSPA: firstSecretSPA(set), plaintext: true,
-                            flow: Self.flow([(origin ?? seq, "source"), (via, "write"), (seq, "sink")]))
+                            flow: Self.flow([(origin ?? seq, .source), (via, .write), (seq, .sink)]))
                     }
                 }
             } else {
@@ -534,7 +534,7 @@ public final class Analyzer {
                     summary: amd
                         ? "\(name) was sent to an AMD platform of any owner (policy SEV without DOMAIN)"
                         : "\(name) was sent without the firmware checking the target (policy has neither DOMAIN nor SEV): a forged platform would get it",
-                    flow: [FlowStep(seq: seq, role: "sink")]))
+                    flow: [FlowStep(seq: seq, role: .sink)]))
             }
         }
         let flushMissing = (p.command == SEVCommand.activate.rawValue && p.status == SEVStatus.dfflushRequired.rawValue)
@@ -546,7 +546,7 @@ public final class Analyzer {
             collector.add(Finding(
                 detector: Detector.asidReuseWithoutFlush.rawValue, severity: .medium, vm: handleVM[handleKey] ?? MemoryAccess.noVM,
                 asid: p.asid, actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
-                length: 0, labels: "", preview: "", summary: "the hypervisor tried \(what)", flow: [FlowStep(seq: seq, role: "sink")]))
+                length: 0, labels: "", preview: "", summary: "the hypervisor tried \(what)", flow: [FlowStep(seq: seq, role: .sink)]))
         }
         if p.command == SEVCommand.launchUpdateData.rawValue && ok, let vm = handleVM[handleKey] {
             // The firmware's address is a system physical address, maybe with the C-bit set (SME).
@@ -606,7 +606,7 @@ public final class Analyzer {
             sourceSeq: sourceSeq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
             labels: "", preview: "",
             summary: "the owner accepted \(name)'s measurement, but \(what): the measurement does not cover placement",
-            flow: Self.flow([(sourceSeq, "source"), (seq, "sink")])))
+            flow: Self.flow([(sourceSeq, .source), (seq, .sink)])))
     }
 
     /// Platforms whose firmware INIT enabled SEV-ES.
@@ -670,7 +670,7 @@ public final class Analyzer {
             sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
             labels: "private:\(name(owner))", preview: "",
             summary: "VMRUN of \(name(r.vm)) with ASID \(r.asid), which belongs to \(name(owner)): it runs under \(name(owner))'s key",
-            flow: [FlowStep(seq: seq, role: "sink")]))
+            flow: [FlowStep(seq: seq, role: .sink)]))
     }
 
     /// vCPUs (vm << 16 | vcpu) between a #VMEXIT and their next VMRUN: register writes are the hypervisor's.
@@ -697,7 +697,7 @@ public final class Analyzer {
                 actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0,
                 sinkGPA: x.exitInfo2, length: 0, labels: "", preview: "",
                 summary: "\(vmName)'s \(x.exitInfo1 & 0x2 != 0 ? "store to" : "load from") its own RAM at gpa 0x\(String(x.exitInfo2, radix: 16)) exited as MMIO: the hypervisor removed the memory behind it and now sees its stores and answers its loads",
-                flow: Self.flow([(seq, "sink")])))
+                flow: Self.flow([(seq, .sink)])))
         }
         // A fault on a page the hypervisor took out (not the MMIO kind): it now knows the guest touched it.
         if x.exitCode == VMExit.npf, x.exitInfo1 & 0x8 == 0,
@@ -711,7 +711,7 @@ public final class Analyzer {
                     actor: "hv", sourceSeq: unmapSeq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0,
                     sinkGPA: x.exitInfo2 & ~0xFFF, length: 4096, labels: "", preview: "",
                     summary: "\(vmName) faulted on gpa 0x\(String(x.exitInfo2 & ~0xFFF, radix: 16)) after the hypervisor took it out of the nested page table (#\(unmapSeq)): each such fault tells the hypervisor which page the guest touched, and when",
-                    flow: Self.flow([(unmapSeq, "source"), (seq, "sink")])))
+                    flow: Self.flow([(unmapSeq, .source), (seq, .sink)])))
             }
         }
         guard detectors.contains(.registerExposure), let file = registers[UInt32(x.vm) << 16 | UInt32(x.vcpu)] else { return }
@@ -738,7 +738,7 @@ public final class Analyzer {
                 sourceSPA: t.loadSPA, sinkSPA: 0, sinkGPA: 0, length: 8,
                 labels: labels.map(FindingCollector.name(vmNames: vmNames)).joined(separator: ","), preview: preview,
                 summary: "r\(r) held \(what) at a #VMEXIT (\(VMExit.name(of: x.exitCode))): the hypervisor reads it in the VMCB",
-                flow: Self.flow([(t.origin, "source"), (t.via, "write"), (t.load, "load"), (seq, "sink")])))
+                flow: Self.flow([(t.origin, .source), (t.via, .write), (t.load, .load), (seq, .sink)])))
             exposures[key] = index
         }
     }
@@ -821,11 +821,11 @@ public final class Analyzer {
         }
         var secretSource = sourceSeq
         for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }
-        var steps = flow ?? Self.flow([(sourceSeq, "source"), (seq, "sink")])
-        if secretSource != sourceSeq, let first = steps.first, first.role == "source" {
+        var steps = flow ?? Self.flow([(sourceSeq, .source), (seq, .sink)])
+        if secretSource != sourceSeq, let first = steps.first, first.role == .source {
             // A declared secret is where the data really comes from.
-            steps.insert(FlowStep(seq: secretSource, role: "source"), at: 0)
-            steps[1].role = "write"
+            steps.insert(FlowStep(seq: secretSource, role: .source), at: 0)
+            steps[1].role = .write
         }
         collector.add(.init(detector: d, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
                             sourceSPA: sourceSPA, plaintext: plaintext, flow: steps),

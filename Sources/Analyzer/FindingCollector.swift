@@ -112,7 +112,7 @@ struct FindingCollector {
                             sourceSeq: d.first, sinkSeq: d.first, sinkLastSeq: d.last, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
                             length: 0, labels: "", preview: "",
                             summary: "\(d.count) further \(d.detector) hits from event #\(d.first) to #\(d.last) are not listed one by one: the analysis keeps at most \(maxFindings) findings",
-                            flow: [FlowStep(seq: d.first, role: "sink")])
+                            flow: [FlowStep(seq: d.first, role: .sink)])
             f.occurrences = d.count
             return f
         }

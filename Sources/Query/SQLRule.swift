@@ -118,8 +118,8 @@ public struct SQLRule: TraceRule {
                 sourceSeq: source, sinkSeq: sinkSeq, sinkLastSeq: int(row, "sink_last_seq") ?? sinkSeq, sourceSPA: 0,
                 sinkSPA: int(row, "sink_spa") ?? 0, sinkGPA: int(row, "sink_gpa") ?? 0, length: int(row, "length") ?? 0,
                 labels: text(row, "labels") ?? "", preview: "", summary: summary,
-                flow: source == sinkSeq ? [FlowStep(seq: sinkSeq, role: "sink")]
-                    : [FlowStep(seq: source, role: "source"), FlowStep(seq: sinkSeq, role: "sink")])
+                flow: source == sinkSeq ? [FlowStep(seq: sinkSeq, role: .sink)]
+                    : [FlowStep(seq: source, role: .source), FlowStep(seq: sinkSeq, role: .sink)])
             f.occurrences = max(1, int(row, "occurrences") ?? 1)
             return f
         }

@@ -23,13 +23,24 @@ public enum Severity: Int, CaseIterable, Comparable, Sendable, CustomStringConve
     }
 }
 
+/// What an event was on a finding's path.
+public enum FlowRole: String, CaseIterable, Sendable {
+    /// Where the data entered the path: a secret's declaration, or the private write it came from.
+    case source
+    /// A write that put the data where it was later read.
+    case write
+    /// A load that brought it into a register.
+    case load
+    /// Where it escaped, or where the detector saw what it reports.
+    case sink
+}
+
 /// One step of a finding's provenance: an event the data passed through.
 public struct FlowStep: Equatable, Sendable {
     public var seq: UInt64
-    /// `source`, `write`, `load` or `sink`.
-    public var role: String
+    public var role: FlowRole
 
-    public init(seq: UInt64, role: String) {
+    public init(seq: UInt64, role: FlowRole) {
         self.seq = seq
         self.role = role
     }

@@ -172,7 +172,7 @@ public final class TraceIndex {
                     .integer(Int64(bitPattern: f.occurrences)), .text(f.fingerprint),
                 ])
                 for (step, s) in f.flow.enumerated() {
-                    try flow.run([.integer(Int64(i + 1)), .integer(Int64(step)), .integer(Int64(bitPattern: s.seq)), .text(s.role)])
+                    try flow.run([.integer(Int64(i + 1)), .integer(Int64(step)), .integer(Int64(bitPattern: s.seq)), .text(s.role.rawValue)])
                 }
             }
             try database.execute("COMMIT")
@@ -200,7 +200,7 @@ public final class TraceIndex {
     public func findings() throws(SQLiteError) -> [Finding] {
         let steps = try database.prepare("SELECT finding, seq, role FROM flows ORDER BY finding, step")
         var flows: [Int64: [FlowStep]] = [:]
-        while try steps.step() { flows[steps.int(0), default: []].append(FlowStep(seq: UInt64(bitPattern: steps.int(1)), role: steps.text(2))) }
+        while try steps.step() { flows[steps.int(0), default: []].append(FlowStep(seq: UInt64(bitPattern: steps.int(1)), role: FlowRole(rawValue: steps.text(2)) ?? .sink)) }
         let stmt = try database.prepare("""
             SELECT detector, severity_rank, vm, asid, actor, source_seq, sink_seq, sink_last_seq, source_spa, sink_spa,
                    sink_gpa, length, labels, preview, summary, id, occurrences FROM findings ORDER BY id

@@ -52,9 +52,9 @@ struct SARIFReport {
         for t in traces {
             for f in t.findings {
                 let index = ruleIndex[f.detector].map { ", \"ruleIndex\": \($0)" } ?? ""
-                let steps = f.flow.isEmpty ? [FlowStep(seq: f.sinkSeq, role: "sink")] : f.flow
+                let steps = f.flow.isEmpty ? [FlowStep(seq: f.sinkSeq, role: .sink)] : f.flow
                 let logical = steps.map { s in
-                    "{\"name\": \(j("event #\(s.seq)")), \"fullyQualifiedName\": \(j("\(t.path)#\(s.seq)")), \"kind\": \(j(s.role))}"
+                    "{\"name\": \(j("event #\(s.seq)")), \"fullyQualifiedName\": \(j("\(t.path)#\(s.seq)")), \"kind\": \(j(s.role.rawValue))}"
                 }
                 results.append("        {\"ruleId\": \(j(f.detector))\(index), \"level\": \(j(Self.level(f.severity))), "
                     + "\"message\": {\"text\": \(j(f.summary))},\n"

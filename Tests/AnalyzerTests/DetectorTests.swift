@@ -109,10 +109,10 @@ struct DetectorTests {
         #expect(f.preview == "000102030405060708090a0b0c0d0e0f")
         #expect(f.labels.contains("secret:key"))
         #expect(f.sourceSeq < f.sinkSeq && f.sinkSeq < f.sinkLastSeq)
-        #expect(f.flow.map(\.role) == ["source", "load", "sink"])
+        #expect(f.flow.map(\.role) == [FlowRole.source, .load, .sink])
         #expect(f.flow.first?.seq == f.sourceSeq && f.flow.last?.seq == f.sinkSeq)
         let dma = try #require(try Self.findings(text + "\ndma nic0 read guest 0x200000 16").first { $0.detector == "PRIVATE_TO_DMA" })
-        #expect(dma.flow.map(\.role) == ["source", "write", "sink"], "the DMA read took what the guest's store wrote")
+        #expect(dma.flow.map(\.role) == [FlowRole.source, .write, .sink], "the DMA read took what the guest's store wrote")
         #expect(dma.flow[1].seq == f.sinkSeq)
     }
 
