@@ -16,6 +16,7 @@ SELECT f.id,
        f.length,
        f.occurrences,
        f.preview,
+       f.fingerprint,
        (SELECT group_concat(role || ' #' || seq, ' -> ')
           FROM (SELECT role, seq FROM flows WHERE finding = f.id ORDER BY step)) AS path
 FROM findings AS f

@@ -63,7 +63,7 @@ enum FindingPrinter {
             let det = f.detector.padding(toLength: 25, withPad: " ", startingAt: 0)
             let preview = f.preview.isEmpty ? "" : " [\(f.preview)]"
             let times = f.occurrences > 1 ? " (\(f.occurrences) times, last #\(f.sinkLastSeq))" : ""
-            Console.line(printable("  \(sev)\(det)\(f.summary)\(preview) (events #\(f.sourceSeq) -> #\(f.sinkSeq))\(times)"))
+            Console.line(printable("  \(sev)\(det)\(f.summary)\(preview) (events #\(f.sourceSeq) -> #\(f.sinkSeq))\(times) {\(f.fingerprint)}"))
         }
     }
 }
