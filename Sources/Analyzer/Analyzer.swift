@@ -552,13 +552,18 @@ public final class Analyzer {
             // The firmware's address is a system physical address, maybe with the C-bit set (SME).
             let cbit = UInt64(platformCbit[p.platform] ?? 63)
             let address = (UInt64(Self.u32(p.buffer, 8)) | UInt64(Self.u32(p.buffer, 12)) << 32) & ~(1 << cbit)
-            measuredRegions[vm, default: []].append((UInt64(p.platform) << 40 | address, UInt64(Self.u32(p.buffer, 16)), seq))
+            // Bounded as an owner's image is (TraceLimits.maxImageRegions): a hostile trace cannot grow it.
+            if measuredRegions[vm, default: []].count < TraceLimits.maxImageRegions {
+                measuredRegions[vm, default: []].append((UInt64(p.platform) << 40 | address, UInt64(Self.u32(p.buffer, 16)), seq))
+            }
         }
         if p.command == SEVCommand.initialize.rawValue && ok && p.buffer.count >= 4 {
             if Self.u32(p.buffer, 0) & 1 != 0 { esPlatforms.insert(p.platform) } else { esPlatforms.remove(p.platform) }
         }
         if (p.command == SEVCommand.launchStart.rawValue || p.command == SEVCommand.receiveStart.rawValue) && ok {
-            guestPolicies[handleKey] = Self.u32(p.buffer, 4)
+            if guestPolicies.count < Self.maxTrackedGuests || guestPolicies[handleKey] != nil {
+                guestPolicies[handleKey] = Self.u32(p.buffer, 4)
+            }
         }
         if p.status == SEVStatus.policyFailure.rawValue && detectors.contains(.policyViolationAttempt) {
             policyRefusal(p, seq: seq, handleKey: handleKey)
@@ -611,6 +616,9 @@ public final class Analyzer {
 
     /// Platforms whose firmware INIT enabled SEV-ES.
     private var esPlatforms: Set<UInt8> = []
+    /// The most guest policies remembered (a platform has at most 509 SEV ASIDs; a hostile trace may
+    /// start guests without end).
+    static let maxTrackedGuests = 1 << 16
     /// Each guest's policy, by (platform, handle), from its LAUNCH_START or RECEIVE_START.
     private var guestPolicies: [UInt64: UInt32] = [:]
 
