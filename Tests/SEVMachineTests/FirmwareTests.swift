@@ -50,6 +50,8 @@ struct FirmwareTests {
         let f = try MachineFixture([Instruction(.halt)], launch: false)
         let fw = f.platform.firmware
         #expect(run(fw, .launchStart) == .invalidPlatformState, "no INIT yet")
+        #expect(run(fw, .shutdown) == .invalidPlatformState, "UNINIT allows INIT, PLATFORM_RESET, PLATFORM_STATUS, DOWNLOAD_FIRMWARE, GET_ID")
+        #expect(run(fw, .platformStatus) == .success && run(fw, .getID) != .invalidPlatformState)
         #expect(run(fw, .initialize) == .success)
         #expect(run(fw, .initialize) == .invalidPlatformState)
         #expect(run(fw, .launchFinish) { $0.setU32(0, 99) } == .invalidGuest)
@@ -83,6 +85,8 @@ struct FirmwareTests {
         let second = start.u32(0)
         #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .asidOwned)
         #expect(run(fw, .deactivate) { $0.setU32(0, first) } == .success)
+        let deactivate = f.sink.events.compactMap { if case .pspCommand(let p) = $0.body, p.command == SEVCommand.deactivate.rawValue { p } else { nil } }
+        #expect(deactivate.last?.asid == 1, "DEACTIVATE's record names the ASID it released")
         #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .dfflushRequired)
         #expect(run(fw, .dfFlush) == .wbinvdRequired)
         f.platform.wbinvdAllCores()

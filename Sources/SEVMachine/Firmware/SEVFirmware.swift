@@ -71,9 +71,12 @@ public final class SEVFirmware {
         let handle = command.map(Self.namesGuest) == true ? buffer.u32(0) : 0  // every guest command starts with the handle
         let platformBefore = platformState
         let guestBefore = guests[handle]?.state.rawValue ?? GuestState.none
+        let asidBefore = guests[handle]?.asid ?? 0
         let status = command.map { run($0, &buffer) } ?? .invalidCommand
         let reportedHandle = command == .launchStart || command == .receiveStart ? buffer.u32(0) : handle
-        let asid: UInt16 = command == .activate ? UInt16(truncatingIfNeeded: buffer.u32(4)) : guests[reportedHandle]?.asid ?? 0
+        // ACTIVATE names the ASID it binds; DEACTIVATE the one it releases (the guest has none after it).
+        let asid: UInt16 = command == .activate ? UInt16(truncatingIfNeeded: buffer.u32(4))
+            : command == .deactivate ? asidBefore : guests[reportedHandle]?.asid ?? 0
         platform.emit(.pspCommand(PSPCommand(
             platform: platform.id, command: id, handle: reportedHandle, asid: asid, status: status.rawValue,
             platformBefore: platformBefore.rawValue, platformAfter: platformState.rawValue,
@@ -99,7 +102,8 @@ public final class SEVFirmware {
     static func allowed(_ c: SEVCommand, in state: PlatformState) -> Bool {
         switch c {
         case .initialize, .factoryReset, .downloadFirmware: state == .uninit
-        case .platformStatus, .getID, .shutdown: true
+        case .platformStatus, .getID: true
+        case .shutdown: state != .uninit  // UNINIT allows INIT, PLATFORM_RESET, PLATFORM_STATUS, DOWNLOAD_FIRMWARE, GET_ID
         case .pekGen, .pekCSR, .pekCertImport: state == .initialized
         case .pdhGen, .pdhCertExport, .dfFlush: state != .uninit
         default: state != .uninit
