@@ -7,26 +7,22 @@ import TraceFormat
 /// writes while private. Labels follow data through loads, stores, register operations and string copies.
 /// A plaintext leak and a ciphertext observation are different findings: a keyless reader of a block
 /// DRAM holds encrypted gets ciphertext, not the data.
+///
+/// The detectors of data flow (leaks, ciphertext, keyless writes, encryption mismatches, unmeasured code,
+/// registers at exits, remaps, cache aliases, replays) live here, on the shadow memory; the detectors of
+/// control events (firmware commands, world switches, launch checks, nested page faults) are classes of
+/// their own under Detectors/, called through ``EventDetector`` with the state they share in
+/// ``AnalysisContext``.
 public final class Analyzer {
     /// Detectors to run.
     public let detectors: Set<Detector>
     private var table = LabelTable()
     private let shadow: ShadowMemory
     private var registers: [UInt32: RegisterFile] = [:]
-    private var vmNames: [UInt16: String] = [:]
-    /// The VM using each (platform << 16 | ASID).
-    private var asidToVM: [UInt32: UInt16] = [:]
-    private var vmASID: [UInt16: UInt16] = [:]
-    /// Each VM's RAM size: guest physical addresses below it are RAM.
-    private var vmMemory: [UInt16: UInt64] = [:]
-    /// Guest pages (VM << 48 | page) of launched SEV guests out of the nested page table, with the seq of
-    /// the change that took them out.
-    private var unmappedPages: [UInt64: UInt64] = [:]
-    /// The PAGE_FAULT_TRACKING finding of each unmapping (by its seq), extended by later faults.
-    private var trackingFindings: [UInt64: Int] = [:]
-    /// Guest pages (VM << 48 | page) already reported as RAM emulated as MMIO.
-    private var ramAsMMIOPages: Set<UInt64> = []
-    private var vmPlatform: [UInt16: UInt8] = [:]
+    /// What the detectors share: VMs, ASIDs, handles, launches, mappings, and the findings.
+    let context: AnalysisContext
+    /// The detectors of control events that this analysis runs (see ``EventDetector``).
+    private let eventDetectors: [any EventDetector]
     /// Platforms (by address base) that have a cache, and the dirty lines there (`line << 16 | key id`)
     /// with the labels of the data each holds: a write-back puts those back into memory, which is how a
     /// stale line overwrites what was written under another key.
@@ -64,17 +60,17 @@ public final class Analyzer {
     /// CBIT_ALIAS: the page's lines under the old key are still dirty when its C-bit changes.
     private func cbitChange(_ c: CbitChange, seq: UInt64) {
         guard detectors.contains(.cbitAlias), cachedPlatforms.contains(c.spa >> 40) else { return }
-        let oldKey: UInt16 = c.old ? (vmASID[c.vm] ?? 0) : 0
+        let oldKey: UInt16 = c.old ? (context.vmASID[c.vm] ?? 0) : 0
         let page = c.spa & ~0xFFF
         let stale = (0..<64 as Range<UInt64>).filter { dirtyLines[lineKey(page + $0 * 64, oldKey)] != nil }.count
         guard stale > 0 else { return }
-        let name = vmNames[c.vm] ?? "vm\(c.vm)"
+        let name = context.vmNames[c.vm] ?? "vm\(c.vm)"
         let (set, _) = shadow.read(page, size: 4096, table: &table)
-        collector.add(Finding(
+        context.collector.add(Finding(
             detector: Detector.cbitAlias.rawValue, severity: table.hasSecret(set) ? .high : .medium, vm: c.vm,
-            asid: vmASID[c.vm] ?? 0, actor: "vcpu\(c.vm).\(c.vcpu)", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq,
+            asid: context.vmASID[c.vm] ?? 0, actor: "vcpu\(c.vm).\(c.vcpu)", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq,
             sourceSPA: page, sinkSPA: page, sinkGPA: c.gpa, length: UInt64(stale) * 64,
-            labels: table.members(set).map(FindingCollector.name(vmNames: vmNames)).joined(separator: ","), preview: "",
+            labels: table.members(set).map(FindingCollector.name(vmNames: context.vmNames)).joined(separator: ","), preview: "",
             summary: "\(name) set gpa 0x\(String(c.gpa, radix: 16)) C=\(c.new ? 1 : 0) with \(stale) dirty line\(stale == 1 ? "" : "s") still cached under the old key (no flush): their write-back will overwrite the page",
             flow: [FlowStep(seq: seq, role: .sink)]))
     }
@@ -85,19 +81,10 @@ public final class Analyzer {
     private var observedCiphertext: Set<UInt64> = []
     /// Shared ranges the guest declared it fills on purpose (SWIOTLB bounce slots).
     private var handovers: [(vm: UInt16, spa: UInt64, length: UInt64)] = []
-    /// ASID_MISUSE findings already reported, by VM and ASID.
-    private var misuses: Set<UInt32> = []
-    private var collector: FindingCollector
     /// What the PSP read on its data and transport paths during the current command, byte by byte, in
     /// order: the next bytes it writes on those paths carry these labels.
     private var pspQueue: [(set: LabelTable.SetID, origin: UInt64)] = []
     private var pspQueueHead = 0
-    /// Each VM's memory as the hypervisor mapped it at creation: (first guest page, first frame, pages, event).
-    private var mappings: [(vm: UInt16, gpaPage: UInt64, spaPage: UInt64, pages: UInt64, seq: UInt64)] = []
-    /// Guests whose ASID the firmware activated: their memory is private from then on.
-    /// Which VMs finished their launch, by VM id (looked up on every fetch, so an array, not a set).
-    private var launchedVMs: [Bool] = []
-    private func isLaunched(_ vm: UInt16) -> Bool { Int(vm) < launchedVMs.count && launchedVMs[Int(vm)] }
     /// Blocks written under the transport key hold ciphertext of guest data that is not a leak.
     static let transportEncrypted: UInt16 = 0xFFFF
     /// Events processed so far.
@@ -163,7 +150,9 @@ public final class Analyzer {
     ///     analysis that needs more stops with ``AnalysisLimitError``.
     public init(detectors: Set<Detector> = Set(Detector.allCases), maxFindings: Int = 100_000, maxShadowBytes: Int = 2 << 30) {
         self.detectors = detectors
-        collector = FindingCollector(maxFindings: max(1, maxFindings))
+        let context = AnalysisContext(detectors: detectors, maxFindings: maxFindings)
+        self.context = context
+        eventDetectors = eventDetectorTypes.filter { detectors.contains($0.detector) }.map { $0.init(context: context) }
         shadow = ShadowMemory(maxBytes: maxShadowBytes)
     }
 
@@ -171,7 +160,7 @@ public final class Analyzer {
     public var exhausted: Bool { shadow.exhausted }
 
     /// The findings so far, in the order they were first seen.
-    public var findings: [Finding] { collector.finished }
+    public var findings: [Finding] { context.collector.finished }
 
     /// Runs every event of `reader` through the analyzer, one chunk in memory at a time.
     public func analyze(_ reader: TraceReader) throws -> [Finding] {
@@ -192,15 +181,15 @@ public final class Analyzer {
         switch e.body {
         case .memoryAccess(let a): access(a, seq: e.seq)
         case .registerOp(let r):
-            if !cpuidAnswers.isEmpty { checkCPUIDAnswer(r, seq: e.seq) }
+            for d in eventDetectors { d.registerOp(r, seq: e.seq) }
             registerOp(r)
         case .vmCreated(let v):
-            vmNames[v.vm] = v.name
-            vmPlatform[v.vm] = v.platform
-            vmMemory[v.vm] = v.memoryBytes
+            context.vmNames[v.vm] = v.name
+            context.vmPlatform[v.vm] = v.platform
+            context.vmMemory[v.vm] = v.memoryBytes
             if v.asid != 0 {
-                asidToVM[UInt32(v.platform) << 16 | UInt32(v.asid)] = v.vm
-                vmASID[v.vm] = v.asid
+                context.asidToVM[UInt32(v.platform) << 16 | UInt32(v.asid)] = v.vm
+                context.vmASID[v.vm] = v.asid
             }
         case .taintSource(let t):
             let set = table.secret(name: t.name, seq: e.seq, spa: t.spa)
@@ -223,31 +212,12 @@ public final class Analyzer {
         case .cbitChange(let c):
             cbitChange(c, seq: e.seq)
         case .platformInfo(let p):
-            platformCbit[p.platform] = p.cbitPosition
+            context.platformCbit[p.platform] = p.cbitPosition
         case .ownerCheck(let o):
-            ownerCheck(o, seq: e.seq)
+            for d in eventDetectors { d.ownerCheck(o, seq: e.seq) }
         case .vcpuMode, .vcpuHalt:
             break
         }
-    }
-
-    /// Each platform's C-bit position, from its power-on record.
-    private var platformCbit: [UInt8: UInt8] = [:]
-    /// vCPUs (vm << 16 | vcpu) whose last exit was CPUID 0x8000001F: KVM's next writes are the answer.
-    private var cpuidAnswers: Set<UInt32> = []
-
-    /// CBIT_POSITION_LIE: the EBX KVM writes back for CPUID 0x8000001F names another C-bit than the
-    /// processor has.
-    private func checkCPUIDAnswer(_ r: RegisterOp, seq: UInt64) {
-        let key = UInt32(r.vm) << 16 | UInt32(r.vcpu)
-        guard r.dst == 3, r.op == .loadImmediate, cpuidAnswers.remove(key) != nil else { return }
-        guard let platform = vmPlatform[r.vm], let cbit = platformCbit[platform], vmASID[r.vm] != nil,
-              r.result & 0x3F != UInt64(cbit) else { return }
-        collector.add(Finding(
-            detector: Detector.cbitPositionLie.rawValue, severity: .high, vm: r.vm, asid: vmASID[r.vm] ?? 0, actor: "hv",
-            sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0, labels: "",
-            preview: "", summary: "the hypervisor told \(vmNames[r.vm] ?? "vm\(r.vm)") the C-bit is bit \(r.result & 0x3F); the processor's is bit \(cbit): memory the guest maps \"encrypted\" is not",
-            flow: Self.flow([(seq, .sink)])))
     }
 
     private func registerOp(_ r: RegisterOp) {
@@ -305,14 +275,11 @@ public final class Analyzer {
         switch a.actor {
         case .vcpu(let vm, let index):
             if a.kind == .fetch {
-                if !expectedEntries.isEmpty, let expected = expectedEntries.removeValue(forKey: vm), a.gpa != expected.entry {
-                    placementFinding(vm: vm, seq: seq, sourceSeq: expected.seq,
-                                     what: "started at gpa 0x\(String(a.gpa, radix: 16)); the owner expects the entry point at 0x\(String(expected.entry, radix: 16))")
-                }
-                guard a.cbit && isLaunched(vm) else { return }
+                for d in eventDetectors { d.fetch(a, vm: vm, seq: seq) }
+                guard a.cbit && context.isLaunched(vm) else { return }
                 if !shadow.isMeasured(a.spa, size: size) {
                     hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
-                } else if let home = homeGPA(of: a.spa), home >> 12 != a.gpa >> 12 {
+                } else if let home = context.homeGPA(of: a.spa), home >> 12 != a.gpa >> 12 {
                     // Measured code, but launched at another guest address (the measurement does not
                     // cover placement: undeSErVed trust).
                     hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false,
@@ -472,7 +439,7 @@ public final class Analyzer {
                 set = table.union(set, item.set)
             }
         }
-        if a.cbit, let owner = asidToVM[UInt32(a.spa >> 40) << 16 | UInt32(a.asid)] {
+        if a.cbit, let owner = context.asidToVM[UInt32(a.spa >> 40) << 16 | UInt32(a.asid)] {
             set = table.union(set, table.privateData(vm: owner, seq: seq))
         }
         if a.cbit && onPath { pendingMeasured.append((a.spa, size)) }
@@ -482,12 +449,6 @@ public final class Analyzer {
 
     /// The blocks the current firmware command wrote on its data path under a guest key.
     private var pendingMeasured: [(spa: UInt64, size: Int)] = []
-    /// Handles active on each (platform, ASID), to see guests sharing a key.
-    private var activeHandles: [UInt32: [UInt32]] = [:]
-    /// (platform, ASID) slots that guests sharing a key run on legitimately.
-    private var sharedSlots: Set<UInt32> = []
-    /// The VM behind each (platform, handle), from ACTIVATE.
-    private var handleVM: [UInt64: UInt16] = [:]
 
     private func pspCommand(_ p: PSPCommand, seq: UInt64) {
         pspQueue.removeAll(keepingCapacity: true)
@@ -501,184 +462,22 @@ public final class Analyzer {
         let handleKey = UInt64(p.platform) << 32 | UInt64(p.handle)
         if p.command == SEVCommand.activate.rawValue && ok {
             // ASIDs are per platform; the VM is the one KVM created with this ASID on that platform.
-            if let vm = asidToVM[slot] {
-                if Int(vm) >= launchedVMs.count { launchedVMs += [Bool](repeating: false, count: Int(vm) + 1 - launchedVMs.count) }
-                launchedVMs[Int(vm)] = true
-                handleVM[handleKey] = vm
+            if let vm = context.asidToVM[slot] {
+                context.markLaunched(vm)
+                context.handleVM[handleKey] = vm
             }
-            let others = activeHandles[slot, default: []].filter { $0 != p.handle }
-            if !others.isEmpty { sharedSlots.insert(slot) }
-            if let other = others.first, detectors.contains(.keySharing) {
-                collector.add(Finding(
-                    detector: Detector.keySharing.rawValue, severity: .low, vm: handleVM[handleKey] ?? MemoryAccess.noVM,
-                    asid: p.asid, actor: "psp", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0,
-                    sinkGPA: 0, length: 0, labels: "", preview: "",
-                    summary: "guest handle \(p.handle) was activated on ASID \(p.asid) beside handle \(other): they share one memory-encryption key"))
-            }
-            if !activeHandles[slot, default: []].contains(p.handle) { activeHandles[slot, default: []].append(p.handle) }
+            if context.activeHandles[slot, default: []].contains(where: { $0 != p.handle }) { context.sharedSlots.insert(slot) }
+            if !context.activeHandles[slot, default: []].contains(p.handle) { context.activeHandles[slot, default: []].append(p.handle) }
         }
         if p.command == SEVCommand.deactivate.rawValue && ok {
-            for key in activeHandles.keys.sorted() { activeHandles[key]?.removeAll { $0 == p.handle } }
+            for key in context.activeHandles.keys.sorted() { context.activeHandles[key]?.removeAll { $0 == p.handle } }
         }
-        if p.command == SEVCommand.sendStart.rawValue && ok && detectors.contains(.migrationToUntrusted) {
-            // SEND_START returns the guest policy at offset 4 of its buffer.
-            let policy = p.buffer.count >= 8 ? UInt32(p.buffer[4]) | UInt32(p.buffer[5]) << 8 : 0
-            let domain = policy & 0x10 != 0, amd = policy & 0x20 != 0
-            if !domain {
-                let vm = handleVM[handleKey] ?? MemoryAccess.noVM
-                let name = vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
-                collector.add(Finding(
-                    detector: Detector.migrationToUntrusted.rawValue, severity: amd ? .low : .medium, vm: vm, asid: p.asid,
-                    actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
-                    length: 0, labels: "", preview: "",
-                    summary: amd
-                        ? "\(name) was sent to an AMD platform of any owner (policy SEV without DOMAIN)"
-                        : "\(name) was sent without the firmware checking the target (policy has neither DOMAIN nor SEV): a forged platform would get it",
-                    flow: [FlowStep(seq: seq, role: .sink)]))
-            }
-        }
-        let flushMissing = (p.command == SEVCommand.activate.rawValue && p.status == SEVStatus.dfflushRequired.rawValue)
-            || (p.command == SEVCommand.dfFlush.rawValue && p.status == SEVStatus.wbinvdRequired.rawValue)
-        if flushMissing && detectors.contains(.asidReuseWithoutFlush) {
-            let what = p.command == SEVCommand.activate.rawValue
-                ? "ACTIVATE of ASID \(p.asid) before DF_FLUSH (DFFLUSH_REQUIRED): its old guest's lines may still be cached"
-                : "DF_FLUSH before WBINVD on every core (WBINVD_REQUIRED): a deactivated guest's dirty lines may still be cached"
-            collector.add(Finding(
-                detector: Detector.asidReuseWithoutFlush.rawValue, severity: .medium, vm: handleVM[handleKey] ?? MemoryAccess.noVM,
-                asid: p.asid, actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
-                length: 0, labels: "", preview: "", summary: "the hypervisor tried \(what)", flow: [FlowStep(seq: seq, role: .sink)]))
-        }
-        if p.command == SEVCommand.launchUpdateData.rawValue && ok, let vm = handleVM[handleKey] {
-            // The firmware's address is a system physical address, maybe with the C-bit set (SME).
-            let cbit = UInt64(platformCbit[p.platform] ?? 63)
-            let address = (UInt64(Self.u32(p.buffer, 8)) | UInt64(Self.u32(p.buffer, 12)) << 32) & ~(1 << cbit)
-            // Bounded as an owner's image is (TraceLimits.maxImageRegions): a hostile trace cannot grow it.
-            if measuredRegions[vm, default: []].count < TraceLimits.maxImageRegions {
-                measuredRegions[vm, default: []].append((UInt64(p.platform) << 40 | address, UInt64(Self.u32(p.buffer, 16)), seq))
-            }
-        }
-        if p.command == SEVCommand.initialize.rawValue && ok && p.buffer.count >= 4 {
-            if Self.u32(p.buffer, 0) & 1 != 0 { esPlatforms.insert(p.platform) } else { esPlatforms.remove(p.platform) }
-        }
-        if (p.command == SEVCommand.launchStart.rawValue || p.command == SEVCommand.receiveStart.rawValue) && ok {
-            if guestPolicies.count < Self.maxTrackedGuests || guestPolicies[handleKey] != nil {
-                guestPolicies[handleKey] = Self.u32(p.buffer, 4)
-            }
-        }
-        if p.status == SEVStatus.policyFailure.rawValue && detectors.contains(.policyViolationAttempt) {
-            policyRefusal(p, seq: seq, handleKey: handleKey)
-        }
+        for d in eventDetectors { d.pspCommand(p, seq: seq) }
     }
 
-    /// The blocks each VM's launch measured (LAUNCH_UPDATE_DATA), in order: system physical address,
-    /// length and event.
-    private var measuredRegions: [UInt16: [(spa: UInt64, length: UInt64, seq: UInt64)]] = [:]
-    /// The entry point the owner of each accepted launch expects, until the VM's first instruction.
-    private var expectedEntries: [UInt16: (entry: UInt64, seq: UInt64)] = [:]
-
-    /// PLACEMENT_MISMATCH: the owner accepted the measurement; were the blocks where she expects them?
-    private func ownerCheck(_ o: OwnerCheck, seq: UInt64) {
-        guard o.accepted, detectors.contains(.placementMismatch) else { return }
-        expectedEntries[o.vm] = (o.entry, seq)
-        let measured = measuredRegions.removeValue(forKey: o.vm) ?? []
-        for i in 0..<max(measured.count, o.regions.count) {
-            let expected = i < o.regions.count ? o.regions[i] : nil
-            let got = i < measured.count ? measured[i] : nil
-            let gpa = got.flatMap { homeGPA(of: $0.spa) }
-            guard let expected, let got, let gpa, gpa == expected.gpa, got.length == expected.length else {
-                let block = "block \(i + 1) of the measured image"
-                let what: String
-                switch (expected, got, gpa) {
-                case (let e?, _?, let g?):
-                    what = "\(block) (\(e.length) bytes) was loaded at gpa 0x\(String(g, radix: 16)); the owner expects it at 0x\(String(e.gpa, radix: 16))"
-                case (_, let m?, _) where expected == nil:
-                    what = "\(block) (\(m.length) bytes) is one the owner does not expect"
-                case (let e?, nil, _):
-                    what = "\(block) (\(e.length) bytes at gpa 0x\(String(e.gpa, radix: 16))) was never measured"
-                default:
-                    what = "\(block) was measured outside the guest's memory"
-                }
-                placementFinding(vm: o.vm, seq: seq, sourceSeq: got?.seq ?? seq, what: what)
-                return
-            }
-        }
-    }
-
-    private func placementFinding(vm: UInt16, seq: UInt64, sourceSeq: UInt64, what: String) {
-        let name = vmNames[vm] ?? "vm\(vm)"
-        collector.add(Finding(
-            detector: Detector.placementMismatch.rawValue, severity: .high, vm: vm, asid: vmASID[vm] ?? 0, actor: "hv",
-            sourceSeq: sourceSeq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
-            labels: "", preview: "",
-            summary: "the owner accepted \(name)'s measurement, but \(what): the measurement does not cover placement",
-            flow: Self.flow([(sourceSeq, .source), (seq, .sink)])))
-    }
-
-    /// Platforms whose firmware INIT enabled SEV-ES.
-    private var esPlatforms: Set<UInt8> = []
-    /// The most guest policies remembered (a platform has at most 509 SEV ASIDs; a hostile trace may
-    /// start guests without end).
-    static let maxTrackedGuests = 1 << 16
-    /// Each guest's policy, by (platform, handle), from its LAUNCH_START or RECEIVE_START.
-    private var guestPolicies: [UInt64: UInt32] = [:]
-
-    /// The little-endian `u32` at `offset` of a command buffer (0 past its end).
-    static func u32(_ b: [UInt8], _ offset: Int) -> UInt32 {
-        guard offset >= 0, b.count >= offset + 4 else { return 0 }
-        return (0..<4).reduce(0) { $0 | UInt32(b[offset + $1]) << (8 * UInt32($1)) }
-    }
-
-    /// POLICY_VIOLATION_ATTEMPT: the firmware enforced a guest owner's policy against the hypervisor
-    /// (NODBG, NOSEND, NOKS, the DOMAIN/SEV checks of the target). A refusal because the platform lacks
-    /// what the policy requires (SEV-ES not enabled at INIT, a firmware older than the policy's minimum
-    /// API version) is nobody's attempt and is not reported.
-    private func policyRefusal(_ p: PSPCommand, seq: UInt64, handleKey: UInt64) {
-        let start = p.command == SEVCommand.launchStart.rawValue || p.command == SEVCommand.receiveStart.rawValue
-        let why: String
-        switch SEVCommand(rawValue: p.command) {
-        case .dbgDecrypt, .dbgEncrypt: why = "NODBG"
-        case .sendStart:
-            why = (guestPolicies[handleKey] ?? 0) & 0x8 != 0 ? "NOSEND" : "DOMAIN/SEV: the target platform failed the check"
-        case .launchStart, .receiveStart:
-            let policy = Self.u32(p.buffer, 4)
-            let sharedFrom = p.command == SEVCommand.launchStart.rawValue ? Self.u32(p.buffer, 0) : 0
-            let otherPolicy = guestPolicies[UInt64(p.platform) << 32 | UInt64(sharedFrom)] ?? 0
-            if sharedFrom != 0 && (policy | otherPolicy) & 0x2 != 0 {
-                why = "NOKS: a new guest asked for the key of guest handle \(sharedFrom)"
-            } else {
-                // SEV-ES not enabled at INIT, or a firmware older than the policy's minimum: the
-                // platform cannot give what the owner asked for. psp_commands shows the refusal.
-                return
-            }
-        default: why = "policy"
-        }
-        // LAUNCH_START names the guest whose key a new guest wanted to share, not the new guest.
-        let vm = start ? MemoryAccess.noVM : handleVM[handleKey] ?? MemoryAccess.noVM
-        let name = start ? "a new guest" : vm == MemoryAccess.noVM ? "a guest" : vmNames[vm] ?? "vm\(vm)"
-        collector.add(Finding(
-            detector: Detector.policyViolationAttempt.rawValue, severity: .medium, vm: vm, asid: p.asid, actor: "hv",
-            sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
-            labels: "", preview: "",
-            summary: "\(SEVCommand.name(of: p.command)) for \(name) was refused by its policy (POLICY_FAILURE: \(why))"))
-    }
-
-    /// ASID_MISUSE: a VMRUN whose VMCB carries an ASID bound to another guest: the VM runs under that
-    /// guest's key (CrossLine).
     private func vmRun(_ r: VMRun, seq: UInt64) {
         hostWritesRegisters.remove(UInt32(r.vm) << 16 | UInt32(r.vcpu))
-        guard detectors.contains(.asidMisuse), r.asid != (vmASID[r.vm] ?? 0), r.asid != 0 else { return }
-        let platform = vmPlatform[r.vm] ?? 0
-        let slot = UInt32(platform) << 16 | UInt32(r.asid)
-        guard let owner = asidToVM[slot], owner != r.vm, !sharedSlots.contains(slot) else { return }
-        let key = UInt32(r.vm) << 16 | UInt32(r.asid)
-        guard misuses.insert(key).inserted else { return }
-        let name = { (vm: UInt16) in self.vmNames[vm] ?? "vm\(vm)" }
-        collector.add(Finding(
-            detector: Detector.asidMisuse.rawValue, severity: .critical, vm: r.vm, asid: r.asid, actor: "hv",
-            sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0, length: 0,
-            labels: "private:\(name(owner))", preview: "",
-            summary: "VMRUN of \(name(r.vm)) with ASID \(r.asid), which belongs to \(name(owner)): it runs under \(name(owner))'s key",
-            flow: [FlowStep(seq: seq, role: .sink)]))
+        for d in eventDetectors { d.vmRun(r, seq: seq) }
     }
 
     /// vCPUs (vm << 16 | vcpu) between a #VMEXIT and their next VMRUN: register writes are the hypervisor's.
@@ -691,37 +490,7 @@ public final class Analyzer {
     /// VMCB in the clear; each one carrying private-origin data is exposed.
     private func vmExit(_ x: VMExit, seq: UInt64) {
         hostWritesRegisters.insert(UInt32(x.vm) << 16 | UInt32(x.vcpu))
-        if x.exitCode == VMExit.cpuid, x.registers.first == 0x8000_001F, detectors.contains(.cbitPositionLie) {
-            cpuidAnswers.insert(UInt32(x.vm) << 16 | UInt32(x.vcpu))
-        }
-        // NPF with the reserved-bit error code is KVM's MMIO path; inside the VM's RAM it means the
-        // memory behind the address is gone.
-        if detectors.contains(.ramAsMMIO), x.exitCode == VMExit.npf, x.exitInfo1 & 0x8 != 0,
-           let ram = vmMemory[x.vm], x.exitInfo2 < ram,
-           ramAsMMIOPages.insert(UInt64(x.vm) << 48 | x.exitInfo2 >> 12).inserted {
-            let vmName = vmNames[x.vm] ?? "vm\(x.vm)"
-            collector.add(Finding(
-                detector: Detector.ramAsMMIO.rawValue, severity: .medium, vm: x.vm, asid: vmASID[x.vm] ?? 0,
-                actor: "hv", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0,
-                sinkGPA: x.exitInfo2, length: 0, labels: "", preview: "",
-                summary: "\(vmName)'s \(x.exitInfo1 & 0x2 != 0 ? "store to" : "load from") its own RAM at gpa 0x\(String(x.exitInfo2, radix: 16)) exited as MMIO: the hypervisor removed the memory behind it and now sees its stores and answers its loads",
-                flow: Self.flow([(seq, .sink)])))
-        }
-        // A fault on a page the hypervisor took out (not the MMIO kind): it now knows the guest touched it.
-        if x.exitCode == VMExit.npf, x.exitInfo1 & 0x8 == 0,
-           let unmapSeq = unmappedPages.removeValue(forKey: UInt64(x.vm) << 48 | x.exitInfo2 >> 12) {
-            if let open = trackingFindings[unmapSeq] {
-                collector.repeatFinding(open, seq: seq, bytes: 4096)
-            } else {
-                let vmName = vmNames[x.vm] ?? "vm\(x.vm)"
-                trackingFindings[unmapSeq] = collector.add(Finding(
-                    detector: Detector.pageFaultTracking.rawValue, severity: .medium, vm: x.vm, asid: vmASID[x.vm] ?? 0,
-                    actor: "hv", sourceSeq: unmapSeq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: 0, sinkSPA: 0,
-                    sinkGPA: x.exitInfo2 & ~0xFFF, length: 4096, labels: "", preview: "",
-                    summary: "\(vmName) faulted on gpa 0x\(String(x.exitInfo2 & ~0xFFF, radix: 16)) after the hypervisor took it out of the nested page table (#\(unmapSeq)): each such fault tells the hypervisor which page the guest touched, and when",
-                    flow: Self.flow([(unmapSeq, .source), (seq, .sink)])))
-            }
-        }
+        for d in eventDetectors { d.vmExit(x, seq: seq) }
         guard detectors.contains(.registerExposure), let file = registers[UInt32(x.vm) << 16 | UInt32(x.vcpu)] else { return }
         // OUT hands RAX to the hypervisor on purpose: the data an OUT sends is the point of the I/O (the
         // reason SEV guests unroll string I/O), not a leak.
@@ -731,56 +500,40 @@ public final class Analyzer {
             let set = union(t)
             let key = "\(x.vm).\(x.vcpu).\(r).\(set)"
             if let open = exposures[key] {
-                collector.repeatFinding(open, seq: seq, bytes: 8)
+                context.collector.repeatFinding(open, seq: seq, bytes: 8)
                 continue
             }
             let labels = table.members(set)
             let secret = labels.compactMap { l -> String? in if case .secret(let n) = l.kind { n } else { nil } }.first
-            let vmName = vmNames[x.vm] ?? "vm\(x.vm)"
+            let vmName = context.vmNames[x.vm] ?? "vm\(x.vm)"
             let value = x.registers[r]
             let preview = FindingCollector.hex((0..<8).map { UInt8(truncatingIfNeeded: value >> UInt64(8 * $0)) })
             let what = secret.map { "secret \($0)" } ?? "private data of \(vmName)"
-            let index = collector.add(Finding(
+            let index = context.collector.add(Finding(
                 detector: Detector.registerExposure.rawValue, severity: secret == nil ? .medium : .high, vm: x.vm,
-                asid: vmASID[x.vm] ?? 0, actor: "vcpu\(x.vm).\(x.vcpu)", sourceSeq: t.origin, sinkSeq: seq, sinkLastSeq: seq,
+                asid: context.vmASID[x.vm] ?? 0, actor: "vcpu\(x.vm).\(x.vcpu)", sourceSeq: t.origin, sinkSeq: seq, sinkLastSeq: seq,
                 sourceSPA: t.loadSPA, sinkSPA: 0, sinkGPA: 0, length: 8,
-                labels: labels.map(FindingCollector.name(vmNames: vmNames)).joined(separator: ","), preview: preview,
+                labels: labels.map(FindingCollector.name(vmNames: context.vmNames)).joined(separator: ","), preview: preview,
                 summary: "r\(r) held \(what) at a #VMEXIT (\(VMExit.name(of: x.exitCode))): the hypervisor reads it in the VMCB",
                 flow: Self.flow([(t.origin, .source), (t.via, .write), (t.load, .load), (seq, .sink)])))
             exposures[key] = index
         }
     }
 
-    /// The guest physical address a system physical address was first mapped at.
-    private func homeGPA(of spa: UInt64) -> UInt64? {
-        let frame = spa >> 12
-        guard let m = mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return nil }
-        return (frame - m.spaPage + m.gpaPage) << 12 | (spa & 0xFFF)
-    }
-
     /// NPT_REMAP: a remap of a launched guest's page onto a frame that belongs to another VM, or onto a
     /// frame the guest already maps at another address; or any VM's page remapped onto a launched
     /// guest's frame.
     private func nptChange(_ n: NPTChange, seq: UInt64) {
-        switch n.op {
-        case .map:
-            mappings.append((n.vm, n.gpa >> 12, n.spa >> 12, n.pages, seq))
-            return
-        case .unmap:
-            // Pages taken from a launched SEV guest: its next touch of each tells the hypervisor.
-            guard detectors.contains(.pageFaultTracking), isLaunched(n.vm), vmASID[n.vm] != nil else { return }
-            for p in 0..<n.pages { unmappedPages[UInt64(n.vm) << 48 | (n.gpa >> 12 + p)] = seq }
-            return
-        case .remap:
-            break
-        }
+        if n.op == .map { context.mappings.append((n.vm, n.gpa >> 12, n.spa >> 12, n.pages, seq)) }
+        for d in eventDetectors { d.nptChange(n, seq: seq) }
+        guard n.op == .remap else { return }
         guard detectors.contains(.nptRemap) else { return }
         let frame = n.spa >> 12
-        guard let owner = mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return }
+        guard let owner = context.mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return }
         // A launched guest's page moved, or a launched guest's frame handed to someone else.
-        guard isLaunched(n.vm) || (owner.vm != n.vm && isLaunched(owner.vm)) else { return }
+        guard context.isLaunched(n.vm) || (owner.vm != n.vm && context.isLaunched(owner.vm)) else { return }
         let ownerGPA = (frame - owner.spaPage + owner.gpaPage) << 12
-        let name = { (vm: UInt16) in self.vmNames[vm] ?? "vm\(vm)" }
+        let name = { (vm: UInt16) in self.context.vmNames[vm] ?? "vm\(vm)" }
         let severity: Severity
         let what: String
         if owner.vm != n.vm {
@@ -793,9 +546,9 @@ public final class Analyzer {
             return  // mapped back where it belongs
         }
         let (set, _) = shadow.read(n.spa, size: 4096, table: &table)
-        let labels = table.members(set).map(FindingCollector.name(vmNames: vmNames)).joined(separator: ",")
-        let asid = vmASID[n.vm] ?? 0
-        collector.add(Finding(
+        let labels = table.members(set).map(FindingCollector.name(vmNames: context.vmNames)).joined(separator: ",")
+        let asid = context.vmASID[n.vm] ?? 0
+        context.collector.add(Finding(
             detector: Detector.nptRemap.rawValue, severity: severity, vm: n.vm, asid: asid, actor: "hv",
             sourceSeq: owner.seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: n.spa, sinkSPA: n.spa, sinkGPA: n.gpa,
             length: 4096 * n.pages, labels: labels, preview: "",
@@ -835,9 +588,9 @@ public final class Analyzer {
             steps.insert(FlowStep(seq: secretSource, role: .source), at: 0)
             steps[1].role = .write
         }
-        collector.add(.init(detector: d, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
+        context.collector.add(.init(detector: d, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
                             sourceSPA: sourceSPA, plaintext: plaintext, flow: steps),
-                      vmNames: vmNames, table: table)
+                      vmNames: context.vmNames, table: table)
     }
 }
 

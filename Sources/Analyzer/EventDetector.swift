@@ -1,0 +1,56 @@
+import TraceFormat
+
+/// A detector that watches the trace's control events (firmware commands, world switches, register
+/// writes, nested-page-table changes, the owner's launch checks, the first fetch of a guest) through
+/// the state every detector shares, ``AnalysisContext``. Each lives in its own file under Detectors/,
+/// with its rules and severities; the analyzer calls the hooks of those it runs, after its own
+/// bookkeeping for the event. The detectors of data flow (leaks, ciphertext, registers, remaps, cache
+/// aliases) work on the analyzer's shadow memory and stay inside it.
+protocol EventDetector: AnyObject {
+    /// The detector whose findings it reports.
+    static var detector: Detector { get }
+    init(context: AnalysisContext)
+    func pspCommand(_ p: PSPCommand, seq: UInt64)
+    func vmExit(_ x: VMExit, seq: UInt64)
+    func vmRun(_ r: VMRun, seq: UInt64)
+    func registerOp(_ r: RegisterOp, seq: UInt64)
+    func nptChange(_ n: NPTChange, seq: UInt64)
+    func ownerCheck(_ o: OwnerCheck, seq: UInt64)
+    /// An instruction fetch by a vCPU of `vm`.
+    func fetch(_ a: MemoryAccess, vm: UInt16, seq: UInt64)
+}
+
+extension EventDetector {
+    func pspCommand(_ p: PSPCommand, seq: UInt64) {}
+    func vmExit(_ x: VMExit, seq: UInt64) {}
+    func vmRun(_ r: VMRun, seq: UInt64) {}
+    func registerOp(_ r: RegisterOp, seq: UInt64) {}
+    func nptChange(_ n: NPTChange, seq: UInt64) {}
+    func ownerCheck(_ o: OwnerCheck, seq: UInt64) {}
+    func fetch(_ a: MemoryAccess, vm: UInt16, seq: UInt64) {}
+
+    /// The (platform << 32 | handle) key of a command's guest.
+    static func handleKey(_ p: PSPCommand) -> UInt64 { UInt64(p.platform) << 32 | UInt64(p.handle) }
+
+    /// The little-endian `u32` at `offset` of a command buffer (0 past its end).
+    static func u32(_ b: [UInt8], _ offset: Int) -> UInt32 {
+        guard offset >= 0, b.count >= offset + 4 else { return 0 }
+        return (0..<4).reduce(0) { $0 | UInt32(b[offset + $1]) << (8 * UInt32($1)) }
+    }
+}
+
+/// What every event detector holds: the analysis's shared state. Detectors inherit it, so each file holds
+/// only the detector's own rules and state.
+class ContextDetector {
+    let context: AnalysisContext
+
+    required init(context: AnalysisContext) { self.context = context }
+}
+
+/// The event detectors, in the order the analyzer calls them (which is the order their findings take
+/// when one event raises several).
+let eventDetectorTypes: [any EventDetector.Type] = [
+    KeySharingDetector.self, MigrationToUntrustedDetector.self, AsidReuseWithoutFlushDetector.self,
+    PlacementMismatchDetector.self, PolicyViolationAttemptDetector.self, AsidMisuseDetector.self,
+    CbitPositionLieDetector.self, RamAsMMIODetector.self, PageFaultTrackingDetector.self,
+]
