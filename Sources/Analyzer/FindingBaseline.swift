@@ -40,9 +40,15 @@ public struct FindingBaseline: Equatable, Sendable {
 
     public init(entries: [Entry] = []) { self.entries = entries }
 
-    /// The fingerprints accepted for `trace`, with how many findings of each.
-    public func accepted(trace: String) -> [String: Int] {
-        entries.filter { $0.trace == trace }.reduce(into: [:]) { $0[$1.fingerprint, default: 0] += 1 }
+    /// How a baseline names a trace: the bundle directory's name and that of the folder holding it
+    /// (`Traces/race.sevtrace`, `detectors/race.sevtrace`), from its real path, so that the name does not
+    /// depend on the directory a check runs in or on how the path was typed.
+    public static func traceName(_ path: String) -> String {
+        let real = realpath(path, nil).map { p in
+            defer { free(p) }
+            return String(cString: p)
+        } ?? path
+        return real.split(separator: "/").suffix(2).joined(separator: "/")
     }
 
     /// A problem with a baseline file, named by file and entry.

@@ -39,7 +39,7 @@ struct Analyze: ParsableCommand {
                 FindingPrinter.print(findings)
             } else {
                 let failing = threshold.map { t in findings.filter { $0.severity >= t } } ?? []
-                let trace = FindingReport.Trace(path: bundle, name: Check.traceName(bundle), findings: findings, comparison: nil,
+                let trace = FindingReport.Trace(path: bundle, name: FindingBaseline.traceName(bundle), findings: findings, comparison: nil,
                                                 failing: failing)
                 Console.write(FindingReport(traces: [trace], threshold: threshold, detectors: selected, rules: rules).render(format))
             }

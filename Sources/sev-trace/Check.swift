@@ -63,7 +63,7 @@ struct Check: ParsableCommand {
             let bundle = try TraceBundle(existing: path)
             let fresh = try analysis.analyzer(detectors: selected).analyze(bundle, rules: rules)
             let stored = try bundle.index().findings().filter { names.contains($0.detector) }
-            let trace = Self.traceName(path)
+            let trace = FindingBaseline.traceName(path)
             let reference = accepted.map { b in
                 b.entries.filter { $0.trace == trace && (names.contains($0.detector) || $0.detector.isEmpty) }
                     .map { ($0.fingerprint, $0.detector, $0.summary) }
@@ -88,17 +88,6 @@ struct Check: ParsableCommand {
         if failing > 0 {
             throw CheckFailed(message: "\(failing) new finding(s) of severity \(threshold) or worse in \(outcomes.filter { !$0.failing.isEmpty }.count) trace(s)")
         }
-    }
-
-    /// How a baseline names a trace: the bundle directory's name and that of the folder holding it
-    /// (`Traces/race.sevtrace`, `detectors/race.sevtrace`), from its real path, so that the name does not
-    /// depend on the directory `check` runs in or on how the path was typed.
-    static func traceName(_ path: String) -> String {
-        let real = realpath(path, nil).map { p in
-            defer { free(p) }
-            return String(cString: p)
-        } ?? path
-        return real.split(separator: "/").suffix(2).joined(separator: "/")
     }
 
     static func writeAtomically(_ text: String, to path: String) throws {
