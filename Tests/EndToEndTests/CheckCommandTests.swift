@@ -149,17 +149,47 @@ struct CheckCommandTests {
 }
 
 extension CheckCommandTests {
-    /// Whether Python can load the SARIF validators the CI installs (sarif-pydantic, sarif-tools).
-    static let hasSARIFTools: Bool = {
+    /// Whether `python3 -c SOURCE` succeeds, i.e. the test-only Python modules SOURCE imports are installed.
+    static func pythonCan(_ source: String) -> Bool {
+        (try? python(source, []).status) == 0
+    }
+
+    /// Runs a Python script with arguments; returns its status, standard output and standard error.
+    static func python(_ source: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import sarif_pydantic, sarif"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
+        p.arguments = ["python3", "-c", source] + arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        return p.terminationStatus == 0
-    }()
+        return (p.terminationStatus, o, e)
+    }
+
+    /// The SARIF validators the CI installs (sarif-pydantic, sarif-tools).
+    static let hasSARIFTools = pythonCan("import sarif_pydantic, sarif")
+    /// Python's `jsonschema`, which validates against the vendored OASIS schema.
+    static let hasJSONSchema = pythonCan("import jsonschema")
+
+    /// `check --format sarif` over golden and detector traces with the SQL rules, written to `out.sarif` in a
+    /// scratch directory; returns that file's path.
+    static func sarifLog(in s: CLI.Scratch) throws -> String {
+        let bundles = ["race.sevtrace", "firmware-tour.sevtrace", "detectors/placement-mismatch.sevtrace",
+                       "detectors/ciphertext-replay.sevtrace"]
+        for b in bundles {
+            try FileManager.default.createDirectory(atPath: s.path + "/" + (b as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            _ = try copy(b, into: s)
+        }
+        let r = try CLI.run(["check"] + bundles + ["--format", "sarif", "--rules", CLI.root.appendingPathComponent("Queries/detectors").path],
+                            in: s.path)
+        #expect(r.stderr.isEmpty, "\(r.stderr)")
+        try r.stdout.write(toFile: s.path + "/out.sarif", atomically: true, encoding: .utf8)
+        return s.path + "/out.sarif"
+    }
 
     @Test("SARIF: one run with a rule per detector, a result per finding with its fingerprint and baseline state")
     func sarifStructure() throws {
@@ -183,15 +213,38 @@ extension CheckCommandTests {
         }
     }
 
+    @Test("SARIF validates against the OASIS 2.1.0 schema (vendored in Tests/Schemas), formats included",
+          .enabled(if: hasJSONSchema, "needs `pip install jsonschema[format-nongpl]` (.ci/run installs it)"))
+    func sarifMatchesSchema() throws {
+        let s = CLI.Scratch()
+        let log = try Self.sarifLog(in: s)
+        let schema = CLI.root.appendingPathComponent("Tests/Schemas/sarif-schema-2.1.0.json").path
+        let script = """
+            import json, sys, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            log = json.load(open(sys.argv[2]))
+            validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+            errors = sorted(validator.iter_errors(log), key=lambda e: list(e.absolute_path))
+            for e in errors[:5]:
+                print("/".join(map(str, e.absolute_path)), e.message, file=sys.stderr)
+            print(len(log["runs"][0]["results"]))
+            sys.exit(1 if errors else 0)
+            """
+        let r = try Self.python(script, [schema, log])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 8, "\(r.stdout)")
+        // The schema is strict enough to catch a malformed log: a wrong level must fail validation.
+        var broken = try String(contentsOfFile: log, encoding: .utf8)
+        broken = broken.replacingOccurrences(of: "\"level\": \"error\"", with: "\"level\": \"severe\"")
+        try broken.write(toFile: log, atomically: true, encoding: .utf8)
+        #expect(try Self.python(script, [schema, log]).status == 1)
+    }
+
     @Test("SARIF validates with the SARIF tools of the field (sarif-pydantic's 2.1.0 model, sarif-tools)",
           .enabled(if: hasSARIFTools, "needs `pip install sarif-pydantic sarif-tools` (.ci/run installs them)"))
     func sarifValidates() throws {
         let s = CLI.Scratch()
-        let bundles = ["race.sevtrace", "firmware-tour.sevtrace", "detectors/placement-mismatch.sevtrace"]
-        for b in bundles { try FileManager.default.createDirectory(atPath: s.path + "/" + (b as NSString).deletingLastPathComponent, withIntermediateDirectories: true); _ = try Self.copy(b, into: s) }
-        let r = try CLI.run(["check"] + bundles + ["--format", "sarif", "--rules", CLI.root.appendingPathComponent("Queries/detectors").path],
-                            in: s.path)
-        try r.stdout.write(toFile: s.path + "/out.sarif", atomically: true, encoding: .utf8)
+        let log = try Self.sarifLog(in: s)
         let script = """
             import json, sys, subprocess
             from sarif_pydantic import Sarif
@@ -201,18 +254,9 @@ extension CheckCommandTests {
             assert "error:" in out, out
             print(len(log.runs[0].results))
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, s.path + "/out.sarif"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(e)")
-        #expect(Int(o.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 8, "\(o)")
+        let r = try Self.python(script, [log])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 8, "\(r.stdout)")
     }
 }
 
