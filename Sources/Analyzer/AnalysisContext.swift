@@ -7,6 +7,8 @@ final class AnalysisContext {
     /// The detectors this analysis runs.
     let detectors: Set<Detector>
     var collector: FindingCollector
+    /// The labels, origins and encryption state of every byte written so far.
+    let shadow: ShadowMemory
 
     var vmNames: [UInt16: String] = [:]
     var vmPlatform: [UInt16: UInt8] = [:]
@@ -28,9 +30,10 @@ final class AnalysisContext {
     /// Each platform's C-bit position, from its power-on record.
     var platformCbit: [UInt8: UInt8] = [:]
 
-    init(detectors: Set<Detector>, maxFindings: Int) {
+    init(detectors: Set<Detector>, maxFindings: Int, maxShadowBytes: Int) {
         self.detectors = detectors
         collector = FindingCollector(maxFindings: max(1, maxFindings))
+        shadow = ShadowMemory(maxBytes: maxShadowBytes)
     }
 
     /// The VM's name as the trace gave it.
@@ -48,6 +51,25 @@ final class AnalysisContext {
         let frame = spa >> 12
         guard let m = mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return nil }
         return (frame - m.spaPage + m.gpaPage) << 12 | (spa & 0xFFF)
+    }
+
+    /// Reports a hit on memory access `a` (event `seq`), which the findings merge with the run of accesses it
+    /// continues: the bytes carry `set`, came from `sourceSeq` (a declared secret among the labels becomes
+    /// the flow's source), and `plaintext` says whether the sink saw the data itself (a preview is kept).
+    func reportAccess(_ detector: Detector, _ severity: Severity, _ a: MemoryAccess, seq: UInt64, set: LabelTable.SetID = 0,
+                      sourceSeq: UInt64, sourceSPA: UInt64, plaintext: Bool, flow: [FlowStep]? = nil,
+                      table: LabelTable = .empty, summary: @escaping FindingCollector.Summarizer) {
+        var secretSource = sourceSeq
+        for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }
+        var steps = flow ?? Analyzer.flow([(sourceSeq, .source), (seq, .sink)])
+        if secretSource != sourceSeq, let first = steps.first, first.role == .source {
+            // A declared secret is where the data really comes from.
+            steps.insert(FlowStep(seq: secretSource, role: .source), at: 0)
+            steps[1].role = .write
+        }
+        collector.add(.init(detector: detector, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
+                            sourceSPA: sourceSPA, plaintext: plaintext, flow: steps, summarize: summary),
+                      vmNames: vmNames, table: table)
     }
 
     /// Reports a finding that is about an event rather than bytes (no addresses of its own unless given);

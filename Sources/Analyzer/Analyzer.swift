@@ -8,16 +8,19 @@ import TraceFormat
 /// A plaintext leak and a ciphertext observation are different findings: a keyless reader of a block
 /// DRAM holds encrypted gets ciphertext, not the data.
 ///
-/// The detectors of data flow (leaks, ciphertext, keyless writes, encryption mismatches, unmeasured code,
-/// registers at exits, remaps, cache aliases, replays) live here, on the shadow memory; the detectors of
-/// control events (firmware commands, world switches, launch checks, nested page faults) are classes of
-/// their own under Detectors/, called through ``EventDetector`` with the state they share in
-/// ``AnalysisContext``.
+/// The analyzer is the taint engine: it keeps the shadow memory, the register taint, the cache's dirty
+/// lines and the replayed blocks. Every detector is a class of its own under Detectors/ over the state
+/// they share in ``AnalysisContext``: those of control events (firmware commands, world switches, launch
+/// checks, fetches, nested page faults) through the ``EventDetector`` hooks, those of data flow (leaks,
+/// ciphertext, keyless writes, encryption mismatches, registers at exits, remaps, cache aliases,
+/// replays) through the facts the engine hands them on its way (``FlowDetectors``).
 public final class Analyzer {
     /// Detectors to run.
     public let detectors: Set<Detector>
     private var table = LabelTable()
     private let shadow: ShadowMemory
+    /// The detectors of data flow this analysis runs.
+    private let flow: FlowDetectors
     private var registers: [UInt32: RegisterFile] = [:]
     /// What the detectors share: VMs, ASIDs, handles, launches, mappings, and the findings.
     let context: AnalysisContext
@@ -57,28 +60,18 @@ public final class Analyzer {
         line.noteWrite(a.spa, offset: offset, count: min(Int(a.size), 64 - offset), from: shadow)
     }
 
-    /// CBIT_ALIAS: the page's lines under the old key are still dirty when its C-bit changes.
+    /// A C-bit change: are lines of the page under the old key still dirty (CBIT_ALIAS)?
     private func cbitChange(_ c: CbitChange, seq: UInt64) {
-        guard detectors.contains(.cbitAlias), cachedPlatforms.contains(c.spa >> 40) else { return }
+        guard let detector = flow.cbitAlias, cachedPlatforms.contains(c.spa >> 40) else { return }
         let oldKey: UInt16 = c.old ? (context.vmASID[c.vm] ?? 0) : 0
         let page = c.spa & ~0xFFF
         let stale = (0..<64 as Range<UInt64>).filter { dirtyLines[lineKey(page + $0 * 64, oldKey)] != nil }.count
         guard stale > 0 else { return }
-        let name = context.vmNames[c.vm] ?? "vm\(c.vm)"
-        let (set, _) = shadow.read(page, size: 4096, table: &table)
-        context.collector.add(Finding(
-            detector: Detector.cbitAlias.rawValue, severity: table.hasSecret(set) ? .high : .medium, vm: c.vm,
-            asid: context.vmASID[c.vm] ?? 0, actor: "vcpu\(c.vm).\(c.vcpu)", sourceSeq: seq, sinkSeq: seq, sinkLastSeq: seq,
-            sourceSPA: page, sinkSPA: page, sinkGPA: c.gpa, length: UInt64(stale) * 64,
-            labels: table.members(set).map(FindingCollector.name(vmNames: context.vmNames)).joined(separator: ","), preview: "",
-            summary: "\(name) set gpa 0x\(String(c.gpa, radix: 16)) C=\(c.new ? 1 : 0) with \(stale) dirty line\(stale == 1 ? "" : "s") still cached under the old key (no flush): their write-back will overwrite the page",
-            flow: [FlowStep(seq: seq, role: .sink)]))
+        detector.cbitChange(c, seq: seq, staleLines: stale, table: &table)
     }
 
     /// Ciphertext read from private memory, and blocks written back with it.
     private var replays = CiphertextReplays()
-    /// Addresses of private memory whose ciphertext the host or a device has read.
-    private var observedCiphertext: Set<UInt64> = []
     /// Shared ranges the guest declared it fills on purpose (SWIOTLB bounce slots).
     private var handovers: [(vm: UInt16, spa: UInt64, length: UInt64)] = []
     /// What the PSP read on its data and transport paths during the current command, byte by byte, in
@@ -150,10 +143,11 @@ public final class Analyzer {
     ///     analysis that needs more stops with ``AnalysisLimitError``.
     public init(detectors: Set<Detector> = Set(Detector.allCases), maxFindings: Int = 100_000, maxShadowBytes: Int = 2 << 30) {
         self.detectors = detectors
-        let context = AnalysisContext(detectors: detectors, maxFindings: maxFindings)
+        let context = AnalysisContext(detectors: detectors, maxFindings: maxFindings, maxShadowBytes: maxShadowBytes)
         self.context = context
         eventDetectors = eventDetectorTypes.filter { detectors.contains($0.detector) }.map { $0.init(context: context) }
-        shadow = ShadowMemory(maxBytes: maxShadowBytes)
+        flow = FlowDetectors(context: context)
+        shadow = context.shadow
     }
 
     /// Whether the shadow state outgrew its budget (then events are no longer processed).
@@ -276,28 +270,14 @@ public final class Analyzer {
         case .vcpu(let vm, let index):
             if a.kind == .fetch {
                 for d in eventDetectors { d.fetch(a, vm: vm, seq: seq) }
-                guard a.cbit && context.isLaunched(vm) else { return }
-                if !shadow.isMeasured(a.spa, size: size) {
-                    hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
-                } else if let home = context.homeGPA(of: a.spa), home >> 12 != a.gpa >> 12 {
-                    // Measured code, but launched at another guest address (the measurement does not
-                    // cover placement: undeSErVed trust).
-                    hit(.unmeasuredExecution, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false,
-                        severityOverride: .high)
-                }
                 return
             }
             if a.kind == .read && a.cbit && !replays.rolledBack.isEmpty, let r = replays.rolledBack[a.spa >> 4] {
-                hit(.ciphertextReplay, a, seq, 0, sourceSeq: r.readSeq, sourceSPA: a.spa, plaintext: false,
-                    flow: Self.flow([(r.readSeq, .source), (r.writeSeq, .write), (seq, .sink)]))
+                flow.ciphertextReplay?.guestRead(a, seq: seq, readSeq: r.readSeq, writeSeq: r.writeSeq)
             }
             if a.kind == .read && a.asid != 0 {
                 // Reads by the guest kernel's own services (no register: an async-PF reason, a PTE) count too.
-                let stored = shadow.encryption(a.spa, size: size)
-                if (a.cbit && shadow.writtenInClear(a.spa, size: size))
-                    || (!a.cbit && stored != 0 && stored != Self.transportEncrypted) {
-                    hit(.encryptionMismatch, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false)
-                }
+                flow.encryptionMismatch?.guestRead(a, seq: seq)
             }
             guard a.kind == .read || a.kind == .write, a.register != MemoryAccess.noRegister || a.kind == .write else {
                 return
@@ -323,9 +303,7 @@ public final class Analyzer {
                 written = table.union(written, mark)
             }
             if !a.cbit && written != 0 {
-                hit(.privateToShared, a, seq, written, sourceSeq: source.origin, sourceSPA: source.loadSPA,
-                    plaintext: true,
-                    flow: Self.flow([(source.origin, .source), (source.via, .write), (source.load, .load), (seq, .sink)]))
+                flow.privateToShared?.sharedStore(a, seq: seq, set: written, source: source, table: table)
             }
             var bytes = source.bytes
             var origin = source.origin
@@ -350,12 +328,8 @@ public final class Analyzer {
                 if asid == Self.transportEncrypted {
                     return  // transport ciphertext: what migration and launch secrets are made to carry
                 } else if asid != 0 {
-                    // The same private block read again by the host or a device: ciphertext compared over
-                    // time reveals when the plaintext repeats (CipherLeaks).
-                    let repeated = !observedCiphertext.insert(a.spa).inserted
-                    hit(.ciphertextObservation, a, seq, 0, sourceSeq: seq, sourceSPA: a.spa, plaintext: false,
-                        severityOverride: repeated ? .medium : nil)
-                    if size == 8 && detectors.contains(.ciphertextReplay) {
+                    flow.ciphertextObservation?.read(a, seq: seq)
+                    if size == 8 && flow.ciphertextReplay != nil {
                         let (sets, origin, _) = shadow.readBytes(a.spa, size: 8)
                         replays.observe(spa: a.spa, value: a.value, asid: asid, version: shadow.blockVersion(a.spa), sets: sets,
                                         origin: origin ?? 0, seq: seq, state: shadow.blockState(a.spa))
@@ -363,18 +337,17 @@ public final class Analyzer {
                 } else {
                     let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
                     // The host reading back what its own copy put there has seen it already, at the copy.
-                    if set != 0 && !(a.actor == .hypervisor && via & Self.hostCopyVia != 0) {
-                        hit(isDevice ? .privateToDMA : .hvPlaintext, a, seq, set, sourceSeq: origin ?? seq,
-                            sourceSPA: firstSecretSPA(set), plaintext: true,
-                            flow: Self.flow([(origin ?? seq, .source), (via, .write), (seq, .sink)]))
+                    if set != 0 && isDevice {
+                        flow.privateToDMA?.read(a, seq: seq, set: set, origin: origin, via: via, table: table)
+                    } else if set != 0 && via & Self.hostCopyVia == 0 {
+                        flow.hvPlaintext?.read(a, seq: seq, set: set, origin: origin, via: via, table: table)
                     }
                 }
             } else {
                 let stored = shadow.encryption(a.spa, size: size)
                 let intoPrivate = stored != 0 && stored != Self.transportEncrypted
                 if intoPrivate {
-                    hit(isDevice ? .dmaIntoPrivate : .hvWritePrivate, a, seq, 0, sourceSeq: seq, sourceSPA: 0,
-                        plaintext: false)
+                    if isDevice { flow.dmaIntoPrivate?.write(a, seq: seq) } else { flow.hvWritePrivate?.write(a, seq: seq) }
                 }
                 let replayed = intoPrivate && size == 8 ? replays.match(spa: a.spa, value: a.value, asid: stored) : nil
                 let versionBefore = shadow.blockVersion(a.spa)
@@ -483,114 +456,21 @@ public final class Analyzer {
     /// vCPUs (vm << 16 | vcpu) between a #VMEXIT and their next VMRUN: register writes are the hypervisor's.
     private var hostWritesRegisters: Set<UInt32> = []
 
-    /// Open REGISTER_EXPOSURE findings by VM, vCPU, register and label set: later exits extend them.
-    private var exposures: [String: Int] = [:]
-
-    /// REGISTER_EXPOSURE: at a #VMEXIT of a guest without SEV-ES every general-purpose register is in the
-    /// VMCB in the clear; each one carrying private-origin data is exposed.
+    /// A #VMEXIT: register writes are the hypervisor's until the next VMRUN; the registers are in the VMCB
+    /// (REGISTER_EXPOSURE).
     private func vmExit(_ x: VMExit, seq: UInt64) {
-        hostWritesRegisters.insert(UInt32(x.vm) << 16 | UInt32(x.vcpu))
+        let key = UInt32(x.vm) << 16 | UInt32(x.vcpu)
+        hostWritesRegisters.insert(key)
         for d in eventDetectors { d.vmExit(x, seq: seq) }
-        guard detectors.contains(.registerExposure), let file = registers[UInt32(x.vm) << 16 | UInt32(x.vcpu)] else { return }
-        // OUT hands RAX to the hypervisor on purpose: the data an OUT sends is the point of the I/O (the
-        // reason SEV guests unroll string I/O), not a leak.
-        let portOutput = x.exitCode == VMExit.ioio && x.exitInfo1 & 0x5 == 0
-        for r in 0..<min(16, x.registers.count) where file.r[r].isTainted && !(portOutput && r == 0) {
-            let t = file.r[r]
-            let set = union(t)
-            let key = "\(x.vm).\(x.vcpu).\(r).\(set)"
-            if let open = exposures[key] {
-                context.collector.repeatFinding(open, seq: seq, bytes: 8)
-                continue
-            }
-            let labels = table.members(set)
-            let secret = labels.compactMap { l -> String? in if case .secret(let n) = l.kind { n } else { nil } }.first
-            let vmName = context.vmNames[x.vm] ?? "vm\(x.vm)"
-            let value = x.registers[r]
-            let preview = FindingCollector.hex((0..<8).map { UInt8(truncatingIfNeeded: value >> UInt64(8 * $0)) })
-            let what = secret.map { "secret \($0)" } ?? "private data of \(vmName)"
-            let index = context.collector.add(Finding(
-                detector: Detector.registerExposure.rawValue, severity: secret == nil ? .medium : .high, vm: x.vm,
-                asid: context.vmASID[x.vm] ?? 0, actor: "vcpu\(x.vm).\(x.vcpu)", sourceSeq: t.origin, sinkSeq: seq, sinkLastSeq: seq,
-                sourceSPA: t.loadSPA, sinkSPA: 0, sinkGPA: 0, length: 8,
-                labels: labels.map(FindingCollector.name(vmNames: context.vmNames)).joined(separator: ","), preview: preview,
-                summary: "r\(r) held \(what) at a #VMEXIT (\(VMExit.name(of: x.exitCode))): the hypervisor reads it in the VMCB",
-                flow: Self.flow([(t.origin, .source), (t.via, .write), (t.load, .load), (seq, .sink)])))
-            exposures[key] = index
-        }
+        flow.registerExposure?.exit(x, seq: seq, registers: registers[key], table: &table)
     }
 
-    /// NPT_REMAP: a remap of a launched guest's page onto a frame that belongs to another VM, or onto a
-    /// frame the guest already maps at another address; or any VM's page remapped onto a launched
-    /// guest's frame.
+    /// A nested-page-table change: mappings as created are kept; a remap may move a launched guest's
+    /// page (NPT_REMAP).
     private func nptChange(_ n: NPTChange, seq: UInt64) {
         if n.op == .map { context.mappings.append((n.vm, n.gpa >> 12, n.spa >> 12, n.pages, seq)) }
         for d in eventDetectors { d.nptChange(n, seq: seq) }
-        guard n.op == .remap else { return }
-        guard detectors.contains(.nptRemap) else { return }
-        let frame = n.spa >> 12
-        guard let owner = context.mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return }
-        // A launched guest's page moved, or a launched guest's frame handed to someone else.
-        guard context.isLaunched(n.vm) || (owner.vm != n.vm && context.isLaunched(owner.vm)) else { return }
-        let ownerGPA = (frame - owner.spaPage + owner.gpaPage) << 12
-        let name = { (vm: UInt16) in self.context.vmNames[vm] ?? "vm\(vm)" }
-        let severity: Severity
-        let what: String
-        if owner.vm != n.vm {
-            severity = .critical
-            what = "onto the frame of \(name(owner.vm))'s gpa 0x\(String(ownerGPA, radix: 16))"
-        } else if ownerGPA != n.gpa {
-            severity = .high
-            what = "onto the frame it already maps at gpa 0x\(String(ownerGPA, radix: 16)): two guest addresses, one page"
-        } else {
-            return  // mapped back where it belongs
-        }
-        let (set, _) = shadow.read(n.spa, size: 4096, table: &table)
-        let labels = table.members(set).map(FindingCollector.name(vmNames: context.vmNames)).joined(separator: ",")
-        let asid = context.vmASID[n.vm] ?? 0
-        context.collector.add(Finding(
-            detector: Detector.nptRemap.rawValue, severity: severity, vm: n.vm, asid: asid, actor: "hv",
-            sourceSeq: owner.seq, sinkSeq: seq, sinkLastSeq: seq, sourceSPA: n.spa, sinkSPA: n.spa, sinkGPA: n.gpa,
-            length: 4096 * n.pages, labels: labels, preview: "",
-            summary: "the hypervisor remapped gpa 0x\(String(n.gpa, radix: 16)) of \(name(n.vm)) \(what)"))
-    }
-
-    private func firstSecretSPA(_ set: LabelTable.SetID) -> UInt64 {
-        for l in table.members(set) { if case .secret = l.kind { return l.spa } }
-        return 0
-    }
-
-    private func hit(_ d: Detector, _ a: MemoryAccess, _ seq: UInt64, _ set: LabelTable.SetID, sourceSeq: UInt64,
-                     sourceSPA: UInt64, plaintext: Bool, flow: [FlowStep]? = nil, severityOverride: Severity? = nil) {
-        guard detectors.contains(d) else { return }
-        var severity: Severity
-        switch d {
-        case .privateToShared, .privateToDMA, .hvPlaintext:
-            severity = table.hasSecret(set) ? .high : .medium
-            // A deliberate hand-over lowers what follows by one step.
-            if table.isHandedOver(set) { severity = Severity(rawValue: severity.rawValue - 1) ?? .info }
-        case .ciphertextObservation: severity = severityOverride ?? .low
-        case .dmaIntoPrivate, .hvWritePrivate: severity = .medium
-        case .nptRemap, .registerExposure, .unmeasuredExecution, .placementMismatch: severity = .high
-        case .policyViolationAttempt: severity = .medium
-        case .asidMisuse: severity = .critical
-        case .ciphertextReplay: severity = .high
-        case .encryptionMismatch, .cbitAlias, .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking,
-             .cbitPositionLie:
-            severity = .medium
-        case .keySharing: severity = .low
-        }
-        var secretSource = sourceSeq
-        for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }
-        var steps = flow ?? Self.flow([(sourceSeq, .source), (seq, .sink)])
-        if secretSource != sourceSeq, let first = steps.first, first.role == .source {
-            // A declared secret is where the data really comes from.
-            steps.insert(FlowStep(seq: secretSource, role: .source), at: 0)
-            steps[1].role = .write
-        }
-        context.collector.add(.init(detector: d, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
-                            sourceSPA: sourceSPA, plaintext: plaintext, flow: steps),
-                      vmNames: context.vmNames, table: table)
+        if n.op == .remap { flow.nptRemap?.remap(n, seq: seq, table: &table) }
     }
 }
 

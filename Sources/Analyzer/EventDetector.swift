@@ -4,9 +4,9 @@ import TraceFormat
 /// writes, nested-page-table changes, the owner's launch checks, the first fetch of a guest) through
 /// the state every detector shares, ``AnalysisContext``. Each lives in its own file under Detectors/,
 /// with its rules and severities; the analyzer calls the hooks of those it runs, after its own
-/// bookkeeping for the event. The detectors of data flow (leaks, ciphertext, registers, remaps, cache
-/// aliases) work on the analyzer's shadow memory and stay inside it.
-protocol EventDetector: AnyObject {
+/// bookkeeping for the event. The detectors of data flow conform too (for their id and construction) and
+/// are called besides with the facts of the analyzer's taint engine (``FlowDetectors``).
+protocol EventDetector: AnyObject, SendableMetatype {
     /// The detector whose findings it reports.
     static var detector: Detector { get }
     init(context: AnalysisContext)
@@ -52,5 +52,5 @@ class ContextDetector {
 let eventDetectorTypes: [any EventDetector.Type] = [
     KeySharingDetector.self, MigrationToUntrustedDetector.self, AsidReuseWithoutFlushDetector.self,
     PlacementMismatchDetector.self, PolicyViolationAttemptDetector.self, AsidMisuseDetector.self,
-    CbitPositionLieDetector.self, RamAsMMIODetector.self, PageFaultTrackingDetector.self,
+    CbitPositionLieDetector.self, RamAsMMIODetector.self, PageFaultTrackingDetector.self, UnmeasuredExecutionDetector.self,
 ]

@@ -38,7 +38,24 @@ struct FindingCollector {
         var plaintext: Bool
         /// The provenance of the first access of the run.
         var flow: [FlowStep]
+        /// The detector's one-line summary of the finding, written again as the run grows.
+        var summarize: Summarizer
     }
+
+    /// The words the summary of a finding about accesses is made of.
+    struct SummaryWords {
+        /// The VM of the sink ("host" for none).
+        var vm: String
+        /// What the bytes are: "secret NAME", or "private data of VM".
+        var what: String
+        /// " (handed over on purpose)" when the guest handed the data over, else "".
+        var note: String
+        /// Where the sink is: "gpa 0x…", or "host spa 0x…" for the host's own memory.
+        var at: String
+    }
+
+    /// A detector's summary of a finding about accesses, from the finding and the words for its labels.
+    typealias Summarizer = (Finding, SummaryWords) -> String
 
     private(set) var findings: [Finding] = []
     private var sets: [LabelTable.SetID] = []
@@ -63,7 +80,7 @@ struct FindingCollector {
                 findings[i].sinkLastSeq = hit.seq
                 if hit.plaintext && previews[i].count < 16 { previews[i] += bytes }
                 findings[i].preview = Self.hex(previews[i].prefix(16))
-                findings[i].summary = Self.summary(findings[i], hit.detector, vmNames: vmNames, labels: table.members(hit.set))
+                findings[i].summary = hit.summarize(findings[i], Self.words(findings[i], vmNames: vmNames, labels: table.members(hit.set)))
                 return
             }
         }
@@ -75,12 +92,12 @@ struct FindingCollector {
             drop(hit.detector.rawValue, hit.severity, seq: hit.seq)
             return
         }
-        let labels = table.members(hit.set).map(Self.name(vmNames: vmNames)).joined(separator: ",")
+        let labels = table.names(hit.set, vmNames: vmNames)
         var f = Finding(detector: hit.detector.rawValue, severity: hit.severity, vm: a.vm, asid: a.asid,
                         actor: a.actor.description, sourceSeq: hit.sourceSeq, sinkSeq: hit.seq, sinkLastSeq: hit.seq,
                         sourceSPA: hit.sourceSPA, sinkSPA: a.spa, sinkGPA: a.gpa, length: UInt64(a.size), labels: labels,
                         preview: hit.plaintext ? Self.hex(bytes[...]) : "", summary: "", flow: hit.flow)
-        f.summary = Self.summary(f, hit.detector, vmNames: vmNames, labels: table.members(hit.set))
+        f.summary = hit.summarize(f, Self.words(f, vmNames: vmNames, labels: table.members(hit.set)))
         findings.append(f)
         sets.append(hit.set)
         previews.append(hit.plaintext ? bytes : [])
@@ -152,7 +169,8 @@ struct FindingCollector {
         bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
-    static func summary(_ f: Finding, _ d: Detector, vmNames: [UInt16: String], labels: [LabelTable.Label]) -> String {
+    /// The words for a finding's sink and labels.
+    static func words(_ f: Finding, vmNames: [UInt16: String], labels: [LabelTable.Label]) -> SummaryWords {
         let vm = vmNames[f.vm] ?? (f.vm == MemoryAccess.noVM ? "host" : "vm\(f.vm)")
         let owner = labels.compactMap { l -> String? in
             if case .privateData(let v) = l.kind { vmNames[v] ?? "vm\(v)" } else { nil }
@@ -160,28 +178,7 @@ struct FindingCollector {
         let what = labels.compactMap { l -> String? in if case .secret(let n) = l.kind { "secret \(n)" } else { nil } }
             .first ?? "private data of \(owner)"
         let handedOver = labels.contains { if case .handover = $0.kind { true } else { false } }
-        let note = handedOver ? " (handed over on purpose)" : ""
         let at = f.vm == MemoryAccess.noVM ? "host spa 0x\(String(f.sinkSPA, radix: 16))" : "gpa 0x\(String(f.sinkGPA, radix: 16))"
-        switch d {
-        case .privateToShared: return "\(f.actor) wrote \(f.length) bytes of \(what) into shared memory at \(at)\(note)"
-        case .privateToDMA: return "\(f.actor) read \(f.length) bytes of \(what) by DMA from \(at)\(note)"
-        case .hvPlaintext: return "the hypervisor read \(f.length) bytes of \(what) in plaintext at \(at)\(note)"
-        case .ciphertextObservation:
-            return f.severity > .low
-                ? "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at) again: comparing ciphertext over time is a dictionary attack (CipherLeaks)"
-                : "\(f.actor) read \(f.length) bytes of ciphertext of \(vm) at \(at)"
-        case .dmaIntoPrivate: return "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(vm) at \(at)"
-        case .hvWritePrivate: return "the hypervisor wrote \(f.length) bytes into private memory of \(vm) at \(at)"
-        case .encryptionMismatch:
-            return "\(f.actor) read \(f.length) bytes at \(at) under another encryption state than they were written in: garbage"
-        case .ciphertextReplay:
-            return "\(f.actor) read \(f.length) bytes at \(at) that the host had rolled back to an older ciphertext: the guest accepted its stale private state (replay)"
-        case .unmeasuredExecution:
-            return "\(f.actor) executed \(f.length) bytes at \(at) that the launch measurement does not cover"
-        case .nptRemap, .registerExposure, .policyViolationAttempt, .keySharing, .asidMisuse, .cbitAlias,
-             .asidReuseWithoutFlush, .migrationToUntrusted, .ramAsMMIO, .pageFaultTracking, .cbitPositionLie,
-             .placementMismatch:
-            return f.summary
-        }
+        return SummaryWords(vm: vm, what: what, note: handedOver ? " (handed over on purpose)" : "", at: at)
     }
 }

@@ -1,3 +1,5 @@
+import TraceFormat
+
 /// Taint labels and interned sets of them. A set is a small integer; 0 is the empty set. Unions are
 /// cached, so propagating taint costs a dictionary lookup at most, and memory grows with the number of
 /// distinct sets, not with the trace.
@@ -98,6 +100,27 @@ struct LabelTable {
     func hasSecret(_ id: SetID) -> Bool {
         sets[Int(id)].contains { if case .secret = labels[Int($0)].kind { true } else { false } }
     }
+
+    /// How bad it is that plaintext carrying `id` reached someone who must not see it: high for a declared
+    /// secret, medium for other private data; one step lower when the guest handed it over on purpose.
+    func leakSeverity(_ id: SetID) -> Severity {
+        let severity: Severity = hasSecret(id) ? .high : .medium
+        return isHandedOver(id) ? Severity(rawValue: severity.rawValue - 1) ?? .info : severity
+    }
+
+    /// The labels of a set as findings name them (`secret:NAME`, `private:VM`, `handover:VM`), comma-separated.
+    func names(_ id: SetID, vmNames: [UInt16: String]) -> String {
+        members(id).map(FindingCollector.name(vmNames: vmNames)).joined(separator: ",")
+    }
+
+    /// Where the first declared secret of a set lies (0 when it holds none).
+    func firstSecretSPA(_ id: SetID) -> UInt64 {
+        for l in members(id) { if case .secret = l.kind { return l.spa } }
+        return 0
+    }
+
+    /// The table of a finding that carries no labels.
+    static let empty = LabelTable()
 
     /// The number of distinct sets (for tests of interning).
     var setCount: Int { sets.count }

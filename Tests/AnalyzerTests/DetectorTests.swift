@@ -93,6 +93,15 @@ struct DetectorTests {
         #expect(Set(Self.cases.map(\.detector)) == Set(Detector.allCases), "every detector has its pair")
     }
 
+    @Test("every detector is one class under Detectors/, named after it, and only one")
+    func oneClassPerDetector() throws {
+        let types = eventDetectorTypes + FlowDetectors.types
+        #expect(types.map { $0.detector }.sorted { $0.rawValue < $1.rawValue } == Detector.allCases.sorted { $0.rawValue < $1.rawValue })
+        let files = try FileManager.default.contentsOfDirectory(
+            atPath: Self.folder.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Sources/Analyzer/Detectors").path)
+        #expect(Set(files) == Set(types.map { "\($0).swift" }))
+    }
+
     @Test("a leak of private data that is not a declared secret is medium, and names the VM")
     func privateOriginIsMedium() throws {
         let f = try Self.findings(Self.copy(from: 0x100000, to: 0x200000) + "\nrun guest")
