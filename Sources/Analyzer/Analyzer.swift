@@ -275,8 +275,8 @@ public final class Analyzer {
             if a.kind == .read && a.cbit && !replays.rolledBack.isEmpty, let r = replays.rolledBack[a.spa >> 4] {
                 flow.ciphertextReplay?.guestRead(a, seq: seq, readSeq: r.readSeq, writeSeq: r.writeSeq)
             }
-            if a.kind == .read && a.asid != 0 {
-                // Reads by the guest kernel's own services (no register: an async-PF reason, a PTE) count too.
+            // Reads by the guest kernel's own services (no register: an async-PF reason, a PTE) count too.
+            if a.kind == .read && a.asid != 0 && EncryptionMismatchDetector.isMismatch(a, in: shadow) {
                 flow.encryptionMismatch?.guestRead(a, seq: seq)
             }
             guard a.kind == .read || a.kind == .write, a.register != MemoryAccess.noRegister || a.kind == .write else {

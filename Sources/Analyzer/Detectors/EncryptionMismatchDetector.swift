@@ -8,12 +8,17 @@ import TraceFormat
 final class EncryptionMismatchDetector: ContextDetector, EventDetector {
     static let detector = Detector.encryptionMismatch
 
-    /// A read by a guest (its kernel's own services included) of `a.size` bytes.
-    func guestRead(_ a: MemoryAccess, seq: UInt64) {
+    /// Whether a read by a guest (its kernel's own services included) of `a.size` bytes gets garbage. Asked
+    /// on every guest read, so a static function the analyzer calls on its own shadow memory.
+    static func isMismatch(_ a: MemoryAccess, in shadow: ShadowMemory) -> Bool {
         let size = Int(a.size)
-        let stored = context.shadow.encryption(a.spa, size: size)
-        guard (a.cbit && context.shadow.writtenInClear(a.spa, size: size))
-            || (!a.cbit && stored != 0 && stored != Analyzer.transportEncrypted) else { return }
+        if a.cbit { return shadow.writtenInClear(a.spa, size: size) }
+        let stored = shadow.encryption(a.spa, size: size)
+        return stored != 0 && stored != Analyzer.transportEncrypted
+    }
+
+    /// A guest read for which ``isMismatch(_:in:)`` holds.
+    func guestRead(_ a: MemoryAccess, seq: UInt64) {
         context.reportAccess(Self.detector, .medium, a, seq: seq, sourceSeq: seq, sourceSPA: a.spa, plaintext: false,
                              summary: Self.summary)
     }
