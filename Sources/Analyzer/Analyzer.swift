@@ -338,16 +338,16 @@ public final class Analyzer {
                     let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
                     // The host reading back what its own copy put there has seen it already, at the copy.
                     if set != 0 && isDevice {
-                        flow.privateToDMA?.read(a, seq: seq, set: set, origin: origin, via: via, table: table)
+                        flow.privateToDMA?.plaintextRead(a, seq: seq, set: set, origin: origin, via: via, table: table)
                     } else if set != 0 && via & Self.hostCopyVia == 0 {
-                        flow.hvPlaintext?.read(a, seq: seq, set: set, origin: origin, via: via, table: table)
+                        flow.hvPlaintext?.plaintextRead(a, seq: seq, set: set, origin: origin, via: via, table: table)
                     }
                 }
             } else {
                 let stored = shadow.encryption(a.spa, size: size)
                 let intoPrivate = stored != 0 && stored != Self.transportEncrypted
                 if intoPrivate {
-                    if isDevice { flow.dmaIntoPrivate?.write(a, seq: seq) } else { flow.hvWritePrivate?.write(a, seq: seq) }
+                    if isDevice { flow.dmaIntoPrivate?.keylessWrite(a, seq: seq) } else { flow.hvWritePrivate?.keylessWrite(a, seq: seq) }
                 }
                 let replayed = intoPrivate && size == 8 ? replays.match(spa: a.spa, value: a.value, asid: stored) : nil
                 let versionBefore = shadow.blockVersion(a.spa)

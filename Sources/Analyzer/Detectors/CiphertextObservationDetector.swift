@@ -3,7 +3,7 @@ import TraceFormat
 /// CIPHERTEXT_OBSERVATION: a device or the hypervisor read a block DRAM holds encrypted under a guest
 /// key: it got ciphertext, not the data (low). Reading the same block again is medium: ciphertext
 /// compared over time reveals when the plaintext repeats (CipherLeaks' dictionary attack).
-final class CiphertextObservationDetector: ContextDetector, EventDetector {
+final class CiphertextObservationDetector: ContextDetector, AccessDetector {
     static let detector = Detector.ciphertextObservation
     /// Addresses of private memory whose ciphertext the host or a device has read.
     private var observed: Set<UInt64> = []

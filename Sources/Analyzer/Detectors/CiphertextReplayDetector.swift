@@ -5,7 +5,7 @@ import TraceFormat
 /// correctly, to the guest's old data (a rollback of private state, which plain SEV cannot detect). The
 /// analyzer's shadow memory tracks the ciphertext read and the blocks rolled back
 /// (``CiphertextReplays``); this detector reports the guest's reads of such blocks.
-final class CiphertextReplayDetector: ContextDetector, EventDetector {
+final class CiphertextReplayDetector: ContextDetector, AccessDetector {
     static let detector = Detector.ciphertextReplay
 
     /// A guest read (C=1) of a block the host rolled back: `readSeq` read the ciphertext, `writeSeq` wrote it back.

@@ -3,14 +3,8 @@ import TraceFormat
 /// DMA_INTO_PRIVATE (medium): a device wrote into a block stored encrypted under a guest key. Devices
 /// write in the clear, so the guest will decrypt garbage there (or, with the very ciphertext the block
 /// held before, its own old data: CIPHERTEXT_REPLAY).
-final class DmaIntoPrivateDetector: ContextDetector, EventDetector {
+final class DmaIntoPrivateDetector: ContextDetector, AccessDetector {
     static let detector = Detector.dmaIntoPrivate
-
-    /// A device write into a block stored encrypted under a guest key.
-    func write(_ a: MemoryAccess, seq: UInt64) {
-        context.reportAccess(Self.detector, .medium, a, seq: seq, sourceSeq: seq, sourceSPA: 0, plaintext: false,
-                             summary: Self.summary)
-    }
 
     static func summary(_ f: Finding, _ w: FindingCollector.SummaryWords) -> String {
         "\(f.actor) wrote \(f.length) bytes by DMA into private memory of \(w.vm) at \(w.at)"

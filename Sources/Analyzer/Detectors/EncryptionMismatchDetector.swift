@@ -5,7 +5,7 @@ import TraceFormat
 /// private); without (C=0), a block stored encrypted under a guest key (a C-bit flip that did not convert
 /// the page). Either way it got garbage. Transport ciphertext (written under the TEK) is left out, and a
 /// rolled-back block decrypts correctly (CIPHERTEXT_REPLAY instead).
-final class EncryptionMismatchDetector: ContextDetector, EventDetector {
+final class EncryptionMismatchDetector: ContextDetector, AccessDetector {
     static let detector = Detector.encryptionMismatch
 
     /// Whether a read by a guest (its kernel's own services included) of `a.size` bytes gets garbage. Asked

@@ -4,7 +4,7 @@ import TraceFormat
 /// while private) through a C=0 mapping, so it now sits in plaintext in memory the hypervisor and devices
 /// read. High for a secret, medium for other private data, one step lower when the guest handed the
 /// bytes over on purpose (a SWIOTLB bounce slot it declared).
-final class PrivateToSharedDetector: ContextDetector, EventDetector {
+final class PrivateToSharedDetector: ContextDetector, AccessDetector {
     static let detector = Detector.privateToShared
 
     /// A guest store through a C=0 mapping of the bytes of `source` that carry `set`.

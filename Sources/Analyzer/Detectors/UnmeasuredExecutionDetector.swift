@@ -4,7 +4,7 @@ import TraceFormat
 /// measurement does not cover, or that changed since they were measured; or measured code at another
 /// guest address than the launch put it (the measurement covers contents, not placement: undeSErVed
 /// trust).
-final class UnmeasuredExecutionDetector: ContextDetector, EventDetector {
+final class UnmeasuredExecutionDetector: ContextDetector, AccessDetector {
     static let detector = Detector.unmeasuredExecution
 
     func fetch(_ a: MemoryAccess, vm: UInt16, seq: UInt64) {
