@@ -11,7 +11,7 @@ SELECT x.seq AS sink_seq, n.seq AS source_seq, x.vm AS vm, v.asid AS asid, 'hv' 
        v.name || ' faulted on gpa ' || printf('0x%x', (x.exit_info2 / 4096) * 4096)
            || ', a page the hypervisor had taken out of its nested page table: the hypervisor learns it was touched' AS summary
 FROM npt_changes AS n
-JOIN vms AS v ON v.vm = n.vm AND v.asid > 0
+JOIN vms AS v ON v.vm = n.vm AND v.sev = 1
 JOIN vm_exits AS x
   ON x.vm = n.vm AND x.seq > n.seq AND x.exit_code = 1024 AND (x.exit_info1 & 8) = 0
  AND x.exit_info2 >= n.gpa AND x.exit_info2 < n.gpa + n.pages * 4096

@@ -181,7 +181,7 @@ public final class Analyzer {
             context.vmNames[v.vm] = v.name
             context.vmPlatform[v.vm] = v.platform
             context.vmMemory[v.vm] = v.memoryBytes
-            if v.asid != 0 {
+            if v.sev {
                 context.asidToVM[UInt32(v.platform) << 16 | UInt32(v.asid)] = v.vm
                 context.vmASID[v.vm] = v.asid
             }

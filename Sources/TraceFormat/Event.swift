@@ -178,22 +178,32 @@ public struct OwnerCheck: Equatable, Sendable {
     }
 }
 
-/// A VMRUN: which VM and vCPU, the ASID the VMCB it ran carried, and the event the hypervisor
-/// injected with it, if any.
+/// A VMRUN: which VM and vCPU, the ASID the VMCB it ran carried, the VMCB's nested-paging control and
+/// nested page table root, and the event the hypervisor injected with it, if any.
 public struct VMRun: Equatable, Sendable {
+    /// Bits of the VMCB's `nested_ctl` (offset 0x90): nested paging, SEV, SEV-ES.
+    public static let npEnable: UInt64 = 1 << 0, sevEnable: UInt64 = 1 << 1, sevESEnable: UInt64 = 1 << 2
+
     public var vm: UInt16
     public var vcpu: UInt16
     public var asid: UInt16
+    /// The VMCB's `nested_ctl`: NP_ENABLE, SEV_ENABLE (the ASID selects a memory-encryption key), SEV-ES_ENABLE.
+    public var nestedControl: UInt64
+    /// The VMCB's nCR3: the system physical address of the nested page table's root.
+    public var ncr3: UInt64
     /// The VMCB's EVENTINJ field (0: nothing injected): bits 7:0 the vector, 10:8 the type (3: an
     /// exception), 11 error code valid, 31 valid, 63:32 the error code.
     public var eventInjection: UInt64
     /// The guest CR2 the hypervisor put in the VMCB with an injected page fault (0 otherwise).
     public var cr2: UInt64
 
-    public init(vm: UInt16, vcpu: UInt16, asid: UInt16, eventInjection: UInt64 = 0, cr2: UInt64 = 0) {
+    public init(vm: UInt16, vcpu: UInt16, asid: UInt16, nestedControl: UInt64 = npEnable, ncr3: UInt64 = 0,
+                eventInjection: UInt64 = 0, cr2: UInt64 = 0) {
         self.vm = vm
         self.vcpu = vcpu
         self.asid = asid
+        self.nestedControl = nestedControl
+        self.ncr3 = ncr3
         self.eventInjection = eventInjection
         self.cr2 = cr2
     }
@@ -202,6 +212,9 @@ public struct VMRun: Equatable, Sendable {
     public static func exception(vector: UInt8, errorCode: UInt32?) -> UInt64 {
         1 << 31 | 3 << 8 | UInt64(vector) | (errorCode.map { 1 << 11 | UInt64($0) << 32 } ?? 0)
     }
+
+    /// Whether the VMCB had SEV enabled: the guest's C=1 accesses use the key of its ASID.
+    public var sevEnabled: Bool { nestedControl & Self.sevEnable != 0 }
 
     /// The vector of the injected event, nil when none.
     public var injectedVector: UInt8? { eventInjection & 1 << 31 != 0 ? UInt8(truncatingIfNeeded: eventInjection) : nil }
@@ -518,16 +531,21 @@ public struct VMCreated: Equatable, Sendable {
     /// The platform the VM runs on.
     public var platform: UInt8
     public var name: String
-    /// The ASID the hypervisor gave it (0 for a VM without SEV).
+    /// The ASID the hypervisor gave it: one of the platform's SEV ASIDs for an SEV guest, one above them
+    /// for a VM without SEV (as KVM's `min_asid = max_sev_asid + 1`).
     public var asid: UInt16
     public var policy: UInt32
     public var memoryBytes: UInt64
     public var vcpus: UInt16
+    /// Whether the VM is an SEV guest.
+    public var sev: Bool
 
-    public init(vm: UInt16, platform: UInt8 = 0, name: String, asid: UInt16, policy: UInt32, memoryBytes: UInt64, vcpus: UInt16) {
+    public init(vm: UInt16, platform: UInt8 = 0, name: String, asid: UInt16, policy: UInt32, memoryBytes: UInt64, vcpus: UInt16,
+                sev: Bool) {
         self.vm = vm
         self.platform = platform
         self.name = name
+        self.sev = sev
         self.asid = asid
         self.policy = policy
         self.memoryBytes = memoryBytes

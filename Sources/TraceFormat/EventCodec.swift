@@ -122,6 +122,7 @@ public struct EventEncoder: Sendable {
             w.varint(UInt64(v.policy))
             w.varint(v.memoryBytes)
             w.varint(UInt64(v.vcpus))
+            w.u8(v.sev ? 1 : 0)
         case .taintSource(let t):
             w.u8(EventCodec.TypeCode.taintSource.rawValue)
             w.varint(dc)
@@ -147,6 +148,8 @@ public struct EventEncoder: Sendable {
             w.varint(UInt64(v.vm))
             w.varint(UInt64(v.vcpu))
             w.varint(UInt64(v.asid))
+            w.varint(v.nestedControl)
+            w.varint(v.ncr3)
             w.varint(v.eventInjection)
             w.varint(v.cr2)
         case .vmExit(let x):
@@ -306,8 +309,13 @@ public struct EventDecoder: Sendable {
                     platform: platform, command: command, handle: handle, asid: asid, status: status, platformBefore: try r.u8(),
                     platformAfter: try r.u8(), guestBefore: try r.u8(), guestAfter: try r.u8(), buffer: try r.blob()))
             case .vmCreated:
-                body = .vmCreated(VMCreated(vm: try u16(&r), platform: try r.u8(), name: try r.string(), asid: try u16(&r), policy: try u32(&r),
-                                            memoryBytes: try r.varint(), vcpus: try u16(&r)))
+                let vm = try u16(&r), platform = try r.u8(), name = try r.string(), asid = try u16(&r), policy = try u32(&r)
+                let memoryBytes = try r.varint(), vcpus = try u16(&r)
+                let sevOffset = r.offset
+                let sev = try r.u8()
+                guard sev <= 1 else { throw EventDecodingError.invalidValue(offset: sevOffset, what: "SEV flag") }
+                body = .vmCreated(VMCreated(vm: vm, platform: platform, name: name, asid: asid, policy: policy,
+                                            memoryBytes: memoryBytes, vcpus: vcpus, sev: sev == 1))
             case .taintSource:
                 body = .taintSource(TaintSource(vm: try u16(&r), name: try r.string(), gpa: try r.varint(),
                                                 spa: try r.varint(), length: try r.varint()))
@@ -321,8 +329,8 @@ public struct EventDecoder: Sendable {
             case .vcpuHalt:
                 body = .vcpuHalt(VCPURef(vm: try u16(&r), vcpu: try u16(&r)))
             case .vmRun:
-                body = .vmRun(VMRun(vm: try u16(&r), vcpu: try u16(&r), asid: try u16(&r), eventInjection: try r.varint(),
-                                    cr2: try r.varint()))
+                body = .vmRun(VMRun(vm: try u16(&r), vcpu: try u16(&r), asid: try u16(&r), nestedControl: try r.varint(),
+                                    ncr3: try r.varint(), eventInjection: try r.varint(), cr2: try r.varint()))
             case .vmExit:
                 let vm = try u16(&r), vcpu = try u16(&r), code = try u16(&r)
                 let info1 = try r.varint(), info2 = try r.varint(), rip = try r.varint()

@@ -76,7 +76,7 @@ public enum EventFormatter {
             let buffer = p.buffer.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
             return "\(p.platform == 0 ? "" : "platform=\(p.platform) ")\(SEVCommand.name(of: p.command)) handle=\(p.handle) asid=\(p.asid) status=\(SEVStatus.name(of: p.status)) platform \(PlatformState.name(of: p.platformBefore))->\(PlatformState.name(of: p.platformAfter)) guest \(GuestState.name(of: p.guestBefore))->\(GuestState.name(of: p.guestAfter)) buffer=\(buffer.isEmpty ? "-" : buffer)"
         case .vmCreated(let v):
-            return "vm=\(v.vm) platform=\(v.platform) name=\(printable(v.name)) asid=\(v.asid) policy=\(hex(UInt64(v.policy))) memory=\(v.memoryBytes) vcpus=\(v.vcpus)"
+            return "vm=\(v.vm) platform=\(v.platform) name=\(printable(v.name)) sev=\(v.sev ? 1 : 0) asid=\(v.asid) policy=\(hex(UInt64(v.policy))) memory=\(v.memoryBytes) vcpus=\(v.vcpus)"
         case .taintSource(let t):
             return "vm=\(t.vm) name=\(printable(t.name)) gpa=\(hex(t.gpa)) spa=\(hex(t.spa)) length=\(t.length)"
         case .vcpuMode(let m):
@@ -84,9 +84,10 @@ public enum EventFormatter {
         case .vcpuHalt(let h):
             return "vcpu\(h.vm).\(h.vcpu)"
         case .vmRun(let v):
-            guard let vector = v.injectedVector else { return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid)" }
+            let vmcb = "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid) nested_ctl=\(hex(v.nestedControl)) ncr3=\(hex(v.ncr3))"
+            guard let vector = v.injectedVector else { return vmcb }
             let error = v.eventInjection & 1 << 11 != 0 ? " error=\(hex(v.eventInjection >> 32))" : ""
-            return "vcpu\(v.vm).\(v.vcpu) asid=\(v.asid) inject=vector \(vector)\(error) cr2=\(hex(v.cr2))"
+            return "\(vmcb) inject=vector \(vector)\(error) cr2=\(hex(v.cr2))"
         case .cacheOp(let c):
             return "\(c.op) spa=\(hex(c.spa)) key=\(c.asid) lines=\(c.lines) core=\(c.core)"
         case .handover(let h):

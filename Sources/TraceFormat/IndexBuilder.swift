@@ -29,12 +29,12 @@ public final class IndexBuilder: TraceObserver {
         try database.execute("BEGIN")
         insertChunk = try database.prepare("INSERT INTO chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertPage = try database.prepare("INSERT INTO page_chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        insertVM = try database.prepare("INSERT OR REPLACE INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        insertVM = try database.prepare("INSERT OR REPLACE INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
         insertPSP = try database.prepare("INSERT INTO psp_commands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
         insertCbit = try database.prepare("INSERT INTO cbit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertNPT = try database.prepare("INSERT INTO npt_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        insertRun = try database.prepare("INSERT INTO vm_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        insertRun = try database.prepare("INSERT INTO vm_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
         insertExit = try database.prepare("INSERT INTO vm_exits VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
         insertFlush = try database.prepare("INSERT INTO cache_flushes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
         insertPlatform = try database.prepare("INSERT OR REPLACE INTO platforms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
@@ -70,7 +70,8 @@ public final class IndexBuilder: TraceObserver {
             case .vmRun(let v):
                 try insertRun.run([.integer(s), .integer(c), .integer(Int64(v.vm)), .integer(Int64(v.vcpu)),
                                    .integer(Int64(v.asid)), .integer(Int64(bitPattern: v.eventInjection)),
-                                   .integer(Int64(bitPattern: v.cr2))])
+                                   .integer(Int64(bitPattern: v.cr2)), .integer(Int64(bitPattern: v.nestedControl)),
+                                   .integer(Int64(bitPattern: v.ncr3))])
             case .vmExit(let x):
                 try insertExit.run([.integer(s), .integer(c), .integer(Int64(x.vm)), .integer(Int64(x.vcpu)),
                                     .integer(Int64(x.exitCode)), .text(VMExit.name(of: x.exitCode)),
@@ -78,7 +79,7 @@ public final class IndexBuilder: TraceObserver {
                                     .integer(Int64(bitPattern: x.rip))])
             case .vmCreated(let v):
                 try insertVM.run([.integer(Int64(v.vm)), .integer(Int64(v.platform)), .text(v.name), .integer(Int64(v.asid)), .integer(Int64(v.policy)),
-                                  .integer(Int64(bitPattern: v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s)])
+                                  .integer(Int64(bitPattern: v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s), .integer(v.sev ? 1 : 0)])
             case .pspCommand(let p):
                 try insertPSP.run([
                     .integer(s), .integer(c), .integer(Int64(p.platform)), .integer(Int64(p.command)), .text(SEVCommand.name(of: p.command)),

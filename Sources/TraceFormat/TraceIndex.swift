@@ -13,7 +13,7 @@ public final class TraceIndex {
         CREATE INDEX page_chunks_by_spa ON page_chunks(spa_page, chunk);
         CREATE INDEX page_chunks_by_gpa ON page_chunks(vm, gpa_page, chunk);
         CREATE TABLE vms(vm INTEGER PRIMARY KEY, platform INTEGER NOT NULL, name TEXT NOT NULL, asid INTEGER NOT NULL, policy INTEGER NOT NULL,
-            memory_bytes INTEGER NOT NULL, vcpus INTEGER NOT NULL, seq INTEGER NOT NULL);
+            memory_bytes INTEGER NOT NULL, vcpus INTEGER NOT NULL, seq INTEGER NOT NULL, sev INTEGER NOT NULL);
         CREATE TABLE psp_commands(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, platform INTEGER NOT NULL,
             command INTEGER NOT NULL,
             command_name TEXT NOT NULL, handle INTEGER NOT NULL, asid INTEGER NOT NULL, status INTEGER NOT NULL,
@@ -25,7 +25,8 @@ public final class TraceIndex {
         CREATE TABLE npt_changes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, op TEXT NOT NULL,
             gpa INTEGER NOT NULL, spa INTEGER NOT NULL, pages INTEGER NOT NULL);
         CREATE TABLE vm_runs(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, vcpu INTEGER NOT NULL,
-            asid INTEGER NOT NULL, event_inj INTEGER NOT NULL, cr2 INTEGER NOT NULL);
+            asid INTEGER NOT NULL, event_inj INTEGER NOT NULL, cr2 INTEGER NOT NULL, nested_ctl INTEGER NOT NULL,
+            ncr3 INTEGER NOT NULL);
         CREATE TABLE vm_exits(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, vcpu INTEGER NOT NULL,
             exit_code INTEGER NOT NULL, exit_name TEXT NOT NULL, exit_info1 INTEGER NOT NULL, exit_info2 INTEGER NOT NULL,
             rip INTEGER NOT NULL);

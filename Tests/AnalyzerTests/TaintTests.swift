@@ -19,7 +19,7 @@ struct TaintTests {
     }
 
     mutating func setUp() {
-        feed(.vmCreated(VMCreated(vm: 0, name: "g", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1)))
+        feed(.vmCreated(VMCreated(vm: 0, name: "g", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1, sev: true)))
         feed(access(.write, 0x5000, cbit: true))   // private bytes
         feed(.taintSource(TaintSource(vm: 0, name: "k", gpa: 0x5000, spa: 0x5000, length: 8)))
     }
@@ -177,7 +177,7 @@ struct TaintTests {
 
     @Test("register taint is per byte: a 4-byte secret loaded and stored as 8 bytes taints only the low 4 in memory")
     mutating func registerBytes() {
-        feed(.vmCreated(VMCreated(vm: 0, name: "g", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1)))
+        feed(.vmCreated(VMCreated(vm: 0, name: "g", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1, sev: true)))
         feed(.taintSource(TaintSource(vm: 0, name: "k", gpa: 0x5000, spa: 0x5000, length: 4)))
         feed(.memoryAccess(MemoryAccess(actor: .vcpu(vm: 0, index: 0), vm: 0, asid: 1, kind: .read, gva: 0x5000, gpa: 0x5000,
                                         spa: 0x5000, size: 4, cbit: false, reason: .guestPTE, register: 1, value: 0)))

@@ -9,7 +9,9 @@ struct ExitTests {
         let f = try MachineFixture([Instruction(.movImmediate, a: 5, immediate: 0x1234), Instruction(.halt)])
         try f.platform.kvm.run(f.vm)
         let runs = f.sink.events.compactMap { if case .vmRun(let r) = $0.body { r } else { nil } }
-        #expect(runs == Array(repeating: VMRun(vm: f.vm.id, vcpu: 0, asid: 1), count: 3),
+        let vmcb = VMRun(vm: f.vm.id, vcpu: 0, asid: 1, nestedControl: VMRun.npEnable | VMRun.sevEnable,
+                         ncr3: f.platform.traced(f.vm.nptRoot))
+        #expect(runs == Array(repeating: vmcb, count: 3),
                 "the first VMRUN, then one after each of early boot's CPUID and SEV_STATUS exits")
         #expect(f.bootExits.map(\.exitCode) == [VMExit.cpuid, VMExit.msr])
         let x = try #require(f.exits.last)
@@ -102,6 +104,26 @@ struct ExitTests {
         vm.addImage(gpa: 0x100000, bytes: Instruction(.halt).encoded)
         try machine.primary.kvm.run(vm)
         #expect(vm.smeMeMask == 0)
+    }
+
+    @Test("a VM without SEV runs with an ASID above the SEV range and SEV_ENABLE clear; an SEV guest with both set")
+    func vmcbOfPlainAndSEVGuests() throws {
+        let sink = CollectingSink()
+        let config = PlatformConfig()
+        let machine = Machine(config: config, seed: 1, sink: sink)
+        let kvm = machine.primary.kvm
+        let plain = try kvm.createVM(name: "plain", memoryBytes: 2 << 20, policy: 0, sev: false)
+        let other = try kvm.createVM(name: "other", memoryBytes: 2 << 20, policy: 0, sev: false)
+        #expect(plain.asid == config.maxSEVASID + 1 && other.asid == config.maxSEVASID + 2, "KVM: min_asid = max_sev_asid + 1")
+        #expect(!plain.isSEV)
+        plain.entry = 0x100000
+        plain.addImage(gpa: 0x100000, bytes: Instruction(.halt).encoded)
+        try kvm.run(plain)
+        let runs = sink.events.compactMap { if case .vmRun(let r) = $0.body { r } else { nil } }
+        #expect(!runs.isEmpty && runs.allSatisfy { $0.asid == plain.asid && $0.nestedControl == VMRun.npEnable && !$0.sevEnabled })
+        #expect(runs.allSatisfy { $0.ncr3 == machine.primary.traced(plain.nptRoot) && $0.ncr3 != 0 })
+        let created = sink.events.compactMap { if case .vmCreated(let v) = $0.body { v } else { nil } }
+        #expect(created.map(\.sev) == [false, false])
     }
 
     @Test("CPUID 0x8000001F and SEV_STATUS tell the guest it runs under SEV")

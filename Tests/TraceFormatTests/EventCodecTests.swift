@@ -51,7 +51,7 @@ struct EventFuzzer {
         case 8:
             return bool()
                 ? .vmCreated(VMCreated(vm: UInt16(small(4)), platform: UInt8(small(2)), name: "vm-é\(small(9))", asid: UInt16(small(16)),
-                                       policy: UInt32(small(1 << 32)), memoryBytes: small(TraceLimits.maxVMMemoryBytes), vcpus: UInt16(small(64))))
+                                       policy: UInt32(small(1 << 32)), memoryBytes: small(TraceLimits.maxVMMemoryBytes), vcpus: UInt16(small(64)), sev: bool()))
                 : .taintSource(TaintSource(vm: 1, name: "key\(small(5))", gpa: wide(), spa: wide(), length: small(4096)))
         case 13:
             return .ownerCheck(OwnerCheck(vm: UInt16(small(4)), accepted: bool(), entry: wide() >> 12,
@@ -70,7 +70,7 @@ struct EventFuzzer {
         case 11:
             return bool()
                 ? .vmRun(VMRun(vm: UInt16(small(4)), vcpu: UInt16(small(2)), asid: UInt16(small(16)),
-                               eventInjection: bool() ? VMRun.exception(vector: 14, errorCode: UInt32(small(16))) : 0,
+                               nestedControl: small(8), ncr3: bool() ? wide() : 0, eventInjection: bool() ? VMRun.exception(vector: 14, errorCode: UInt32(small(16))) : 0,
                                cr2: bool() ? wide() : 0))
                 : .vmExit(VMExit(vm: 1, vcpu: 0, exitCode: UInt16(small(0x500)), exitInfo1: wide(), exitInfo2: wide(),
                                  rip: wide(), registers: (0..<16).map { _ in wide() }))
@@ -133,7 +133,7 @@ struct EventCodecTests {
     func truncated() {
         var encoder = EventEncoder()
         var w = ByteWriter()
-        encoder.encode(cycle: 5, .vmCreated(VMCreated(vm: 0, name: "guest", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1)),
+        encoder.encode(cycle: 5, .vmCreated(VMCreated(vm: 0, name: "guest", asid: 1, policy: 1, memoryBytes: 1 << 22, vcpus: 1, sev: true)),
                        into: &w)
         for cut in 0..<w.count {
             var r = ByteReader(Array(w.bytes[..<cut]))

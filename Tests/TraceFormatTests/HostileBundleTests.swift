@@ -201,7 +201,7 @@ struct HostileBundleTests {
         #expect(printable("vm\u{1B}[2J\u{202E}x\u{85}") == "vm\\u{1B}[2J\\u{202E}x\\u{85}")
         #expect(printable("plain é ✓") == "plain é ✓")
         let line = EventFormatter.line(TraceEvent(seq: 0, cycle: 0, body: .vmCreated(VMCreated(
-            vm: 0, platform: 0, name: "evil\u{1B}]0;owned\u{07}", asid: 1, policy: 0, memoryBytes: 4096, vcpus: 1))))
+            vm: 0, platform: 0, name: "evil\u{1B}]0;owned\u{07}", asid: 1, policy: 0, memoryBytes: 4096, vcpus: 1, sev: true))))
         #expect(!line.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 })
     }
 }

@@ -45,7 +45,10 @@ extension KVM {
             info.setU8(29, 1)                                      // flags: PVCLOCK_TSC_STABLE_BIT
             try? write(vm, gpa: clock, bytes: info.bytes)
         }
-        platform.emit(.vmRun(VMRun(vm: vcpu.vm.id, vcpu: vcpu.index, asid: vcpu.asid, eventInjection: event, cr2: cr2)),
+        // sev_init_vmcb: every vCPU of an SEV guest runs with SEV_ENABLE; KVM always uses nested paging.
+        let nestedControl = VMRun.npEnable | (vm.isSEV ? VMRun.sevEnable : 0)
+        platform.emit(.vmRun(VMRun(vm: vm.id, vcpu: vcpu.index, asid: vcpu.asid, nestedControl: nestedControl,
+                                   ncr3: platform.traced(vm.nptRoot), eventInjection: event, cr2: cr2)),
                       cost: Platform.Cost.control)
     }
 

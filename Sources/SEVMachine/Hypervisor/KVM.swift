@@ -18,6 +18,8 @@ public final class KVM {
     static let nptArea: UInt64 = 8 << 20
     var nextNPTPage = nptArea
     private var asidInUse: [Bool]
+    /// VMs without SEV created so far (for their ASIDs).
+    private var nonSEVCount = 0
     /// ASIDs of destroyed guests, not reusable until WBINVD and DF_FLUSH (`sev_reclaim_asid_bitmap`).
     private var asidReclaim: [Bool]
 
@@ -60,10 +62,7 @@ public final class KVM {
         guard !sev || platform.config.memoryEncryptionEnabled else {
             throw .invalid("\(name): SYSCFG MemEncryptionModEn is clear on this platform, so KVM offers no SEV")
         }
-        var asid: UInt16 = 0
-        if sev {
-            asid = try allocateASID()
-        }
+        let asid = sev ? try allocateASID() : nonSEVASID()
         let slotBytes = memoryBytes / UInt64(slots)
         var frames: [UInt64] = []
         var backing: [UInt64] = []
@@ -72,7 +71,8 @@ public final class KVM {
             backing.append(base)
             frames += (0..<(slotBytes >> 12)).map { (base >> 12) + $0 }
         }
-        let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy, asid: asid,
+        let vm = VirtualMachine(id: platform.machine.nextVMID(), name: name, platform: platform, memoryBytes: memoryBytes, policy: policy,
+                                sev: sev, asid: asid,
                                 frames: frames, largePages: largePages, paging: paging, verifyCbit: verifyCbit)
         vm.memslots = (0..<UInt64(slots)).map {
             Memslot(slot: UInt16($0), gpa: $0 * slotBytes, bytes: slotBytes, userspaceAddress: vm.userAddress(of: $0 * slotBytes))
@@ -80,7 +80,7 @@ public final class KVM {
         for i in 0..<vcpus { vm.vcpus.append(VCPU(vm: vm, index: UInt16(i), platform: platform)) }
         vms.append(vm)
         platform.emit(.vmCreated(VMCreated(vm: vm.id, platform: platform.id, name: name, asid: asid, policy: policy, memoryBytes: memoryBytes,
-                                          vcpus: UInt16(vcpus))), cost: Platform.Cost.control)
+                                          vcpus: UInt16(vcpus), sev: sev)), cost: Platform.Cost.control)
         try buildNPT(vm)
         for (slot, base) in zip(vm.memslots, backing) {
             platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: slot.gpa, spa: platform.traced(base), pages: slot.bytes >> 12)),
@@ -88,6 +88,15 @@ public final class KVM {
         }
         nextFree += needed
         return vm
+    }
+
+    /// The ASID of a VM without SEV: one above the SEV range (KVM's `min_asid = max_sev_asid + 1`). KVM hands
+    /// these out per CPU at VMRUN and renews them at each flush; here each such VM keeps one, in the order
+    /// the VMs were created.
+    func nonSEVASID() -> UInt16 {
+        defer { nonSEVCount += 1 }
+        let span = Int(UInt16.max) - Int(platform.config.maxSEVASID)
+        return UInt16(Int(platform.config.maxSEVASID) + 1 + nonSEVCount % span)
     }
 
     /// `sev_asid_new`: the lowest free ASID from the minimum SEV ASID up. When none is free but some wait

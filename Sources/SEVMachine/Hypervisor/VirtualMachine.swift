@@ -102,7 +102,7 @@ public final class VirtualMachine {
     /// Pages of the split pool already used.
     var splitPagesUsed: UInt64 = 0
 
-    init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, asid: UInt16, frames: [UInt64],
+    init(id: UInt16, name: String, platform: Platform, memoryBytes: UInt64, policy: UInt32, sev: Bool, asid: UInt16, frames: [UInt64],
          largePages: Bool = false, paging: PagingMode = .long, verifyCbit: Bool = false) {
         self.verifyCbit = verifyCbit
         self.largePages = largePages
@@ -112,6 +112,7 @@ public final class VirtualMachine {
         self.platform = platform
         self.memoryBytes = memoryBytes
         self.policy = policy
+        self.isSEV = sev
         self.asid = asid
         npt = frames
         let pts = GuestKernel.identityMapPages(memoryBytes: memoryBytes, largePages: largePages, paging: paging) + 1
@@ -119,8 +120,9 @@ public final class VirtualMachine {
         pageTableBase = memoryBytes - pts * 4096
     }
 
-    /// Whether the VM runs under SEV.
-    public var isSEV: Bool { asid != 0 }
+    /// Whether the VM runs under SEV: KVM sets SEV_ENABLE in its vCPUs' VMCBs, and its ASID is one of the
+    /// platform's SEV ASIDs.
+    public let isSEV: Bool
 
     /// The system physical address of guest physical address `gpa`.
     @inline(__always)
