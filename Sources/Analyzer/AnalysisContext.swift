@@ -46,6 +46,13 @@ final class AnalysisContext {
         launchedVMs[Int(vm)] = true
     }
 
+    /// The guest physical address of a nested page fault: EXITINFO2 without the C-bit the processor reports
+    /// in it (what KVM's `__sme_clr` leaves).
+    func faultAddress(_ x: VMExit) -> UInt64 {
+        guard let platform = vmPlatform[x.vm], let cbit = platformCbit[platform], cbit < 64 else { return x.exitInfo2 }
+        return x.exitInfo2 & ~(1 << UInt64(cbit))
+    }
+
     /// The guest physical address a system physical address was first mapped at.
     func homeGPA(of spa: UInt64) -> UInt64? {
         let frame = spa >> 12

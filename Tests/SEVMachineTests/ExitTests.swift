@@ -211,9 +211,32 @@ struct NestedPageFaultTests {
         try f.platform.kvm.run(f.vm)
         let exits = f.exits
         #expect(exits.map(\.exitCode) == [VMExit.npf, VMExit.hlt])
-        #expect(exits[0].exitInfo2 == 0x180000)
+        #expect(exits[0].exitInfo2 == 0x180000 | f.platform.config.cbitMask, "a private access: EXITINFO2 carries the C-bit")
+        #expect(exits[0].exitInfo1 == 1 << 32 | 1 << 2, "not present, user (nested walks are), on the final guest physical address")
         #expect(f.vm.vcpus[0].registers[3] == 7, "the store ran again after the fault and the load sees it")
         #expect(try f.vm.translate(0x180000) != 0)
+    }
+
+    @Test("a fault on a page of the guest's own page tables sets EXITINFO1 bit 33, with the table's address and C=1 (walks are private)")
+    func npfDuringGuestWalk() throws {
+        let f = try MachineFixture([
+            Instruction(.halt),
+            Instruction(.movImmediate, a: 1, immediate: 0x180000),
+            Instruction(.load, a: 2, b: 1, width: 8),
+            Instruction(.halt),
+        ])
+        try f.platform.kvm.run(f.vm)  // boot builds the page tables (the kernel's data page comes first), then HLT
+        let tables = f.vm.pageTableBase + 4096
+        try f.platform.kvm.unmap(f.vm, gpa: tables, pages: f.vm.pageTablePages - 1)
+        try f.platform.kvm.run(f.vm)
+        let walkFaults = f.exits.filter { $0.exitCode == VMExit.npf && $0.exitInfo1 & 1 << 33 != 0 }
+        #expect(!walkFaults.isEmpty)
+        for x in walkFaults {
+            #expect(x.exitInfo1 & 1 << 32 == 0 && x.exitInfo2 & f.platform.config.cbitMask != 0)
+            let gpa = x.exitInfo2 & ~f.platform.config.cbitMask
+            #expect(gpa >= tables && gpa < tables + (f.vm.pageTablePages - 1) * 4096)
+        }
+        #expect(f.vm.vcpus[0].isHalted)
     }
 }
 

@@ -18,13 +18,14 @@ final class PageFaultTrackingDetector: ContextDetector, EventDetector {
 
     func vmExit(_ x: VMExit, seq: UInt64) {
         // A fault on a page the hypervisor took out (not the MMIO kind): it now knows the guest touched it.
-        guard x.exitCode == VMExit.npf, x.exitInfo1 & 0x8 == 0,
-              let unmapSeq = unmapped.removeValue(forKey: UInt64(x.vm) << 48 | x.exitInfo2 >> 12) else { return }
+        guard x.exitCode == VMExit.npf, x.exitInfo1 & 0x8 == 0 else { return }
+        let gpa = context.faultAddress(x)
+        guard let unmapSeq = unmapped.removeValue(forKey: UInt64(x.vm) << 48 | gpa >> 12) else { return }
         if let open = findings[unmapSeq] {
             context.collector.repeatFinding(open, seq: seq, bytes: 4096)
             return
         }
-        let page = x.exitInfo2 & ~0xFFF
+        let page = gpa & ~0xFFF
         findings[unmapSeq] = context.report(
             .pageFaultTracking, .medium, vm: x.vm, asid: context.vmASID[x.vm] ?? 0, actor: "hv", sourceSeq: unmapSeq, sinkSeq: seq,
             sinkGPA: page, length: 4096,

@@ -84,9 +84,28 @@ public final class VCPU {
         nestedTLB.removeAll(keepingCapacity: true)
     }
 
+    /// What the processor knew of the last nested page fault: the C-bit of the access (EXITINFO2 carries
+    /// it in the faulting address) and whether the fault hit the guest's own page-table walk (EXITINFO1
+    /// bit 33) rather than the final guest physical address (bit 32).
+    struct NestedFault {
+        var cbit = false
+        var duringWalk = false
+    }
+    private(set) var lastNestedFault = NestedFault()
+
     /// The nested walk: guest physical to system physical through the hypervisor's 4-level table in
-    /// host memory (host accesses, no key). A missing entry is a nested page fault.
-    func nestedTranslate(_ gpa: UInt64) throws(MachineError) -> UInt64 {
+    /// host memory (host accesses, no key). A missing entry is a nested page fault, of an access with
+    /// C-bit `cbit`, made by the guest's page-table walk when `duringWalk`.
+    func nestedTranslate(_ gpa: UInt64, cbit: Bool, duringWalk: Bool = false) throws(MachineError) -> UInt64 {
+        do {
+            return try nestedWalk(gpa)
+        } catch {
+            lastNestedFault = NestedFault(cbit: cbit, duringWalk: duringWalk)
+            throw error
+        }
+    }
+
+    private func nestedWalk(_ gpa: UInt64) throws(MachineError) -> UInt64 {
         let page = gpa >> 12
         if let frame = nestedTLB[page] { return frame << 12 | (gpa & 0xFFF) }
         guard vm.nptRoot != 0 else { return try vm.translate(gpa) }
@@ -117,7 +136,7 @@ public final class VCPU {
     func translate(_ gva: UInt64) throws(MachineError) -> Translation {
         guard mode.walksGuestPageTables else {
             // No guest page tables: linear is physical and the hardware forces the C-bit.
-            return Translation(gpa: gva, spa: try nestedTranslate(gva), cbit: vm.isSEV, reason: .forcedNonPaged)
+            return Translation(gpa: gva, spa: try nestedTranslate(gva, cbit: vm.isSEV), cbit: vm.isSEV, reason: .forcedNonPaged)
         }
         let key = tlbKey(gva), offset = gva & 0xFFF
         let entry: TLBEntry
@@ -141,7 +160,7 @@ public final class VCPU {
     private func readTableEntry(gva: UInt64, at gpa: UInt64, size: Int) throws(MachineError) -> UInt64 {
         let spa: UInt64
         do {
-            spa = try nestedTranslate(gpa)
+            spa = try nestedTranslate(gpa, cbit: vm.isSEV, duringWalk: true)
         } catch .unmappedGPA(let name, let g) where name == vm.name && vm.isMMIO(g) {
             throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
         }
@@ -164,7 +183,7 @@ public final class VCPU {
             guard pte & 1 != 0 else { throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip) }
             gpa = pte & 0xFFFF_F000
         }
-        return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa) >> 12, cbit: true)
+        return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa, cbit: vm.isSEV) >> 12, cbit: true)
     }
 
     /// The 4-level walk (3 with PAE). Each step reads one entry from guest memory, always as a private access.
@@ -189,12 +208,14 @@ public final class VCPU {
                 // A 2 MiB page (page-directory entry) or 1 GiB page (page-directory-pointer entry) maps it whole.
                 let span: UInt64 = level == 1 ? 0x1F_FFFF : 0x3FFF_FFFF
                 let gpa = (entry & addressMask & ~span) | (gva & span & ~0xFFF)
-                return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa) >> 12, cbit: entry & cbitMask != 0)
+                let cbit = entry & cbitMask != 0
+                return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa, cbit: vm.isSEV && cbit) >> 12, cbit: cbit)
             }
             table = entry & addressMask
         }
         let gpa = entry & addressMask
-        return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa) >> 12, cbit: entry & cbitMask != 0)
+        let cbit = entry & cbitMask != 0
+        return TLBEntry(gpaPage: gpa >> 12, spaPage: try nestedTranslate(gpa, cbit: vm.isSEV && cbit) >> 12, cbit: cbit)
     }
 
     /// Where the last-level entry mapping `gva` lives, found the way the kernel's `lookup_address` does:

@@ -60,6 +60,17 @@ extension KVM {
                       cost: Platform.Cost.control)
     }
 
+    /// Reports #VMEXIT(NPF) for a fault on `gpa` as the processor fills the VMCB: EXITINFO1 is the error
+    /// code (`errorCode`: present, write, user, reserved bits) with bit 32 for a fault on the final guest
+    /// physical address or bit 33 for one during the guest's page-table walk; EXITINFO2 is the faulting
+    /// guest physical address with the access's C-bit, which KVM then clears (`__sme_clr`) before it
+    /// looks the address up. Write and fetch bits are set only where the model knows them (MMIO).
+    func reportNestedPageFault(_ vcpu: VCPU, gpa: UInt64, errorCode: UInt64) {
+        let fault = vcpu.lastNestedFault
+        reportExit(vcpu, code: VMExit.npf, info1: errorCode | (fault.duringWalk ? 1 << 33 : 1 << 32),
+                   info2: gpa | (fault.cbit ? platform.config.cbitMask : 0))
+    }
+
     /// The hypervisor writes a guest register through the VMCB.
     private func setRegister(_ vcpu: VCPU, _ r: UInt8, _ value: UInt64) {
         vcpu.registerOp(.loadImmediate, dst: r, src: MemoryAccess.noRegister, result: value)
@@ -80,10 +91,9 @@ extension KVM {
         }
         let gva = vcpu.registers[Int(isStore ? insn.a : insn.b)] &+ insn.immediate
         let address = gpa & ~0xFFF | gva & 0xFFF
-        // Error code: present, write, reserved bit (KVM's MMIO entries), final guest physical address.
-        let info1: UInt64 = 1 << 32 | 1 << 3 | (isStore ? 1 << 1 : 0) | 1
+        // Error code: present, write, reserved bit (KVM's MMIO entries).
         vcpu.rip &+= UInt64(Instruction.size)
-        reportExit(vcpu, code: VMExit.npf, info1: info1, info2: address)
+        reportNestedPageFault(vcpu, gpa: address, errorCode: 1 << 3 | (isStore ? 1 << 1 : 0) | 1)
         let mask: UInt64 = insn.width == 8 ? .max : (1 << UInt64(8 * insn.width)) - 1
         let device = vm.isDevicePage(address)
         if isStore {

@@ -84,7 +84,7 @@ extension KVM {
         let vm = vcpu.vm
         let page = gpa >> 12
         guard let frame = vm.trackedFrames.removeValue(forKey: page) else { return }
-        reportExit(vcpu, code: VMExit.npf, info1: 0x1_0000_0004, info2: gpa)  // "guest physical", user-mode bits unused
+        reportNestedPageFault(vcpu, gpa: gpa, errorCode: 1 << 2)  // not present; nested walks are user accesses
         try setNPT(vm, page: page, frame: frame)
         for v in vm.vcpus { v.flushTLB() }
         platform.emit(.nptChange(NPTChange(vm: vm.id, op: .map, gpa: page << 12, spa: platform.traced(frame << 12), pages: 1)),
@@ -207,7 +207,7 @@ extension KVM {
         let vm = vcpu.vm
         let page = gpa >> 12
         guard vm.swappedFrames[page] != nil else { return }
-        reportExit(vcpu, code: VMExit.npf, info1: 0x1_0000_0004, info2: gpa)
+        reportNestedPageFault(vcpu, gpa: gpa, errorCode: 1 << 2)
         guard let area = vcpu.asyncPFGPA, vcpu.asyncPFSendAlways else {
             try swapIn(vm, page: page)
             try enter(vcpu)
