@@ -114,6 +114,12 @@ struct VMMTests {
         let r = Array(report[64..<112].reversed()), sig = Array(report[136..<184].reversed())
         let pek = s.vm.platform.firmware.identity.pek.publicKey
         #expect(DeterministicECDSA.verify(digest: Array(SHA256.hash(data: report[0..<52])), r: r, s: sig, publicKey: pek))
+        // As QEMU does, the VMM asked for the lengths first: each command once with length 0.
+        let statuses = { (c: SEVCommand) in
+            s.sink.events.compactMap { if case .pspCommand(let p) = $0.body, p.command == c.rawValue { p.status } else { nil } }
+        }
+        let (invalidLength, success) = (SEVStatus.invalidLength.rawValue, SEVStatus.success.rawValue)
+        #expect(statuses(.launchMeasure) == [invalidLength, success] && statuses(.attestation) == [invalidLength, success])
     }
 
     @Test("migration: the guest arrives on the other platform with its memory and registers and runs on")
@@ -158,16 +164,18 @@ struct KVMSevTests {
     func checks() throws {
         let f = try MachineFixture([Instruction(.halt)], policy: 0, launch: false)
         let kvm = f.platform.kvm
-        #expect(op(kvm, f.vm, 0, fd: 7).0 == -Errno.ebadf.rawValue, "no /dev/sev descriptor")
         #expect(op(kvm, f.vm, 2, data: [UInt8](repeating: 0, count: 40)).0 == -Errno.enotty.rawValue, "before KVM_SEV_INIT")
-        #expect(op(kvm, f.vm, 0).0 == 0)
+        #expect(op(kvm, f.vm, 0, fd: 7).0 == 0, "KVM_SEV_INIT takes no /dev/sev descriptor")
         #expect(op(kvm, f.vm, 0).0 == -Errno.einval.rawValue, "INIT twice")
         #expect(op(kvm, f.vm, 99).0 == -Errno.einval.rawValue, "unknown id")
         #expect(op(kvm, f.vm, 1).0 == -Errno.enotty.rawValue, "SEV-ES is not available")
         #expect(op(kvm, f.vm, 2, data: [1, 2]).0 == -Errno.efault.rawValue, "short user struct")
-        let (ret, cmd) = op(kvm, f.vm, 7)
-        #expect(ret == -Errno.eio.rawValue && cmd.error == UInt32(SEVStatus.invalidGuest.rawValue), "firmware errors are -EIO")
+        #expect(op(kvm, f.vm, 7).0 == -Errno.ebadf.rawValue, "before LAUNCH_START no descriptor is stored (sev->fd is 0)")
+        #expect(op(kvm, f.vm, 2, data: [UInt8](repeating: 0, count: 40), fd: 7).0 == -Errno.ebadf.rawValue,
+                "LAUNCH_START goes through the caller's descriptor")
         #expect(op(kvm, f.vm, 2, data: [UInt8](repeating: 0, count: 40)).0 == 0)
+        let (status, statusCmd) = op(kvm, f.vm, 16, data: [UInt8](repeating: 0, count: 12), fd: 7)
+        #expect(status == 0 && CommandBuffer(bytes: statusCmd.data).u32(8) == 1, "later sub-commands use the stored descriptor")
         var measure = CommandBuffer(size: 16)
         measure.setU32(8, 0x4001)
         #expect(op(kvm, f.vm, 6, data: measure.bytes).0 == -Errno.einval.rawValue, "measurement length over 16 KiB")
@@ -181,12 +189,50 @@ struct KVMSevTests {
         dbg.setU64(8, 0x400000)
         #expect(op(kvm, f.vm, 17, data: dbg.bytes).0 == -Errno.einval.rawValue, "DBG of length 0")
         var update = CommandBuffer(size: 16)
+        update.setU64(0, f.vm.userAddress(of: 0x100000))
+        #expect(op(kvm, f.vm, 3, data: update.bytes).0 == -Errno.einval.rawValue, "sev_pin_memory refuses length 0")
         update.setU64(0, f.vm.userAddress(of: 0x100000) + 8)
         update.setU32(8, 16)
-        #expect(op(kvm, f.vm, 3, data: update.bytes).0 == -Errno.einval.rawValue, "LAUNCH_UPDATE_DATA must be 16-byte aligned")
+        let (unaligned, unalignedCmd) = op(kvm, f.vm, 3, data: update.bytes)
+        #expect(unaligned == -Errno.eio.rawValue && unalignedCmd.error == UInt32(SEVStatus.invalidAddress.rawValue),
+                "alignment is the firmware's check: -EIO with its status")
+        update.setU64(0, f.vm.userAddress(of: 0x100000))
+        update.setU32(8, 8)
+        let (short, shortCmd) = op(kvm, f.vm, 3, data: update.bytes)
+        #expect(short == -Errno.eio.rawValue && shortCmd.error == UInt32(SEVStatus.invalidLength.rawValue), "firmware errors are -EIO")
+        update.setU32(8, 16)
         update.setU64(0, try f.vm.translate(0x100000))
         #expect(op(kvm, f.vm, 3, data: update.bytes).0 == -Errno.efault.rawValue,
                 "KVM takes the VMM's addresses: a host physical address is no guest RAM")
+    }
+
+    @Test("DBG: aligned requests go to the firmware on the user's page, unaligned ones through a bounce; the C-bit only under host SME",
+          arguments: [false, true])
+    func debugAddresses(sme: Bool) throws {
+        var config = PlatformConfig()
+        config.sme = sme
+        let f = try MachineFixture([Instruction(.halt)], policy: 0, config: config)
+        let mask = sme ? config.cbitMask : 0
+        func dbgCommands() -> [CommandBuffer] {
+            f.sink.events.compactMap {
+                if case .pspCommand(let p) = $0.body, p.command == SEVCommand.dbgDecrypt.rawValue { CommandBuffer(bytes: p.buffer) } else { nil }
+            }
+        }
+        let user: UInt64 = 0x3F0_0000
+        for (offset, length) in [(UInt64(0), 32), (8, 16)] {
+            var dbg = CommandBuffer(size: 24)
+            dbg.setU64(0, f.vm.userAddress(of: 0x100000 + offset))
+            dbg.setU64(8, user)
+            dbg.setU32(16, UInt32(length))
+            #expect(op(f.platform.kvm, f.vm, 17, data: dbg.bytes).0 == 0)
+        }
+        let commands = dbgCommands()
+        #expect(commands.count == 2)
+        let guestSPA = try f.vm.translate(0x100000)
+        #expect(commands[0].u64(8) == guestSPA | mask && commands[0].u64(16) == user | mask && commands[0].u32(24) == 32,
+                "aligned: straight into the user's page")
+        #expect(commands[1].u64(8) == guestSPA | mask && commands[1].u64(16) != user | mask && commands[1].u64(16) & mask == mask
+                && commands[1].u32(24) == 32, "unaligned: the blocks it touches, into a kernel bounce page")
     }
 
     @Test("key sharing: LAUNCH_START naming an existing guest shares its key, unless either policy says NOKS",

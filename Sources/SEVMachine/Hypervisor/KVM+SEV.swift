@@ -24,9 +24,16 @@ extension KVM {
 
     private func fail(_ e: Errno) -> KVMFailure { KVMFailure(errno: e) }
 
-    /// Issues a firmware command; a failure becomes -EIO with `error` set.
-    private func firmware(_ c: SEVCommand, _ b: CommandBuffer, _ cmd: inout KVMSevCmd) throws -> CommandBuffer {
-        let (status, out) = try driver.issue(c, b)
+    /// `__sev_issue_cmd`: a firmware command goes through a `/dev/sev` descriptor, `fd` (the caller's for
+    /// LAUNCH_START and RECEIVE_START, the one they stored for later sub-commands); anything else is EBADF.
+    private func issue(_ c: SEVCommand, _ b: CommandBuffer, fd: Int32) throws -> (SEVStatus, CommandBuffer) {
+        guard fd == Self.sevDeviceFD else { throw fail(.ebadf) }
+        return try driver.issue(c, b)
+    }
+
+    /// Issues a firmware command through `vm`'s stored descriptor; a failure becomes -EIO with `error` set.
+    private func firmware(_ c: SEVCommand, _ b: CommandBuffer, _ cmd: inout KVMSevCmd, vm: VirtualMachine) throws -> CommandBuffer {
+        let (status, out) = try issue(c, b, fd: vm.sevFD)
         guard status == .success else {
             cmd.error = UInt32(status.rawValue)
             throw fail(.eio)
@@ -82,7 +89,6 @@ extension KVM {
 
     private func sevOp(_ vm: VirtualMachine, _ cmd: inout KVMSevCmd) throws -> Int32 {
         guard let id = KVMSevCommand(rawValue: cmd.id) else { throw fail(.einval) }
-        guard cmd.sevFD == Self.sevDeviceFD else { throw fail(.ebadf) }
         if id != .initialize && id != .esInit && !vm.sevActive { throw fail(.enotty) }
         guard cmd.data.count >= id.userStructSize else { throw fail(.efault) }
         var u = CommandBuffer(bytes: cmd.data)
@@ -108,7 +114,11 @@ extension KVM {
                 b.setU64(24, session)
                 b.setU32(32, UInt32(sessionLength))
             }
-            let out = try firmware(id == .launchStart ? .launchStart : .receiveStart, b, &cmd)
+            let (startStatus, out) = try issue(id == .launchStart ? .launchStart : .receiveStart, b, fd: cmd.sevFD)
+            guard startStatus == .success else {
+                cmd.error = UInt32(startStatus.rawValue)
+                throw fail(.eio)
+            }
             let handle = out.u32(0)
             // sev_bind_asid: ACTIVATE right away; on failure, DECOMMISSION.
             var activate = CommandBuffer(for: .activate)
@@ -123,10 +133,13 @@ extension KVM {
                 throw fail(.eio)
             }
             vm.handle = handle
+            vm.sevFD = cmd.sevFD
             u.setU32(0, handle)
         case .launchUpdateData:
+            // sev_pin_memory refuses an empty or wrapping range; alignment is the firmware's to check
+            // (INVALID_ADDRESS / INVALID_LENGTH, so -EIO with the status in `error`).
             let address = u.u64(0), length = u.u32(8)
-            guard address % 16 == 0, length % 16 == 0, length > 0 else { throw fail(.einval) }
+            guard length > 0, !address.addingReportingOverflow(UInt64(length)).overflow else { throw fail(.einval) }
             // Pin, flush, then one firmware command per physically contiguous run of the pinned pages.
             let runs = try contiguousRuns(vm, userAddress: address, length: Int(length))
             for run in runs { platform.clflush(run.spa, count: run.length, keyID: 0) }  // sev_clflush_pages
@@ -135,7 +148,7 @@ extension KVM {
                 b.setU32(0, vm.handle)
                 b.setU64(8, run.spa)
                 b.setU32(16, UInt32(run.length))
-                _ = try firmware(.launchUpdateData, b, &cmd)
+                _ = try firmware(.launchUpdateData, b, &cmd, vm: vm)
             }
         case .launchMeasure, .getAttestationReport:
             let isMeasure = id == .launchMeasure
@@ -152,7 +165,7 @@ extension KVM {
                 b.setU64(8, buffer)
                 b.setU32(dataLengthOffset, length)
             }
-            let (status, out) = try driver.issue(isMeasure ? .launchMeasure : .attestation, b)
+            let (status, out) = try issue(isMeasure ? .launchMeasure : .attestation, b, fd: vm.sevFD)
             u.setU32(lengthOffset, out.u32(dataLengthOffset))
             cmd.data = u.bytes
             guard status == .success else {
@@ -178,7 +191,7 @@ extension KVM {
             b.setU32(32, guestLength)
             b.setU64(40, trans)
             b.setU32(48, UInt32(transLength))
-            _ = try firmware(id == .launchSecret ? .launchSecret : .receiveUpdateData, b, &cmd)
+            _ = try firmware(id == .launchSecret ? .launchSecret : .receiveUpdateData, b, &cmd, vm: vm)
         case .launchFinish, .sendFinish, .sendCancel, .receiveFinish:
             let c: SEVCommand = switch id {
             case .launchFinish: .launchFinish
@@ -188,11 +201,11 @@ extension KVM {
             }
             var b = CommandBuffer(for: c)
             b.setU32(0, vm.handle)
-            _ = try firmware(c, b, &cmd)
+            _ = try firmware(c, b, &cmd, vm: vm)
         case .guestStatus:
             var b = CommandBuffer(for: .guestStatus)
             b.setU32(0, vm.handle)
-            let out = try firmware(.guestStatus, b, &cmd)
+            let out = try firmware(.guestStatus, b, &cmd, vm: vm)
             u.setU32(0, vm.handle)
             u.setU32(4, out.u32(4))
             u.setU32(8, UInt32(out.u8(12)))
@@ -213,7 +226,7 @@ extension KVM {
                 b.setU64(56, try driver.reserve(Int(sessionLength)))
                 b.setU32(64, sessionLength)
             }
-            let (status, out) = try driver.issue(.sendStart, b)
+            let (status, out) = try issue(.sendStart, b, fd: vm.sevFD)
             u.setU32(0, out.u32(4))
             u.setU32(64, out.u32(64))
             cmd.data = u.bytes
@@ -234,7 +247,7 @@ extension KVM {
             b.setU32(32, guestLength)
             b.setU64(40, try driver.reserve(Int(guestLength)))
             b.setU32(48, guestLength)
-            let out = try firmware(.sendUpdateData, b, &cmd)
+            let out = try firmware(.sendUpdateData, b, &cmd, vm: vm)
             try copyToUser(u.u64(0), from: out.u64(8), TransportPacket.headerSize)
             try copyToUser(u.u64(32), from: out.u64(40), Int(guestLength))
         }
@@ -262,34 +275,48 @@ extension KVM {
         }
     }
 
-    /// One piece of a debug request: the firmware needs 16-byte alignment, so KVM widens the piece to
-    /// whole blocks, bounces through a kernel buffer, and (to encrypt) first decrypts the blocks it only
-    /// partly writes.
+    /// One piece of a debug request (`__sev_dbg_decrypt_user` / `__sev_dbg_encrypt_user`). Addresses go to
+    /// the firmware as `__sme_page_pa` makes them: with the C-bit only when the host runs with SME. When
+    /// the guest address, the user buffer and the length are all 16-byte aligned the firmware works on the
+    /// pinned user page itself; otherwise KVM widens the piece to whole blocks and bounces it through a
+    /// kernel page, and to encrypt first decrypts the blocks it only partly writes (read-modify-write).
     private func debugPiece(_ vm: VirtualMachine, guestSPA: UInt64, user: UInt64, length: Int, encrypt: Bool,
                             _ cmd: inout KVMSevCmd) throws {
+        let sme = platform.config.sme ? platform.config.cbitMask : 0
         let offset = Int(guestSPA & 15)
         let aligned = guestSPA - UInt64(offset)
         let size = (offset + length + 15) & ~15
-        let bounce = try driver.reserve(size)
-        var decrypt = CommandBuffer(for: .dbgDecrypt)
-        decrypt.setU32(0, vm.handle)
-        decrypt.setU64(8, aligned | platform.config.cbitMask)
-        decrypt.setU64(16, bounce)
-        decrypt.setU32(24, UInt32(size))
+        func command(_ c: SEVCommand, from src: UInt64, to dst: UInt64, _ length: Int) -> CommandBuffer {
+            var b = CommandBuffer(for: c)
+            b.setU32(0, vm.handle)
+            b.setU64(8, src | sme)
+            b.setU64(16, dst | sme)
+            b.setU32(24, UInt32(length))
+            return b
+        }
         if !encrypt {
-            _ = try firmware(.dbgDecrypt, decrypt, &cmd)
+            if offset == 0 && user % 16 == 0 && length % 16 == 0 {
+                _ = try firmware(.dbgDecrypt, command(.dbgDecrypt, from: guestSPA, to: user, length), &cmd, vm: vm)
+                return
+            }
+            let bounce = try driver.reserve(size)
+            _ = try firmware(.dbgDecrypt, command(.dbgDecrypt, from: aligned, to: bounce, size), &cmd, vm: vm)
             try copyToUser(user, from: bounce + UInt64(offset), length)
             return
         }
-        if offset != 0 || length % 16 != 0 {
-            _ = try firmware(.dbgDecrypt, decrypt, &cmd)  // the blocks' other bytes, as they are
+        if offset == 0 && length % 16 == 0 {
+            // The source is used in place when aligned, else copied into a kernel page first.
+            var source = user
+            if user % 16 != 0 {
+                source = try driver.reserve(length)
+                try copyFromUser(user, length, into: source)
+            }
+            _ = try firmware(.dbgEncrypt, command(.dbgEncrypt, from: source, to: guestSPA, length), &cmd, vm: vm)
+            return
         }
+        let bounce = try driver.reserve(size)
+        _ = try firmware(.dbgDecrypt, command(.dbgDecrypt, from: aligned, to: bounce, size), &cmd, vm: vm)  // the blocks' other bytes
         try copyFromUser(user, length, into: bounce + UInt64(offset))
-        var enc = CommandBuffer(for: .dbgEncrypt)
-        enc.setU32(0, vm.handle)
-        enc.setU64(8, bounce)
-        enc.setU64(16, aligned | platform.config.cbitMask)
-        enc.setU32(24, UInt32(size))
-        _ = try firmware(.dbgEncrypt, enc, &cmd)
+        _ = try firmware(.dbgEncrypt, command(.dbgEncrypt, from: bounce, to: aligned, size), &cmd, vm: vm)
     }
 }

@@ -55,6 +55,19 @@ public final class VMM {
         return cmd
     }
 
+    /// The length query QEMU makes before LAUNCH_MEASURE and GET_ATTESTATION_REPORT: the sub-command with
+    /// length 0, which the firmware refuses with INVALID_LENGTH after writing the length it needs into the
+    /// struct's field at `lengthOffset` (KVM copies the struct back even then).
+    func queryLength(_ vm: VirtualMachine, _ id: KVMSevCommand, _ data: CommandBuffer, lengthOffset: Int) throws -> Int {
+        var cmd = KVMSevCmd(id: id.rawValue, data: data.bytes, sevFD: KVM.sevDeviceFD)
+        let ret = kvm.memoryEncryptOp(vm, &cmd)
+        let length = CommandBuffer(bytes: cmd.data).u32(lengthOffset)
+        guard ret == 0 || cmd.error == UInt32(SEVStatus.invalidLength.rawValue), length > 0 else {
+            throw Failure(command: id, errno: ret, firmwareError: cmd.error)
+        }
+        return Int(length)
+    }
+
     // MARK: - Platform certificates
 
     /// PDH_CERT_EXPORT through `/dev/sev`: the platform's PDH and its chain (PEK, OCA, CEK).
@@ -138,17 +151,12 @@ public final class VMM {
             try ioctl(vm, .launchUpdateData, update)
         }
         var measure = CommandBuffer(size: KVMSevCommand.launchMeasure.userStructSize)
-        var length: UInt32 = 48
-        do {
-            try ioctl(vm, .launchMeasure, measure)  // length query
-        } catch let f as Failure where f.firmwareError == UInt32(SEVStatus.invalidLength.rawValue) {
-            length = 48
-        }
-        let buffer = try user([UInt8](repeating: 0, count: Int(length)))
+        let length = try queryLength(vm, .launchMeasure, measure, lengthOffset: 8)
+        let buffer = try user([UInt8](repeating: 0, count: length))
         measure.setU64(0, buffer)
-        measure.setU32(8, length)
+        measure.setU32(8, UInt32(length))
         try ioctl(vm, .launchMeasure, measure)
-        let measurement = try readUser(buffer, Int(length))
+        let measurement = try readUser(buffer, length)
         if owner != nil {
             let fw = platform.firmware
             var accepted = false
@@ -205,13 +213,13 @@ public final class VMM {
         try ioctl(vm, .dbgEncrypt, b)
     }
 
-    /// KVM_SEV_GET_ATTESTATION_REPORT with the owner's nonce; returns the 208-byte report.
+    /// KVM_SEV_GET_ATTESTATION_REPORT with the owner's nonce, after QEMU's length query; returns the report.
     public func attestationReport(_ vm: VirtualMachine, mnonce: [UInt8]) throws -> [UInt8] {
         defer { releaseBuffers() }
-        let length = SEVFirmware.attestationReportSize
-        let buffer = try user([UInt8](repeating: 0, count: length))
         var b = CommandBuffer(size: KVMSevCommand.getAttestationReport.userStructSize)
         b.set(0, mnonce)
+        let length = try queryLength(vm, .getAttestationReport, b, lengthOffset: 24)
+        let buffer = try user([UInt8](repeating: 0, count: length))
         b.setU64(16, buffer)
         b.setU32(24, UInt32(length))
         try ioctl(vm, .getAttestationReport, b)

@@ -15,6 +15,9 @@ public final class VirtualMachine {
     public internal(set) var handle: UInt32 = 0
     /// Whether KVM_SEV_INIT ran for it.
     public internal(set) var sevActive = false
+    /// The `/dev/sev` descriptor LAUNCH_START or RECEIVE_START gave (`sev->fd`): later sub-commands issue
+    /// their firmware commands through it. 0 until then, which is not `/dev/sev`.
+    var sevFD: Int32 = 0
     /// Whether the hypervisor destroyed it.
     public internal(set) var destroyed = false
     /// The nested page table's top level in host memory, and its last-level tables in order.
