@@ -209,7 +209,7 @@ public final class Analyzer {
             context.platformCbit[p.platform] = p.cbitPosition
         case .ownerCheck(let o):
             for d in eventDetectors { d.ownerCheck(o, seq: e.seq) }
-        case .vcpuMode, .vcpuHalt:
+        case .vcpuMode, .vcpuHalt, .kvmIoctl:
             break
         }
     }

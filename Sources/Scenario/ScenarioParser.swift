@@ -93,9 +93,9 @@ public struct ScenarioParser {
             if openSchedule != nil, !["dma", "hv", "end"].contains(keyword) {
                 throw c.error(at: keywordToken, "only dma and hv actions go inside `schedule … during`, until `end`")
             }
-            if let times, !["run", "schedule", "dma", "hv", "debug", "attest", "secret", "psp"].contains(keyword) {
+            if let times, !["run", "schedule", "dma", "hv", "debug", "attest", "secret", "psp", "kvm"].contains(keyword) {
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: times.token.column),
-                                    "times= repeats an action (run, schedule, dma, hv, debug, attest, secret, psp), not `\(keyword)`")
+                                    "times= repeats an action (run, schedule, dma, hv, debug, attest, secret, psp, kvm), not `\(keyword)`")
             }
 
             func knownOwner(_ o: TokenCursor.Options, _ c: TokenCursor) throws(ScenarioError) -> String? {
@@ -545,6 +545,9 @@ public struct ScenarioParser {
                     add(.hvMigratePage(vm: vm, gpa: gpa))
                 default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, swap-out, delete-slot, cpuid, page-flush or wbinvd, found '\(op)'")
                 }
+            case "kvm":
+                let vm = try knownVM(&c)
+                add(.kvm(try kvmStatement(vm: vm, &c)))
             case "psp":
                 let t = c.peek
                 let name = try c.word("a firmware command")
@@ -559,7 +562,7 @@ public struct ScenarioParser {
                          expect: try Self.expectation(o, c)))
             default:
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: keywordToken.column),
-                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, schedule, destroy, secret, dma, hv, debug, attest, migrate or psp")
+                                    "unknown statement '\(keyword)'; expected platform, vm, device, shared, data, program, owner, launch, inject, run, schedule, destroy, secret, dma, hv, debug, attest, migrate, psp or kvm")
             }
         }
         if let open = openSchedule { throw ScenarioError(open.location, "`schedule … during` without a closing `end`") }
@@ -573,15 +576,51 @@ public struct ScenarioParser {
         return (a, b)
     }
 
-    /// `expect=ok` or `expect=STATUS_NAME`.
+    /// `expect=OUTCOME`: `ok`, `REFUSED`, a firmware status (`POLICY_FAILURE`), or an errno by name
+    /// (`EINVAL`) or number (`errno22`, `"errno 22"`).
     static func expectation(_ o: TokenCursor.Options, _ c: TokenCursor) throws(ScenarioError) -> String? {
         guard let t = o.values["expect"] else { return nil }
-        guard let w = t.word else { throw c.error(at: t, "expect takes ok, REFUSED or a firmware status such as POLICY_FAILURE") }
-        let known = ["OK", "REFUSED"] + SEVStatus.allCases.map(\.description)
-        guard known.contains(w.uppercased()) || w.lowercased().hasPrefix("errno") else {
-            throw c.error(at: t, "unknown outcome '\(w)'; expected ok, REFUSED or a firmware status such as POLICY_FAILURE")
+        let what = "ok, REFUSED, a firmware status such as POLICY_FAILURE, or an errno such as EINVAL or errno22"
+        let w: String
+        switch t.kind {
+        case .word(let word): w = word
+        case .string(let text): w = text
+        default: throw c.error(at: t, "expect takes \(what)")
         }
+        guard Outcome.isKnown(w) else { throw c.error(at: t, "unknown outcome '\(w)'; expected \(what)") }
         return w
+    }
+
+    /// `kvm VM SUBCOMMAND [gpa=ADDR] [len=N] [policy=P] [fd=N] [expect=OUTCOME]`, or `kvm VM id=N …` for any
+    /// sub-command id.
+    func kvmStatement(vm: String, _ c: inout TokenCursor) throws(ScenarioError) -> ScenarioScript.KVMStatement {
+        let command: UInt32
+        if let t = c.peek, t.word == "id" {
+            _ = c.next()
+            try c.punct("=")
+            let at = c.peek
+            let n = try c.number("a sub-command number")
+            guard n <= UInt64(UInt32.max) else { throw c.error(at: at!, "id takes a sub-command number (0 to 4294967295)") }
+            command = UInt32(n)
+        } else {
+            let t = c.peek
+            let name = try c.word("a KVM_SEV sub-command")
+            guard let known = KVMSevCommand(name: name) else {
+                let all = KVMSevCommand.allCases.map { $0.description.lowercased() }.joined(separator: ", ")
+                throw c.error(at: t!, "unknown KVM_SEV sub-command '\(name)'; expected one of: \(all), or id=N")
+            }
+            command = known.rawValue
+        }
+        let o = try c.options(allowed: ["gpa", "len", "policy", "fd", "expect"])
+        let fd = o.values["fd"] == nil ? nil : Int32(clamping: try o.number("fd", default: 0, c))
+        let length = o.values["len"] == nil ? nil : UInt32(clamping: try o.number("len", default: 0, c))
+        if let length, Int(length) > limits.maxStatementBytes {
+            throw c.error(at: o.values["len"]!, "len must be at most \(limits.maxStatementBytes) (raise the limit with --max-statement-bytes)")
+        }
+        return ScenarioScript.KVMStatement(
+            vm: vm, command: command, fd: fd, gpa: o.values["gpa"] == nil ? nil : try o.number("gpa", default: 0, c), length: length,
+            policy: o.values["policy"] == nil ? nil : UInt32(clamping: try o.number("policy", default: 0, c)),
+            expect: try Self.expectation(o, c))
     }
 
     static func hexBytes(_ h: String) -> [UInt8]? {

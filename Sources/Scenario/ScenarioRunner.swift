@@ -162,12 +162,15 @@ public struct ScenarioRunner {
             let v = name.map { vm($0, m) }
             let status = try psp(command, v, asid: asid, v?.platform ?? m.platform(named: platform)!)
             // A raw command's status is recorded whatever it is; `expect=` makes a regression test of it.
-            if let expect {
-                let outcome = status == .success ? "ok" : status.description
-                guard expect.uppercased() == outcome.uppercased() || (expect.uppercased() == "SUCCESS" && status == .success) else {
-                    throw .invalid("expected \(expect), got \(outcome)")
-                }
-            }
+            let outcome = Outcome(firmware: status)
+            if let expect, !outcome.matches(expect) { throw .invalid("expected \(expect), got \(outcome)") }
+        case .kvm(let k):
+            let v = vm(k.vm, m)
+            let (ret, error) = try v.platform.vmm.rawIoctl(v, id: k.command, fd: k.fd ?? KVM.sevDeviceFD, gpa: k.gpa,
+                                                            length: k.length, policy: k.policy)
+            // Like a raw firmware command, the ioctl's answer is recorded whatever it is.
+            let outcome = Outcome(errno: -ret, firmware: error == 0 ? nil : SEVStatus(rawValue: UInt16(truncatingIfNeeded: error)))
+            if let expect = k.expect, !outcome.matches(expect) { throw .invalid("expected \(expect), got \(outcome)") }
         }
     }
 
@@ -176,17 +179,18 @@ public struct ScenarioRunner {
     /// scenario expected is not an error. Returns whether the operation succeeded.
     @discardableResult
     private func expecting(_ expect: String?, _ body: () throws -> Void) throws(MachineError) -> Bool {
-        var outcome = "ok"
+        var outcome = Outcome.ok
         var failure: String?
         do {
             try body()
         } catch let f as VMM.Failure {
-            outcome = f.firmwareError != 0 ? SEVStatus.name(of: UInt16(truncatingIfNeeded: f.firmwareError)) : "errno \(-f.errno)"
+            outcome = Outcome(errno: -f.errno,
+                              firmware: f.firmwareError == 0 ? nil : SEVStatus(rawValue: UInt16(truncatingIfNeeded: f.firmwareError)))
             failure = f.description
         } catch let e as MachineError {
             throw e
         } catch let r as GuestOwner.Refusal {
-            outcome = "REFUSED"
+            outcome = Outcome(refused: true)
             failure = "the guest owner refused: \(r)"
         } catch {
             throw .invalid("\(error)")
@@ -195,7 +199,7 @@ public struct ScenarioRunner {
             if let failure { throw .invalid(failure) }
             return true
         }
-        guard expect.uppercased() == outcome.uppercased() else {
+        guard outcome.matches(expect) else {
             throw .invalid("expected \(expect), got \(outcome)" + (failure.map { ": \($0)" } ?? ""))
         }
         return failure == nil

@@ -90,6 +90,20 @@ public struct ScenarioScript: Sendable {
         case wbinvd(platform: String, core: Int?)
         /// One firmware command issued directly, for firmware tests.
         case psp(command: PSPStatement, platform: String, vm: String?, asid: UInt16?, expect: String?)
+        /// One `KVM_MEMORY_ENCRYPT_OP` ioctl issued directly, for KVM tests and launches taken step by step.
+        case kvm(KVMStatement)
+    }
+
+    /// A `kvm` statement: the sub-command id (one KVM knows, or any number), the `/dev/sev` descriptor
+    /// (nil: the VMM's), the arguments the sub-command takes, and the outcome expected.
+    public struct KVMStatement: Sendable {
+        public var vm: String
+        public var command: UInt32
+        public var fd: Int32?
+        public var gpa: UInt64?
+        public var length: UInt32?
+        public var policy: UInt32?
+        public var expect: String?
     }
 
     /// The firmware commands a scenario can issue directly.

@@ -48,6 +48,31 @@ public enum EventBody: Equatable, Sendable {
     case cacheOp(CacheOp)
     /// A platform powered on, with what its CPUID and MSRs say about memory encryption.
     case platformInfo(PlatformInfo)
+    /// A `KVM_MEMORY_ENCRYPT_OP` ioctl, as KVM answered it.
+    case kvmIoctl(KVMIoctl)
+}
+
+/// One `KVM_MEMORY_ENCRYPT_OP` ioctl on a VM: the sub-command id the caller passed (any number), the
+/// `sev_fd` in its `struct kvm_sev_cmd`, what KVM returned (0, or an errno) and the firmware status it
+/// put in `error` (0 when the firmware did not refuse). The firmware commands it issued are recorded on
+/// their own, before it.
+public struct KVMIoctl: Equatable, Sendable {
+    public var vm: UInt16
+    /// The sub-command id (``KVMSevCommand``'s raw value, or any other number the caller passed).
+    public var command: UInt32
+    public var fd: Int32
+    /// 0 for success, else the errno KVM returned (positive: 22 for `-EINVAL`).
+    public var errno: Int32
+    /// The firmware status KVM reported in `error`.
+    public var firmwareError: UInt32
+
+    public init(vm: UInt16, command: UInt32, fd: Int32, errno: Int32, firmwareError: UInt32) {
+        self.vm = vm
+        self.command = command
+        self.fd = fd
+        self.errno = errno
+        self.firmwareError = firmwareError
+    }
 }
 
 /// A platform's memory-encryption facts as its processor reports them (CPUID 0x8000001F and

@@ -13,6 +13,13 @@ public enum EventCodec {
     enum TypeCode: UInt8 {
         case memoryAccess = 0, registerOp, cbitChange, nptChange, pspCommand, vmCreated, taintSource, vcpuMode, vcpuHalt,
              vmRun, vmExit, handover, cacheOp, platformInfo, ownerCheck
+        /// The tag's last value: the next byte says which of the ``ExtendedCode`` events follows.
+        case extended
+    }
+
+    /// Events behind ``TypeCode/extended``, so that the tag's four bits never run out.
+    enum ExtendedCode: UInt8 {
+        case kvmIoctl = 0
     }
 
     /// The delta state shared by encoder and decoder.
@@ -202,6 +209,15 @@ public struct EventEncoder: Sendable {
                 w.varint(region.gpa)
                 w.varint(region.length)
             }
+        case .kvmIoctl(let k):
+            w.u8(EventCodec.TypeCode.extended.rawValue)
+            w.varint(dc)
+            w.u8(EventCodec.ExtendedCode.kvmIoctl.rawValue)
+            w.varint(UInt64(k.vm))
+            w.varint(UInt64(k.command))
+            w.varint(UInt64(UInt32(bitPattern: k.fd)))
+            w.varint(UInt64(UInt32(bitPattern: k.errno)))
+            w.varint(UInt64(k.firmwareError))
         }
     }
 
@@ -360,6 +376,16 @@ public struct EventDecoder: Sendable {
                 var regions: [OwnerCheck.Region] = []
                 for _ in 0..<count { regions.append(OwnerCheck.Region(gpa: try r.varint(), length: try r.varint())) }
                 body = .ownerCheck(OwnerCheck(vm: vm, accepted: accepted, entry: entry, regions: regions))
+            case .extended:
+                let codeOffset = r.offset
+                guard let code = EventCodec.ExtendedCode(rawValue: try r.u8()) else {
+                    throw EventDecodingError.invalidValue(offset: codeOffset, what: "extended event type")
+                }
+                switch code {
+                case .kvmIoctl:
+                    body = .kvmIoctl(KVMIoctl(vm: try u16(&r), command: try u32(&r), fd: Int32(bitPattern: try u32(&r)),
+                                              errno: Int32(bitPattern: try u32(&r)), firmwareError: try u32(&r)))
+                }
             case .platformInfo:
                 let platform = try r.u8(), cbit = try r.u8(), bits = try r.u8(), reduction = try r.u8()
                 let minASID = try u16(&r), maxASID = try u16(&r), cores = try u16(&r), cache = try r.varint()

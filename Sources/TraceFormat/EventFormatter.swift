@@ -16,6 +16,7 @@ public enum EventFormatter {
         case .vmExit: "vmexit"
         case .handover: "handover"
         case .ownerCheck: "owner"
+        case .kvmIoctl: "kvm"
         case .cacheOp: "cache"
         case .platformInfo: "platform"
         }
@@ -36,6 +37,7 @@ public enum EventFormatter {
         case .vmExit(let x): x.vm
         case .handover(let h): h.vm
         case .ownerCheck(let o): o.vm
+        case .kvmIoctl(let k): k.vm
         case .pspCommand, .cacheOp, .platformInfo: nil
         }
     }
@@ -95,6 +97,9 @@ public enum EventFormatter {
         case .ownerCheck(let o):
             let regions = o.regions.map { "\(hex($0.gpa))+\($0.length)" }.joined(separator: ",")
             return "vm=\(o.vm) \(o.accepted ? "accepted" : "refused") entry=\(hex(o.entry)) image=\(regions.isEmpty ? "-" : regions)"
+        case .kvmIoctl(let k):
+            let error = k.firmwareError == 0 ? "" : " error=\(SEVStatus.name(of: UInt16(truncatingIfNeeded: k.firmwareError)))"
+            return "vm=\(k.vm) KVM_SEV_\(KVMSevCommand.name(of: k.command)) fd=\(k.fd) -> \(Errno.name(of: k.errno))\(error)"
         case .platformInfo(let p):
             return "platform \(p.platform) cbit=\(p.cbitPosition) phys_bits=\(p.physAddrBits) reduction=\(p.physAddrReduction) "
                 + "asids=\(p.minSEVASID)-\(p.maxSEVASID) cores=\(p.cores) cache=\(p.cacheBytes) memenc=\(p.memoryEncryption ? "yes" : "no") "

@@ -46,6 +46,8 @@ extension EventBody {
             for region in o.regions where region.length > TraceLimits.maxRangeBytes || region.gpa > UInt64.max - region.length {
                 return "image region of \(region.length) bytes at \(EventFormatter.hex(region.gpa))"
             }
+        case .kvmIoctl(let k):
+            guard k.vm != MemoryAccess.noVM else { return "VM number \(k.vm)" }
         case .pspCommand, .vcpuMode, .vcpuHalt, .vmRun:
             break
         }

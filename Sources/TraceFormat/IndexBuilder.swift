@@ -3,7 +3,7 @@
 public final class IndexBuilder: TraceObserver {
     private let database: SQLiteDatabase
     private let insertChunk, insertPage, insertVM, insertPSP, insertCbit, insertNPT, insertSecret, insertRun,
-                insertExit, insertFlush, insertPlatform: SQLiteStatement
+                insertExit, insertFlush, insertPlatform, insertIoctl: SQLiteStatement
     private var pages: [PageKey: (reads: Int64, writes: Int64)] = [:]
     /// The last few pages counted, with counts not yet added to `pages`: consecutive accesses mostly
     /// revisit them, and this spares a hash per access.
@@ -38,6 +38,7 @@ public final class IndexBuilder: TraceObserver {
         insertExit = try database.prepare("INSERT INTO vm_exits VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
         insertFlush = try database.prepare("INSERT INTO cache_flushes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
         insertPlatform = try database.prepare("INSERT OR REPLACE INTO platforms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+        insertIoctl = try database.prepare("INSERT INTO kvm_ioctls VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
     }
 
     public func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody) {
@@ -65,6 +66,11 @@ public final class IndexBuilder: TraceObserver {
                                         .integer(Int64(p.minSEVASID)), .integer(Int64(p.maxSEVASID)), .integer(Int64(p.cores)),
                                         .integer(Int64(bitPattern: p.cacheBytes)), .integer(p.memoryEncryption ? 1 : 0),
                                         .integer(p.sme ? 1 : 0)])
+            case .kvmIoctl(let k):
+                try insertIoctl.run([.integer(s), .integer(c), .integer(Int64(k.vm)), .integer(Int64(k.command)),
+                                     .text(KVMSevCommand.name(of: k.command)), .integer(Int64(k.fd)), .integer(Int64(k.errno)),
+                                     .text(Errno.name(of: k.errno)), .integer(Int64(k.firmwareError)),
+                                     k.firmwareError == 0 ? .null : .text(SEVStatus.name(of: UInt16(truncatingIfNeeded: k.firmwareError)))])
             case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp, .ownerCheck:
                 break
             case .vmRun(let v):

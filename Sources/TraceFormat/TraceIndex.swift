@@ -32,6 +32,9 @@ public final class TraceIndex {
             rip INTEGER NOT NULL);
         CREATE TABLE cache_flushes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, platform INTEGER NOT NULL,
             op TEXT NOT NULL, spa INTEGER NOT NULL, key INTEGER NOT NULL, lines INTEGER NOT NULL, core INTEGER NOT NULL);
+        CREATE TABLE kvm_ioctls(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL,
+            command INTEGER NOT NULL, command_name TEXT NOT NULL, fd INTEGER NOT NULL, errno INTEGER NOT NULL,
+            errno_name TEXT NOT NULL, fw_error INTEGER NOT NULL, fw_error_name TEXT);
         CREATE VIEW asid_bindings AS
             SELECT seq, cycle, platform, handle, asid, CASE command WHEN 33 THEN 'bind' ELSE 'unbind' END AS op
             FROM psp_commands WHERE command IN (33, 34) AND status = 0;

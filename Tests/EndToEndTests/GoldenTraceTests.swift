@@ -43,18 +43,22 @@ struct GoldenTraceTests {
                       "CIPHERTEXT_OBSERVATION:low"],
     ]
 
-    /// Bundles under Traces/ and Traces/detectors/, as paths relative to Traces/.
+    /// Bundles under Traces/, Traces/detectors/ and Traces/conformance/, as paths relative to Traces/.
     static var bundles: [String] {
-        ["", "detectors/"].flatMap { sub in
+        ["", "detectors/", "conformance/"].flatMap { sub in
             ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Traces/" + sub).path)) ?? [])
                 .filter { $0.hasSuffix(".sevtrace") }.map { sub + $0 }
         }.sorted()
     }
 
     /// The findings a bundle must have, as `DETECTOR:severity`. A detector trace (detectors/NAME) must
-    /// report its detector; its negative twin (NAME-ok) must not.
+    /// report its detector; its negative twin (NAME-ok) must not. A conformance trace reports nothing.
     static func check(_ name: String, _ findings: [Finding]) {
         let base = String(name.dropLast(".sevtrace".count))
+        if base.hasPrefix("conformance/") {
+            #expect(findings.isEmpty, "\(name): \(findings.map(\.summary))")
+            return
+        }
         guard base.hasPrefix("detectors/") else {
             #expect(findings.map { "\($0.detector):\($0.severity)" } == expected[base] ?? ["(not listed)"], "\(name)")
             return

@@ -60,7 +60,29 @@ struct ParserTests {
         BadCase(text: header + "hv write guest 0x1000 snap\n", line: 3, column: 23, message: "no bytes were captured as 'snap'"),
         BadCase(text: header + "hv read guest 0x1000 16 as\n", line: 3, column: 27, message: "expected a name for the bytes read"),
         BadCase(text: header + "hv read guest 0x1000 16 as snap extra\n", line: 3, column: 33, message: "unexpected 'extra'"),
+        BadCase(text: header + "kvm guest launch_begin\n", line: 3, column: 11, message: "unknown KVM_SEV sub-command 'launch_begin'"),
+        BadCase(text: header + "kvm guest id=x\n", line: 3, column: 14, message: "expected a sub-command number"),
+        BadCase(text: header + "kvm guest id=4294967296\n", line: 3, column: 14, message: "id takes a sub-command number"),
+        BadCase(text: header + "kvm guest init expect=EWHAT\n", line: 3, column: 23, message: "unknown outcome 'EWHAT'"),
+        BadCase(text: header + "kvm guest init colour=red\n", line: 3, column: 16, message: "unknown option 'colour'"),
+        BadCase(text: header + "kvm ghost init\n", line: 3, column: 5, message: "no VM named 'ghost'"),
     ]
+
+    @Test("expect= takes ok, REFUSED, a firmware status or an errno by name or number, and matches only its outcome",
+          arguments: [
+            ("ok", Outcome.ok, true), ("SUCCESS", Outcome.ok, true), ("EINVAL", Outcome(errno: 22), true),
+            ("einval", Outcome(errno: 22), true), ("errno22", Outcome(errno: 22), true), ("errno 22", Outcome(errno: 22), true),
+            ("EIO", Outcome(errno: 5, firmware: .invalidGuestState), true),
+            ("INVALID_GUEST_STATE", Outcome(errno: 5, firmware: .invalidGuestState), true),
+            ("ok", Outcome(errno: 22), false), ("EINVAL", Outcome(errno: 9), false), ("EINVAL", Outcome.ok, false),
+            ("INVALID_GUEST", Outcome(errno: 5, firmware: .invalidGuestState), false),
+            ("REFUSED", Outcome(refused: true), true), ("ok", Outcome(refused: true), false),
+            ("WBINVD_REQUIRED", Outcome(firmware: .wbinvdRequired), true), ("ok", Outcome(firmware: .success), true),
+          ] as [(String, Outcome, Bool)])
+    func expectations(_ expect: String, _ outcome: Outcome, _ matches: Bool) {
+        #expect(Outcome.isKnown(expect))
+        #expect(outcome.matches(expect) == matches, "\(expect) against \(outcome)")
+    }
 
     @Test("errors point at the line and column of the mistake", arguments: bad)
     func errors(_ c: BadCase) {

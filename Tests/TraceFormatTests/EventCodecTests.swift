@@ -25,7 +25,7 @@ struct EventFuzzer {
     }
 
     mutating func body() -> EventBody {
-        switch small(14) {
+        switch small(16) {
         case 0...3:
             return .memoryAccess(MemoryAccess(
                 actor: actor(), vm: bool() ? MemoryAccess.noVM : UInt16(small(4)), asid: UInt16(small(16)),
@@ -74,6 +74,10 @@ struct EventFuzzer {
                                cr2: bool() ? wide() : 0))
                 : .vmExit(VMExit(vm: 1, vcpu: 0, exitCode: UInt16(small(0x500)), exitInfo1: wide(), exitInfo2: wide(),
                                  rip: wide(), registers: (0..<16).map { _ in wide() }))
+        case 14:
+            return .kvmIoctl(KVMIoctl(vm: UInt16(small(4)), command: bool() ? UInt32(small(23)) : UInt32(truncatingIfNeeded: wide()),
+                                      fd: bool() ? 3 : Int32(truncatingIfNeeded: wide()), errno: Int32(small(30)),
+                                      firmwareError: UInt32(small(0x30))))
         default:
             return bool()
                 ? .vcpuMode(VCPUModeChange(vm: UInt16(small(4)), vcpu: 1, mode: PagingMode.allCases[Int(small(UInt64(PagingMode.allCases.count)))]))
@@ -114,7 +118,7 @@ struct EventCodecTests {
         var fuzz = EventFuzzer(state: 7)
         let names = Set(fuzz.events(2000).map { EventFormatter.typeName($0.body) })
         #expect(names == ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt", "handover", "vmrun", "vmexit",
-                          "cache", "platform", "owner"])
+                          "cache", "platform", "owner", "kvm"])
     }
 
     @Test("a repeated actor costs no bytes: consecutive accesses of one vCPU are compact")
@@ -170,11 +174,11 @@ struct EventCodecTests {
         #expect(failures > 0, "most damage is noticed as an error")
     }
 
-    @Test("an unknown event type is rejected")
+    @Test("an unknown extended event type is rejected where it is")
     func unknownType() {
-        var r = ByteReader([0x0F, 0x00])
+        var r = ByteReader([0x0F, 0x00, 0x07])
         var d = EventDecoder()
-        #expect(throws: EventDecodingError.invalidValue(offset: 0, what: "event type 15")) { _ = try d.decode(from: &r) }
+        #expect(throws: EventDecodingError.invalidValue(offset: 2, what: "extended event type")) { _ = try d.decode(from: &r) }
     }
 
     @Test("varints and zig-zag round trip at the edges",

@@ -8,15 +8,19 @@ extension KVM {
     /// The descriptor `open("/dev/sev")` returns in the simulation.
     public static let sevDeviceFD: Int32 = 3
 
-    /// Runs one sub-command for `vm`; returns 0 or a negated errno.
+    /// Runs one sub-command for `vm`; returns 0 or a negated errno. The ioctl is recorded with its answer.
     public func memoryEncryptOp(_ vm: VirtualMachine, _ cmd: inout KVMSevCmd) -> Int32 {
+        let ret: Int32
         do {
-            return try sevOp(vm, &cmd)
+            ret = try sevOp(vm, &cmd)
         } catch let e as KVMFailure {
-            return -e.errno.rawValue
+            ret = -e.errno.rawValue
         } catch {
-            return -Errno.efault.rawValue
+            ret = -Errno.efault.rawValue
         }
+        platform.emit(.kvmIoctl(KVMIoctl(vm: vm.id, command: cmd.id, fd: cmd.sevFD, errno: -ret,
+                                         firmwareError: ret == 0 ? 0 : cmd.error)), cost: Platform.Cost.control)
+        return ret
     }
 
     /// A refusal with an errno.

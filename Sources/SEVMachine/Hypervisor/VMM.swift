@@ -68,6 +68,43 @@ public final class VMM {
         return Int(length)
     }
 
+    /// Issues one `KVM_MEMORY_ENCRYPT_OP` the way a test harness does: sub-command `id` (any number) through
+    /// descriptor `fd`, its user struct zero-filled except for what `gpa` (a guest address, passed as the
+    /// VMM's address of it), `length` and `policy` give the sub-commands that take them; output buffers
+    /// are the VMM's. The image is in guest memory before LAUNCH_UPDATE_DATA, as QEMU puts it there.
+    /// Returns KVM's answer (0 or a negated errno) and the firmware status it reported.
+    public func rawIoctl(_ vm: VirtualMachine, id: UInt32, fd: Int32 = KVM.sevDeviceFD, gpa: UInt64? = nil,
+                         length: UInt32? = nil, policy: UInt32? = nil) throws(MachineError) -> (result: Int32, firmwareError: UInt32) {
+        defer { releaseBuffers() }
+        let command = KVMSevCommand(rawValue: id)
+        var b = CommandBuffer(size: command?.userStructSize ?? 0)
+        /// A zeroed VMM buffer of `n` bytes (none past KVM's own 16 KiB cap: KVM refuses those first).
+        func buffer(_ n: UInt32) throws(MachineError) -> UInt64 { n == 0 || n > 0x4000 ? 0 : try user([UInt8](repeating: 0, count: Int(n))) }
+        switch command {
+        case .launchStart: b.setU32(4, policy ?? vm.policy)
+        case .launchUpdateData:
+            try kvm.loadImage(vm)
+            b.setU64(0, vm.userAddress(of: gpa ?? 0))
+            b.setU32(8, length ?? 0)
+        case .launchMeasure:
+            b.setU64(0, try buffer(length ?? 0))
+            b.setU32(8, length ?? 0)
+        case .getAttestationReport:
+            b.setU64(16, try buffer(length ?? 0))
+            b.setU32(24, length ?? 0)
+        case .dbgDecrypt, .dbgEncrypt:
+            let guest = vm.userAddress(of: gpa ?? 0), own = try buffer(length ?? 0)
+            b.setU64(0, command == .dbgDecrypt ? guest : own)
+            b.setU64(8, command == .dbgDecrypt ? own : guest)
+            b.setU32(16, length ?? 0)
+        default:
+            break
+        }
+        var cmd = KVMSevCmd(id: id, data: b.bytes, sevFD: fd)
+        let ret = kvm.memoryEncryptOp(vm, &cmd)
+        return (ret, ret == 0 ? 0 : cmd.error)
+    }
+
     // MARK: - Platform certificates
 
     /// PDH_CERT_EXPORT through `/dev/sev`: the platform's PDH and its chain (PEK, OCA, CEK).
