@@ -351,8 +351,9 @@ public struct ScenarioParser {
                 switch dir {
                 case "decrypt":
                     let length = try self.length(&c)
-                    let o = try c.options(allowed: ["expect"])
-                    add(.debugDecrypt(vm: vm, gpa: gpa, length: length, expect: try Self.expectation(o, c)))
+                    let o = try c.options(allowed: ["expect", "expect-hex"])
+                    add(.debugDecrypt(vm: vm, gpa: gpa, length: length, expect: try Self.expectation(o, c),
+                                      expectBytes: try expectedBytes(o, c)))
                 case "encrypt":
                     var look = c
                     let o = try look.options(allowed: ["expect", "hex", "text", "fill", "len"])
@@ -611,7 +612,7 @@ public struct ScenarioParser {
             }
             command = known.rawValue
         }
-        let o = try c.options(allowed: ["gpa", "len", "policy", "fd", "expect"])
+        let o = try c.options(allowed: ["gpa", "len", "policy", "fd", "expect", "expect-hex"])
         let fd = o.values["fd"] == nil ? nil : Int32(clamping: try o.number("fd", default: 0, c))
         let length = o.values["len"] == nil ? nil : UInt32(clamping: try o.number("len", default: 0, c))
         if let length, Int(length) > limits.maxStatementBytes {
@@ -620,7 +621,16 @@ public struct ScenarioParser {
         return ScenarioScript.KVMStatement(
             vm: vm, command: command, fd: fd, gpa: o.values["gpa"] == nil ? nil : try o.number("gpa", default: 0, c), length: length,
             policy: o.values["policy"] == nil ? nil : UInt32(clamping: try o.number("policy", default: 0, c)),
-            expect: try Self.expectation(o, c))
+            expect: try Self.expectation(o, c), expectBytes: try expectedBytes(o, c))
+    }
+
+    /// `expect-hex="…"`: the bytes a command must give back.
+    func expectedBytes(_ o: TokenCursor.Options, _ c: TokenCursor) throws(ScenarioError) -> [UInt8]? {
+        guard let h = try o.string("expect-hex", c) else { return nil }
+        guard let bytes = Self.hexBytes(h), !bytes.isEmpty, bytes.count <= limits.maxStatementBytes else {
+            throw c.error(at: o.values["expect-hex"]!, "expect-hex needs an even, non-zero number of hex digits")
+        }
+        return bytes
     }
 
     static func hexBytes(_ h: String) -> [UInt8]? {

@@ -146,9 +146,12 @@ public struct ScenarioRunner {
             if try expecting(expect, { try v.platform.vmm.injectSecret(v, owner: owner, gpa: gpa, secret: bytes) }) {
                 try v.platform.kvm.declareSecret(v, gpa: gpa, name: secretName, length: bytes.count)
             }
-        case .debugDecrypt(let name, let gpa, let length, let expect):
+        case .debugDecrypt(let name, let gpa, let length, let expect, let expectBytes):
             let v = vm(name, m)
-            try expecting(expect) { _ = try v.platform.vmm.debugDecrypt(v, gpa: gpa, length: length) }
+            var plaintext: [UInt8]?
+            if try expecting(expect, { plaintext = try v.platform.vmm.debugDecrypt(v, gpa: gpa, length: length) }), let expectBytes {
+                try Self.check(plaintext ?? [], against: expectBytes)
+            }
         case .debugEncrypt(let name, let gpa, let bytes, let expect):
             let v = vm(name, m)
             try expecting(expect) { try v.platform.vmm.debugEncrypt(v, gpa: gpa, bytes: bytes) }
@@ -166,11 +169,15 @@ public struct ScenarioRunner {
             if let expect, !outcome.matches(expect) { throw .invalid("expected \(expect), got \(outcome)") }
         case .kvm(let k):
             let v = vm(k.vm, m)
-            let (ret, error) = try v.platform.vmm.rawIoctl(v, id: k.command, fd: k.fd ?? KVM.sevDeviceFD, gpa: k.gpa,
-                                                            length: k.length, policy: k.policy)
+            let (ret, error, output) = try v.platform.vmm.rawIoctl(v, id: k.command, fd: k.fd ?? KVM.sevDeviceFD, gpa: k.gpa,
+                                                                    length: k.length, policy: k.policy)
             // Like a raw firmware command, the ioctl's answer is recorded whatever it is.
             let outcome = Outcome(errno: -ret, firmware: error == 0 ? nil : SEVStatus(rawValue: UInt16(truncatingIfNeeded: error)))
             if let expect = k.expect, !outcome.matches(expect) { throw .invalid("expected \(expect), got \(outcome)") }
+            if let expectBytes = k.expectBytes {
+                guard outcome.isSuccess else { throw .invalid("expected bytes back, got \(outcome)") }
+                try Self.check(output, against: expectBytes)
+            }
         }
     }
 
@@ -203,6 +210,13 @@ public struct ScenarioRunner {
             throw .invalid("expected \(expect), got \(outcome)" + (failure.map { ": \($0)" } ?? ""))
         }
         return failure == nil
+    }
+
+    /// `expect-hex=`: what a command gave back must be these bytes.
+    static func check(_ bytes: [UInt8], against expected: [UInt8]) throws(MachineError) {
+        guard bytes != expected else { return }
+        let hex = { (b: [UInt8]) in b.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+        throw .invalid("expected bytes \(hex(expected)), got \(bytes.isEmpty ? "none" : hex(bytes))")
     }
 
     private func addImage(_ v: VirtualMachine, gpa: UInt64, bytes: [UInt8]) throws(MachineError) {

@@ -46,7 +46,7 @@ public struct ScenarioScript: Sendable {
         /// The owner sends a secret with LAUNCH_SECRET (then LAUNCH_FINISH); it becomes a taint source.
         case inject(vm: String, gpa: UInt64, name: String, owner: String, bytes: [UInt8], expect: String?)
         /// KVM_SEV_DBG_DECRYPT / DBG_ENCRYPT.
-        case debugDecrypt(vm: String, gpa: UInt64, length: Int, expect: String?)
+        case debugDecrypt(vm: String, gpa: UInt64, length: Int, expect: String?, expectBytes: [UInt8]?)
         case debugEncrypt(vm: String, gpa: UInt64, bytes: [UInt8], expect: String?)
         /// KVM_SEV_GET_ATTESTATION_REPORT.
         case attest(vm: String, mnonce: [UInt8], expect: String?)
@@ -104,6 +104,8 @@ public struct ScenarioScript: Sendable {
         public var length: UInt32?
         public var policy: UInt32?
         public var expect: String?
+        /// `expect-hex=`: the bytes the sub-command must give back (measurement, report, plaintext).
+        public var expectBytes: [UInt8]?
     }
 
     /// The firmware commands a scenario can issue directly.

@@ -534,9 +534,14 @@ public struct PSPCommand: Equatable, Sendable {
     public var guestAfter: UInt8
     /// The command buffer as the firmware left it (packed, little-endian, as the SEV API lays it out).
     public var buffer: [UInt8]
+    /// What the command gave back in the caller's memory, when it succeeded: LAUNCH_MEASURE's measurement ‖
+    /// mnonce, the attestation report, DBG_DECRYPT's plaintext, SEND_START's session, PEK_CSR's request,
+    /// GET_ID's ids (empty for the others).
+    public var result: [UInt8]
 
     public init(platform: UInt8 = 0, command: UInt8, handle: UInt32, asid: UInt16, status: UInt16, platformBefore: UInt8,
-                platformAfter: UInt8, guestBefore: UInt8, guestAfter: UInt8, buffer: [UInt8]) {
+                platformAfter: UInt8, guestBefore: UInt8, guestAfter: UInt8, buffer: [UInt8], result: [UInt8] = []) {
+        self.result = result
         self.platform = platform
         self.command = command
         self.handle = handle

@@ -119,6 +119,7 @@ public struct EventEncoder: Sendable {
             w.u8(p.guestBefore)
             w.u8(p.guestAfter)
             w.blob(p.buffer)
+            w.blob(p.result)
         case .vmCreated(let v):
             w.u8(EventCodec.TypeCode.vmCreated.rawValue)
             w.varint(dc)
@@ -323,7 +324,8 @@ public struct EventDecoder: Sendable {
                 let handle = try u32(&r), asid = try u16(&r), status = try u16(&r)
                 body = .pspCommand(PSPCommand(
                     platform: platform, command: command, handle: handle, asid: asid, status: status, platformBefore: try r.u8(),
-                    platformAfter: try r.u8(), guestBefore: try r.u8(), guestAfter: try r.u8(), buffer: try r.blob()))
+                    platformAfter: try r.u8(), guestBefore: try r.u8(), guestAfter: try r.u8(), buffer: try r.blob(),
+                    result: try r.blob()))
             case .vmCreated:
                 let vm = try u16(&r), platform = try r.u8(), name = try r.string(), asid = try u16(&r), policy = try u32(&r)
                 let memoryBytes = try r.varint(), vcpus = try u16(&r)

@@ -76,7 +76,8 @@ public enum EventFormatter {
             return "vm=\(n.vm) \(n.op) gpa=\(hex(n.gpa)) spa=\(hex(n.spa)) pages=\(n.pages)"
         case .pspCommand(let p):
             let buffer = p.buffer.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-            return "\(p.platform == 0 ? "" : "platform=\(p.platform) ")\(SEVCommand.name(of: p.command)) handle=\(p.handle) asid=\(p.asid) status=\(SEVStatus.name(of: p.status)) platform \(PlatformState.name(of: p.platformBefore))->\(PlatformState.name(of: p.platformAfter)) guest \(GuestState.name(of: p.guestBefore))->\(GuestState.name(of: p.guestAfter)) buffer=\(buffer.isEmpty ? "-" : buffer)"
+            let result = p.result.isEmpty ? "" : " result=" + p.result.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            return "\(p.platform == 0 ? "" : "platform=\(p.platform) ")\(SEVCommand.name(of: p.command)) handle=\(p.handle) asid=\(p.asid) status=\(SEVStatus.name(of: p.status)) platform \(PlatformState.name(of: p.platformBefore))->\(PlatformState.name(of: p.platformAfter)) guest \(GuestState.name(of: p.guestBefore))->\(GuestState.name(of: p.guestAfter)) buffer=\(buffer.isEmpty ? "-" : buffer)\(result)"
         case .vmCreated(let v):
             return "vm=\(v.vm) platform=\(v.platform) name=\(printable(v.name)) sev=\(v.sev ? 1 : 0) asid=\(v.asid) policy=\(hex(UInt64(v.policy))) memory=\(v.memoryBytes) vcpus=\(v.vcpus)"
         case .taintSource(let t):

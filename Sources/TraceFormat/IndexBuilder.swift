@@ -30,7 +30,7 @@ public final class IndexBuilder: TraceObserver {
         insertChunk = try database.prepare("INSERT INTO chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertPage = try database.prepare("INSERT INTO page_chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         insertVM = try database.prepare("INSERT OR REPLACE INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
-        insertPSP = try database.prepare("INSERT INTO psp_commands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+        insertPSP = try database.prepare("INSERT INTO psp_commands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
         insertCbit = try database.prepare("INSERT INTO cbit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertNPT = try database.prepare("INSERT INTO npt_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
@@ -92,7 +92,7 @@ public final class IndexBuilder: TraceObserver {
                     .integer(Int64(p.handle)), .integer(Int64(p.asid)), .integer(Int64(p.status)),
                     .text(SEVStatus.name(of: p.status)), .text(PlatformState.name(of: p.platformBefore)),
                     .text(PlatformState.name(of: p.platformAfter)), .text(GuestState.name(of: p.guestBefore)),
-                    .text(GuestState.name(of: p.guestAfter)), .blob(p.buffer),
+                    .text(GuestState.name(of: p.guestAfter)), .blob(p.buffer), p.result.isEmpty ? .null : .blob(p.result),
                 ])
             case .cbitChange(let x):
                 try insertCbit.run([.integer(s), .integer(c), .integer(Int64(x.vm)), .integer(Int64(x.vcpu)),

@@ -18,7 +18,7 @@ public final class TraceIndex {
             command INTEGER NOT NULL,
             command_name TEXT NOT NULL, handle INTEGER NOT NULL, asid INTEGER NOT NULL, status INTEGER NOT NULL,
             status_name TEXT NOT NULL, platform_before TEXT NOT NULL, platform_after TEXT NOT NULL,
-            guest_before TEXT NOT NULL, guest_after TEXT NOT NULL, buffer BLOB NOT NULL);
+            guest_before TEXT NOT NULL, guest_after TEXT NOT NULL, buffer BLOB NOT NULL, result BLOB);
         CREATE TABLE cbit_changes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL,
             vcpu INTEGER NOT NULL, gva INTEGER NOT NULL, gpa INTEGER NOT NULL, spa INTEGER NOT NULL,
             pte_spa INTEGER NOT NULL, old_c INTEGER NOT NULL, new_c INTEGER NOT NULL);

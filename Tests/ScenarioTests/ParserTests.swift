@@ -1,4 +1,5 @@
 import SEVMachine
+import TraceFormat
 import Testing
 @testable import Scenario
 
@@ -67,6 +68,25 @@ struct ParserTests {
         BadCase(text: header + "kvm guest init colour=red\n", line: 3, column: 16, message: "unknown option 'colour'"),
         BadCase(text: header + "kvm ghost init\n", line: 3, column: 5, message: "no VM named 'ghost'"),
     ]
+
+    @Test("expect-hex= passes on the bytes a command gave back and names both when they differ",
+          arguments: [("636f6e666f726d616e63652d64617461", nil), ("00", "expected bytes 00, got 636f6e66")] as [(String, String?)])
+    func expectHex(_ hex: String, _ failure: String?) throws {
+        let text = """
+            platform memory=64M
+            vm guest memory=4M policy=0x0
+            data guest 0x110000 text="conformance-data"
+            launch guest
+            debug decrypt guest 0x110000 \(hex.count / 2 == 16 ? 16 : 4) expect-hex="\(hex)"
+            """
+        let script = try ScenarioParser(file: "t").parse(text)
+        do {
+            try ScenarioRunner(script: script, seed: 1).run(into: CountingSink())
+            #expect(failure == nil)
+        } catch {
+            #expect(failure.map { "\(error)".contains($0) } == true, "\(error)")
+        }
+    }
 
     @Test("expect= takes ok, REFUSED, a firmware status or an errno by name or number, and matches only its outcome",
           arguments: [

@@ -48,6 +48,7 @@ extension SEVFirmware {
             if decrypt {
                 let data = try pspRead(src, count: length, key: guest.vek, asid: guest.asid, register: Instruction.pspData)
                 try pspWrite(dst, data, register: Instruction.pspData)
+                result = data
             } else {
                 let data = try pspRead(src, count: length, register: Instruction.pspData)
                 try pspWrite(dst, data, key: guest.vek, asid: guest.asid, register: Instruction.pspData)

@@ -24,6 +24,8 @@ public final class SEVFirmware {
                                                                rng: &platform.machine.rng)
     var guests: [UInt32: GuestContext] = [:]
     var nextHandle: UInt32 = 1
+    /// What the command being run gave back in the caller's memory (recorded with it).
+    var result: [UInt8] = []
     /// The guests activated on each ASID (more than one only when they share a key).
     var asidGuests: [[UInt32]]
     /// ASIDs deactivated since the last DF_FLUSH: their cache lines may still be dirty.
@@ -72,6 +74,7 @@ public final class SEVFirmware {
         let platformBefore = platformState
         let guestBefore = guests[handle]?.state.rawValue ?? GuestState.none
         let asidBefore = guests[handle]?.asid ?? 0
+        result = []
         let status = command.map { run($0, &buffer) } ?? .invalidCommand
         let reportedHandle = command == .launchStart || command == .receiveStart ? buffer.u32(0) : handle
         // ACTIVATE names the ASID it binds; DEACTIVATE the one it releases (the guest has none after it).
@@ -81,7 +84,7 @@ public final class SEVFirmware {
             platform: platform.id, command: id, handle: reportedHandle, asid: asid, status: status.rawValue,
             platformBefore: platformBefore.rawValue, platformAfter: platformState.rawValue,
             guestBefore: guestBefore, guestAfter: guests[reportedHandle]?.state.rawValue ?? GuestState.none,
-            buffer: buffer.bytes)), cost: Platform.Cost.pspCommand)
+            buffer: buffer.bytes, result: status == .success ? result : [])), cost: Platform.Cost.pspCommand)
         return status
     }
 
@@ -235,6 +238,7 @@ public final class SEVFirmware {
         b.setU32(lengthOffset, UInt32(data.count))
         guard length >= data.count else { return .invalidLength }
         do { try pspWrite(b.u64(addressOffset), data) } catch { return .invalidAddress }
+        result = data
         return .success
     }
 }

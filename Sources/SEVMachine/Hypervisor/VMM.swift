@@ -72,12 +72,16 @@ public final class VMM {
     /// descriptor `fd`, its user struct zero-filled except for what `gpa` (a guest address, passed as the
     /// VMM's address of it), `length` and `policy` give the sub-commands that take them; output buffers
     /// are the VMM's. The image is in guest memory before LAUNCH_UPDATE_DATA, as QEMU puts it there.
-    /// Returns KVM's answer (0 or a negated errno) and the firmware status it reported.
+    /// Returns KVM's answer (0 or a negated errno), the firmware status it reported, and what the
+    /// sub-command gave back in the VMM's buffer (LAUNCH_MEASURE, GET_ATTESTATION_REPORT, DBG_DECRYPT).
     public func rawIoctl(_ vm: VirtualMachine, id: UInt32, fd: Int32 = KVM.sevDeviceFD, gpa: UInt64? = nil,
-                         length: UInt32? = nil, policy: UInt32? = nil) throws(MachineError) -> (result: Int32, firmwareError: UInt32) {
+                         length: UInt32? = nil, policy: UInt32? = nil)
+        throws(MachineError) -> (result: Int32, firmwareError: UInt32, output: [UInt8]) {
         defer { releaseBuffers() }
         let command = KVMSevCommand(rawValue: id)
         var b = CommandBuffer(size: command?.userStructSize ?? 0)
+        /// Where the output lands: the buffer's address field and the field KVM leaves its length in.
+        var output: (address: Int, length: Int)?
         /// A zeroed VMM buffer of `n` bytes (none past KVM's own 16 KiB cap: KVM refuses those first).
         func buffer(_ n: UInt32) throws(MachineError) -> UInt64 { n == 0 || n > 0x4000 ? 0 : try user([UInt8](repeating: 0, count: Int(n))) }
         switch command {
@@ -89,20 +93,29 @@ public final class VMM {
         case .launchMeasure:
             b.setU64(0, try buffer(length ?? 0))
             b.setU32(8, length ?? 0)
+            output = (0, 8)
         case .getAttestationReport:
             b.setU64(16, try buffer(length ?? 0))
             b.setU32(24, length ?? 0)
+            output = (16, 24)
         case .dbgDecrypt, .dbgEncrypt:
             let guest = vm.userAddress(of: gpa ?? 0), own = try buffer(length ?? 0)
             b.setU64(0, command == .dbgDecrypt ? guest : own)
             b.setU64(8, command == .dbgDecrypt ? own : guest)
             b.setU32(16, length ?? 0)
+            if command == .dbgDecrypt { output = (8, 16) }
         default:
             break
         }
         var cmd = KVMSevCmd(id: id, data: b.bytes, sevFD: fd)
         let ret = kvm.memoryEncryptOp(vm, &cmd)
-        return (ret, ret == 0 ? 0 : cmd.error)
+        var bytes: [UInt8] = []
+        if ret == 0, let output {
+            let out = CommandBuffer(bytes: cmd.data)
+            let address = out.u64(output.address), count = min(Int(out.u32(output.length)), Int(length ?? 0))
+            if address != 0 && count > 0 { bytes = try readUser(address, count) }
+        }
+        return (ret, ret == 0 ? 0 : cmd.error, bytes)
     }
 
     // MARK: - Platform certificates
