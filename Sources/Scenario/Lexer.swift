@@ -110,12 +110,30 @@ struct Lexer {
         return tokens
     }
 
-    /// Replaces words that name constants with their values (the name's spelling stays for messages).
+    /// Replaces words that name constants with their values, then folds sums and differences of numbers
+    /// (`BASE+0x10`, `END - 16`) into one number wherever a number goes, wrapping as `let` does.
     static func substitute(_ tokens: [Token], _ constants: [String: UInt64]) -> [Token] {
-        guard !constants.isEmpty else { return tokens }
-        return tokens.map { t in
+        let named = constants.isEmpty ? tokens : tokens.map { t in
             if let w = t.word, let v = constants[w] { Token(kind: .number(v), column: t.column) } else { t }
         }
+        var out: [Token] = []
+        out.reserveCapacity(named.count)
+        var i = 0
+        while i < named.count {
+            guard var value = named[i].number else {
+                out.append(named[i])
+                i += 1
+                continue
+            }
+            let column = named[i].column
+            i += 1
+            while i + 1 < named.count, named[i].kind == .punct("+") || named[i].kind == .punct("-"), let operand = named[i + 1].number {
+                value = named[i].kind == .punct("+") ? value &+ operand : value &- operand
+                i += 2
+            }
+            out.append(Token(kind: .number(value), column: column))
+        }
+        return out
     }
 
     /// Parses `123`, `0x1f`, `0b101`, `4K`, `2M`, `1G`, with `_` separators.

@@ -153,6 +153,31 @@ struct ParserTests {
         #expect(throws: ScenarioError.self) { _ = try ScenarioParser(file: "t").parse("let guest = 1\nlet guest = 2\n") }
     }
 
+    @Test("sums and differences work wherever a number goes: statements, options and guest programs")
+    func expressions() throws {
+        let text = """
+            let TX = 0x200000
+            vm guest memory=4M
+            device nic0
+            shared guest TX+0x1000 pages=1+1
+            program guest at=0x100000
+                mov r1, TX + 0x10 - 8
+                hlt
+            end
+            dma nic0 read guest TX+0x1000 64-32
+            kvm guest launch_update_data gpa=0x100000+0x10 len=8+8
+            """
+        let s = try ScenarioParser(file: "t").parse(text)
+        guard case .shared(_, let gpa, let pages) = s.statements[2].statement else { Issue.record("\(s.statements[2])"); return }
+        #expect(gpa == 0x201000 && pages == 2)
+        guard case .program(_, _, let insns) = s.statements[3].statement else { Issue.record("\(s.statements[3])"); return }
+        #expect(insns[0].immediate == 0x200008)
+        guard case .dmaRead(_, _, let rx, let length) = s.statements[4].statement else { Issue.record("\(s.statements[4])"); return }
+        #expect(rx == 0x201000 && length == 32)
+        guard case .kvm(let k) = s.statements[5].statement else { Issue.record("\(s.statements[5])"); return }
+        #expect(k.gpa == 0x100010 && k.length == 16)
+    }
+
     @Test("numbers: decimal, hex, binary, size suffixes, separators")
     func numbers() {
         #expect(Lexer.parseNumber("42") == 42)
