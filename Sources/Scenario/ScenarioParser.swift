@@ -496,6 +496,9 @@ public struct ScenarioParser {
                     guard let t = o.values["cbit"] else { throw ScenarioError(here, "cpuid needs cbit=N: the C-bit position to report") }
                     guard let n = t.number, n < 64 else { throw c.error(at: t, "cbit is a bit position, 0 to 63") }
                     add(.hvCPUIDCbit(vm: vm, position: Int(n)))
+                case "answer":
+                    let vm = try knownVM(&c)
+                    add(.hvAnswer(vm: vm, answer: try hypervisorAnswer(&c)))
                 case "delete-slot":
                     let vm = try knownVM(&c)
                     let slot = try c.number("a memslot number")
@@ -544,7 +547,7 @@ public struct ScenarioParser {
                     let gpa = try c.number("a guest physical address")
                     try c.expectEnd()
                     add(.hvMigratePage(vm: vm, gpa: gpa))
-                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, swap-out, delete-slot, cpuid, page-flush or wbinvd, found '\(op)'")
+                default: throw c.error(at: opToken!, "expected read, write, unmap, remap, migrate, swap-out, delete-slot, cpuid, answer, page-flush or wbinvd, found '\(op)'")
                 }
             case "kvm":
                 let vm = try knownVM(&c)
@@ -622,6 +625,46 @@ public struct ScenarioParser {
             vm: vm, command: command, fd: fd, gpa: o.values["gpa"] == nil ? nil : try o.number("gpa", default: 0, c), length: length,
             policy: o.values["policy"] == nil ? nil : UInt32(clamping: try o.number("policy", default: 0, c)),
             expect: try Self.expectation(o, c), expectBytes: try expectedBytes(o, c))
+    }
+
+    /// `in PORT VALUE`, `mmio GPA VALUE`, `cpuid LEAF [eax=] [ebx=] [ecx=] [edx=]` or `msr MSR VALUE`.
+    func hypervisorAnswer(_ c: inout TokenCursor) throws(ScenarioError) -> ScenarioScript.HypervisorAnswer {
+        let t = c.peek
+        let what = try c.word("in, mmio, cpuid or msr")
+        func bounded(_ n: UInt64, _ max: UInt64, _ at: Token?, _ message: String) throws(ScenarioError) -> UInt64 {
+            guard n <= max else { throw c.error(at: at!, message) }
+            return n
+        }
+        switch what {
+        case "in":
+            let at = c.peek
+            let port = try bounded(try c.number("a port"), 0xFFFF, at, "a port is 0 to 0xFFFF")
+            let value = try c.number("the value IN reads")
+            try c.expectEnd()
+            return .port(UInt16(port), value: value)
+        case "mmio":
+            let gpa = try c.number("a guest physical address")
+            let value = try c.number("the value a load there reads")
+            try c.expectEnd()
+            return .mmio(gpa, value: value)
+        case "cpuid":
+            let at = c.peek
+            let leaf = try bounded(try c.number("a CPUID leaf"), UInt64(UInt32.max), at, "a CPUID leaf is 32 bits")
+            let o = try c.options(allowed: ["eax", "ebx", "ecx", "edx"])
+            var regs: [UInt64] = []
+            for r in ["eax", "ebx", "ecx", "edx"] {
+                regs.append(try bounded(try o.number(r, default: 0, c), UInt64(UInt32.max), o.values[r], "\(r) is 32 bits"))
+            }
+            return .cpuid(UInt32(leaf), eax: regs[0], ebx: regs[1], ecx: regs[2], edx: regs[3])
+        case "msr":
+            let at = c.peek
+            let msr = try bounded(try c.number("an MSR number"), UInt64(UInt32.max), at, "an MSR number is 32 bits")
+            let value = try c.number("the value RDMSR reads")
+            try c.expectEnd()
+            return .msr(UInt32(msr), value: value)
+        default:
+            throw c.error(at: t!, "expected in, mmio, cpuid or msr, found '\(what)'")
+        }
     }
 
     /// `expect-hex="…"`: the bytes a command must give back.

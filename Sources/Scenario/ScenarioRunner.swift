@@ -111,6 +111,15 @@ public struct ScenarioRunner {
             try v.platform.kvm.unmap(v, gpa: gpa, pages: pages)
         case .hvCPUIDCbit(let name, let position):
             vm(name, m).cpuidCbitPosition = position
+        case .hvAnswer(let name, let answer):
+            let v = vm(name, m)
+            switch answer {
+            case .port(let port, let value): v.answers.ports[port] = value
+            case .mmio(let gpa, let value): v.answers.mmio[gpa] = value
+            case .cpuid(let leaf, let eax, let ebx, let ecx, let edx):
+                v.answers.cpuid[leaf] = CPUIDAnswer(eax: eax, ebx: ebx, ecx: ecx, edx: edx)
+            case .msr(let msr, let value): v.answers.msrs[msr] = value
+            }
         case .hvDeleteSlot(let name, let slot):
             let v = vm(name, m)
             try v.platform.kvm.deleteMemslot(v, slot: slot)

@@ -76,6 +76,8 @@ public struct ScenarioScript: Sendable {
         case hvUnmap(vm: String, gpa: UInt64, pages: UInt64)
         /// The hypervisor's CPUID 0x8000001F tells the guest another C-bit position than the hardware's.
         case hvCPUIDCbit(vm: String, position: Int)
+        /// The hypervisor answers the VM's exits with values it chose (`hv answer`).
+        case hvAnswer(vm: String, answer: HypervisorAnswer)
         /// The VMM deletes one of the VM's memslots (KVM_SET_USER_MEMORY_REGION with size 0).
         case hvDeleteSlot(vm: String, slot: UInt16)
         /// The host kernel swaps guest pages out; the guest's next access brings each back (async PF).
@@ -106,6 +108,14 @@ public struct ScenarioScript: Sendable {
         public var expect: String?
         /// `expect-hex=`: the bytes the sub-command must give back (measurement, report, plaintext).
         public var expectBytes: [UInt8]?
+    }
+
+    /// One answer a hypervisor chose: IN from a port, a load from an MMIO address, a CPUID leaf, an MSR.
+    public enum HypervisorAnswer: Sendable {
+        case port(UInt16, value: UInt64)
+        case mmio(UInt64, value: UInt64)
+        case cpuid(UInt32, eax: UInt64, ebx: UInt64, ecx: UInt64, edx: UInt64)
+        case msr(UInt32, value: UInt64)
     }
 
     /// The firmware commands a scenario can issue directly.

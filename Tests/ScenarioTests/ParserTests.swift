@@ -88,6 +88,45 @@ struct ParserTests {
         }
     }
 
+    @Test("hv answer: IN, MMIO loads, CPUID and RDMSR get the values the hypervisor chose; other ports and leaves keep KVM's")
+    func hypervisorAnswers() throws {
+        let text = """
+            platform memory=64M
+            vm guest memory=4M policy=0x0 mmio=0xfeb00000
+            hv answer guest in 0x60 0x1234
+            hv answer guest mmio 0xfeb00010 0xdead
+            hv answer guest cpuid 0x40000000 eax=0x40000001 ebx=0x4b4d564b
+            hv answer guest msr 0xc0010131 0
+            program guest at=0x100000
+                in.2 r0, 0x60
+                mov r8, r0
+                in.1 r0, 0x61
+                mov r9, r0
+                mov r1, 0xfeb00010
+                load r10, [r1]
+                mov r0, 0x40000000
+                cpuid
+                mov r11, r0
+                mov r12, r3
+                mov r1, 0xc0010131
+                rdmsr
+                mov r13, r0
+                hlt
+            end
+            launch guest
+            run guest
+            """
+        let sink = CollectingSink()
+        try ScenarioRunner(script: try ScenarioParser(file: "t").parse(text), seed: 1).run(into: sink)
+        let hlt = try #require(sink.events.compactMap { if case .vmExit(let x) = $0.body, x.exitCode == VMExit.hlt { x } else { nil } }.last)
+        #expect(hlt.registers[8] == 0x1234 && hlt.registers[9] == 0xFF, "port 0x60 answered; 0x61 reads the default 0xFF")
+        #expect(hlt.registers[10] == 0xdead, "the MMIO load got the chosen value")
+        #expect(hlt.registers[11] == 0x4000_0001 && hlt.registers[12] == 0x4b4d_564b, "CPUID leaf 0x40000000 answered")
+        #expect(hlt.registers[13] == 0, "SEV_STATUS answered 0: the hypervisor says SEV is off")
+        #expect(throws: ScenarioError.self) { _ = try ScenarioParser(file: "t").parse("vm g memory=2M\nhv answer g in 0x10000 1\n") }
+        #expect(throws: ScenarioError.self) { _ = try ScenarioParser(file: "t").parse("vm g memory=2M\nhv answer g port 1 1\n") }
+    }
+
     @Test("expect= takes ok, REFUSED, a firmware status or an errno by name or number, and matches only its outcome",
           arguments: [
             ("ok", Outcome.ok, true), ("SUCCESS", Outcome.ok, true), ("EINVAL", Outcome(errno: 22), true),

@@ -99,7 +99,8 @@ extension KVM {
         if isStore {
             if device { vm.mmioRegisters[address] = vcpu.registers[Int(insn.b)] & mask }
         } else {
-            setRegister(vcpu, insn.a, device ? (vm.mmioRegisters[address] ?? 0) & mask : 0)
+            let chosen = vm.answers.mmio[address]
+            setRegister(vcpu, insn.a, (chosen ?? (device ? vm.mmioRegisters[address] ?? 0 : 0)) & mask)
         }
         try enter(vcpu)
     }
@@ -115,7 +116,7 @@ extension KVM {
             reportExit(vcpu, code: VMExit.ioio, info1: info1, info2: vcpu.rip)
             if insn.opcode == .input {
                 let mask: UInt64 = insn.width == 4 ? 0xFFFF_FFFF : (1 << UInt64(8 * insn.width)) - 1
-                setRegister(vcpu, insn.a, Self.portInputValue & mask)
+                setRegister(vcpu, insn.a, (vm.answers.ports[UInt16(port)] ?? Self.portInputValue) & mask)
             }
         case .outs, .ins:
             // String I/O: the hypervisor emulates it by accessing the guest buffer itself, which it can only
@@ -148,7 +149,9 @@ extension KVM {
             reportExit(vcpu, code: VMExit.cpuid, info1: 0, info2: 0)
             let c = platform.config
             var out: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-            if vcpu.registers[0] == 0x8000_001F && vm.isSEV {
+            if let chosen = vm.answers.cpuid[UInt32(truncatingIfNeeded: vcpu.registers[0])] {
+                out = (chosen.eax, chosen.ebx, chosen.ecx, chosen.edx)
+            } else if vcpu.registers[0] == 0x8000_001F && vm.isSEV {
                 // As QEMU fills the leaf for a guest: EAX bit 1 SEV (SME is not offered to guests);
                 // EBX[5:0] C-bit, [11:6] PA reduction; ECX and EDX (ASID counts) zero. A plain guest sees zeros.
                 let cbit = vm.cpuidCbitPosition ?? c.cbitPosition  // a lying hypervisor answers its own
@@ -160,10 +163,12 @@ extension KVM {
             setRegister(vcpu, 2, out.3)
         case .rdmsr:
             reportExit(vcpu, code: VMExit.msr, info1: 0, info2: 0)
-            let value: UInt64 = switch vcpu.registers[1] {
-            case 0xC001_0131: vm.isSEV ? 1 : 0       // SEV_STATUS: SEV enabled
-            // SYSCFG is the host's: KVM answers a guest 0, as for the other AMD platform MSRs it hides.
-            default: 0
+            let value: UInt64 = if let chosen = vm.answers.msrs[UInt32(truncatingIfNeeded: vcpu.registers[1])] { chosen } else {
+                switch vcpu.registers[1] {
+                case 0xC001_0131: vm.isSEV ? 1 : 0       // SEV_STATUS: SEV enabled
+                // SYSCFG is the host's: KVM answers a guest 0, as for the other AMD platform MSRs it hides.
+                default: 0
+                }
             }
             setRegister(vcpu, 0, value & 0xFFFF_FFFF)
             setRegister(vcpu, 2, value >> 32)

@@ -94,6 +94,10 @@ public final class VirtualMachine {
     /// The C-bit position the hypervisor's CPUID 0x8000001F reports to this guest, when it lies (nil:
     /// the platform's real one). A guest that believes a bit the hardware ignores maps everything C=0.
     public var cpuidCbitPosition: Int?
+    /// What a malicious (or merely emulating) hypervisor answers this VM's exits with, where it chose:
+    /// IN by port, MMIO loads by address, CPUID by leaf (EAX, EBX, ECX, EDX), RDMSR by MSR. Looked up,
+    /// never walked, so their order cannot reach a trace.
+    public var answers = HypervisorAnswers()
     /// Whether the guest kernel checks the C-bit CPUID gave it before trusting it (Linux's
     /// `sev_verify_cbit`, since 5.10): a value stored while paging is off must read back the same
     /// through the new page tables, or the kernel stops.
