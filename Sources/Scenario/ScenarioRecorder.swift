@@ -9,6 +9,8 @@ public enum ScenarioRecorder {
         public var events: UInt64
         public var chunks: Int
         public var bytes: UInt64
+        /// The session keys of the launches the scenario's guest owners made.
+        public var sessionKeys: [ScenarioRunner.SessionKeys] = []
     }
 
     /// Runs `script` with `seed` and writes the bundle at `path`. The bundle is written beside its place
@@ -26,11 +28,12 @@ public enum ScenarioRecorder {
         let stage = try StagedBundle(at: path)
         do {
             let recorder = try TraceRecorder(directory: stage.staging, header: header, limits: limits)
-            try ScenarioRunner(script: script, seed: seed).run(into: recorder)
+            let runner = ScenarioRunner(script: script, seed: seed)
+            try runner.run(into: recorder)
             let r = try recorder.finish()
             try finishing(stage.staging)
             try stage.commit()
-            return Summary(bundle: stage.bundle, events: r.events, chunks: r.chunks, bytes: r.bytes)
+            return Summary(bundle: stage.bundle, events: r.events, chunks: r.chunks, bytes: r.bytes, sessionKeys: runner.sessionKeys)
         } catch {
             stage.discard()
             throw error

@@ -12,6 +12,24 @@ public struct ScenarioRunner {
         var byName: [String: GuestOwner] = [:]
     }
 
+    /// The session keys of each launch a guest owner made, in the order of the launches.
+    private let sessions = Sessions()
+
+    final class Sessions {
+        var keys: [SessionKeys] = []
+    }
+
+    /// The transport keys a guest owner's launch session carried (her TEK and TIK), by guest.
+    public struct SessionKeys: Sendable {
+        public var vm: String
+        public var owner: String
+        public var tek: [UInt8]
+        public var tik: [UInt8]
+    }
+
+    /// The session keys of the launches the guest owners made so far.
+    public var sessionKeys: [SessionKeys] { sessions.keys }
+
     /// What `hv read … as NAME` captured, by name.
     private let captures = Captures()
 
@@ -148,7 +166,12 @@ public struct ScenarioRunner {
                 try v.platform.vmm.launch(v, owner: &owner, finish: finish, sharingKeyOf: other, pin: pin,
                                           placement: placement, entry: entry)
             }
-            if let ownerName, let owner { owners.byName[ownerName] = owner }
+            if let ownerName, let owner {
+                owners.byName[ownerName] = owner
+                if let session = owner.session {
+                    sessions.keys.append(SessionKeys(vm: name, owner: ownerName, tek: session.tek, tik: session.tik))
+                }
+            }
         case .inject(let name, let gpa, let secretName, let ownerName, let bytes, let expect):
             let v = vm(name, m)
             guard let owner = owners.byName[ownerName] else { throw .invalid("no owner named \(ownerName)") }

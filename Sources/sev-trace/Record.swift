@@ -36,6 +36,11 @@ struct Record: ParsableCommand {
     @Option(help: "Stop with an error once events.zst reaches this many bytes.")
     var maxBytes: UInt64 = RecordingLimits().maxBytes
 
+    @Option(name: .customLong("owner-keys"), help: ArgumentHelp(
+        "Write the session keys of each launch a guest owner made into this directory, as sevctl names them: VM_tek.bin and VM_tik.bin (16 raw bytes each).",
+        discussion: "With the TIK, `sev-trace measure` (or sevctl) recomputes a measurement recorded in the trace.", valueName: "DIR"))
+    var ownerKeys: String?
+
     func run() throws {
         let script = try ScenarioInput.load(scenario, limits: limitOptions.limits)
         let path = output ?? ScenarioInput.defaultBundleName(scenario)
@@ -49,6 +54,23 @@ struct Record: ParsableCommand {
         Console.line("recorded \(script.file) (seed \(seed)): \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s"), \(summary.bytes) bytes (\(String(format: "%.2f", perEvent)) bytes/event)")
         if let findings { FindingPrinter.print(findings) }
         Console.line("trace: \(summary.bundle.path)")
+        if let ownerKeys { try Self.writeSessionKeys(summary.sessionKeys, into: ownerKeys) }
+    }
+
+    /// Writes VM_tek.bin and VM_tik.bin for each session, each file whole or not at all.
+    static func writeSessionKeys(_ sessions: [ScenarioRunner.SessionKeys], into directory: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for s in sessions {
+                for (suffix, key) in [("tek", s.tek), ("tik", s.tik)] {
+                    let url = URL(fileURLWithPath: directory).appendingPathComponent("\(s.vm)_\(suffix).bin")
+                    try Data(key).write(to: url, options: .atomic)
+                }
+                Console.line("session keys of \(s.vm) (owner \(s.owner)): \(directory)/\(s.vm)_tek.bin, \(s.vm)_tik.bin")
+            }
+        } catch {
+            throw InputError(description: "cannot write the session keys into \(directory): \(error.localizedDescription)")
+        }
     }
 }
 

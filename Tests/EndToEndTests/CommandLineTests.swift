@@ -208,6 +208,49 @@ struct CommandLineTests {
         #expect(bad.status == 2 && bad.stderr.hasPrefix("error: --digest takes 32 bytes"))
     }
 
+    @Test("record --owner-keys writes the owner's TIK and TEK; with the TIK, measure recomputes the measurement in the trace")
+    func ownerKeysRecomputeMeasurement() throws {
+        let s = Scratch()
+        try """
+            platform memory=64M
+            vm guest memory=2M policy=0x0
+            owner alice policy=0x0
+            data guest 0x100000 text="measured bytes!!"
+            psp platform_status
+            launch guest owner=alice
+            """.write(toFile: s.path + "/m.sev", atomically: true, encoding: .utf8)
+        let r = try Self.run(["record", "m.sev", "--owner-keys", "keys"], in: s.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        let tik = try Data(contentsOf: URL(fileURLWithPath: s.path + "/keys/guest_tik.bin"))
+        let tek = try Data(contentsOf: URL(fileURLWithPath: s.path + "/keys/guest_tek.bin"))
+        #expect(tik.count == 16 && tek.count == 16 && tik != tek)
+        try """
+            SELECT (SELECT hex(buffer) FROM psp_commands WHERE command_name = 'PLATFORM_STATUS'),
+                   (SELECT hex(result) FROM psp_commands WHERE command_name = 'LAUNCH_MEASURE' AND result IS NOT NULL);
+            """.write(toFile: s.path + "/q.sql", atomically: true, encoding: .utf8)
+        let q = try Self.run(["query", "m.sevtrace", "q.sql", "--format", "csv"], in: s.path)
+        let row = q.stdout.split(separator: "\r\n")[1].split(separator: ",").map { String($0).lowercased() }
+        let status = row[0], blob = row[1]
+        #expect(blob.count == 96, "measurement ‖ mnonce")
+        // PLATFORM_STATUS: API major, minor, state, owner, then CONFIG whose top byte is the build.
+        let byte = { (i: Int) in String(Int(status.dropFirst(2 * i).prefix(2), radix: 16)!) }
+        let hex = { (d: Data) in d.map { String(format: "%02x", $0) }.joined() }
+        // The launch digest: SHA-256 of the one 16-byte block LAUNCH_UPDATE_DATA measured.
+        let digest = "\(hex(Data("measured bytes!!".utf8)))"
+        let sha = Process()
+        sha.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        sha.arguments = ["python3", "-c", "import hashlib,sys;print(hashlib.sha256(bytes.fromhex(sys.argv[1])).hexdigest())", digest]
+        let out = Pipe()
+        sha.standardOutput = out
+        try sha.run()
+        let hash = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        sha.waitUntilExit()
+        let m = try Self.run(["measure", "--api-major", byte(0), "--api-minor", byte(1), "--build", byte(7), "--policy", "0",
+                              "--digest", hash, "--mnonce", String(blob.suffix(32)), "--tik", hex(tik)], in: s.path)
+        #expect(m.status == 0, "\(m.stderr)")
+        #expect(m.stdout == String(blob.prefix(64)) + "\n", "the measurement the firmware returned, recomputed from the TIK")
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()
