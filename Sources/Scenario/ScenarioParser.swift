@@ -560,9 +560,14 @@ public struct ScenarioParser {
                     throw c.error(at: t!, "unknown firmware command '\(name)'; expected one of: \(all)")
                 }
                 let vm = command.needsVM ? try knownVM(&c) : nil
-                let o = try c.options(allowed: (command == .activate ? ["asid"] : command.needsVM ? [] : ["platform"]) + ["expect"])
-                let asid = o.values["asid"] == nil ? nil : UInt16(clamping: try o.number("asid", default: 0, c))
-                add(.psp(command: command, platform: try platformOption(o, c), vm: vm, asid: asid,
+                let o = try c.options(allowed: command.options + ["expect"])
+                func optional(_ key: String) throws(ScenarioError) -> UInt64? {
+                    o.values[key] == nil ? nil : try o.number(key, default: 0, c)
+                }
+                let arguments = ScenarioScript.PSPArguments(
+                    asid: try optional("asid").map { UInt16(clamping: $0) }, policy: try optional("policy").map { UInt32(clamping: $0) },
+                    gpa: try optional("gpa"), length: try optional("len").map { UInt32(clamping: $0) })
+                add(.psp(command: command, platform: try platformOption(o, c), vm: vm, arguments: arguments,
                          expect: try Self.expectation(o, c)))
             default:
                 throw ScenarioError(SourceLocation(file: file, line: lineNumber, column: keywordToken.column),

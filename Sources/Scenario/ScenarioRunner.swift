@@ -193,9 +193,10 @@ public struct ScenarioRunner {
         case .migrate(let name, let platform, let newName, let expect):
             let v = vm(name, m)
             try expecting(expect) { _ = try v.platform.vmm.migrate(v, to: m.platform(named: platform)!, as: newName) }
-        case .psp(let command, let platform, let name, let asid, let expect):
+        case .psp(let command, let platform, let name, let a, let expect):
             let v = name.map { vm($0, m) }
-            let status = try psp(command, v, asid: asid, v?.platform ?? m.platform(named: platform)!)
+            let p = v?.platform ?? m.platform(named: platform)!
+            let status = try p.kvm.issueDirect(command.command, vm: v, asid: a.asid, gpa: a.gpa, length: a.length, policy: a.policy)
             // A raw command's status is recorded whatever it is; `expect=` makes a regression test of it.
             let outcome = Outcome(firmware: status)
             if let expect, !outcome.matches(expect) { throw .invalid("expected \(expect), got \(outcome)") }
@@ -260,28 +261,4 @@ public struct ScenarioRunner {
         v.addImage(gpa: gpa, bytes: padded)
     }
 
-    @discardableResult
-    private func psp(_ command: ScenarioScript.PSPStatement, _ v: VirtualMachine?, asid: UInt16?, _ m: Platform)
-        throws(MachineError) -> SEVStatus {
-        let id: SEVCommand
-        switch command {
-        case .initialize: id = .initialize
-        case .pekGen: id = .pekGen
-        case .pdhGen: id = .pdhGen
-        case .factoryReset: id = .factoryReset
-        case .shutdown: id = .shutdown
-        case .platformStatus: id = .platformStatus
-        case .dfFlush: id = .dfFlush
-        case .activate: id = .activate
-        case .deactivate: id = .deactivate
-        case .decommission: id = .decommission
-        case .guestStatus: id = .guestStatus
-        }
-        var buffer = CommandBuffer(size: CommandBuffer.size(of: id))
-        if let v {
-            buffer.setU32(0, v.handle)
-            if id == .activate { buffer.setU32(4, UInt32(asid ?? v.asid)) }
-        }
-        return m.firmware.execute(id.rawValue, buffer: &buffer)
-    }
 }

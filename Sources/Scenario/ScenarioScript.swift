@@ -91,7 +91,7 @@ public struct ScenarioScript: Sendable {
         /// WBINVD on every core of a platform, or on one (a hypervisor that forgets the others).
         case wbinvd(platform: String, core: Int?)
         /// One firmware command issued directly, for firmware tests.
-        case psp(command: PSPStatement, platform: String, vm: String?, asid: UInt16?, expect: String?)
+        case psp(command: PSPStatement, platform: String, vm: String?, arguments: PSPArguments, expect: String?)
         /// One `KVM_MEMORY_ENCRYPT_OP` ioctl issued directly, for KVM tests and launches taken step by step.
         case kvm(KVMStatement)
     }
@@ -110,6 +110,14 @@ public struct ScenarioScript: Sendable {
         public var expectBytes: [UInt8]?
     }
 
+    /// What a raw firmware command takes besides the VM's handle.
+    public struct PSPArguments: Sendable {
+        public var asid: UInt16?
+        public var policy: UInt32?
+        public var gpa: UInt64?
+        public var length: UInt32?
+    }
+
     /// One answer a hypervisor chose: IN from a port, a load from an MMIO address, a CPUID leaf, an MSR.
     public enum HypervisorAnswer: Sendable {
         case port(UInt16, value: UInt64)
@@ -123,12 +131,48 @@ public struct ScenarioScript: Sendable {
         case initialize = "init", shutdown, platformStatus = "platform_status", dfFlush = "df_flush"
         case pekGen = "pek_gen", pdhGen = "pdh_gen", factoryReset = "factory_reset"
         case activate, deactivate, decommission, guestStatus = "guest_status"
+        case launchStart = "launch_start", launchUpdateData = "launch_update_data", launchMeasure = "launch_measure"
+        case launchFinish = "launch_finish"
 
         /// Whether the command names a VM.
         var needsVM: Bool {
             switch self {
-            case .activate, .deactivate, .decommission, .guestStatus: true
+            case .activate, .deactivate, .decommission, .guestStatus, .launchStart, .launchUpdateData, .launchMeasure,
+                 .launchFinish: true
             default: false
+            }
+        }
+
+        /// The options the command takes besides `expect=`.
+        var options: [String] {
+            switch self {
+            case .activate: ["asid"]
+            case .launchStart: ["policy"]
+            case .launchUpdateData: ["gpa", "len"]
+            case .launchMeasure: ["len"]
+            case .deactivate, .decommission, .guestStatus, .launchFinish: []
+            default: ["platform"]
+            }
+        }
+
+        /// The SEV API command.
+        var command: SEVCommand {
+            switch self {
+            case .initialize: .initialize
+            case .shutdown: .shutdown
+            case .platformStatus: .platformStatus
+            case .dfFlush: .dfFlush
+            case .pekGen: .pekGen
+            case .pdhGen: .pdhGen
+            case .factoryReset: .factoryReset
+            case .activate: .activate
+            case .deactivate: .deactivate
+            case .decommission: .decommission
+            case .guestStatus: .guestStatus
+            case .launchStart: .launchStart
+            case .launchUpdateData: .launchUpdateData
+            case .launchMeasure: .launchMeasure
+            case .launchFinish: .launchFinish
             }
         }
     }

@@ -35,6 +35,9 @@ public final class PSPDriver {
         return spa
     }
 
+    /// Frees the data area for the next command (what `issue` does when it returns).
+    func releaseStaged() { dataNext = 0 }
+
     /// Reserves a 32-byte-aligned spot for the firmware to write into.
     func reserve(_ count: Int) throws(MachineError) -> UInt64 { try stage([UInt8](repeating: 0, count: count)) }
 

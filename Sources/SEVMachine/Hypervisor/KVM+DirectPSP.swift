@@ -1,0 +1,38 @@
+import TraceFormat
+
+extension KVM {
+    /// One firmware command handed straight to the PSP, the raw path firmware tests take (no mailbox, no
+    /// KVM checks): its buffer is laid out as the SEV API has it, from `vm`'s handle (for the guest
+    /// commands) and the arguments the command takes — ACTIVATE's ASID (default: the VM's), LAUNCH_START's
+    /// policy (default: the VM's; no session, so the firmware chooses the transport keys, and the handle
+    /// it returns becomes the VM's), LAUNCH_UPDATE_DATA's guest range (the image is in guest memory first,
+    /// as a VMM puts it there), LAUNCH_MEASURE's output length (default 48; the output lands in the
+    /// driver's buffer area). Returns the status; the command is recorded like every other.
+    public func issueDirect(_ command: SEVCommand, vm: VirtualMachine?, asid: UInt16? = nil, gpa: UInt64? = nil,
+                            length: UInt32? = nil, policy: UInt32? = nil) throws(MachineError) -> SEVStatus {
+        defer { driver.releaseStaged() }
+        var buffer = CommandBuffer(size: CommandBuffer.size(of: command))
+        if let vm, command != .launchStart { buffer.setU32(0, vm.handle) }
+        switch command {
+        case .activate:
+            buffer.setU32(4, UInt32(asid ?? vm?.asid ?? 0))
+        case .launchStart:
+            buffer.setU32(4, policy ?? vm?.policy ?? 0)
+        case .launchUpdateData:
+            guard let vm else { break }
+            try loadImage(vm)
+            let start = gpa ?? 0
+            buffer.setU64(8, (try? vm.translate(start)) ?? start)
+            buffer.setU32(16, length ?? 0)
+        case .launchMeasure:
+            let n = length ?? 48
+            if n > 0 && n <= 0x4000 { buffer.setU64(8, try driver.reserve(Int(n))) }
+            buffer.setU32(16, n)
+        default:
+            break
+        }
+        let status = platform.firmware.execute(command.rawValue, buffer: &buffer)
+        if command == .launchStart, status == .success, let vm { vm.handle = buffer.u32(0) }
+        return status
+    }
+}
