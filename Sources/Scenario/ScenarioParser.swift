@@ -174,17 +174,13 @@ public struct ScenarioParser {
                 let cores = try o.number("cores", default: 1, c)
                 guard (1...64).contains(cores) else { throw c.error(at: o.values["cores"]!, "cores must be 1 to 64") }
                 p.cores = Int(cores)
-                let sme = try o.word("sme", c) ?? "no"
-                guard sme == "yes" || sme == "no" else { throw c.error(at: o.values["sme"]!, "sme takes yes or no") }
-                p.sme = sme == "yes"
+                p.sme = try o.flag("sme", default: false, c)
                 p.physAddrBits = try o.int("phys_bits", default: 48, in: 40...52, c)
                 p.physAddrReduction = try o.int("reduction", default: 5, in: 0...12, c)
                 guard (40...52).contains(p.physAddrBits), p.physAddrReduction <= 12, p.physAddrBits - p.physAddrReduction >= 40 else {
                     throw ScenarioError(here, "need 40 <= phys_bits <= 52 and phys_bits - reduction >= 40")
                 }
-                let memenc = try o.word("memenc", c) ?? "yes"
-                guard memenc == "yes" || memenc == "no" else { throw c.error(at: o.values["memenc"]!, "memenc takes yes or no") }
-                p.memoryEncryptionEnabled = memenc == "yes"
+                p.memoryEncryptionEnabled = try o.flag("memenc", default: true, c)
                 if p.sme && !p.memoryEncryptionEnabled {
                     throw c.error(at: o.values["sme"]!, "sme=yes needs memory encryption enabled in SYSCFG (memenc=yes)")
                 }
@@ -206,11 +202,10 @@ public struct ScenarioParser {
                 }
                 let policy = try o.number("policy", default: 0x1, c)
                 guard policy <= UInt64(UInt32.max) else { throw ScenarioError(here, "policy is a 32-bit value") }
-                let sevWord = try o.word("sev", c) ?? "yes"
-                guard sevWord == "yes" || sevWord == "no" else { throw c.error(at: o.values["sev"]!, "sev takes yes or no") }
+                let sev = try o.flag("sev", default: true, c)
                 let vcpus = try o.number("vcpus", default: 1, c)
                 guard (1...64).contains(vcpus) else { throw ScenarioError(here, "vcpus must be 1 to 64") }
-                vms[name] = (false, sevWord == "yes")
+                vms[name] = (false, sev)
                 let platform = try platformOption(o, c)
                 let kvmclock = o.values["kvmclock"] == nil ? nil : try o.number("kvmclock", default: 0, c)
                 if let k = kvmclock, k % 32 != 0 || k + 32 * vcpus > memory {
@@ -233,18 +228,17 @@ public struct ScenarioParser {
                 if let m = mmio, m % 4096 != 0 || m < memory || m >= limit {
                     throw c.error(at: o.values["mmio"]!, "mmio must be a 4K-aligned address above the VM's memory and below \(paging == .long ? "512G" : "4G with \(pagingWord) paging")")
                 }
-                let verify = try o.word("verify_cbit", c) ?? "no"
-                guard verify == "yes" || verify == "no" else { throw c.error(at: o.values["verify_cbit"]!, "verify_cbit takes yes or no") }
-                if verify == "yes" && paging == .legacy {
+                let verify = try o.flag("verify_cbit", default: false, c)
+                if verify && paging == .legacy {
                     throw c.error(at: o.values["verify_cbit"]!, "sev_verify_cbit is a 64-bit kernel's check; a 32-bit guest has no C-bit to verify")
                 }
                 let slots = try o.number("slots", default: 1, c)
                 guard (1...8).contains(slots), memory % (slots * (2 << 20)) == 0 else {
                     throw c.error(at: o.values["slots"]!, "slots is 1 to 8, each slot a multiple of 2M of the VM's memory")
                 }
-                add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sevWord == "yes",
+                add(.vm(name: name, platform: platform, memory: memory, policy: UInt32(policy), sev: sev,
                         vcpus: Int(vcpus), kvmclock: kvmclock, largePages: pageSize > 4096, mmio: mmio,
-                        paging: paging, slots: Int(slots), verifyCbit: verify == "yes"))
+                        paging: paging, slots: Int(slots), verifyCbit: verify))
             case "device":
                 let t = c.peek
                 let name = try c.word("a device name")
@@ -310,10 +304,8 @@ public struct ScenarioParser {
                 }
                 guard !vms[vm]!.launched else { throw ScenarioError(here, "'\(vm)' is already launched") }
                 let owner = try knownOwner(o, c)
-                let finishWord = try o.word("finish", c) ?? "yes"
-                guard finishWord == "yes" || finishWord == "no" else { throw c.error(at: o.values["finish"]!, "finish takes yes or no") }
-                let pinWord = try o.word("pin", c) ?? "yes"
-                guard pinWord == "yes" || pinWord == "no" else { throw c.error(at: o.values["pin"]!, "pin takes yes or no") }
+                let finish = try o.flag("finish", default: true, c)
+                let pin = try o.flag("pin", default: true, c)
                 var placement: [UInt64]?
                 if let t = o.values["place"] {
                     // Where a hypervisor loads each image block instead (declaration order): "GPA GPA …".
@@ -327,7 +319,7 @@ public struct ScenarioParser {
                 }
                 let entry = o.values["entry"] == nil ? nil : try o.number("entry", default: 0, c)
                 vms[vm]!.launched = true
-                add(.launch(vm: vm, owner: owner, finish: finishWord == "yes", share: share, pin: pinWord == "yes",
+                add(.launch(vm: vm, owner: owner, finish: finish, share: share, pin: pin,
                             placement: placement, entry: entry, expect: try Self.expectation(o, c)))
             case "inject":
                 let vm = try knownVM(&c)
@@ -374,7 +366,7 @@ public struct ScenarioParser {
                 add(.attest(vm: vm, mnonce: mnonce, expect: try Self.expectation(o, c)))
             case "migrate":
                 let vm = try knownVM(&c)
-                let o = try c.options(allowed: ["to", "as", "expect"])
+                let o = try c.options(allowed: ["to", "as", "finish", "expect"])
                 guard let toToken = o.values["to"], let target = toToken.word, platformNames.contains(target) else {
                     throw ScenarioError(here, "migrate needs to=PLATFORM naming a declared platform")
                 }
@@ -384,7 +376,8 @@ public struct ScenarioParser {
                 guard vms[newName] == nil else { throw c.error(at: asToken, "VM '\(newName)' is already declared") }
                 guard vms[vm]!.launched else { throw ScenarioError(here, "'\(vm)' must be launched before it can migrate") }
                 vms[newName] = (true, true)
-                add(.migrate(vm: vm, platform: target, newName: newName, expect: try Self.expectation(o, c)))
+                add(.migrate(vm: vm, platform: target, newName: newName, finish: try o.flag("finish", default: true, c),
+                             expect: try Self.expectation(o, c)))
             case "run":
                 let vm = try knownVM(&c)
                 let o = try c.options(allowed: ["vcpu", "asid", "expect"])

@@ -190,9 +190,9 @@ public struct ScenarioRunner {
         case .attest(let name, let mnonce, let expect):
             let v = vm(name, m)
             try expecting(expect) { _ = try v.platform.vmm.attestationReport(v, mnonce: mnonce) }
-        case .migrate(let name, let platform, let newName, let expect):
+        case .migrate(let name, let platform, let newName, let finish, let expect):
             let v = vm(name, m)
-            try expecting(expect) { _ = try v.platform.vmm.migrate(v, to: m.platform(named: platform)!, as: newName) }
+            try expecting(expect) { _ = try v.platform.vmm.migrate(v, to: m.platform(named: platform)!, as: newName, finish: finish) }
         case .psp(let command, let platform, let name, let a, let expect):
             let v = name.map { vm($0, m) }
             let p = v?.platform ?? m.platform(named: platform)!

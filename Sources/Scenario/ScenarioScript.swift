@@ -51,7 +51,7 @@ public struct ScenarioScript: Sendable {
         /// KVM_SEV_GET_ATTESTATION_REPORT.
         case attest(vm: String, mnonce: [UInt8], expect: String?)
         /// Migrate the VM to another platform, where it continues as `newName`.
-        case migrate(vm: String, platform: String, newName: String, expect: String?)
+        case migrate(vm: String, platform: String, newName: String, finish: Bool, expect: String?)
         /// Run a vCPU until it halts, optionally with another ASID in its VMCB; `expectShutdown` when the
         /// scenario means the guest to crash.
         case run(vm: String, vcpu: Int, asid: UInt16?, expectShutdown: Bool)

@@ -104,6 +104,13 @@ struct TokenCursor {
             return s
         }
 
+        /// A `yes`/`no` option.
+        func flag(_ key: String, default d: Bool, _ c: TokenCursor) throws(ScenarioError) -> Bool {
+            guard let t = values[key] else { return d }
+            guard let w = t.word, w == "yes" || w == "no" else { throw c.error(at: t, "\(key) takes yes or no") }
+            return w == "yes"
+        }
+
         func word(_ key: String, _ c: TokenCursor) throws(ScenarioError) -> String? {
             guard let t = values[key] else { return nil }
             guard let w = t.word else { throw c.error(at: t, "option '\(key)' takes a word") }

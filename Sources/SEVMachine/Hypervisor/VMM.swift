@@ -287,8 +287,9 @@ public final class VMM {
     /// Sends `vm` to `target` (another platform of the same machine) as QEMU's SEV migration does, and
     /// returns the VM created there, ready to run: SEND_START against the target's PDH; every populated
     /// private page through SEND_UPDATE_DATA and RECEIVE_UPDATE_DATA; shared pages copied as they are;
-    /// SEND_FINISH and RECEIVE_FINISH; the vCPU state (in the clear for SEV without ES) copied over.
-    public func migrate(_ vm: VirtualMachine, to target: Platform, as name: String) throws -> VirtualMachine {
+    /// SEND_FINISH and RECEIVE_FINISH (left to the caller when `finish` is false: the source stays in
+    /// SUPDATE, the target in RUPDATE); the vCPU state (in the clear for SEV without ES) copied over.
+    public func migrate(_ vm: VirtualMachine, to target: Platform, as name: String, finish: Bool = true) throws -> VirtualMachine {
         defer { releaseBuffers() }
         let (targetPDH, targetChain) = try target.vmm.exportPDH()
         let (ownPDH, _) = try exportPDH()
@@ -338,8 +339,10 @@ public final class VMM {
             try remote.ioctl(dst, .receiveUpdateData, Self.pageUpdate(.receiveUpdateData, header: remoteHeader,
                                                                       guest: dst.userAddress(of: gpa), transport: remoteTrans))
         }
-        try ioctl(vm, .sendFinish)
-        try remote.ioctl(dst, .receiveFinish)
+        if finish {
+            try ioctl(vm, .sendFinish)
+            try remote.ioctl(dst, .receiveFinish)
+        }
         dst.imageLoaded = true
         dst.entry = vm.entry
         dst.smeMeMask = vm.smeMeMask
