@@ -557,9 +557,20 @@ public struct ScenarioParser {
                 func optional(_ key: String) throws(ScenarioError) -> UInt64? {
                     o.values[key] == nil ? nil : try o.number(key, default: 0, c)
                 }
-                let arguments = ScenarioScript.PSPArguments(
+                var arguments = ScenarioScript.PSPArguments(
                     asid: try optional("asid").map { UInt16(clamping: $0) }, policy: try optional("policy").map { UInt32(clamping: $0) },
                     gpa: try optional("gpa"), length: try optional("len").map { UInt32(clamping: $0) })
+                if command == .downloadFirmware && (o.values["api"] != nil || o.values["build"] != nil) {
+                    var version = (major: UInt8(0), minor: UInt8(24))
+                    if let t = o.values["api"] {
+                        guard case .word(let w) = t.kind, let v = Self.apiVersion(w) else {
+                            throw c.error(at: t, "api takes MAJOR.MINOR, such as 0.24")
+                        }
+                        version = (v.0, v.1)
+                    }
+                    let build = try o.int("build", default: 0, in: 0...255, c)
+                    arguments.firmware = (version.major, version.minor, UInt8(build))
+                }
                 add(.psp(command: command, platform: try platformOption(o, c), vm: vm, arguments: arguments,
                          expect: try Self.expectation(o, c)))
             default:

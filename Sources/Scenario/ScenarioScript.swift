@@ -116,6 +116,8 @@ public struct ScenarioScript: Sendable {
         public var policy: UInt32?
         public var gpa: UInt64?
         public var length: UInt32?
+        /// DOWNLOAD_FIRMWARE's image version (API major, minor, build).
+        public var firmware: (major: UInt8, minor: UInt8, build: UInt8)?
     }
 
     /// One answer a hypervisor chose: IN from a port, a load from an MMIO address, a CPUID leaf, an MSR.
@@ -133,6 +135,7 @@ public struct ScenarioScript: Sendable {
         case activate, deactivate, decommission, guestStatus = "guest_status"
         case launchStart = "launch_start", launchUpdateData = "launch_update_data", launchMeasure = "launch_measure"
         case launchFinish = "launch_finish"
+        case pekCSR = "pek_csr", pdhCertExport = "pdh_cert_export", getID = "get_id", downloadFirmware = "download_firmware"
 
         /// Whether the command names a VM.
         var needsVM: Bool {
@@ -151,6 +154,8 @@ public struct ScenarioScript: Sendable {
             case .launchUpdateData: ["gpa", "len"]
             case .launchMeasure: ["len"]
             case .deactivate, .decommission, .guestStatus, .launchFinish: []
+            case .pekCSR, .pdhCertExport, .getID: ["platform", "len"]
+            case .downloadFirmware: ["platform", "api", "build"]
             default: ["platform"]
             }
         }
@@ -173,6 +178,10 @@ public struct ScenarioScript: Sendable {
             case .launchUpdateData: .launchUpdateData
             case .launchMeasure: .launchMeasure
             case .launchFinish: .launchFinish
+            case .pekCSR: .pekCSR
+            case .pdhCertExport: .pdhCertExport
+            case .getID: .getID
+            case .downloadFirmware: .downloadFirmware
             }
         }
     }

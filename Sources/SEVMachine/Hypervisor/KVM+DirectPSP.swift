@@ -7,9 +7,13 @@ extension KVM {
     /// policy (default: the VM's; no session, so the firmware chooses the transport keys, and the handle
     /// it returns becomes the VM's), LAUNCH_UPDATE_DATA's guest range (the image is in guest memory first,
     /// as a VMM puts it there), LAUNCH_MEASURE's output length (default 48; the output lands in the
-    /// driver's buffer area). Returns the status; the command is recorded like every other.
+    /// driver's buffer area), and for the platform's commands: the output lengths of PEK_CSR, PDH_CERT_EXPORT
+    /// and GET_ID (default: what they need) and the firmware image DOWNLOAD_FIRMWARE installs (`SEVF`, then
+    /// the API major, minor and build of `firmware`, default the running one's). Returns the status; the
+    /// command is recorded like every other.
     public func issueDirect(_ command: SEVCommand, vm: VirtualMachine?, asid: UInt16? = nil, gpa: UInt64? = nil,
-                            length: UInt32? = nil, policy: UInt32? = nil) throws(MachineError) -> SEVStatus {
+                            length: UInt32? = nil, policy: UInt32? = nil,
+                            firmware image: (major: UInt8, minor: UInt8, build: UInt8)? = nil) throws(MachineError) -> SEVStatus {
         defer { driver.releaseStaged() }
         var buffer = CommandBuffer(size: CommandBuffer.size(of: command))
         if let vm, command != .launchStart { buffer.setU32(0, vm.handle) }
@@ -28,6 +32,22 @@ extension KVM {
             let n = length ?? 48
             if n > 0 && n <= 0x4000 { buffer.setU64(8, try driver.reserve(Int(n))) }
             buffer.setU32(16, n)
+        case .pekCSR, .getID:
+            let n = length ?? UInt32(command == .getID ? 64 : SEVCertificate.size)
+            if n > 0 && n <= 0x4000 { buffer.setU64(0, try driver.reserve(Int(n))) }
+            buffer.setU32(8, n)
+        case .pdhCertExport:
+            let pdh = length ?? UInt32(SEVCertificate.size), chain = UInt32(3 * SEVCertificate.size)
+            if pdh > 0 && pdh <= 0x4000 { buffer.setU64(0, try driver.reserve(Int(pdh))) }
+            buffer.setU32(8, pdh)
+            buffer.setU64(16, try driver.reserve(Int(chain)))
+            buffer.setU32(24, chain)
+        case .downloadFirmware:
+            let fw = platform.firmware
+            let version = image ?? (fw.apiMajor, fw.apiMinor, fw.build)
+            let bytes: [UInt8] = Array("SEVF".utf8) + [version.major, version.minor, version.build]
+            buffer.setU64(0, try driver.stage(bytes))
+            buffer.setU32(8, UInt32(bytes.count))
         default:
             break
         }
