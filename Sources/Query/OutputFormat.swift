@@ -5,9 +5,11 @@ import TraceFormat
 public enum OutputFormat: String, CaseIterable, Sendable {
     /// Aligned columns with a header rule.
     case table
-    /// RFC 4180 CSV with a header row.
+    /// CSV as RFC 4180 quotes it, with a header row and LF line ends (what DuckDB, pandas and the sqlite3
+    /// shell write); results of several statements are separated by an empty line.
     case csv
-    /// A JSON array of objects, one per row (blobs as lowercase hex strings).
+    /// One JSON document: for SQL of one statement, an array of objects, one per row; for several, an
+    /// array holding such an array for each statement that returns rows (blobs as lowercase hex strings).
     case json
 
     /// Renders one result whole (the command line streams through ``writer(_:)`` instead).
@@ -20,12 +22,13 @@ public enum OutputFormat: String, CaseIterable, Sendable {
         return out
     }
 
-    /// A streaming writer of this format that hands its text to `emit` piece by piece.
-    public func writer(_ emit: @escaping (String) -> Void) -> QueryOutput {
+    /// A streaming writer of this format that hands its text to `emit` piece by piece; `statements` is
+    /// how many statements the SQL holds (``QueryEngine/statementCount(_:)``), which decides the JSON shape.
+    public func writer(statements: Int = 1, _ emit: @escaping (String) -> Void) -> QueryOutput {
         switch self {
         case .table: TableWriter(emit)
         case .csv: CSVWriter(emit)
-        case .json: JSONWriter(emit)
+        case .json: JSONWriter(nested: statements > 1, emit)
         }
     }
 
@@ -107,7 +110,7 @@ final class TableWriter: QueryOutput {
     }
 }
 
-/// RFC 4180 CSV with a header row.
+/// CSV with a header row and LF line ends.
 final class CSVWriter: QueryOutput {
     private let emit: (String) -> Void
 
@@ -119,11 +122,11 @@ final class CSVWriter: QueryOutput {
     }
 
     func begin(columns: [String], index: Int) {
-        if index > 0 { emit("\r\n") }
-        emit(columns.map(field).joined(separator: ",") + "\r\n")
+        if index > 0 { emit("\n") }
+        emit(columns.map(field).joined(separator: ",") + "\n")
     }
 
-    func row(_ values: [SQLiteValue]) { emit(values.map { field(OutputFormat.text($0)) }.joined(separator: ",") + "\r\n") }
+    func row(_ values: [SQLiteValue]) { emit(values.map { field(OutputFormat.text($0)) }.joined(separator: ",") + "\n") }
 
     func end() {}
 }
@@ -131,10 +134,16 @@ final class CSVWriter: QueryOutput {
 /// A JSON array of objects, one per row (blobs as lowercase hex strings).
 final class JSONWriter: QueryOutput {
     private let emit: (String) -> Void
+    /// Several statements: each result is an element of one outer array.
+    private let nested: Bool
     private var columns: [String] = []
     private var count = 0
+    private var results = 0
 
-    init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+    init(nested: Bool = false, _ emit: @escaping (String) -> Void) {
+        self.nested = nested
+        self.emit = emit
+    }
 
     static func string(_ s: String) -> String { MarkupText.json(s) }
 
@@ -151,6 +160,8 @@ final class JSONWriter: QueryOutput {
     func begin(columns: [String], index: Int) {
         self.columns = columns.map(Self.string)
         count = 0
+        if nested { emit(results == 0 ? "[\n" : ",\n") }
+        results += 1
     }
 
     func row(_ values: [SQLiteValue]) {
@@ -158,5 +169,10 @@ final class JSONWriter: QueryOutput {
         count += 1
     }
 
-    func end() { emit(count == 0 ? "[]\n" : "\n]\n") }
+    func end() { emit((count == 0 ? "[]" : "\n]") + (nested ? "" : "\n")) }
+
+    func finish() {
+        guard nested else { return }
+        emit(results == 0 ? "[]\n" : "\n]\n")
+    }
 }

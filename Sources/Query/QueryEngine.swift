@@ -7,19 +7,25 @@ import TraceFormat
 public final class QueryEngine {
     public let bundle: TraceBundle
     let index: TraceIndex
+    /// Whether statements may make and write TEMP tables and views.
+    public let temporary: Bool
 
     /// Opens the bundle's index read-only.
-    public init(bundle: TraceBundle) throws {
+    /// - Parameter temporary: statements may make and fill TEMP tables, views and indexes (in memory; the
+    ///   trace stays unwritable).
+    public init(bundle: TraceBundle, temporary: Bool = false) throws {
         self.bundle = bundle
-        index = try bundle.index()
+        self.temporary = temporary
+        index = try bundle.index(temporary: temporary)
         try EventsTable.register(on: index.database, bundle: bundle)
     }
 
     /// Runs every statement of `sql` in order and returns the results of those that return columns,
     /// held in memory (for tests and small results; the command line streams with ``run(_:file:into:limits:)``).
-    public func run(_ sql: String, file: String = "<sql>", limits: QueryLimits = QueryLimits()) throws(QueryError) -> [QueryResult] {
+    public func run(_ sql: String, file: String = "<sql>", limits: QueryLimits = QueryLimits(),
+                    parameters: [String: SQLiteValue] = [:]) throws(QueryError) -> [QueryResult] {
         let collected = CollectedResults()
-        try run(sql, file: file, into: collected, limits: limits)
+        try run(sql, file: file, into: collected, limits: limits, parameters: parameters)
         return collected.results
     }
 
@@ -29,9 +35,13 @@ public final class QueryEngine {
     /// statement that runs past `limits.timeout`, or while ``QueryInterrupt`` is raised (Ctrl-C), is
     /// stopped through SQLite's progress handler.
     ///
-    /// - Parameter file: the name used in error positions.
+    /// - Parameters:
+    ///   - file: the name used in error positions.
+    ///   - parameters: values bound to the named parameters (`:NAME`, `@NAME`, `$NAME`) of every statement,
+    ///     by name without its prefix; a statement naming one not given is an error.
     /// - Throws: ``QueryError`` naming the line and column in `sql` where SQLite found the problem.
-    public func run(_ sql: String, file: String, into output: QueryOutput, limits: QueryLimits) throws(QueryError) {
+    public func run(_ sql: String, file: String, into output: QueryOutput, limits: QueryLimits,
+                    parameters: [String: SQLiteValue] = [:]) throws(QueryError) {
         let db = index.database.handle
         let utf8 = Array(sql.utf8) + [0]
         var failure: QueryError?
@@ -64,7 +74,18 @@ public final class QueryEngine {
                 guard let stmt else { continue }  // only whitespace or comments
                 defer { sqlite3_finalize(stmt) }
                 let start = offset + leadingSpace(utf8, from: offset)
-                guard sqlite3_stmt_readonly(stmt) != 0 else {
+                for i in 0..<sqlite3_bind_parameter_count(stmt) {
+                    let name = sqlite3_bind_parameter_name(stmt, i + 1).map { String(String(cString: $0).dropFirst()) }
+                    guard let name, let value = parameters[name] else {
+                        failure = error(sql, file: file, at: start, message: name.map {
+                            "no value for the parameter :\($0) (give --param \($0)=VALUE)"
+                        } ?? "numbered parameters (?) take no value here: name them (:NAME) and give --param NAME=VALUE")
+                        return
+                    }
+                    Self.bind(value, to: stmt, at: i + 1)
+                }
+                // With TEMP allowed, the authorizer has let through only writes to the TEMP schema.
+                guard sqlite3_stmt_readonly(stmt) != 0 || temporary else {
                     failure = error(sql, file: file, at: start,
                                     message: "this statement would write: queries are read-only (no writes, ATTACH, VACUUM or settings)")
                     return
@@ -87,6 +108,39 @@ public final class QueryEngine {
             }
         }
         if let failure { throw failure }
+        output.finish()
+    }
+
+    /// How many statements `sql` holds, as SQLite's own `sqlite3_complete` splits it (strings, comments and
+    /// triggers respected); text after the last `;` counts when it holds more than space and comments.
+    public static func statementCount(_ sql: String) -> Int {
+        let bytes = Array(sql.utf8)
+        var count = 0, start = 0
+        func hasContent(_ piece: ArraySlice<UInt8>) -> Bool {
+            let text = String(decoding: piece, as: UTF8.self)
+            return text.split(separator: "\n").contains { line in
+                let t = line.trimmingCharacters(in: .whitespaces)
+                return !t.isEmpty && t != ";" && !t.hasPrefix("--")
+            }
+        }
+        for (i, b) in bytes.enumerated() where b == 0x3B {
+            let piece = bytes[start...i]
+            guard sqlite3_complete(String(decoding: piece, as: UTF8.self)) != 0 else { continue }
+            if hasContent(piece) { count += 1 }
+            start = i + 1
+        }
+        if start < bytes.count, hasContent(bytes[start...]) { count += 1 }
+        return count
+    }
+
+    private static func bind(_ value: SQLiteValue, to stmt: OpaquePointer, at index: Int32) {
+        switch value {
+        case .null: sqlite3_bind_null(stmt, index)
+        case .integer(let i): sqlite3_bind_int64(stmt, index, i)
+        case .real(let d): sqlite3_bind_double(stmt, index, d)
+        case .text(let s): sqlite3_bind_text(stmt, index, s, -1, sevtrace_sqlite_transient())
+        case .blob(let b): b.withUnsafeBytes { _ = sqlite3_bind_blob(stmt, index, $0.baseAddress, Int32($0.count), sevtrace_sqlite_transient()) }
+        }
     }
 
     /// SQLite's message, said for people when the cause is one of ours.

@@ -8,6 +8,12 @@ public protocol QueryOutput: AnyObject {
     func row(_ values: [SQLiteValue])
     /// The current statement has returned all its rows.
     func end()
+    /// Every statement has run.
+    func finish()
+}
+
+extension QueryOutput {
+    public func finish() {}
 }
 
 /// Keeps every row in memory: for tests and small results only.

@@ -14,9 +14,18 @@ public enum ReadOnlyAuthorizer {
         "schema_version", "user_version", "application_id", "page_size", "page_count", "encoding", "freelist_count",
     ]
 
+    /// The callback's user data when the connection may write its TEMP schema.
+    static var temporaryAllowed: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: 1) }
+
+    /// The actions that make or change TEMP tables, views and indexes.
+    static let temporaryActions: Set<Int32> = [
+        SQLITE_CREATE_TEMP_TABLE, SQLITE_CREATE_TEMP_VIEW, SQLITE_CREATE_TEMP_INDEX, SQLITE_DROP_TEMP_TABLE,
+        SQLITE_DROP_TEMP_VIEW, SQLITE_DROP_TEMP_INDEX, SQLITE_INSERT, SQLITE_UPDATE, SQLITE_DELETE,
+    ]
+
     /// The `sqlite3_set_authorizer` callback.
     static let callback: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
-                                         UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Int32 = { _, action, arg1, arg2, _, _ in
+                                         UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Int32 = { allow, action, arg1, arg2, database, _ in
         switch action {
         case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE, SQLITE_TRANSACTION, SQLITE_SAVEPOINT:
             return SQLITE_OK
@@ -30,6 +39,9 @@ public enum ReadOnlyAuthorizer {
             // statement of the user's that would write the schema is still refused: the connection is
             // read-only and immutable, in defensive mode, and every statement must be read-only.
             return SQLITE_OK
+        case _ where allow != nil && ReadOnlyAuthorizer.temporaryActions.contains(action):
+            // Only in the TEMP schema (CREATE TEMP names it as the database; writes name their table's).
+            return database.map { String(cString: $0) } == "temp" ? SQLITE_OK : SQLITE_DENY
         default:
             return SQLITE_DENY
         }

@@ -16,6 +16,10 @@ public final class SQLiteDatabase {
         /// off, no ATTACH, `query_only` on, and an authorizer that lets through only reads (see
         /// ``ReadOnlyAuthorizer``). The file must exist and is never modified.
         case readOnly
+        /// As ``readOnly``, except that TEMP tables, views and indexes may be made and written: in memory
+        /// (`temp_store = MEMORY`, never a file beside the trace), and only there (the authorizer lets
+        /// writes through to the `temp` schema alone; the file itself is still opened read-only and immutable).
+        case readOnlyWithTemporary
         /// Read-write; the file must exist.
         case readWrite
         /// Read-write, creating the file if needed.
@@ -29,7 +33,7 @@ public final class SQLiteDatabase {
         var flags: Int32 = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI | SQLITE_OPEN_NOFOLLOW
         var name = Self.uri(path)
         switch mode {
-        case .readOnly:
+        case .readOnly, .readOnlyWithTemporary:
             flags |= SQLITE_OPEN_READONLY
             name += "?immutable=1"
         case .readWrite: flags |= SQLITE_OPEN_READWRITE
@@ -47,7 +51,7 @@ public final class SQLiteDatabase {
         handle = db
         self.path = path
         sqlite3_extended_result_codes(db, 1)
-        if mode == .readOnly { try lockDown() }
+        if mode == .readOnly || mode == .readOnlyWithTemporary { try lockDown(temporary: mode == .readOnlyWithTemporary) }
     }
 
     /// A `file:` URI for `path`, so that no character of a file name is read as a URI parameter.
@@ -64,8 +68,9 @@ public final class SQLiteDatabase {
         return out
     }
 
-    /// Makes a read-only connection unable to write, attach, run triggers or trust the file's schema.
-    private func lockDown() throws(SQLiteError) {
+    /// Makes a read-only connection unable to write (but to its in-memory TEMP schema when `temporary`),
+    /// attach, run triggers or trust the file's schema.
+    private func lockDown(temporary: Bool) throws(SQLiteError) {
         let options: [(Int32, Int32)] = [(SQLITE_DBCONFIG_DEFENSIVE, 1), (SQLITE_DBCONFIG_ENABLE_TRIGGER, 0),
                                          (SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0), (SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0)]
         for (option, value) in options {
@@ -73,8 +78,12 @@ public final class SQLiteDatabase {
             guard rc == SQLITE_OK else { throw lastError(code: rc) }
         }
         sqlite3_limit(handle, SQLITE_LIMIT_ATTACHED, 0)
-        try execute("PRAGMA query_only = ON")
-        sqlite3_set_authorizer(handle, ReadOnlyAuthorizer.callback, nil)
+        if temporary {
+            try execute("PRAGMA temp_store = MEMORY")
+        } else {
+            try execute("PRAGMA query_only = ON")
+        }
+        sqlite3_set_authorizer(handle, ReadOnlyAuthorizer.callback, temporary ? ReadOnlyAuthorizer.temporaryAllowed : nil)
     }
 
     deinit { sqlite3_close_v2(handle) }

@@ -40,11 +40,12 @@ public struct TraceBundle: Sendable {
     public func reader() throws(TraceError) -> TraceReader { try TraceReader(path: eventsPath) }
 
     /// Opens the index read-only.
-    public func index() throws(TraceError) -> TraceIndex {
+    /// - Parameter temporary: let queries make TEMP tables and views (in memory).
+    public func index(temporary: Bool = false) throws(TraceError) -> TraceIndex {
         guard FileManager.default.fileExists(atPath: indexPath) else {
             throw TraceError.badIndex(path: indexPath, reason: "missing (run `sev-trace reindex` to rebuild it from events.zst)")
         }
-        return try TraceIndex(path: indexPath)
+        return try TraceIndex(path: indexPath, temporary: temporary)
     }
 
     /// Rewrites the index safely: `body` changes a copy, which replaces `index.sqlite` in one rename

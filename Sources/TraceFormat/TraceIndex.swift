@@ -62,14 +62,15 @@ public final class TraceIndex {
     /// Opens an existing index, after checking that its schema is exactly ``schema``: a table, view,
     /// index or trigger that is not ours (one that would shadow `events`, rewrite findings or run away)
     /// makes the index unusable until `sev-trace reindex` rebuilds it.
-    public init(path: String, writable: Bool = false) throws(TraceError) {
+    /// - Parameter temporary: a read-only index that may hold TEMP tables and views of its own, in memory.
+    public init(path: String, writable: Bool = false, temporary: Bool = false) throws(TraceError) {
         // SQLite would block opening a FIFO and follow no symlink only for the last component.
         let kind = FileDescriptor.kind(of: path)
         guard kind.exists, kind.regular else {
             throw TraceError.badIndex(path: path, reason: kind.exists ? "not a sev-trace index: not a regular file" : "missing")
         }
         do {
-            database = try SQLiteDatabase(path: path, mode: writable ? .readWrite : .readOnly)
+            database = try SQLiteDatabase(path: path, mode: writable ? .readWrite : temporary ? .readOnlyWithTemporary : .readOnly)
         } catch {
             throw TraceError.badIndex(path: path, reason: "not a sev-trace index: \(error.message)")
         }

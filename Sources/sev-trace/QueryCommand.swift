@@ -5,8 +5,8 @@ import TraceFormat
 
 struct Query: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the SQL in a file against a trace's index (read-only).",
-        discussion: "Tables are documented in Queries/README.md. The events virtual table decodes events from events.zst on demand. Rows are printed as SQLite returns them; Ctrl-C stops a query cleanly.")
+        abstract: "Run SQL against a trace's index (read-only), from a file, from -c or from standard input.",
+        discussion: "Tables are documented in Queries/README.md. The events virtual table decodes events from events.zst on demand. Rows are printed as SQLite returns them; Ctrl-C stops a query cleanly. TEMP tables and views may be made (in memory, never beside the trace); the trace itself is never written.")
 
     /// The largest SQL file read.
     static let maxSQLBytes = 16 << 20
@@ -14,8 +14,16 @@ struct Query: ParsableCommand {
     @Argument(help: "The trace bundle.")
     var bundle: String
 
-    @Argument(help: "A file of SQL statements.")
-    var sqlFile: String
+    @Argument(help: "A file of SQL statements; - or nothing (without -c) reads standard input.")
+    var sqlFile: String?
+
+    @Option(name: [.customShort("c"), .customLong("command")], help: "The SQL to run, instead of a file.")
+    var command: String?
+
+    @Option(name: .customLong("param"), help: ArgumentHelp(
+        "Bind NAME=VALUE to :NAME in every statement: an integer when VALUE is one (decimal or 0x hex), text otherwise. Repeatable.",
+        valueName: "NAME=VALUE"))
+    var params: [String] = []
 
     @Option(help: "Output format: table, csv or json.")
     var format: String = "table"
@@ -28,8 +36,9 @@ struct Query: ParsableCommand {
             throw InputError(description: "unknown format '\(format)'; use table, csv or json")
         }
         guard timeout >= 0, timeout.isFinite else { throw InputError(description: "--timeout takes a number of seconds, 0 for none") }
-        let sql = try InputFile.text(sqlFile, what: "SQL file", limit: Self.maxSQLBytes)
-        let engine = try QueryEngine(bundle: try TraceBundle(existing: bundle))
+        let (sql, source) = try readSQL()
+        let parameters = try Self.parameters(params)
+        let engine = try QueryEngine(bundle: try TraceBundle(existing: bundle), temporary: true)
         signal(SIGINT) { _ in QueryInterrupt.raise() }
         // A parent may have started us with SIGINT blocked; Ctrl-C must still reach the handler.
         var interrupt = sigset_t()
@@ -39,8 +48,9 @@ struct Query: ParsableCommand {
         defer { signal(SIGINT, SIG_DFL) }
         let out = BufferedOutput()
         do {
-            try engine.run(sql, file: sqlFile, into: fmt.writer(out.write),
-                           limits: QueryLimits(timeout: timeout == 0 ? nil : .milliseconds(Int64(timeout * 1000))))
+            try engine.run(sql, file: source, into: fmt.writer(statements: QueryEngine.statementCount(sql), out.write),
+                           limits: QueryLimits(timeout: timeout == 0 ? nil : .milliseconds(Int64(timeout * 1000))),
+                           parameters: parameters)
             out.flush()
         } catch {
             out.flush()
@@ -50,6 +60,51 @@ struct Query: ParsableCommand {
             }
             throw QueryFailure(description: error.description)
         }
+    }
+}
+
+extension Query {
+    /// The SQL to run and the name its error positions use: `-c`'s text, a file's, or standard input's.
+    func readSQL() throws -> (sql: String, source: String) {
+        if let command {
+            guard sqlFile == nil else { throw InputError(description: "give the SQL either as a file or with -c, not both") }
+            guard command.utf8.count <= Self.maxSQLBytes else { throw InputError(description: "-c: the SQL is larger than \(Self.maxSQLBytes) bytes") }
+            return (command, "-c")
+        }
+        guard let sqlFile, sqlFile != "-" else {
+            var data = Data()
+            while let chunk = try FileHandle.standardInput.read(upToCount: 1 << 16), !chunk.isEmpty {
+                data.append(chunk)
+                guard data.count <= Self.maxSQLBytes else {
+                    throw InputError(description: "<stdin>: the SQL is larger than \(Self.maxSQLBytes) bytes")
+                }
+            }
+            guard let text = String(data: data, encoding: .utf8) else { throw InputError(description: "<stdin>: the SQL is not UTF-8") }
+            return (text, "<stdin>")
+        }
+        return (try InputFile.text(sqlFile, what: "SQL file", limit: Self.maxSQLBytes), sqlFile)
+    }
+
+    /// `NAME=VALUE` pairs as bound values: integers (decimal or 0x hex) or text.
+    static func parameters(_ pairs: [String]) throws -> [String: SQLiteValue] {
+        var out: [String: SQLiteValue] = [:]
+        for pair in pairs {
+            guard let eq = pair.firstIndex(of: "="), pair[..<eq].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }),
+                  !pair[..<eq].isEmpty else {
+                throw InputError(description: "--param takes NAME=VALUE with a name of letters, digits and _, not '\(printable(pair))'")
+            }
+            let name = String(pair[..<eq]), value = String(pair[pair.index(after: eq)...])
+            guard out[name] == nil else { throw InputError(description: "--param \(name) given twice") }
+            let lower = value.lowercased()
+            if let i = Int64(value) {
+                out[name] = .integer(i)
+            } else if lower.hasPrefix("0x"), let u = UInt64(lower.dropFirst(2), radix: 16) {
+                out[name] = .integer(Int64(bitPattern: u))
+            } else {
+                out[name] = .text(value)
+            }
+        }
+        return out
     }
 }
 

@@ -144,7 +144,7 @@ struct CheckCommandTests {
     static func findingDetectors(_ bundle: String, in dir: String) throws -> [String] {
         try "SELECT detector FROM findings ORDER BY id;".write(toFile: dir + "/q.sql", atomically: true, encoding: .utf8)
         let r = try CLI.run(["query", bundle, dir + "/q.sql", "--format", "csv"], in: dir)
-        return r.stdout.split(separator: "\r\n").dropFirst().map(String.init)
+        return r.stdout.split(separator: "\n").dropFirst().map(String.init)
     }
 }
 

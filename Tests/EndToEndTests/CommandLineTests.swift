@@ -20,7 +20,7 @@ struct CommandLineTests {
     }
 
     @discardableResult
-    static func run(_ args: [String], in dir: String) throws -> Run {
+    static func run(_ args: [String], in dir: String, input: String? = nil) throws -> Run {
         let p = Process()
         p.executableURL = executable
         p.arguments = args
@@ -28,7 +28,13 @@ struct CommandLineTests {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
+        let stdin = Pipe()
+        p.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try p.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
@@ -229,7 +235,7 @@ struct CommandLineTests {
                    (SELECT hex(result) FROM psp_commands WHERE command_name = 'LAUNCH_MEASURE' AND result IS NOT NULL);
             """.write(toFile: s.path + "/q.sql", atomically: true, encoding: .utf8)
         let q = try Self.run(["query", "m.sevtrace", "q.sql", "--format", "csv"], in: s.path)
-        let row = q.stdout.split(separator: "\r\n")[1].split(separator: ",").map { String($0).lowercased() }
+        let row = q.stdout.split(separator: "\n")[1].split(separator: ",").map { String($0).lowercased() }
         let status = row[0], blob = row[1]
         #expect(blob.count == 96, "measurement ‖ mnonce")
         // PLATFORM_STATUS: API major, minor, state, owner, then CONFIG whose top byte is the build.
@@ -249,6 +255,44 @@ struct CommandLineTests {
                               "--digest", hash, "--mnonce", String(blob.suffix(32)), "--tik", hex(tik)], in: s.path)
         #expect(m.status == 0, "\(m.stderr)")
         #expect(m.stdout == String(blob.prefix(64)) + "\n", "the measurement the firmware returned, recomputed from the TIK")
+    }
+
+    @Test("query takes SQL from -c, a file or standard input, binds --param, and keeps TEMP tables in memory")
+    func querySources() throws {
+        let s = Scratch()
+        #expect(try Self.run(["record", "-o", "t.sevtrace"], in: s.path).status == 0)
+        let before = try FileManager.default.contentsOfDirectory(atPath: s.path + "/t.sevtrace").sorted()
+        let sql = "CREATE TEMP TABLE kinds AS SELECT type, count(*) AS n FROM events GROUP BY type; SELECT n FROM kinds WHERE type = :kind;"
+        let viaC = try Self.run(["query", "t.sevtrace", "-c", sql, "--param", "kind=vmrun", "--format", "csv"], in: s.path)
+        #expect(viaC.status == 0, "\(viaC.stderr)")
+        #expect(viaC.stdout.hasPrefix("n\n") && !viaC.stdout.contains("\r"), "CSV with LF line ends")
+        let viaStdin = try Self.run(["query", "t.sevtrace", "--param", "kind=vmrun", "--format", "csv"], in: s.path, input: sql)
+        #expect(viaStdin.stdout == viaC.stdout, "\(viaStdin.stderr)")
+        try sql.write(toFile: s.path + "/q.sql", atomically: true, encoding: .utf8)
+        let viaFile = try Self.run(["query", "t.sevtrace", "q.sql", "--param", "kind=vmrun", "--format", "csv"], in: s.path)
+        #expect(viaFile.stdout == viaC.stdout)
+        let dash = try Self.run(["query", "t.sevtrace", "-", "--param", "kind=vmrun", "--format", "csv"], in: s.path, input: sql)
+        #expect(dash.stdout == viaC.stdout)
+        // Integers bind as integers (decimal or hex), other values as text.
+        let typed = try Self.run(["query", "t.sevtrace", "-c", "SELECT typeof(:a), typeof(:b), typeof(:c), :b;", "--param", "a=12",
+                                  "--param", "b=0x10", "--param", "c=guest", "--format", "csv"], in: s.path)
+        #expect(typed.stdout == "typeof(:a),typeof(:b),typeof(:c),:b\ninteger,integer,text,16\n", "\(typed.stderr)")
+        // Several statements as JSON: one document, an array per statement that returns rows.
+        let json = try Self.run(["query", "t.sevtrace", "-c", "SELECT 1 AS a; SELECT 2 AS b; SELECT 3 AS c WHERE 0;", "--format", "json"],
+                                in: s.path)
+        let doc = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[[String: Int]]]
+        #expect(doc == [[["a": 1]], [["b": 2]], []], "\(json.stdout)")
+        // Refusals: a missing parameter, both a file and -c, and any write outside TEMP.
+        let missing = try Self.run(["query", "t.sevtrace", "-c", "SELECT :nope;"], in: s.path)
+        #expect(missing.status == 2 && missing.stderr == "error: -c:1:1: no value for the parameter :nope (give --param nope=VALUE)\n")
+        #expect(try Self.run(["query", "t.sevtrace", "q.sql", "-c", "SELECT 1;"], in: s.path).status == 2)
+        for write in ["CREATE TABLE main.x(a);", "INSERT INTO vms SELECT * FROM vms;", "CREATE TEMP TABLE t AS SELECT 1; INSERT INTO main.vms SELECT * FROM vms;"] {
+            let r = try Self.run(["query", "t.sevtrace", "-c", write], in: s.path)
+            #expect(r.status == 2 && r.stderr.contains("read-only"), "\(write): \(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.path + "/t.sevtrace").sorted() == before,
+                "nothing is written beside the trace")
+        #expect(try Self.run(["verify", "t.sevtrace"], in: s.path).status == 0)
     }
 
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")

@@ -137,7 +137,7 @@ struct QueryEngineTests {
             #expect(out.contains("(2 rows)"))
             #expect(out.split(separator: "\n")[1].allSatisfy { $0 == "-" || $0 == " " })
         case .csv:
-            #expect(out == "n,s,b\r\n1,\"a,\"\"b\"\"\n\",ab01\r\n,2.5,é\r\n")
+            #expect(out == "n,s,b\n1,\"a,\"\"b\"\"\n\",ab01\n,2.5,é\n")
         case .json:
             let parsed = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [[String: Any]]
             #expect(parsed.count == 2)
