@@ -11,6 +11,8 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     /// One JSON document: for SQL of one statement, an array of objects, one per row; for several, an
     /// array holding such an array for each statement that returns rows (blobs as lowercase hex strings).
     case json
+    /// JSON Lines: one object per row, a line each (what DuckDB, pandas and Spark read in parallel).
+    case jsonl
 
     /// Renders one result whole (the command line streams through ``writer(_:)`` instead).
     public func render(_ r: QueryResult) -> String {
@@ -29,6 +31,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
         case .table: TableWriter(emit)
         case .csv: CSVWriter(emit)
         case .json: JSONWriter(nested: statements > 1, emit)
+        case .jsonl: JSONLinesWriter(emit)
         }
     }
 
@@ -147,7 +150,7 @@ final class JSONWriter: QueryOutput {
 
     static func string(_ s: String) -> String { MarkupText.json(s) }
 
-    private func value(_ v: SQLiteValue) -> String {
+    static func value(_ v: SQLiteValue) -> String {
         switch v {
         case .null: "null"
         case .integer(let i): String(i)
@@ -165,7 +168,7 @@ final class JSONWriter: QueryOutput {
     }
 
     func row(_ values: [SQLiteValue]) {
-        emit((count == 0 ? "[\n" : ",\n") + "  {" + zip(columns, values).map { "\($0): \(value($1))" }.joined(separator: ", ") + "}")
+        emit((count == 0 ? "[\n" : ",\n") + "  {" + zip(columns, values).map { "\($0): \(Self.value($1))" }.joined(separator: ", ") + "}")
         count += 1
     }
 
@@ -175,4 +178,20 @@ final class JSONWriter: QueryOutput {
         guard nested else { return }
         emit(results == 0 ? "[]\n" : "\n]\n")
     }
+}
+
+/// JSON Lines: each row one object on a line of its own (blobs as lowercase hex strings).
+final class JSONLinesWriter: QueryOutput {
+    private let emit: (String) -> Void
+    private var columns: [String] = []
+
+    init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+
+    func begin(columns: [String], index: Int) { self.columns = columns.map(JSONWriter.string) }
+
+    func row(_ values: [SQLiteValue]) {
+        emit("{" + zip(columns, values).map { "\($0): \(JSONWriter.value($1))" }.joined(separator: ", ") + "}\n")
+    }
+
+    func end() {}
 }

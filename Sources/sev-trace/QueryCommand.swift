@@ -25,7 +25,7 @@ struct Query: ParsableCommand {
         valueName: "NAME=VALUE"))
     var params: [String] = []
 
-    @Option(help: "Output format: table, csv or json.")
+    @Option(help: "Output format: table, csv, json or jsonl.")
     var format: String = "table"
 
     @Option(help: "Stop a query file that runs longer than this many seconds (0: no limit).")
@@ -33,7 +33,7 @@ struct Query: ParsableCommand {
 
     func run() throws {
         guard let fmt = OutputFormat(rawValue: format) else {
-            throw InputError(description: "unknown format '\(format)'; use table, csv or json")
+            throw InputError(description: "unknown format '\(format)'; use table, csv, json or jsonl")
         }
         guard timeout >= 0, timeout.isFinite else { throw InputError(description: "--timeout takes a number of seconds, 0 for none") }
         let (sql, source) = try readSQL()
@@ -108,11 +108,15 @@ extension Query {
     }
 }
 
-/// Standard output in 64 KiB writes, so that streaming a large result costs no write per row.
+/// Standard output (or a file) in 64 KiB writes, so that streaming a large result costs no write per row.
 final class BufferedOutput {
     private var buffer: [UInt8] = []
+    private let handle: FileHandle
 
-    init() { buffer.reserveCapacity(1 << 16) }
+    init(_ handle: FileHandle = .standardOutput) {
+        self.handle = handle
+        buffer.reserveCapacity(1 << 16)
+    }
 
     func write(_ s: String) {
         buffer.append(contentsOf: s.utf8)
@@ -121,7 +125,7 @@ final class BufferedOutput {
 
     func flush() {
         guard !buffer.isEmpty else { return }
-        FileHandle.standardOutput.write(Data(buffer))
+        handle.write(Data(buffer))
         buffer.removeAll(keepingCapacity: true)
     }
 }

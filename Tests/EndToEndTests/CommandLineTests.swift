@@ -295,6 +295,50 @@ struct CommandLineTests {
         #expect(try Self.run(["verify", "t.sevtrace"], in: s.path).status == 0)
     }
 
+    /// Whether Python can load DuckDB (the CI installs it).
+    static let hasDuckDB: Bool = {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import duckdb"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }()
+
+    @Test("export streams a table as CSV and JSON Lines that DuckDB reads whole, row for row",
+          .enabled(if: hasDuckDB, "needs `pip install duckdb` (.ci/run installs it)"))
+    func exportForDuckDB() throws {
+        let s = Scratch()
+        let bundle = Self.root.appendingPathComponent("Traces/firmware-tour.sevtrace").path
+        for (table, format) in [("events", "csv"), ("events", "jsonl"), ("psp_commands", "jsonl"), ("findings", "csv")] {
+            let file = "\(table).\(format)"
+            let r = try Self.run(["export", bundle, "--table", table, "--format", format, "-o", file], in: s.path)
+            #expect(r.status == 0, "\(r.stderr)")
+            let count = try Self.run(["query", bundle, "-c", "SELECT count(*) FROM \(table);", "--format", "csv"],
+                                     in: s.path)
+            let expected = count.stdout.split(separator: "\n")[1]
+            let reader = format == "csv" ? "read_csv_auto" : "read_json_auto"
+            let script = "import duckdb, sys; r = duckdb.sql(\"SELECT count(*) FROM \(reader)('\(file)')\").fetchall(); print(r[0][0])"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", script]
+            p.currentDirectoryURL = URL(fileURLWithPath: s.path)
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let rows = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0 && String(expected) == rows, "\(table) \(format): DuckDB read \(rows), the index holds \(expected)")
+        }
+        let bad = try Self.run(["export", bundle, "--table", "nope"], in: s.path)
+        #expect(bad.status == 2 && bad.stderr.hasPrefix("error: no table 'nope'"))
+        let nowhere = try Self.run(["export", bundle, "--table", "events", "-o", "missing/dir/x.csv"], in: s.path)
+        #expect(nowhere.status == 2 && !FileManager.default.fileExists(atPath: s.path + "/missing"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.path).allSatisfy { !$0.hasSuffix(".partial") })
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()

@@ -144,6 +144,11 @@ struct QueryEngineTests {
             #expect(parsed[0]["s"] as? String == "a,\"b\"\n")
             #expect(parsed[0]["b"] as? String == "ab01")
             #expect(parsed[1]["n"] is NSNull)
+        case .jsonl:
+            let lines = out.split(separator: "\n")
+            #expect(lines.count == 2, "one object per line: a newline inside a value stays escaped")
+            let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+            #expect(first["s"] as? String == "a,\"b\"\n" && first["b"] as? String == "ab01")
         }
     }
 

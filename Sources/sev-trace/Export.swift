@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Query
+import TraceFormat
+
+/// `sev-trace export`: one table of a trace, streamed in a form the engines that scale past one
+/// machine read directly.
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stream one table of a trace (an index table, a view, or events) as CSV or JSON Lines.",
+        discussion: "DuckDB (read_csv_auto, read_json_auto), pandas and Spark read the output as it is. Rows are streamed, never held whole; with -o the file appears only when complete. Tables are documented in Queries/README.md.")
+
+    @Argument(help: "The trace bundle.")
+    var bundle: String
+
+    @Option(help: "The table to export: events, findings, psp_commands, vm_exits, … (see Queries/README.md).")
+    var table: String
+
+    @Option(help: "csv (a header row, LF line ends) or jsonl (one JSON object per line).")
+    var format: String = "csv"
+
+    @Option(name: .shortAndLong, help: "The file to write (default: standard output).")
+    var output: String?
+
+    func run() throws {
+        guard let fmt = OutputFormat(rawValue: format), fmt == .csv || fmt == .jsonl else {
+            throw InputError(description: "unknown export format '\(printable(format))'; use csv or jsonl")
+        }
+        let engine = try QueryEngine(bundle: try TraceBundle(existing: bundle))
+        let names = try engine.run("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")
+        let known = Set((names.first?.rows ?? []).compactMap { if case .text(let t) = $0.first { t } else { nil } } + ["events"])
+        guard known.contains(table) else {
+            throw InputError(description: "no table '\(printable(table))' in \(bundle); tables: \(known.sorted().joined(separator: ", "))")
+        }
+        let sql = "SELECT * FROM \"\(table)\""
+        guard let output else {
+            let out = BufferedOutput()
+            try engine.run(sql, file: "export", into: fmt.writer(out.write), limits: QueryLimits(timeout: nil))
+            out.flush()
+            return
+        }
+        // Written beside its place and renamed when complete: a failed export leaves nothing behind.
+        let url = URL(fileURLWithPath: output)
+        let partial = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial")
+        guard FileManager.default.createFile(atPath: partial.path, contents: nil), let handle = try? FileHandle(forWritingTo: partial) else {
+            throw InputError(description: "cannot write \(output)")
+        }
+        do {
+            let out = BufferedOutput(handle)
+            try engine.run(sql, file: "export", into: fmt.writer(out.write), limits: QueryLimits(timeout: nil))
+            out.flush()
+            try handle.close()
+            guard rename(partial.path, url.path) == 0 else { throw InputError(description: "cannot write \(output)") }
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(at: partial)
+            throw error is QueryError ? QueryFailure(description: "\(error)") : error
+        }
+    }
+}
