@@ -7,19 +7,19 @@ import TraceFormat
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure simulation, recording, decoding and analysis on a copy-heavy scenario.",
-        discussion: "Build with -c release for meaningful figures. Baselines are measured in the same run: simulation into a counting sink (for recording) and a decode-only pass (for analysis).")
+        abstract: "Measure simulation, recording, size, decoding and analysis on three workloads, and print the table.",
+        discussion: "Build with -c release for meaningful figures. Baselines are measured in the same run: simulation into a counting sink (for recording), a naive fixed-width record per event compressed with zstd -3 (for size) and a decode-only pass (for analysis). Workloads: the copy loop, the copy loop over uninitialised memory, and Traces/bench/mixed.sev.")
 
     @Option(help: "Approximate number of guest data accesses to simulate.")
     var accesses: UInt64 = 1_000_000
 
-    @Option(help: "Where to write the bundle (default: a temporary directory, removed afterwards).")
+    @Option(help: "Where to write the bundles, as PREFIX-WORKLOAD.sevtrace (default: a temporary directory, removed afterwards).")
     var output: String?
 
     @Option(help: "The seed.")
     var seed: UInt64 = 1
 
-    @Flag(help: "Leave the buffers uninitialised: private memory never written decrypts to random-looking garbage, the worst case for compression.")
+    @Flag(help: "Only the uninitialised copy loop (as --workload uninitialised).")
     var uninitialised = false
 
     @Option(help: "More options for the platform line, to measure what they cost, e.g. \"cache=256K cores=2 sme=yes\".")
@@ -66,47 +66,162 @@ struct Bench: ParsableCommand {
         """
     }
 
+    /// The workloads `bench` measures.
+    enum Workload: String, CaseIterable, ExpressibleByArgument {
+        /// The copy loop over initialised buffers (compressible values).
+        case copy
+        /// The copy loop over uninitialised private memory (ciphertext-like values: incompressible).
+        case uninitialised
+        /// Traces/bench/mixed.sev: two SEV guests × two vCPUs, table updates, copies, port I/O, DMA, host reads.
+        case mixed
+    }
+
+    @Option(help: "The workloads to measure: copy, uninitialised, mixed (repeatable; default: all three).")
+    var workload: [Workload] = []
+
+    /// The committed mixed scenario, with its ITER sized for about `accesses` memory accesses.
+    static func mixedScenario(accesses: UInt64, platform: String) throws -> String {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Traces/bench/mixed.sev")
+        let text = try InputFile.text(url.path, what: "bench scenario", limit: 1 << 20)
+        // About 216 events per iteration of all four vCPUs, most of them memory accesses.
+        let iterations = max(1, accesses / 200)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let iter = lines.firstIndex(where: { $0.hasPrefix("let ITER = ") }),
+              let plat = lines.firstIndex(where: { $0.hasPrefix("platform ") }) else {
+            throw InputError(description: "\(url.path): no `let ITER = …` or `platform` line")
+        }
+        lines[iter] = "let ITER = \(iterations)"
+        lines[plat] += " " + platform
+        return lines.joined(separator: "\n")
+    }
+
+    /// The figures of one workload.
+    struct Figures {
+        var name: String
+        var accesses: Int64 = 0, events: UInt64 = 0
+        var simulate = 0.0, record = 0.0, decode = 0.0, analyze = 0.0
+        var bytes: UInt64 = 0, naiveBytes: UInt64 = 0
+        var peakMiB = 0
+    }
+
     func run() throws {
-        let text = Self.scenario(accesses: accesses, initialised: !uninitialised, platform: platform)
+        if uninitialised && !workload.isEmpty { throw InputError(description: "give --uninitialised or --workload, not both") }
+        let chosen = uninitialised ? [Workload.uninitialised] : workload.isEmpty ? Workload.allCases : workload
+        var all: [Figures] = []
+        for w in chosen {
+            let text: String = switch w {
+            case .copy: Self.scenario(accesses: accesses, initialised: true, platform: platform)
+            case .uninitialised: Self.scenario(accesses: accesses, initialised: false, platform: platform)
+            case .mixed: try Self.mixedScenario(accesses: accesses, platform: platform)
+            }
+            all.append(try measure(w.rawValue, text))
+        }
+        Console.line("")
+        Console.line("| workload | events | simulate-only | recorded | record / simulate | bytes/event | naive zstd-3 / ours | decode-only | analyzed | analyze / decode | peak RSS |")
+        Console.line("|---|---|---|---|---|---|---|---|---|---|---|")
+        func rate(_ n: UInt64, _ s: Double) -> String { String(format: "%.2f M/s", Double(n) / s / 1e6) }
+        for f in all {
+            let cells = [f.name, "\(f.events)", rate(f.events, f.simulate), rate(f.events, f.record), String(format: "%.2f", f.record / f.simulate),
+                         String(format: "%.3f", Double(f.bytes) / Double(max(f.events, 1))),
+                         String(format: "%.2f×", Double(f.naiveBytes) / Double(max(f.bytes, 1))), rate(f.events, f.decode), rate(f.events, f.analyze),
+                         String(format: "%.2f", f.analyze / f.decode), "\(f.peakMiB) MiB"]
+            Console.line("| " + cells.joined(separator: " | ") + " |")
+        }
+    }
+
+    /// Measures one workload: simulation alone, recording, decoding, the naive baseline's size, analysis.
+    func measure(_ name: String, _ text: String) throws -> Figures {
+        Self.resetPeakRSS()
+        var f = Figures(name: name)
         // A benchmark may run as long as it is asked to.
-        let script = try ScenarioParser(file: "bench", limits: ScenarioLimits(machine: MachineLimits(maxSteps: .max, maxMemoryBytes: 4 << 30))).parse(text)
+        let script = try ScenarioParser(file: "bench-\(name)", limits: ScenarioLimits(machine: MachineLimits(maxSteps: .max, maxMemoryBytes: 4 << 30))).parse(text)
         let clock = ContinuousClock()
+        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
         let counter = CountingSink()
-        let simTime = try clock.measure { try ScenarioRunner(script: script, seed: seed).run(into: counter) }
+        f.simulate = seconds(try clock.measure { try ScenarioRunner(script: script, seed: seed).run(into: counter) })
 
         let dir = output == nil ? NSTemporaryDirectory() + "/sev-trace-bench-\(ProcessInfo.processInfo.processIdentifier)" : nil
-        let path = output ?? dir! + "/bench.sevtrace"
+        let path = output.map { "\($0)-\(name).sevtrace" } ?? dir! + "/\(name).sevtrace"
         defer { if let dir { try? FileManager.default.removeItem(atPath: dir) } }
         var summary: ScenarioRecorder.Summary?
-        let recordTime = try clock.measure { summary = try ScenarioRecorder.record(script, seed: seed, to: path, limits: RecordingLimits(maxEvents: .max, maxBytes: .max)) }
+        f.record = seconds(try clock.measure {
+            summary = try ScenarioRecorder.record(script, seed: seed, to: path, limits: RecordingLimits(maxEvents: .max, maxBytes: .max))
+        })
         let s = summary!
+        (f.events, f.bytes) = (s.events, s.bytes)
 
         let reader = try s.bundle.reader()
         var decoded: UInt64 = 0
-        let decodeTime = try clock.measure {
+        f.decode = seconds(try clock.measure {
             try reader.forEachEvent { _ in
                 decoded += 1
                 return true
             }
-        }
+        })
+        f.naiveBytes = try Self.naiveSize(try s.bundle.reader())
+
         let analyzer = Analyzer()
         var findings: [Finding] = []
-        let analyzeTime = try clock.measure { findings = try analyzer.analyze(try s.bundle.reader()) }
-
-        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
-        func rate(_ n: UInt64, _ d: Duration) -> String { String(format: "%.2f M events/s", Double(n) / seconds(d) / 1e6) }
+        f.analyze = seconds(try clock.measure { findings = try analyzer.analyze(try s.bundle.reader()) })
         let memAccesses = try s.bundle.index().database.prepare("SELECT sum(reads + writes) FROM page_chunks").rows()
-        let accessCount: Int64 = if case .integer(let n) = memAccesses.first?.first { n } else { 0 }
-        Console.line("scenario: \(accessCount) memory accesses, \(s.events) events, \(s.chunks) chunks")
-        Console.line("simulate only (counting sink): \(String(format: "%.3f", seconds(simTime))) s, \(rate(counter.count, simTime))")
-        Console.line("simulate + record:             \(String(format: "%.3f", seconds(recordTime))) s, \(rate(s.events, recordTime)), \(String(format: "%.2f", Double(accessCount) / seconds(recordTime) / 1e6)) M accesses/s")
-        Console.line("  recording cost ratio (record / simulate only): \(String(format: "%.2f", seconds(recordTime) / seconds(simTime)))")
-        Console.line("  events.zst: \(s.bytes) bytes, \(String(format: "%.3f", Double(s.bytes) / Double(s.events))) bytes/event")
-        Console.line("decode only:                   \(String(format: "%.3f", seconds(decodeTime))) s, \(rate(decoded, decodeTime))")
-        Console.line("analyze:                       \(String(format: "%.3f", seconds(analyzeTime))) s, \(rate(analyzer.eventCount, analyzeTime)), \(findings.count) findings")
-        Console.line("  analysis cost ratio (analyze / decode only): \(String(format: "%.2f", seconds(analyzeTime) / seconds(decodeTime)))")
-        Console.line("peak resident memory: \(Self.peakRSS() / 1024) MiB")
+        f.accesses = if case .integer(let n) = memAccesses.first?.first { n } else { 0 }
+        f.peakMiB = Self.peakRSS() / 1024
+
+        func rate(_ n: UInt64, _ d: Double) -> String { String(format: "%.2f M events/s", Double(n) / d / 1e6) }
+        Console.line("\(name): \(f.accesses) memory accesses, \(s.events) events, \(s.chunks) chunks")
+        Console.line("  simulate only (counting sink): \(String(format: "%.3f", f.simulate)) s, \(rate(counter.count, f.simulate))")
+        Console.line("  simulate + record:             \(String(format: "%.3f", f.record)) s, \(rate(s.events, f.record))")
+        Console.line("    recording cost ratio (record / simulate only): \(String(format: "%.2f", f.record / f.simulate))")
+        Console.line("    events.zst: \(s.bytes) bytes, \(String(format: "%.3f", Double(s.bytes) / Double(max(s.events, 1)))) bytes/event; a naive 30-byte record per event, zstd -3: \(f.naiveBytes) bytes (\(String(format: "%.2f", Double(f.naiveBytes) / Double(max(s.bytes, 1))))× ours)")
+        Console.line("  decode only:                   \(String(format: "%.3f", f.decode)) s, \(rate(decoded, f.decode))")
+        Console.line("  analyze:                       \(String(format: "%.3f", f.analyze)) s, \(rate(analyzer.eventCount, f.analyze)), \(findings.count) findings")
+        Console.line("    analysis cost ratio (analyze / decode only): \(String(format: "%.2f", f.analyze / f.decode))")
+        Console.line("  peak resident memory: \(f.peakMiB) MiB")
+        return f
+    }
+
+    /// The size of the naive baseline: every event as a fixed 30-byte record (type, access kind, actor,
+    /// C-bit, size, VM, ASID, cycle delta, system physical address, value), compressed with zstd at level 3
+    /// in 8 MiB frames.
+    static func naiveSize(_ reader: TraceReader) throws -> UInt64 {
+        let zstd = ZstdCompressor(level: 3)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8 << 20)
+        var total: UInt64 = 0
+        var lastCycle: UInt64 = 0
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
+        try reader.forEachEvent { e in
+            var type: UInt8 = 0, kind: UInt8 = 0, actor: UInt8 = 0, cbit: UInt8 = 0, size: UInt8 = 0
+            var vm: UInt16 = 0, asid: UInt16 = 0, spa: UInt64 = 0, value: UInt64 = 0
+            switch e.body {
+            case .memoryAccess(let a):
+                kind = a.kind.rawValue
+                actor = switch a.actor { case .vcpu: 0; case .hypervisor: 1; case .device: 2; case .psp: 3 }
+                (cbit, size, vm, asid, spa, value) = (a.cbit ? 1 : 0, UInt8(truncatingIfNeeded: a.size), a.vm, a.asid, a.spa, a.value)
+            default:
+                type = 1 + UInt8(truncatingIfNeeded: EventFormatter.typeName(e.body).utf8.first ?? 0)
+                vm = EventFormatter.vm(e.body) ?? 0
+            }
+            put(type); put(kind); put(actor); put(cbit); put(size); put(vm); put(asid)
+            put(UInt32(truncatingIfNeeded: e.cycle &- lastCycle)); put(spa); put(value)
+            buffer.append(0)  // 1 + 1 + 1 + 1 + 1 + 2 + 2 + 4 + 8 + 8 + 1 = 30 bytes
+            lastCycle = e.cycle
+            if buffer.count >= 8 << 20 {
+                total += UInt64(try zstd.compress(buffer).count)
+                buffer.removeAll(keepingCapacity: true)
+            }
+            return true
+        }
+        if !buffer.isEmpty { total += UInt64(try zstd.compress(buffer).count) }
+        return total
+    }
+
+    /// Resets the process's peak resident set size (Linux: `5` to /proc/self/clear_refs), so each
+    /// workload reports its own.
+    static func resetPeakRSS() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
     }
 
     /// The process's peak resident set size in KiB (VmHWM).

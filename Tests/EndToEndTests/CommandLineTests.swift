@@ -118,12 +118,16 @@ struct CommandLineTests {
         let s = Scratch()
         let r = try Self.run(["bench", "--accesses", "2000", "--platform", "cache=64K cores=2 sme=yes"], in: s.path)
         #expect(r.status == 0, "\(r.stderr)")
-        for line in ["simulate only", "simulate + record", "recording cost ratio", "bytes/event", "decode only", "analysis cost ratio",
-                     "peak resident memory"] {
+        for line in ["simulate only", "simulate + record", "recording cost ratio", "bytes/event", "naive 30-byte record", "decode only",
+                     "analysis cost ratio", "peak resident memory", "| workload | events |"] {
             #expect(r.stdout.contains(line), "\(line)")
         }
+        let rows = r.stdout.split(separator: "\n").filter { $0.hasPrefix("| copy |") || $0.hasPrefix("| uninitialised |") || $0.hasPrefix("| mixed |") }
+        #expect(rows.count == 3 && rows.allSatisfy { $0.split(separator: "|").count == 11 }, "one row per workload, every column filled")
+        let one = try Self.run(["bench", "--accesses", "2000", "--workload", "mixed"], in: s.path)
+        #expect(one.status == 0 && one.stdout.contains("| mixed |") && !one.stdout.contains("| copy |"), "\(one.stderr)")
         let bad = try Self.run(["bench", "--accesses", "2000", "--platform", "cores=0"], in: s.path)
-        #expect(bad.status == 2 && bad.stderr.hasPrefix("bench:"), "\(bad.stderr)")
+        #expect(bad.status == 2 && bad.stderr.hasPrefix("bench-copy:"), "\(bad.stderr)")
     }
 
     @Test("diff: the same scenario and seed are identical; another seed differs at the first event it changes")
