@@ -149,30 +149,10 @@ struct CheckCommandTests {
 }
 
 extension CheckCommandTests {
-    /// Whether `python3 -c SOURCE` succeeds, i.e. the test-only Python modules SOURCE imports are installed.
-    static func pythonCan(_ source: String) -> Bool {
-        (try? python(source, []).status) == 0
-    }
-
-    /// Runs a Python script with arguments; returns its status, standard output and standard error.
-    static func python(_ source: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", source] + arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, o, e)
-    }
-
     /// The SARIF validators the CI installs (sarif-pydantic, sarif-tools).
-    static let hasSARIFTools = pythonCan("import sarif_pydantic, sarif")
+    static let hasSARIFTools = PythonTool.can("import sarif_pydantic, sarif")
     /// Python's `jsonschema`, which validates against the vendored OASIS schema.
-    static let hasJSONSchema = pythonCan("import jsonschema")
+    static let hasJSONSchema = PythonTool.can("import jsonschema")
 
     /// `check --format sarif` over golden and detector traces with the SQL rules, written to `out.sarif` in a
     /// scratch directory; returns that file's path.
@@ -230,14 +210,14 @@ extension CheckCommandTests {
             print(len(log["runs"][0]["results"]))
             sys.exit(1 if errors else 0)
             """
-        let r = try Self.python(script, [schema, log])
+        let r = try PythonTool.run(script, [schema, log])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 8, "\(r.stdout)")
         // The schema is strict enough to catch a malformed log: a wrong level must fail validation.
         var broken = try String(contentsOfFile: log, encoding: .utf8)
         broken = broken.replacingOccurrences(of: "\"level\": \"error\"", with: "\"level\": \"severe\"")
         try broken.write(toFile: log, atomically: true, encoding: .utf8)
-        #expect(try Self.python(script, [schema, log]).status == 1)
+        #expect(try PythonTool.run(script, [schema, log]).status == 1)
     }
 
     @Test("SARIF validates with the SARIF tools of the field (sarif-pydantic's 2.1.0 model, sarif-tools)",
@@ -254,7 +234,7 @@ extension CheckCommandTests {
             assert "error:" in out, out
             print(len(log.runs[0].results))
             """
-        let r = try Self.python(script, [log])
+        let r = try PythonTool.run(script, [log])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 8, "\(r.stdout)")
     }

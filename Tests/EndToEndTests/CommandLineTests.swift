@@ -247,14 +247,8 @@ struct CommandLineTests {
         let hex = { (d: Data) in d.map { String(format: "%02x", $0) }.joined() }
         // The launch digest: SHA-256 of the one 16-byte block LAUNCH_UPDATE_DATA measured.
         let digest = "\(hex(Data("measured bytes!!".utf8)))"
-        let sha = Process()
-        sha.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        sha.arguments = ["python3", "-c", "import hashlib,sys;print(hashlib.sha256(bytes.fromhex(sys.argv[1])).hexdigest())", digest]
-        let out = Pipe()
-        sha.standardOutput = out
-        try sha.run()
-        let hash = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        sha.waitUntilExit()
+        let hash = try PythonTool.run("import hashlib,sys;print(hashlib.sha256(bytes.fromhex(sys.argv[1])).hexdigest())", [digest])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let m = try Self.run(["measure", "--api-major", byte(0), "--api-minor", byte(1), "--build", byte(7), "--policy", "0",
                               "--digest", hash, "--mnonce", String(blob.suffix(32)), "--tik", hex(tik)], in: s.path)
         #expect(m.status == 0, "\(m.stderr)")
@@ -300,16 +294,7 @@ struct CommandLineTests {
     }
 
     /// Whether Python can load DuckDB (the CI installs it).
-    static let hasDuckDB: Bool = {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import duckdb"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }()
+    static let hasDuckDB = PythonTool.can("import duckdb")
 
     @Test("export streams a table as CSV and JSON Lines that DuckDB reads whole, row for row",
           .enabled(if: hasDuckDB, "needs `pip install duckdb` (.ci/run installs it)"))
@@ -325,16 +310,9 @@ struct CommandLineTests {
             let expected = count.stdout.split(separator: "\n")[1]
             let reader = format == "csv" ? "read_csv_auto" : "read_json_auto"
             let script = "import duckdb, sys; r = duckdb.sql(\"SELECT count(*) FROM \(reader)('\(file)')\").fetchall(); print(r[0][0])"
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", "-c", script]
-            p.currentDirectoryURL = URL(fileURLWithPath: s.path)
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            let rows = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 0 && String(expected) == rows, "\(table) \(format): DuckDB read \(rows), the index holds \(expected)")
+            let read = try PythonTool.run(script, [], in: s.path)
+            let rows = read.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(read.status == 0 && String(expected) == rows, "\(table) \(format): DuckDB read \(rows), the index holds \(expected): \(read.stderr)")
         }
         let bad = try Self.run(["export", bundle, "--table", "nope"], in: s.path)
         #expect(bad.status == 2 && bad.stderr.hasPrefix("error: no table 'nope'"))
