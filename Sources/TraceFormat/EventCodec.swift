@@ -22,17 +22,55 @@ public enum EventCodec {
         case kvmIoctl = 0
     }
 
-    /// The delta state shared by encoder and decoder.
+    /// The addresses of one stream's previous access of each kind (seven kinds: vectors, not arrays, so
+    /// updating them costs no copy-on-write check).
+    struct Addresses {
+        var spa = InlineArray<256, UInt64>(repeating: 0)
+        var gpa = InlineArray<256, UInt64>(repeating: 0)
+        var gva = InlineArray<256, UInt64>(repeating: 0)
+    }
+
+    /// The context an access's addresses are coded against: its kind and the register it moves (a
+    /// stand-in for the instruction that made it).
+    @inline(__always)
+    static func context(_ kind: UInt8, _ register: UInt8) -> Int { Int(kind) << 5 | Int(min(register, 31)) }
+
+    /// The most access streams (actor and VM) whose addresses a chunk keeps; past it, a stream that was
+    /// left is forgotten and starts again from zero (encoder and decoder agree, so it stays exact).
+    static let maxStreams = 4096
+
+    /// The delta state shared by encoder and decoder. Addresses are coded against the previous access of
+    /// the same kind by the same actor for the same VM: each vCPU, the hypervisor and each device keeps
+    /// its own context, so interleaving them (a scheduler, DMA during a run) does not break the
+    /// repetition the compressor finds.
     struct State {
         var cycle: UInt64 = 0
-        /// The addresses of the previous access of each kind (seven kinds: vectors, not arrays, so
-        /// updating them costs no copy-on-write check).
-        var spa = SIMD8<UInt64>(repeating: 0)
-        var gpa = SIMD8<UInt64>(repeating: 0)
-        var gva = SIMD8<UInt64>(repeating: 0)
+        /// The addresses of the current stream: the one `actor` and `vm` name.
+        var current = Addresses()
         var actor: Actor = .hypervisor
         var vm: UInt16 = MemoryAccess.noVM
         var asid: UInt16 = 0
+        private var currentKey = State.key(.hypervisor, vm: MemoryAccess.noVM)
+        /// The other streams seen in this chunk, by key (looked up, never walked).
+        private var others: [UInt64: Addresses] = [:]
+
+        static func key(_ actor: Actor, vm: UInt16) -> UInt64 {
+            switch actor {
+            case .vcpu(let v, let index): UInt64(v) << 16 | UInt64(index)
+            case .hypervisor: 1 << 62 | UInt64(vm)
+            case .device(let id): 2 << 62 | UInt64(id) << 16 | UInt64(vm)
+            case .psp: 3 << 62 | UInt64(vm)
+            }
+        }
+
+        /// Makes the stream of `actor` and `vm` the current one.
+        mutating func switchTo(_ actor: Actor, vm: UInt16) {
+            let key = Self.key(actor, vm: vm)
+            guard key != currentKey else { return }
+            if others.count < EventCodec.maxStreams || others[currentKey] != nil { others[currentKey] = current }
+            current = others[key] ?? Addresses()
+            currentKey = key
+        }
     }
 }
 
@@ -68,14 +106,15 @@ public struct EventEncoder: Sendable {
                 state.actor = a.actor
                 state.vm = a.vm
                 state.asid = a.asid
+                state.switchTo(a.actor, vm: a.vm)
             }
-            let k = Int(a.kind.rawValue)
-            w.zigzag(Int64(bitPattern: a.spa &- state.spa[k]))
-            w.zigzag(Int64(bitPattern: a.gpa &- state.gpa[k]))
-            w.zigzag(Int64(bitPattern: a.gva &- state.gva[k]))
-            state.spa[k] = a.spa
-            state.gpa[k] = a.gpa
-            state.gva[k] = a.gva
+            let k = EventCodec.context(a.kind.rawValue, a.register)
+            w.zigzag(Int64(bitPattern: a.spa &- state.current.spa[k]))
+            w.zigzag(Int64(bitPattern: a.gpa &- state.current.gpa[k]))
+            w.zigzag(Int64(bitPattern: a.gva &- state.current.gva[k]))
+            state.current.spa[k] = a.spa
+            state.current.gpa[k] = a.gpa
+            state.current.gva[k] = a.gva
             if a.size != 8 { w.varint(UInt64(a.size)) }
             if a.register != MemoryAccess.noRegister { w.u8(a.register) }
             if fixed { w.u64(a.value) } else { w.varint(a.value) }
@@ -285,16 +324,20 @@ public struct EventDecoder: Sendable {
                     state.actor = try actor(&r)
                     state.vm = try u16(&r)
                     state.asid = try u16(&r)
+                    state.switchTo(state.actor, vm: state.vm)
                 }
-                let k = Int(kind.rawValue)
-                state.spa[k] &+= UInt64(bitPattern: try r.zigzag())
-                state.gpa[k] &+= UInt64(bitPattern: try r.zigzag())
-                state.gva[k] &+= UInt64(bitPattern: try r.zigzag())
+                let spaDelta = UInt64(bitPattern: try r.zigzag()), gpaDelta = UInt64(bitPattern: try r.zigzag())
+                let gvaDelta = UInt64(bitPattern: try r.zigzag())
                 let size = tag & 0x80 != 0 ? 8 : try u32(&r)
                 let reg = tag & 0x20 != 0 ? try r.u8() : MemoryAccess.noRegister
+                let k = EventCodec.context(kind.rawValue, reg)
+                state.current.spa[k] &+= spaDelta
+                state.current.gpa[k] &+= gpaDelta
+                state.current.gva[k] &+= gvaDelta
                 let value = kr & 0x80 != 0 ? try r.u64() : try r.varint()
                 body = .memoryAccess(MemoryAccess(
-                    actor: state.actor, vm: state.vm, asid: state.asid, kind: kind, gva: state.gva[k], gpa: state.gpa[k], spa: state.spa[k],
+                    actor: state.actor, vm: state.vm, asid: state.asid, kind: kind, gva: state.current.gva[k], gpa: state.current.gpa[k],
+                    spa: state.current.spa[k],
                     size: size, cbit: tag & 0x10 != 0, reason: reason, register: reg, value: value))
             case .registerOp:
                 let vm = try u16(&r), vcpu = try u16(&r)

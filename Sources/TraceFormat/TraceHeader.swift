@@ -5,7 +5,7 @@
 /// length-prefixed UTF-8), then the CRC-32C of the body.
 public struct TraceHeader: Equatable, Sendable {
     /// The format version this tool writes and reads.
-    public static let formatVersion: UInt16 = 11
+    public static let formatVersion: UInt16 = 12
     /// The first bytes of every events file.
     public static let magic: [UInt8] = Array("SEVTRACE".utf8)
 

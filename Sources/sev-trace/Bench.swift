@@ -183,8 +183,9 @@ struct Bench: ParsableCommand {
     }
 
     /// The size of the naive baseline: every event as a fixed 30-byte record (type, access kind, actor,
-    /// C-bit, size, VM, ASID, cycle delta, system physical address, value), compressed with zstd at level 3
-    /// in 8 MiB frames.
+    /// C-bit, size, VM, ASID, cycle delta, system physical address, value; a register operation's result and
+    /// registers, an exit's code and information, a VMRUN's nCR3 and injection fill the same fields; what does
+    /// not fit, such as an exit's register dump, is left out), compressed with zstd at level 3 in 8 MiB frames.
     static func naiveSize(_ reader: TraceReader) throws -> UInt64 {
         let zstd = ZstdCompressor(level: 3)
         var buffer: [UInt8] = []
@@ -200,8 +201,15 @@ struct Bench: ParsableCommand {
                 kind = a.kind.rawValue
                 actor = switch a.actor { case .vcpu: 0; case .hypervisor: 1; case .device: 2; case .psp: 3 }
                 (cbit, size, vm, asid, spa, value) = (a.cbit ? 1 : 0, UInt8(truncatingIfNeeded: a.size), a.vm, a.asid, a.spa, a.value)
+            case .registerOp(let r):
+                (type, vm, asid, kind, size) = (1, r.vm, r.vcpu, r.op.rawValue, r.dst)
+                (cbit, value) = (r.src, r.result)
+            case .vmExit(let x):
+                (type, vm, asid, spa, value) = (2, x.vm, x.vcpu, x.exitInfo2, x.exitInfo1 ^ UInt64(x.exitCode) << 48)
+            case .vmRun(let r):
+                (type, vm, asid, spa, value) = (3, r.vm, r.asid, r.ncr3, r.eventInjection)
             default:
-                type = 1 + UInt8(truncatingIfNeeded: EventFormatter.typeName(e.body).utf8.first ?? 0)
+                type = 4 + UInt8(truncatingIfNeeded: EventFormatter.typeName(e.body).utf8.first ?? 0)
                 vm = EventFormatter.vm(e.body) ?? 0
             }
             put(type); put(kind); put(actor); put(cbit); put(size); put(vm); put(asid)
