@@ -83,8 +83,9 @@ final class TableWriter: QueryOutput {
         emit("(\(count) row\(count == 1 ? "" : "s"))\n")
     }
 
-    /// A value as the terminal shows it: text from a trace may hold control characters.
-    static func cell(_ v: SQLiteValue) -> String { printable(OutputFormat.text(v)) }
+    /// A value as the terminal shows it: text from a trace may hold control characters (escaped), and NULL
+    /// is shown as `NULL`, so it is not mistaken for an empty string.
+    static func cell(_ v: SQLiteValue) -> String { v == .null ? "NULL" : printable(OutputFormat.text(v)) }
 
     private func flushSample() {
         let cells = sample.map { $0.map(Self.cell) }

@@ -136,6 +136,7 @@ struct QueryEngineTests {
         case .table:
             #expect(out.contains("(2 rows)"))
             #expect(out.split(separator: "\n")[1].allSatisfy { $0 == "-" || $0 == " " })
+            #expect(out.split(separator: "\n")[3].hasPrefix("NULL"), "NULL is not shown as an empty string")
         case .csv:
             #expect(out == "n,s,b\n1,\"a,\"\"b\"\"\n\",ab01\n,2.5,é\n")
         case .json:
