@@ -559,7 +559,7 @@ public struct ScenarioParser {
                 }
                 var arguments = ScenarioScript.PSPArguments(
                     asid: try optional("asid").map { UInt16(clamping: $0) }, policy: try optional("policy").map { UInt32(clamping: $0) },
-                    gpa: try optional("gpa"), length: try optional("len").map { UInt32(clamping: $0) })
+                    gpa: try optional("gpa"), destination: try optional("to"), length: try optional("len").map { UInt32(clamping: $0) })
                 if command == .downloadFirmware && (o.values["api"] != nil || o.values["build"] != nil) {
                     var version = (major: UInt8(0), minor: UInt8(24))
                     if let t = o.values["api"] {

@@ -115,6 +115,8 @@ public struct ScenarioScript: Sendable {
         public var asid: UInt16?
         public var policy: UInt32?
         public var gpa: UInt64?
+        /// COPY's destination: the guest address whose frame receives the bytes.
+        public var destination: UInt64?
         public var length: UInt32?
         /// DOWNLOAD_FIRMWARE's image version (API major, minor, build).
         public var firmware: (major: UInt8, minor: UInt8, build: UInt8)?
@@ -136,12 +138,13 @@ public struct ScenarioScript: Sendable {
         case launchStart = "launch_start", launchUpdateData = "launch_update_data", launchMeasure = "launch_measure"
         case launchFinish = "launch_finish"
         case pekCSR = "pek_csr", pdhCertExport = "pdh_cert_export", getID = "get_id", downloadFirmware = "download_firmware"
+        case copy
 
         /// Whether the command names a VM.
         var needsVM: Bool {
             switch self {
             case .activate, .deactivate, .decommission, .guestStatus, .launchStart, .launchUpdateData, .launchMeasure,
-                 .launchFinish: true
+                 .launchFinish, .copy: true
             default: false
             }
         }
@@ -152,6 +155,7 @@ public struct ScenarioScript: Sendable {
             case .activate: ["asid"]
             case .launchStart: ["policy"]
             case .launchUpdateData: ["gpa", "len"]
+            case .copy: ["gpa", "len", "to"]
             case .launchMeasure: ["len"]
             case .deactivate, .decommission, .guestStatus, .launchFinish: []
             case .pekCSR, .pdhCertExport, .getID: ["platform", "len"]
@@ -182,6 +186,7 @@ public struct ScenarioScript: Sendable {
             case .pdhCertExport: .pdhCertExport
             case .getID: .getID
             case .downloadFirmware: .downloadFirmware
+            case .copy: .copy
             }
         }
     }

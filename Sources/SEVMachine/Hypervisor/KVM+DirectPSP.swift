@@ -7,12 +7,13 @@ extension KVM {
     /// policy (default: the VM's; no session, so the firmware chooses the transport keys, and the handle
     /// it returns becomes the VM's), LAUNCH_UPDATE_DATA's guest range (the image is in guest memory first,
     /// as a VMM puts it there), LAUNCH_MEASURE's output length (default 48; the output lands in the
-    /// driver's buffer area), and for the platform's commands: the output lengths of PEK_CSR, PDH_CERT_EXPORT
+    /// driver's buffer area), COPY's guest range and the guest address whose frame receives it, and for the
+    /// platform's commands: the output lengths of PEK_CSR, PDH_CERT_EXPORT
     /// and GET_ID (default: what they need) and the firmware image DOWNLOAD_FIRMWARE installs (`SEVF`, then
     /// the API major, minor and build of `firmware`, default the running one's). Returns the status; the
     /// command is recorded like every other.
     public func issueDirect(_ command: SEVCommand, vm: VirtualMachine?, asid: UInt16? = nil, gpa: UInt64? = nil,
-                            length: UInt32? = nil, policy: UInt32? = nil,
+                            destination: UInt64? = nil, length: UInt32? = nil, policy: UInt32? = nil,
                             firmware image: (major: UInt8, minor: UInt8, build: UInt8)? = nil) throws(MachineError) -> SEVStatus {
         defer { driver.releaseStaged() }
         var buffer = CommandBuffer(size: CommandBuffer.size(of: command))
@@ -28,6 +29,14 @@ extension KVM {
             let start = gpa ?? 0
             buffer.setU64(8, (try? vm.translate(start)) ?? start)
             buffer.setU32(16, length ?? 0)
+        case .copy:
+            // COPY: length, then the source and destination system physical addresses (C-bit set, as the
+            // guest's pages are private): the guest page at `gpa` moved to the frame behind `destination`.
+            guard let vm else { break }
+            let c = platform.config.cbitMask
+            buffer.setU32(4, length ?? 0)
+            buffer.setU64(8, ((try? vm.translate(gpa ?? 0)) ?? 0) | c)
+            buffer.setU64(16, ((try? vm.translate(destination ?? 0)) ?? 0) | c)
         case .launchMeasure:
             let n = length ?? 48
             if n > 0 && n <= 0x4000 { buffer.setU64(8, try driver.reserve(Int(n))) }
