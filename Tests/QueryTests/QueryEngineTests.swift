@@ -127,6 +127,22 @@ struct QueryEngineTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: r.bundle.indexPath)) == before)
     }
 
+    @Test("statements are counted outside strings, quoted names and comments",
+          arguments: [("SELECT 1", 1), ("SELECT 1;", 1), ("SELECT 1; SELECT 2;", 2), ("SELECT ';;'; -- a; b\n", 1),
+                      ("/* ; */ SELECT \"a;b\", [c;d], `e;f`;\n;\n", 1), ("-- only a comment;\n", 0), ("SELECT 'it''s;'; SELECT 2", 2)]
+                     as [(String, Int)])
+    func statementCount(_ sql: String, _ expected: Int) {
+        #expect(QueryEngine.statementCount(sql) == expected)
+    }
+
+    @Test("counting the statements of a hostile file is linear: millions of ; inside one string")
+    func statementCountLinear() {
+        let sql = "SELECT '" + String(repeating: ";", count: 4_000_000) + "';"
+        let start = ContinuousClock.now
+        #expect(QueryEngine.statementCount(sql) == 1)
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
     @Test("output formats", arguments: OutputFormat.allCases)
     func formats(_ format: OutputFormat) throws {
         let result = QueryResult(columns: ["n", "s", "b"], rows: [[.integer(1), .text("a,\"b\"\n"), .blob([0xab, 1])],
