@@ -31,12 +31,6 @@ extension EventDetector {
 
     /// The (platform << 32 | handle) key of a command's guest.
     static func handleKey(_ p: PSPCommand) -> UInt64 { UInt64(p.platform) << 32 | UInt64(p.handle) }
-
-    /// The little-endian `u32` at `offset` of a command buffer (0 past its end).
-    static func u32(_ b: [UInt8], _ offset: Int) -> UInt32 {
-        guard offset >= 0, b.count >= offset + 4 else { return 0 }
-        return (0..<4).reduce(0) { $0 | UInt32(b[offset + $1]) << (8 * UInt32($1)) }
-    }
 }
 
 /// What every event detector holds: the analysis's shared state. Detectors inherit it, so each file holds

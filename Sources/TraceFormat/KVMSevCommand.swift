@@ -5,19 +5,8 @@ public enum KVMSevCommand: UInt32, CaseIterable, Sendable, CustomStringConvertib
     case receiveStart = 12, receiveUpdateData = 13, receiveUpdateVMSA = 14, receiveFinish = 15, guestStatus = 16
     case dbgDecrypt = 17, dbgEncrypt = 18, certExport = 19, getAttestationReport = 20, sendCancel = 21, init2 = 22
 
-    /// The size of the user structure `data` points to (`struct kvm_sev_*`, x86-64 layout).
-    public var userStructSize: Int {
-        switch self {
-        case .launchStart, .receiveStart: 40
-        case .launchUpdateData, .launchMeasure: 16
-        case .launchSecret, .sendUpdateData, .receiveUpdateData: 48
-        case .guestStatus: 12
-        case .dbgDecrypt, .dbgEncrypt: 24
-        case .getAttestationReport: 32
-        case .sendStart: 72
-        default: 0
-        }
-    }
+    /// The size of the user structure `data` points to (`struct kvm_sev_*`, x86-64 layout; 0: none).
+    public var userStructSize: Int { KVMSevData.layout(of: self)?.size ?? 0 }
 
     /// The uapi name without its `KVM_SEV_` prefix: `LAUNCH_START`, `DBG_DECRYPT`…
     public var description: String {

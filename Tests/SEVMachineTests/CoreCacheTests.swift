@@ -81,8 +81,7 @@ struct CoreCacheTests {
     func dfFlushNeedsEveryCore() throws {
         let (machine, vm, _) = try fixture()
         let p = machine.primary
-        var deactivate = CommandBuffer(for: .deactivate)
-        deactivate.setU32(0, vm.handle)
+        let deactivate = SEVData.Handle(vm.handle)
         #expect(try p.kvm.driver.issue(.deactivate, deactivate).0 == .success)
         p.wbinvd(core: 0)
         #expect(try p.kvm.driver.issue(.dfFlush, CommandBuffer(for: .dfFlush)).0 == .wbinvdRequired)

@@ -22,13 +22,12 @@ struct FirmwareHarness {
 
     /// LAUNCH_START without a session and ACTIVATE on ASID 1; returns the handle.
     func start(_ p: Platform, asid: UInt32 = 1) throws -> UInt32 {
-        let (status, out) = try p.kvm.driver.issue(.launchStart, CommandBuffer(for: .launchStart))
+        let (status, out) = try p.kvm.driver.issue(.launchStart, SEVData.LaunchStart())
         try Self.must(status)
-        var activate = CommandBuffer(for: .activate)
-        activate.setU32(0, out.u32(0))
-        activate.setU32(4, asid)
+        var activate = SEVData.Activate()
+        (activate.handle, activate.asid) = (out.handle, asid)
         try Self.must(try p.kvm.driver.issue(.activate, activate).0)
-        return out.u32(0)
+        return out.handle
     }
 
     struct Failed: Error { let status: SEVStatus }
@@ -39,9 +38,7 @@ struct FirmwareHarness {
     }
 
     func simple(_ p: Platform, _ c: SEVCommand, _ handle: UInt32) throws -> SEVStatus {
-        var b = CommandBuffer(for: c)
-        b.setU32(0, handle)
-        return try p.kvm.driver.issue(c, b).0
+        try p.kvm.driver.issue(c, SEVData.Handle(handle)).0
     }
 
     /// A harness whose guest is in `state`.
@@ -50,10 +47,8 @@ struct FirmwareHarness {
         let src = h.source
         h.handle = try h.start(src)
         if state == .launchUpdate { return h }
-        var measure = CommandBuffer(for: .launchMeasure)
-        measure.setU32(0, h.handle)
-        measure.setU64(8, try src.kvm.driver.reserve(48))
-        measure.setU32(16, 48)
+        var measure = SEVData.LaunchUpdateData()
+        (measure.handle, measure.address, measure.length) = (h.handle, try src.kvm.driver.reserve(48), 48)
         try Self.must(try src.kvm.driver.issue(.launchMeasure, measure).0)
         if state == .launchSecret { return h }
         try Self.must(try h.simple(src, .launchFinish, h.handle))
@@ -63,17 +58,14 @@ struct FirmwareHarness {
         let (pdh, chain) = try h.target.vmm.exportPDH()
         let (ownPDH, _) = try src.vmm.exportPDH()
         let d = src.kvm.driver
-        var send = CommandBuffer(for: .sendStart)
-        send.setU32(0, h.handle)
-        send.setU64(8, try d.stage(pdh.bytes))
-        send.setU32(16, UInt32(SEVCertificate.size))
-        send.setU64(24, try d.stage(chain))
-        send.setU32(32, UInt32(chain.count))
-        send.setU64(56, try d.reserve(LaunchSession.size))
-        send.setU32(64, UInt32(LaunchSession.size))
+        var send = SEVData.SendStart()
+        send.handle = h.handle
+        (send.pdhAddress, send.pdhLength) = (try d.stage(pdh.bytes), UInt32(SEVCertificate.size))
+        (send.platformCertsAddress, send.platformCertsLength) = (try d.stage(chain), UInt32(chain.count))
+        (send.sessionAddress, send.sessionLength) = (try d.reserve(LaunchSession.size), UInt32(LaunchSession.size))
         let (status, out) = try d.issue(.sendStart, send)
         try Self.must(status)
-        let session = try d.fetch(out.u64(56), count: LaunchSession.size)
+        let session = try d.fetch(out.sessionAddress, count: LaunchSession.size)
         if state == .sendUpdate { return h }
         if state == .sent {
             try Self.must(try h.simple(src, .sendFinish, h.handle))
@@ -81,14 +73,12 @@ struct FirmwareHarness {
         }
         // RECEIVE_START on the second platform.
         let t = h.target.kvm.driver
-        var receive = CommandBuffer(for: .receiveStart)
-        receive.setU64(8, try t.stage(ownPDH.bytes))
-        receive.setU32(16, UInt32(SEVCertificate.size))
-        receive.setU64(24, try t.stage(session))
-        receive.setU32(32, UInt32(LaunchSession.size))
+        var receive = SEVData.LaunchStart()
+        (receive.certAddress, receive.certLength) = (try t.stage(ownPDH.bytes), UInt32(SEVCertificate.size))
+        (receive.sessionAddress, receive.sessionLength) = (try t.stage(session), UInt32(LaunchSession.size))
         let (rs, ro) = try t.issue(.receiveStart, receive)
         try Self.must(rs)
-        h.handle = ro.u32(0)
+        h.handle = ro.handle
         h.holder = h.target
         return h
     }

@@ -38,11 +38,28 @@ struct FirmwareTests {
         #expect(f.platform.firmware.measurement(handle: f.vm.handle) == expected)
     }
 
-    /// Issues one command with a buffer built by `fill`.
-    func run(_ fw: SEVFirmware, _ c: SEVCommand, _ fill: (inout CommandBuffer) -> Void = { _ in }) -> SEVStatus {
+    /// Issues one command with a zero buffer of its size.
+    func run(_ fw: SEVFirmware, _ c: SEVCommand) -> SEVStatus {
         var b = CommandBuffer(size: CommandBuffer.size(of: c))
-        fill(&b)
         return fw.execute(c.rawValue, buffer: &b)
+    }
+
+    /// Issues one command with a typed buffer.
+    func run<Data: BufferLayout>(_ fw: SEVFirmware, _ c: SEVCommand, _ data: Data) -> SEVStatus {
+        var b = data.buffer
+        return fw.execute(c.rawValue, buffer: &b)
+    }
+
+    func activate(_ handle: UInt32, asid: UInt32) -> SEVData.Activate {
+        var d = SEVData.Activate()
+        (d.handle, d.asid) = (handle, asid)
+        return d
+    }
+
+    func launchStart(policy: UInt32) -> SEVData.LaunchStart {
+        var d = SEVData.LaunchStart()
+        d.policy = policy
+        return d
     }
 
     @Test("commands in the wrong platform or guest state get the firmware's status codes")
@@ -54,18 +71,18 @@ struct FirmwareTests {
         #expect(run(fw, .platformStatus) == .success && run(fw, .getID) != .invalidPlatformState)
         #expect(run(fw, .initialize) == .success)
         #expect(run(fw, .initialize) == .invalidPlatformState)
-        #expect(run(fw, .launchFinish) { $0.setU32(0, 99) } == .invalidGuest)
-        var start = CommandBuffer(size: 36)
+        #expect(run(fw, .launchFinish, SEVData.Handle(99)) == .invalidGuest)
+        var start = SEVData.LaunchStart().buffer
         #expect(fw.execute(SEVCommand.launchStart.rawValue, buffer: &start) == .success)
-        let handle = start.u32(0)
+        let handle = SEVData.LaunchStart(start).handle
         #expect(handle != 0)
-        #expect(run(fw, .launchFinish) { $0.setU32(0, handle) } == .invalidGuestState, "FINISH needs LSECRET")
-        #expect(run(fw, .activate) { $0.setU32(0, handle); $0.setU32(4, 0) } == .invalidASID)
-        #expect(run(fw, .activate) { $0.setU32(0, handle); $0.setU32(4, 16) } == .invalidASID)
-        #expect(run(fw, .decommission) { $0.setU32(0, handle) } == .success)
+        #expect(run(fw, .launchFinish, SEVData.Handle(handle)) == .invalidGuestState, "FINISH needs LSECRET")
+        #expect(run(fw, .activate, activate(handle, asid: 0)) == .invalidASID)
+        #expect(run(fw, .activate, activate(handle, asid: 16)) == .invalidASID)
+        #expect(run(fw, .decommission, SEVData.Handle(handle)) == .success)
         #expect(fw.platformState == .initialized, "the last guest gone: back to INIT")
         #expect(fw.execute(0x99, buffer: &start) == .invalidCommand)
-        #expect(run(fw, .launchMeasure) { $0.setU32(0, 12345) } == .invalidGuest)
+        #expect(run(fw, .launchMeasure, { var d = SEVData.LaunchUpdateData(); d.handle = 12345; return d }()) == .invalidGuest)
     }
 
     @Test("a short command buffer gets INVALID_LENGTH, never a crash")
@@ -80,19 +97,19 @@ struct FirmwareTests {
         let f = try MachineFixture([Instruction(.halt)])
         let fw = f.platform.firmware
         let first = f.vm.handle
-        var start = CommandBuffer(size: 36)
+        var start = SEVData.LaunchStart().buffer
         #expect(fw.execute(SEVCommand.launchStart.rawValue, buffer: &start) == .success)
-        let second = start.u32(0)
-        #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .asidOwned)
-        #expect(run(fw, .deactivate) { $0.setU32(0, first) } == .success)
+        let second = SEVData.LaunchStart(start).handle
+        #expect(run(fw, .activate, activate(second, asid: 1)) == .asidOwned)
+        #expect(run(fw, .deactivate, SEVData.Handle(first)) == .success)
         let deactivate = f.sink.events.compactMap { if case .pspCommand(let p) = $0.body, p.command == SEVCommand.deactivate.rawValue { p } else { nil } }
         #expect(deactivate.last?.asid == 1, "DEACTIVATE's record names the ASID it released")
-        #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .dfflushRequired)
+        #expect(run(fw, .activate, activate(second, asid: 1)) == .dfflushRequired)
         #expect(run(fw, .dfFlush) == .wbinvdRequired)
         f.platform.wbinvdAllCores()
         #expect(run(fw, .dfFlush) == .success)
-        #expect(run(fw, .activate) { $0.setU32(0, second); $0.setU32(4, 1) } == .success)
-        #expect(run(fw, .decommission) { $0.setU32(0, second) } == .active, "still active")
+        #expect(run(fw, .activate, activate(second, asid: 1)) == .success)
+        #expect(run(fw, .decommission, SEVData.Handle(second)) == .active, "still active")
     }
 
     @Test("LAUNCH_START refuses a policy that needs a newer firmware or SEV-ES")
@@ -100,8 +117,8 @@ struct FirmwareTests {
         let f = try MachineFixture([Instruction(.halt)], launch: false)
         let fw = f.platform.firmware
         #expect(run(fw, .initialize) == .success)
-        #expect(run(fw, .launchStart) { $0.setU32(4, 0x0100_0000 | 0x0001_0000) } == .policyFailure)
-        #expect(run(fw, .launchStart) { $0.setU32(4, 0x4) } == .policyFailure)
-        #expect(run(fw, .launchStart) { $0.setU32(4, 0x1100_0000) } == .success, "minimum 0.17 on a 0.17 platform")
+        #expect(run(fw, .launchStart, launchStart(policy: 0x0100_0000 | 0x0001_0000)) == .policyFailure)
+        #expect(run(fw, .launchStart, launchStart(policy: 0x4)) == .policyFailure)
+        #expect(run(fw, .launchStart, launchStart(policy: 0x1100_0000)) == .success, "minimum 0.17 on a 0.17 platform")
     }
 }

@@ -33,23 +33,20 @@ struct KeyHierarchyTests {
         let fw = f.platform.firmware
         let driver = f.platform.kvm.driver
         f.platform.kvm.sevInit()
-        var csr = CommandBuffer(for: .pekCSR)
-        csr.setU64(0, try driver.reserve(SEVCertificate.size))
-        csr.setU32(8, UInt32(SEVCertificate.size))
+        var csr = SEVData.Blob()
+        (csr.address, csr.length) = (try driver.reserve(SEVCertificate.size), UInt32(SEVCertificate.size))
         let (status, out) = try driver.issue(.pekCSR, csr)
         #expect(status == .success)
-        var pek = try #require(SEVCertificate(bytes: try driver.fetch(out.u64(0), count: SEVCertificate.size)))
+        var pek = try #require(SEVCertificate(bytes: try driver.fetch(out.address, count: SEVCertificate.size)))
         var g = SeededGenerator(seed: 77)
         let ocaKey = KeyPair(rng: &g)
         var oca = SEVCertificate(apiMajor: 0, apiMinor: 17, usage: .oca, algorithm: .ecdsaSHA256, publicKey: ocaKey.publicKey)
         oca.sign(slot: 0, signer: .oca, privateKey: ocaKey.privateKey)
         pek.sign(slot: 0, signer: .oca, privateKey: ocaKey.privateKey)
         func importPEK() throws -> SEVStatus {
-            var b = CommandBuffer(for: .pekCertImport)
-            b.setU64(0, try driver.stage(pek.bytes))
-            b.setU32(8, UInt32(SEVCertificate.size))
-            b.setU64(16, try driver.stage(oca.bytes))
-            b.setU32(24, UInt32(SEVCertificate.size))
+            var b = SEVData.PEKCertImport()
+            (b.pekAddress, b.pekLength) = (try driver.stage(pek.bytes), UInt32(SEVCertificate.size))
+            (b.ocaAddress, b.ocaLength) = (try driver.stage(oca.bytes), UInt32(SEVCertificate.size))
             return try driver.issue(.pekCertImport, b).0
         }
         #expect(try importPEK() == .success)
@@ -58,20 +55,19 @@ struct KeyHierarchyTests {
         #expect(try importPEK() == .alreadyOwned)
         var status2 = CommandBuffer(for: .platformStatus)
         _ = fw.execute(SEVCommand.platformStatus.rawValue, buffer: &status2)
-        #expect(status2.u32(3) & 1 == 1, "PLATFORM_STATUS reports the owner flag")
+        #expect(SEVData.PlatformStatus(status2).flags & 1 == 1, "PLATFORM_STATUS reports the owner flag")
     }
 
     @Test("GET_ID answers INVALID_LENGTH with the length needed, then 64 bytes")
     func getID() throws {
         let f = try MachineFixture([Instruction(.halt)], launch: false)
         let driver = f.platform.kvm.driver
-        let (s1, o1) = try driver.issue(.getID, CommandBuffer(for: .getID))
-        #expect(s1 == .invalidLength && o1.u32(8) == 64)
-        var b = CommandBuffer(for: .getID)
-        b.setU64(0, try driver.reserve(64))
-        b.setU32(8, 64)
+        let (s1, o1) = try driver.issue(.getID, SEVData.Blob())
+        #expect(s1 == .invalidLength && o1.length == 64)
+        var b = SEVData.Blob()
+        (b.address, b.length) = (try driver.reserve(64), 64)
         let (s2, o2) = try driver.issue(.getID, b)
         #expect(s2 == .success)
-        #expect(try driver.fetch(o2.u64(0), count: 64) == f.platform.firmware.identity.chipID)
+        #expect(try driver.fetch(o2.address, count: 64) == f.platform.firmware.identity.chipID)
     }
 }

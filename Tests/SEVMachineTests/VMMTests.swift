@@ -175,34 +175,30 @@ struct KVMSevTests {
                 "LAUNCH_START goes through the caller's descriptor")
         #expect(op(kvm, f.vm, 2, data: [UInt8](repeating: 0, count: 40)).0 == 0)
         let (status, statusCmd) = op(kvm, f.vm, 16, data: [UInt8](repeating: 0, count: 12), fd: 7)
-        #expect(status == 0 && CommandBuffer(bytes: statusCmd.data).u32(8) == 1, "later sub-commands use the stored descriptor")
-        var measure = CommandBuffer(size: 16)
-        measure.setU32(8, 0x4001)
-        #expect(op(kvm, f.vm, 6, data: measure.bytes).0 == -Errno.einval.rawValue, "measurement length over 16 KiB")
-        var query = CommandBuffer(size: 16)
-        let (qret, qcmd) = op(kvm, f.vm, 6, data: query.bytes)
-        query = CommandBuffer(bytes: qcmd.data)
-        #expect(qret == -Errno.eio.rawValue && qcmd.error == UInt32(SEVStatus.invalidLength.rawValue) && query.u32(8) == 48,
+        #expect(status == 0 && KVMSevData.GuestStatus(CommandBuffer(bytes: statusCmd.data)).state == 1,
+                "later sub-commands use the stored descriptor")
+        var measure = KVMSevData.Region()
+        measure.length = 0x4001
+        #expect(op(kvm, f.vm, 6, data: measure.buffer.bytes).0 == -Errno.einval.rawValue, "measurement length over 16 KiB")
+        let (qret, qcmd) = op(kvm, f.vm, 6, data: KVMSevData.Region().buffer.bytes)
+        let query = KVMSevData.Region(CommandBuffer(bytes: qcmd.data))
+        #expect(qret == -Errno.eio.rawValue && qcmd.error == UInt32(SEVStatus.invalidLength.rawValue) && query.length == 48,
                 "length 0 asks for the length")
-        var dbg = CommandBuffer(size: 24)
-        dbg.setU64(0, f.vm.userAddress(of: 0x100000))
-        dbg.setU64(8, 0x400000)
-        #expect(op(kvm, f.vm, 17, data: dbg.bytes).0 == -Errno.einval.rawValue, "DBG of length 0")
-        var update = CommandBuffer(size: 16)
-        update.setU64(0, f.vm.userAddress(of: 0x100000))
-        #expect(op(kvm, f.vm, 3, data: update.bytes).0 == -Errno.einval.rawValue, "sev_pin_memory refuses length 0")
-        update.setU64(0, f.vm.userAddress(of: 0x100000) + 8)
-        update.setU32(8, 16)
-        let (unaligned, unalignedCmd) = op(kvm, f.vm, 3, data: update.bytes)
+        var dbg = KVMSevData.Debug()
+        (dbg.source, dbg.destination) = (f.vm.userAddress(of: 0x100000), 0x400000)
+        #expect(op(kvm, f.vm, 17, data: dbg.buffer.bytes).0 == -Errno.einval.rawValue, "DBG of length 0")
+        var update = KVMSevData.Region()
+        update.address = f.vm.userAddress(of: 0x100000)
+        #expect(op(kvm, f.vm, 3, data: update.buffer.bytes).0 == -Errno.einval.rawValue, "sev_pin_memory refuses length 0")
+        (update.address, update.length) = (f.vm.userAddress(of: 0x100000) + 8, 16)
+        let (unaligned, unalignedCmd) = op(kvm, f.vm, 3, data: update.buffer.bytes)
         #expect(unaligned == -Errno.eio.rawValue && unalignedCmd.error == UInt32(SEVStatus.invalidAddress.rawValue),
                 "alignment is the firmware's check: -EIO with its status")
-        update.setU64(0, f.vm.userAddress(of: 0x100000))
-        update.setU32(8, 8)
-        let (short, shortCmd) = op(kvm, f.vm, 3, data: update.bytes)
+        (update.address, update.length) = (f.vm.userAddress(of: 0x100000), 8)
+        let (short, shortCmd) = op(kvm, f.vm, 3, data: update.buffer.bytes)
         #expect(short == -Errno.eio.rawValue && shortCmd.error == UInt32(SEVStatus.invalidLength.rawValue), "firmware errors are -EIO")
-        update.setU32(8, 16)
-        update.setU64(0, try f.vm.translate(0x100000))
-        #expect(op(kvm, f.vm, 3, data: update.bytes).0 == -Errno.efault.rawValue,
+        (update.address, update.length) = (try f.vm.translate(0x100000), 16)
+        #expect(op(kvm, f.vm, 3, data: update.buffer.bytes).0 == -Errno.efault.rawValue,
                 "KVM takes the VMM's addresses: a host physical address is no guest RAM")
     }
 
@@ -213,46 +209,43 @@ struct KVMSevTests {
         config.sme = sme
         let f = try MachineFixture([Instruction(.halt)], policy: 0, config: config)
         let mask = sme ? config.cbitMask : 0
-        func dbgCommands() -> [CommandBuffer] {
+        func dbgCommands() -> [SEVData.Debug] {
             f.sink.events.compactMap {
-                if case .pspCommand(let p) = $0.body, p.command == SEVCommand.dbgDecrypt.rawValue { CommandBuffer(bytes: p.buffer) } else { nil }
+                if case .pspCommand(let p) = $0.body, p.command == SEVCommand.dbgDecrypt.rawValue { p.data(as: SEVData.Debug.self) } else { nil }
             }
         }
         let user: UInt64 = 0x3F0_0000
         for (offset, length) in [(UInt64(0), 32), (8, 16)] {
-            var dbg = CommandBuffer(size: 24)
-            dbg.setU64(0, f.vm.userAddress(of: 0x100000 + offset))
-            dbg.setU64(8, user)
-            dbg.setU32(16, UInt32(length))
-            #expect(op(f.platform.kvm, f.vm, 17, data: dbg.bytes).0 == 0)
+            var dbg = KVMSevData.Debug()
+            (dbg.source, dbg.destination, dbg.length) = (f.vm.userAddress(of: 0x100000 + offset), user, UInt32(length))
+            #expect(op(f.platform.kvm, f.vm, 17, data: dbg.buffer.bytes).0 == 0)
         }
         let commands = dbgCommands()
         #expect(commands.count == 2)
         let guestSPA = try f.vm.translate(0x100000)
-        #expect(commands[0].u64(8) == guestSPA | mask && commands[0].u64(16) == user | mask && commands[0].u32(24) == 32,
+        #expect(commands[0].source == guestSPA | mask && commands[0].destination == user | mask && commands[0].length == 32,
                 "aligned: straight into the user's page")
-        #expect(commands[1].u64(8) == guestSPA | mask && commands[1].u64(16) != user | mask && commands[1].u64(16) & mask == mask
-                && commands[1].u32(24) == 32, "unaligned: the blocks it touches, into a kernel bounce page")
+        #expect(commands[1].source == guestSPA | mask && commands[1].destination != user | mask
+                && commands[1].destination & mask == mask && commands[1].length == 32,
+                "unaligned: the blocks it touches, into a kernel bounce page")
     }
 
     @Test("key sharing: LAUNCH_START naming an existing guest shares its key, unless either policy says NOKS",
           arguments: [(0 as UInt32, 0 as UInt32, true), (0x2, 0, false), (0, 0x2, false)])
     func keySharing(first: UInt32, second: UInt32, shares: Bool) throws {
         let h = try FirmwareHarness()
-        var a = CommandBuffer(for: .launchStart)
-        a.setU32(4, first)
+        var a = SEVData.LaunchStart()
+        a.policy = first
         let (s1, o1) = try h.source.kvm.driver.issue(.launchStart, a)
         #expect(s1 == .success)
-        var b = CommandBuffer(for: .launchStart)
-        b.setU32(0, o1.u32(0))
-        b.setU32(4, second)
+        var b = SEVData.LaunchStart()
+        (b.handle, b.policy) = (o1.handle, second)
         let (s2, o2) = try h.source.kvm.driver.issue(.launchStart, b)
         #expect(s2 == (shares ? .success : .policyFailure))
         guard shares else { return }
-        for handle in [o1.u32(0), o2.u32(0)] {
-            var act = CommandBuffer(for: .activate)
-            act.setU32(0, handle)
-            act.setU32(4, 3)
+        for handle in [o1.handle, o2.handle] {
+            var act = SEVData.Activate()
+            (act.handle, act.asid) = (handle, 3)
             #expect(try h.source.kvm.driver.issue(.activate, act).0 == .success, "guests sharing a key share the ASID")
         }
     }
@@ -270,22 +263,17 @@ struct OwnerFileTests {
         let session = try #require(LaunchSession.create(own: godh, pdh: pdhKey, policy: 0x1, rng: &g))
         let cert = SEVCertificate(apiMajor: 0, apiMinor: 0, usage: .pdh, algorithm: .ecdhSHA256, publicKey: godh.publicKey)
         let d = h.source.kvm.driver
-        var b = CommandBuffer(for: .launchStart)
-        b.setU32(4, 0x1)
-        b.setU64(8, try d.stage(cert.bytes))
-        b.setU32(16, UInt32(SEVCertificate.size))
-        b.setU64(24, try d.stage(session.blob))
-        b.setU32(32, UInt32(LaunchSession.size))
-        #expect(try d.issue(.launchStart, b).0 == .success)
+        func start(_ blob: [UInt8]) throws -> SEVData.LaunchStart {
+            var b = SEVData.LaunchStart()
+            b.policy = 0x1
+            (b.certAddress, b.certLength) = (try d.stage(cert.bytes), UInt32(SEVCertificate.size))
+            (b.sessionAddress, b.sessionLength) = (try d.stage(blob), UInt32(LaunchSession.size))
+            return b
+        }
+        #expect(try d.issue(.launchStart, start(session.blob)).0 == .success)
         var tampered = session.blob
         tampered[100] ^= 1
-        var c = CommandBuffer(for: .launchStart)
-        c.setU32(4, 0x1)
-        c.setU64(8, try d.stage(cert.bytes))
-        c.setU32(16, UInt32(SEVCertificate.size))
-        c.setU64(24, try d.stage(tampered))
-        c.setU32(32, UInt32(LaunchSession.size))
-        #expect(try d.issue(.launchStart, c).0 == .badMeasurement)
+        #expect(try d.issue(.launchStart, start(tampered)).0 == .badMeasurement)
     }
 }
 

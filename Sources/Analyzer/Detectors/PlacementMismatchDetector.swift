@@ -16,10 +16,11 @@ final class PlacementMismatchDetector: ContextDetector, EventDetector {
               let vm = context.handleVM[Self.handleKey(p)] else { return }
         // The firmware's address is a system physical address, maybe with the C-bit set (SME).
         let cbit = UInt64(context.platformCbit[p.platform] ?? 63)
-        let address = (UInt64(Self.u32(p.buffer, 8)) | UInt64(Self.u32(p.buffer, 12)) << 32) & ~(1 << cbit)
+        let d = p.data(as: SEVData.LaunchUpdateData.self)
+        let address = d.address & ~(1 << cbit)
         // Bounded as an owner's image is (TraceLimits.maxImageRegions): a hostile trace cannot grow it.
         if measured[vm, default: []].count < TraceLimits.maxImageRegions {
-            measured[vm, default: []].append((UInt64(p.platform) << 40 | address, UInt64(Self.u32(p.buffer, 16)), seq))
+            measured[vm, default: []].append((UInt64(p.platform) << 40 | address, UInt64(d.length), seq))
         }
     }
 

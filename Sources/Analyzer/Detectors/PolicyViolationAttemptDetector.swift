@@ -17,7 +17,7 @@ final class PolicyViolationAttemptDetector: ContextDetector, EventDetector {
         let key = Self.handleKey(p)
         let start = p.command == SEVCommand.launchStart.rawValue || p.command == SEVCommand.receiveStart.rawValue
         if start && p.status == SEVStatus.success.rawValue && (policies.count < Self.maxTrackedGuests || policies[key] != nil) {
-            policies[key] = Self.u32(p.buffer, 4)
+            policies[key] = p.data(as: SEVData.LaunchStart.self).policy
         }
         guard p.status == SEVStatus.policyFailure.rawValue else { return }
         let why: String
@@ -26,8 +26,9 @@ final class PolicyViolationAttemptDetector: ContextDetector, EventDetector {
         case .sendStart:
             why = (policies[key] ?? 0) & 0x8 != 0 ? "NOSEND" : "DOMAIN/SEV: the target platform failed the check"
         case .launchStart, .receiveStart:
-            let policy = Self.u32(p.buffer, 4)
-            let sharedFrom = p.command == SEVCommand.launchStart.rawValue ? Self.u32(p.buffer, 0) : 0
+            let d = p.data(as: SEVData.LaunchStart.self)
+            let policy = d.policy
+            let sharedFrom = p.command == SEVCommand.launchStart.rawValue ? d.handle : 0
             let otherPolicy = policies[UInt64(p.platform) << 32 | UInt64(sharedFrom)] ?? 0
             // Otherwise SEV-ES not enabled at INIT, or a firmware older than the policy's minimum.
             guard sharedFrom != 0 && (policy | otherPolicy) & 0x2 != 0 else { return }

@@ -1,3 +1,5 @@
+import TraceFormat
+
 import Crypto
 
 /// The SEV certificate structure (SEV API, 2084 bytes, little-endian): version, API version, the key's

@@ -41,7 +41,8 @@ extension SEVFirmware {
     /// Addresses and length must be 16-byte aligned; a NODBG policy refuses.
     func debug(_ guest: GuestContext, _ b: inout CommandBuffer, decrypt: Bool) -> SEVStatus {
         guard !guest.has(GuestContext.Policy.noDebug) else { return .policyFailure }
-        let src = b.u64(8), dst = b.u64(16), length = Int(b.u32(24))
+        let d = SEVData.Debug(b)
+        let src = d.source, dst = d.destination, length = Int(d.length)
         guard physical(src) % 16 == 0, physical(dst) % 16 == 0 else { return .invalidAddress }
         guard length > 0, length % 16 == 0 else { return .invalidLength }
         do {
@@ -62,7 +63,8 @@ extension SEVFirmware {
     /// COPY: move encrypted guest memory to another physical place (re-encrypted under the new
     /// address's tweak), as the hypervisor does to migrate pages within a host.
     func copy(_ guest: GuestContext, _ b: inout CommandBuffer) -> SEVStatus {
-        let length = Int(b.u32(4)), src = b.u64(8), dst = b.u64(16)
+        let d = SEVData.Copy(b)
+        let length = Int(d.length), src = d.source, dst = d.destination
         guard physical(src) % 16 == 0, physical(dst) % 16 == 0 else { return .invalidAddress }
         guard length > 0, length % 16 == 0 else { return .invalidLength }
         do {
@@ -80,8 +82,10 @@ extension SEVFirmware {
     /// ATTESTATION: a 208-byte report `mnonce[16] || launch_digest[32] || policy || sig_usage (PEK) ||
     /// sig_algo (ECDSA-SHA256) || rsvd || sig[144]`, signed by the PEK over its first 52 bytes.
     func attestation(_ guest: GuestContext, _ b: inout CommandBuffer) -> SEVStatus {
+        var d = SEVData.Attestation(b)
+        defer { d.store(into: &b) }
         var report = CommandBuffer(size: Self.attestationReportSize)
-        report.set(0, b.slice(16, 16))
+        report.set(0, d.mnonce)
         report.set(16, guest.launchDigest)
         report.setU32(48, guest.policy)
         report.setU32(52, SEVCertificate.Usage.pek.rawValue)
@@ -90,6 +94,6 @@ extension SEVFirmware {
         let (r, s) = DeterministicECDSA.sign(digest: digest, privateKey: identity.pek.privateKey)
         report.set(64, r.reversed())
         report.set(64 + 72, s.reversed())
-        return output(report.bytes, to: &b, address: 8, length: 32)
+        return output(report.bytes, to: d.address, length: &d.length)
     }
 }

@@ -12,16 +12,15 @@ extension SEVFirmware {
     }
 
     /// Reads a DH certificate and SESSION buffer and opens the session against this platform's PDH.
-    func openSession(certAddress: UInt64, certLength: UInt32, sessionAddress: UInt64, sessionLength: UInt32,
-                     policy: UInt32) -> Result<(tek: [UInt8], tik: [UInt8]), SEVStatus> {
-        guard certLength == UInt32(SEVCertificate.size), sessionLength == UInt32(LaunchSession.size) else {
+    func openSession(_ d: SEVData.LaunchStart) -> Result<(tek: [UInt8], tik: [UInt8]), SEVStatus> {
+        guard d.certLength == UInt32(SEVCertificate.size), d.sessionLength == UInt32(LaunchSession.size) else {
             return .failure(.invalidLength)
         }
-        guard let certBytes = try? pspRead(certAddress, count: SEVCertificate.size),
-              let blob = try? pspRead(sessionAddress, count: LaunchSession.size) else { return .failure(.invalidAddress) }
+        guard let certBytes = try? pspRead(d.certAddress, count: SEVCertificate.size),
+              let blob = try? pspRead(d.sessionAddress, count: LaunchSession.size) else { return .failure(.invalidAddress) }
         guard let cert = SEVCertificate(bytes: certBytes), cert.isECDHP384, let peer = cert.publicKeyX963,
               let z = identity.pdh.sharedSecret(with: peer) else { return .failure(.invalidCertificate) }
-        switch LaunchSession.open(blob: blob, z: z, policy: policy) {
+        switch LaunchSession.open(blob: blob, z: z, policy: d.policy) {
         case .success(let keys): return .success(keys)
         case .failure: return .failure(.badMeasurement)
         }
@@ -39,29 +38,30 @@ extension SEVFirmware {
     /// LAUNCH_START: a new guest context (or one sharing the key of an existing guest), with transport
     /// keys from the guest owner's session, or generated when no session is given.
     func launchStart(_ b: inout CommandBuffer) -> SEVStatus {
-        let policy = b.u32(4)
+        var d = SEVData.LaunchStart(b)
+        let policy = d.policy
         let policyStatus = checkPolicy(policy)
         guard policyStatus == .success else { return policyStatus }
         var shared: EncryptionKey?
-        if b.u32(0) != 0 {
-            guard let other = guests[b.u32(0)] else { return .invalidGuest }
+        if d.handle != 0 {
+            guard let other = guests[d.handle] else { return .invalidGuest }
             guard !other.has(GuestContext.Policy.noKeySharing), policy & GuestContext.Policy.noKeySharing == 0 else {
                 return .policyFailure
             }
             shared = other.vek
         }
         var tek: [UInt8], tik: [UInt8]
-        if b.u32(16) == 0 && b.u32(32) == 0 {
+        if d.certLength == 0 && d.sessionLength == 0 {
             tek = platform.randomBytes(16)
             tik = platform.randomBytes(16)
         } else {
-            switch openSession(certAddress: b.u64(8), certLength: b.u32(16), sessionAddress: b.u64(24),
-                               sessionLength: b.u32(32), policy: policy) {
+            switch openSession(d) {
             case .success(let keys): (tek, tik) = keys
             case .failure(let status): return status
             }
         }
-        b.setU32(0, newGuest(policy: policy, state: .launchUpdate, vek: shared, tek: tek, tik: tik))
+        d.handle = newGuest(policy: policy, state: .launchUpdate, vek: shared, tek: tek, tik: tik)
+        d.store(into: &b)
         return .success
     }
 
@@ -79,15 +79,17 @@ extension SEVFirmware {
     }
 
     func launchMeasure(_ guest: GuestContext, _ b: inout CommandBuffer) -> SEVStatus {
-        guard b.u32(16) >= 48 else {
-            b.setU32(16, 48)
+        var d = SEVData.LaunchUpdateData(b)
+        defer { d.store(into: &b) }
+        guard d.length >= 48 else {
+            d.length = 48
             return .invalidLength
         }
         let mnonce = platform.randomBytes(16)
         let digest = Array(guest.digest.finalize())
         let measure = LaunchMeasurement.compute(apiMajor: apiMajor, apiMinor: apiMinor, build: build,
                                                 policy: guest.policy, digest: digest, mnonce: mnonce, tik: guest.tik)
-        let status = output(measure + mnonce, to: &b, address: 8, length: 16)
+        let status = output(measure + mnonce, to: d.address, length: &d.length)
         guard status == .success else { return status }
         guest.launchDigest = digest
         guest.measurement = measure
@@ -98,20 +100,21 @@ extension SEVFirmware {
     /// LAUNCH_SECRET: check the packet's MAC (which covers the measurement), decrypt the secret with the
     /// TEK and write it into guest memory under the VEK.
     func launchSecret(_ guest: GuestContext, _ b: inout CommandBuffer) -> SEVStatus {
-        let guestAddress = b.u64(24), guestLength = b.u32(32), transLength = b.u32(48)
-        guard b.u32(16) == UInt32(TransportPacket.headerSize) else { return .invalidLength }
+        let d = SEVData.LaunchSecret(b)
+        let guestAddress = d.guestAddress, guestLength = d.guestLength, transLength = d.transLength
+        guard d.headerLength == UInt32(TransportPacket.headerSize) else { return .invalidLength }
         guard guestLength > 0, guestLength == transLength, guestLength % 16 == 0, guestLength <= 0x4000 else {
             return .invalidLength
         }
         guard physical(guestAddress) % 16 == 0 else { return .invalidAddress }
-        guard let header = try? pspRead(b.u64(8), count: TransportPacket.headerSize),
-              let trans = try? pspRead(b.u64(40), count: Int(transLength), register: Instruction.pspTransport) else { return .invalidAddress }
-        let h = CommandBuffer(bytes: header)
-        guard h.u32(0) & 1 == 0 else { return .invalidParam }  // compressed packets are not modelled
-        let iv = h.slice(4, 16)
-        let mac = TransportPacket.mac(tik: guest.tik, kind: 0x01, flags: h.u32(0), iv: iv, guestLength: guestLength,
+        guard let header = try? pspRead(d.headerAddress, count: TransportPacket.headerSize),
+              let trans = try? pspRead(d.transAddress, count: Int(transLength), register: Instruction.pspTransport) else { return .invalidAddress }
+        let h = TransportPacket.Header(CommandBuffer(bytes: header))
+        guard h.flags & 1 == 0 else { return .invalidParam }  // compressed packets are not modelled
+        let iv = h.iv
+        let mac = TransportPacket.mac(tik: guest.tik, kind: 0x01, flags: h.flags, iv: iv, guestLength: guestLength,
                                       trans: trans, measurement: apiAtLeast(0, 17) ? guest.measurement : [])
-        guard mac == h.slice(20, 32) else { return .badMeasurement }
+        guard mac == h.mac else { return .badMeasurement }
         let secret = AESCTR.apply(key: guest.tek, iv: iv, trans)
         do { try pspWrite(guestAddress, secret, key: guest.vek, asid: guest.asid, register: Instruction.pspData) } catch { return .invalidAddress }
         return .success

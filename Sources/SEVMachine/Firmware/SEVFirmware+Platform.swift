@@ -3,7 +3,7 @@ import TraceFormat
 /// The platform commands.
 extension SEVFirmware {
     func initialize(_ b: inout CommandBuffer) -> SEVStatus {
-        esEnabled = b.u32(0) & 1 != 0
+        esEnabled = SEVData.Init(b).flags & 1 != 0
         _ = identity
         platformState = .initialized
         return .success
@@ -25,12 +25,14 @@ extension SEVFirmware {
     }
 
     func platformStatus(_ b: inout CommandBuffer) -> SEVStatus {
-        b.setU8(0, apiMajor)
-        b.setU8(1, apiMinor)
-        b.setU8(2, platformState.rawValue)
-        b.setU32(3, (identity.selfOwned ? 0 : 1) | (esEnabled ? 0x100 : 0))
-        b.setU8(7, build)
-        b.setU32(8, UInt32(guests.count))
+        var status = SEVData.PlatformStatus()
+        status.apiMajor = apiMajor
+        status.apiMinor = apiMinor
+        status.state = platformState.rawValue
+        status.flags = (identity.selfOwned ? 0 : 1) | (esEnabled ? 0x100 : 0)
+        status.build = build
+        status.guestCount = UInt32(guests.count)
+        status.store(into: &b)
         return .success
     }
 
@@ -40,18 +42,21 @@ extension SEVFirmware {
     }
 
     func pekCSR(_ b: inout CommandBuffer) -> SEVStatus {
-        if b.u32(8) < UInt32(SEVCertificate.size) {
-            b.setU32(8, UInt32(SEVCertificate.size))
+        var d = SEVData.Blob(b)
+        defer { d.store(into: &b) }
+        if d.length < UInt32(SEVCertificate.size) {
+            d.length = UInt32(SEVCertificate.size)
             return .invalidLength
         }
         let csr = identity.pekSigningRequest(rng: &platform.machine.rng)
-        return output(csr.bytes, to: &b, address: 0, length: 8)
+        return output(csr.bytes, to: d.address, length: &d.length)
     }
 
     func pekCertImport(_ b: inout CommandBuffer) -> SEVStatus {
-        guard b.u32(8) == UInt32(SEVCertificate.size), b.u32(24) == UInt32(SEVCertificate.size) else { return .invalidLength }
-        guard let pek = try? pspRead(b.u64(0), count: SEVCertificate.size),
-              let oca = try? pspRead(b.u64(16), count: SEVCertificate.size) else { return .invalidAddress }
+        let d = SEVData.PEKCertImport(b)
+        guard d.pekLength == UInt32(SEVCertificate.size), d.ocaLength == UInt32(SEVCertificate.size) else { return .invalidLength }
+        guard let pek = try? pspRead(d.pekAddress, count: SEVCertificate.size),
+              let oca = try? pspRead(d.ocaAddress, count: SEVCertificate.size) else { return .invalidAddress }
         return identity.importPEK(SEVCertificate(bytes: pek)!, oca: SEVCertificate(bytes: oca)!, rng: &platform.machine.rng)
     }
 
@@ -61,15 +66,15 @@ extension SEVFirmware {
     }
 
     func pdhCertExport(_ b: inout CommandBuffer) -> SEVStatus {
-        let pdhLength = b.u32(8), chainLength = b.u32(24)
-        b.setU32(8, UInt32(SEVCertificate.size))
-        b.setU32(24, UInt32(3 * SEVCertificate.size))
-        guard pdhLength >= UInt32(SEVCertificate.size), chainLength >= UInt32(3 * SEVCertificate.size) else {
-            return .invalidLength
-        }
+        var d = SEVData.PDHCertExport(b)
+        let pdhLength = d.pdhLength, chainLength = d.chainLength
+        d.pdhLength = UInt32(SEVCertificate.size)
+        d.chainLength = UInt32(3 * SEVCertificate.size)
+        d.store(into: &b)
+        guard pdhLength >= d.pdhLength, chainLength >= d.chainLength else { return .invalidLength }
         do {
-            try pspWrite(b.u64(0), identity.pdhCert.bytes)
-            try pspWrite(b.u64(16), identity.chain)
+            try pspWrite(d.pdhAddress, identity.pdhCert.bytes)
+            try pspWrite(d.chainAddress, identity.chain)
         } catch {
             return .invalidAddress
         }
@@ -85,7 +90,8 @@ extension SEVFirmware {
     /// DOWNLOAD_FIRMWARE. A simulated firmware image is `SEVF`, then the API major, minor and build
     /// bytes; it must be 32-byte aligned. The version it carries becomes the firmware's.
     func downloadFirmware(_ b: inout CommandBuffer) -> SEVStatus {
-        let address = b.u64(0), length = Int(b.u32(8))
+        let d = SEVData.Blob(b)
+        let address = d.address, length = Int(d.length)
         guard address % 32 == 0 else { return .invalidAddress }
         guard length >= 7, length <= 0x4000 else { return .invalidLength }
         guard let image = try? pspRead(address, count: length) else { return .invalidAddress }
@@ -97,6 +103,8 @@ extension SEVFirmware {
     }
 
     func getID(_ b: inout CommandBuffer) -> SEVStatus {
-        output(identity.chipID, to: &b, address: 0, length: 8)
+        var d = SEVData.Blob(b)
+        defer { d.store(into: &b) }
+        return output(identity.chipID, to: d.address, length: &d.length)
     }
 }

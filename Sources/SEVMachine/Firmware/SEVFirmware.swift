@@ -70,15 +70,15 @@ public final class SEVFirmware {
     @discardableResult
     public func execute(_ id: UInt8, buffer: inout CommandBuffer) -> SEVStatus {
         let command = SEVCommand(rawValue: id)
-        let handle = command.map(Self.namesGuest) == true ? buffer.u32(0) : 0  // every guest command starts with the handle
+        let handle = command.map(Self.namesGuest) == true ? SEVData.Handle(buffer).handle : 0  // every guest command starts with it
         let platformBefore = platformState
         let guestBefore = guests[handle]?.state.rawValue ?? GuestState.none
         let asidBefore = guests[handle]?.asid ?? 0
         result = []
         let status = command.map { run($0, &buffer) } ?? .invalidCommand
-        let reportedHandle = command == .launchStart || command == .receiveStart ? buffer.u32(0) : handle
+        let reportedHandle = command == .launchStart || command == .receiveStart ? SEVData.Handle(buffer).handle : handle
         // ACTIVATE names the ASID it binds; DEACTIVATE the one it releases (the guest has none after it).
-        let asid: UInt16 = command == .activate ? UInt16(truncatingIfNeeded: buffer.u32(4))
+        let asid: UInt16 = command == .activate ? UInt16(truncatingIfNeeded: SEVData.Activate(buffer).asid)
             : command == .deactivate ? asidBefore : guests[reportedHandle]?.asid ?? 0
         platform.emit(.pspCommand(PSPCommand(
             platform: platform.id, command: id, handle: reportedHandle, asid: asid, status: status.rawValue,
@@ -161,19 +161,23 @@ public final class SEVFirmware {
         case .receiveStart: return receiveStart(&b)
         default: break
         }
-        guard let guest = guests[b.u32(0)] else { return .invalidGuest }
+        guard let guest = guests[SEVData.Handle(b).handle] else { return .invalidGuest }
         guard Self.allowed(c, in: guest.state) else { return .invalidGuestState }
         switch c {
-        case .activate: return activate(guest, asid: b.u32(4))
+        case .activate: return activate(guest, asid: SEVData.Activate(b).asid)
         case .deactivate: return deactivate(guest)
         case .decommission: return decommission(guest)
         case .guestStatus:
-            b.setU32(4, guest.policy)
-            b.setU32(8, UInt32(guest.asid))
-            b.setU8(12, guest.state.rawValue)
+            var d = SEVData.GuestStatus(b)
+            d.policy = guest.policy
+            d.asid = UInt32(guest.asid)
+            d.state = guest.state.rawValue
+            d.store(into: &b)
             return .success
         case .copy: return copy(guest, &b)
-        case .launchUpdateData: return launchUpdateData(guest, address: b.u64(8), length: b.u32(16))
+        case .launchUpdateData:
+            let d = SEVData.LaunchUpdateData(b)
+            return launchUpdateData(guest, address: d.address, length: d.length)
         case .launchMeasure: return launchMeasure(guest, &b)
         case .launchSecret: return launchSecret(guest, &b)
         case .launchFinish:
@@ -231,13 +235,13 @@ public final class SEVFirmware {
         }
     }
 
-    /// Writes `data` to the caller's buffer at `address`/`length` field offsets of `b`, or answers
-    /// INVALID_LENGTH with the length needed when the buffer is too small.
-    func output(_ data: [UInt8], to b: inout CommandBuffer, address addressOffset: Int, length lengthOffset: Int) -> SEVStatus {
-        let length = Int(b.u32(lengthOffset))
-        b.setU32(lengthOffset, UInt32(data.count))
-        guard length >= data.count else { return .invalidLength }
-        do { try pspWrite(b.u64(addressOffset), data) } catch { return .invalidAddress }
+    /// Writes `data` to the caller's buffer at `address`, whose size `length` gives; `length` becomes
+    /// `data`'s, and a buffer too small gets INVALID_LENGTH.
+    func output(_ data: [UInt8], to address: UInt64, length: inout UInt32) -> SEVStatus {
+        let room = Int(length)
+        length = UInt32(data.count)
+        guard room >= data.count else { return .invalidLength }
+        do { try pspWrite(address, data) } catch { return .invalidAddress }
         result = data
         return .success
     }

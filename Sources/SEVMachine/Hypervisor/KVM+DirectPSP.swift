@@ -17,51 +17,66 @@ extension KVM {
                             firmware image: (major: UInt8, minor: UInt8, build: UInt8)? = nil) throws(MachineError) -> SEVStatus {
         defer { driver.releaseStaged() }
         var buffer = CommandBuffer(size: CommandBuffer.size(of: command))
-        if let vm, command != .launchStart { buffer.setU32(0, vm.handle) }
+        if let vm, command != .launchStart { SEVData.Handle(vm.handle).store(into: &buffer) }
+        /// A spot for the firmware's output, when KVM's own 16 KiB cap would let it through.
+        func outputSpot(_ n: UInt32) throws(MachineError) -> UInt64 { n > 0 && n <= 0x4000 ? try driver.reserve(Int(n)) : 0 }
         switch command {
         case .activate:
-            buffer.setU32(4, UInt32(asid ?? vm?.asid ?? 0))
+            var d = SEVData.Activate(buffer)
+            d.asid = UInt32(asid ?? vm?.asid ?? 0)
+            d.store(into: &buffer)
         case .launchStart:
-            buffer.setU32(4, policy ?? vm?.policy ?? 0)
+            var d = SEVData.LaunchStart(buffer)
+            d.policy = policy ?? vm?.policy ?? 0
+            d.store(into: &buffer)
         case .launchUpdateData:
             guard let vm else { break }
             try loadImage(vm)
+            var d = SEVData.LaunchUpdateData(buffer)
             let start = gpa ?? 0
-            buffer.setU64(8, (try? vm.translate(start)) ?? start)
-            buffer.setU32(16, length ?? 0)
+            d.address = (try? vm.translate(start)) ?? start
+            d.length = length ?? 0
+            d.store(into: &buffer)
         case .copy:
-            // COPY: length, then the source and destination system physical addresses (C-bit set, as the
-            // guest's pages are private): the guest page at `gpa` moved to the frame behind `destination`.
+            // COPY: the guest page at `gpa` moved to the frame behind `destination`, both system physical
+            // addresses with the C-bit set (the guest's pages are private).
             guard let vm else { break }
             let c = platform.config.cbitMask
-            buffer.setU32(4, length ?? 0)
-            buffer.setU64(8, ((try? vm.translate(gpa ?? 0)) ?? 0) | c)
-            buffer.setU64(16, ((try? vm.translate(destination ?? 0)) ?? 0) | c)
+            var d = SEVData.Copy(buffer)
+            d.length = length ?? 0
+            d.source = ((try? vm.translate(gpa ?? 0)) ?? 0) | c
+            d.destination = ((try? vm.translate(destination ?? 0)) ?? 0) | c
+            d.store(into: &buffer)
         case .launchMeasure:
-            let n = length ?? 48
-            if n > 0 && n <= 0x4000 { buffer.setU64(8, try driver.reserve(Int(n))) }
-            buffer.setU32(16, n)
+            var d = SEVData.LaunchUpdateData(buffer)
+            d.length = length ?? 48
+            d.address = try outputSpot(d.length)
+            d.store(into: &buffer)
         case .pekCSR, .getID:
-            let n = length ?? UInt32(command == .getID ? 64 : SEVCertificate.size)
-            if n > 0 && n <= 0x4000 { buffer.setU64(0, try driver.reserve(Int(n))) }
-            buffer.setU32(8, n)
+            var d = SEVData.Blob()
+            d.length = length ?? UInt32(command == .getID ? 64 : SEVCertificate.size)
+            d.address = try outputSpot(d.length)
+            d.store(into: &buffer)
         case .pdhCertExport:
-            let pdh = length ?? UInt32(SEVCertificate.size), chain = UInt32(3 * SEVCertificate.size)
-            if pdh > 0 && pdh <= 0x4000 { buffer.setU64(0, try driver.reserve(Int(pdh))) }
-            buffer.setU32(8, pdh)
-            buffer.setU64(16, try driver.reserve(Int(chain)))
-            buffer.setU32(24, chain)
+            var d = SEVData.PDHCertExport()
+            d.pdhLength = length ?? UInt32(SEVCertificate.size)
+            d.pdhAddress = try outputSpot(d.pdhLength)
+            d.chainLength = UInt32(3 * SEVCertificate.size)
+            d.chainAddress = try driver.reserve(Int(d.chainLength))
+            d.store(into: &buffer)
         case .downloadFirmware:
             let fw = platform.firmware
             let version = image ?? (fw.apiMajor, fw.apiMinor, fw.build)
             let bytes: [UInt8] = Array("SEVF".utf8) + [version.major, version.minor, version.build]
-            buffer.setU64(0, try driver.stage(bytes))
-            buffer.setU32(8, UInt32(bytes.count))
+            var d = SEVData.Blob()
+            d.address = try driver.stage(bytes)
+            d.length = UInt32(bytes.count)
+            d.store(into: &buffer)
         default:
             break
         }
         let status = platform.firmware.execute(command.rawValue, buffer: &buffer)
-        if command == .launchStart, status == .success, let vm { vm.handle = buffer.u32(0) }
+        if command == .launchStart, status == .success, let vm { vm.handle = SEVData.LaunchStart(buffer).handle }
         return status
     }
 }

@@ -30,13 +30,14 @@ extension KVM {
 
     /// `__sev_issue_cmd`: a firmware command goes through a `/dev/sev` descriptor, `fd` (the caller's for
     /// LAUNCH_START and RECEIVE_START, the one they stored for later sub-commands); anything else is EBADF.
-    private func issue(_ c: SEVCommand, _ b: CommandBuffer, fd: Int32) throws -> (SEVStatus, CommandBuffer) {
+    private func issue<Data: BufferLayout>(_ c: SEVCommand, _ b: Data, fd: Int32) throws -> (SEVStatus, Data) {
         guard fd == Self.sevDeviceFD else { throw fail(.ebadf) }
         return try driver.issue(c, b)
     }
 
     /// Issues a firmware command through `vm`'s stored descriptor; a failure becomes -EIO with `error` set.
-    private func firmware(_ c: SEVCommand, _ b: CommandBuffer, _ cmd: inout KVMSevCmd, vm: VirtualMachine) throws -> CommandBuffer {
+    @discardableResult
+    private func firmware<Data: BufferLayout>(_ c: SEVCommand, _ b: Data, _ cmd: inout KVMSevCmd, vm: VirtualMachine) throws -> Data {
         let (status, out) = try issue(c, b, fd: vm.sevFD)
         guard status == .success else {
             cmd.error = UInt32(status.rawValue)
@@ -95,7 +96,13 @@ extension KVM {
         guard let id = KVMSevCommand(rawValue: cmd.id) else { throw fail(.einval) }
         if id != .initialize && id != .esInit && !vm.sevActive { throw fail(.enotty) }
         guard cmd.data.count >= id.userStructSize else { throw fail(.efault) }
-        var u = CommandBuffer(bytes: cmd.data)
+        let user = CommandBuffer(bytes: cmd.data)
+        /// Copies a changed user structure back (`copy_to_user` of `params`).
+        func copyBack<U: BufferLayout>(_ u: U) {
+            var b = CommandBuffer(bytes: cmd.data)
+            u.store(into: &b)
+            cmd.data = b.bytes
+        }
         switch id {
         case .initialize:
             guard vm.isSEV, !vm.sevActive else { throw fail(.einval) }
@@ -105,97 +112,94 @@ extension KVM {
         case .esInit, .init2, .launchUpdateVMSA, .sendUpdateVMSA, .receiveUpdateVMSA, .certExport:
             throw fail(.enotty)  // SEV-ES and SNP are not modelled
         case .launchStart, .receiveStart:
-            var b = CommandBuffer(for: id == .launchStart ? .launchStart : .receiveStart)
-            b.setU32(0, u.u32(0))
-            b.setU32(4, u.u32(4))
-            let dhLength = Int(u.u32(16)), sessionLength = Int(u.u32(32))
-            let dh = try copyFromUser(u.u64(8), dhLength), session = try copyFromUser(u.u64(24), sessionLength)
-            if dhLength > 0 {
-                b.setU64(8, dh)
-                b.setU32(16, UInt32(dhLength))
-            }
-            if sessionLength > 0 {
-                b.setU64(24, session)
-                b.setU32(32, UInt32(sessionLength))
-            }
+            var u = KVMSevData.LaunchStart(user)
+            var b = SEVData.LaunchStart()
+            b.handle = u.handle
+            b.policy = u.policy
+            let dh = try copyFromUser(u.certAddress, Int(u.certLength))
+            let session = try copyFromUser(u.sessionAddress, Int(u.sessionLength))
+            if u.certLength > 0 { (b.certAddress, b.certLength) = (dh, u.certLength) }
+            if u.sessionLength > 0 { (b.sessionAddress, b.sessionLength) = (session, u.sessionLength) }
             let (startStatus, out) = try issue(id == .launchStart ? .launchStart : .receiveStart, b, fd: cmd.sevFD)
             guard startStatus == .success else {
                 cmd.error = UInt32(startStatus.rawValue)
                 throw fail(.eio)
             }
-            let handle = out.u32(0)
             // sev_bind_asid: ACTIVATE right away; on failure, DECOMMISSION.
-            var activate = CommandBuffer(for: .activate)
-            activate.setU32(0, handle)
-            activate.setU32(4, UInt32(vm.asid))
+            var activate = SEVData.Activate()
+            activate.handle = out.handle
+            activate.asid = UInt32(vm.asid)
             let (status, _) = try driver.issue(.activate, activate)
             if status != .success {
-                var decommission = CommandBuffer(for: .decommission)
-                decommission.setU32(0, handle)
-                try driver.issue(.decommission, decommission)
+                try driver.issue(.decommission, SEVData.Handle(out.handle))
                 cmd.error = UInt32(status.rawValue)
                 throw fail(.eio)
             }
-            vm.handle = handle
+            vm.handle = out.handle
             vm.sevFD = cmd.sevFD
-            u.setU32(0, handle)
+            u.handle = out.handle
+            copyBack(u)
         case .launchUpdateData:
             // sev_pin_memory refuses an empty or wrapping range; alignment is the firmware's to check
             // (INVALID_ADDRESS / INVALID_LENGTH, so -EIO with the status in `error`).
-            let address = u.u64(0), length = u.u32(8)
-            guard length > 0, !address.addingReportingOverflow(UInt64(length)).overflow else { throw fail(.einval) }
+            let u = KVMSevData.Region(user)
+            guard u.length > 0, !u.address.addingReportingOverflow(UInt64(u.length)).overflow else { throw fail(.einval) }
             // Pin, flush, then one firmware command per physically contiguous run of the pinned pages.
-            let runs = try contiguousRuns(vm, userAddress: address, length: Int(length))
+            let runs = try contiguousRuns(vm, userAddress: u.address, length: Int(u.length))
             for run in runs { platform.clflush(run.spa, count: run.length, keyID: 0) }  // sev_clflush_pages
             for run in runs {
-                var b = CommandBuffer(for: .launchUpdateData)
-                b.setU32(0, vm.handle)
-                b.setU64(8, run.spa)
-                b.setU32(16, UInt32(run.length))
-                _ = try firmware(.launchUpdateData, b, &cmd, vm: vm)
+                var b = SEVData.LaunchUpdateData()
+                b.handle = vm.handle
+                b.address = run.spa
+                b.length = UInt32(run.length)
+                try firmware(.launchUpdateData, b, &cmd, vm: vm)
             }
-        case .launchMeasure, .getAttestationReport:
-            let isMeasure = id == .launchMeasure
-            let (uaddr, lengthOffset): (UInt64, Int) = isMeasure ? (u.u64(0), 8) : (u.u64(16), 24)
-            let length = u.u32(lengthOffset)
-            guard length <= 0x4000 else { throw fail(.einval) }
-            var b = CommandBuffer(for: isMeasure ? .launchMeasure : .attestation)
-            b.setU32(0, vm.handle)
-            if !isMeasure { b.set(16, u.slice(0, 16)) }
-            let dataLengthOffset = isMeasure ? 16 : 32
-            var buffer: UInt64 = 0
-            if length > 0 {
-                buffer = try driver.reserve(Int(length))
-                b.setU64(8, buffer)
-                b.setU32(dataLengthOffset, length)
-            }
-            let (status, out) = try issue(isMeasure ? .launchMeasure : .attestation, b, fd: vm.sevFD)
-            u.setU32(lengthOffset, out.u32(dataLengthOffset))
-            cmd.data = u.bytes
+        case .launchMeasure:
+            var u = KVMSevData.Region(user)
+            guard u.length <= 0x4000 else { throw fail(.einval) }
+            var b = SEVData.LaunchUpdateData()
+            b.handle = vm.handle
+            if u.length > 0 { (b.address, b.length) = (try driver.reserve(Int(u.length)), u.length) }
+            let (status, out) = try issue(.launchMeasure, b, fd: vm.sevFD)
+            u.length = out.length
+            copyBack(u)  // also when the firmware refused: the length it needs goes back to the caller
             guard status == .success else {
                 cmd.error = UInt32(status.rawValue)
                 throw fail(.eio)
             }
-            try copyToUser(uaddr, from: buffer, Int(out.u32(dataLengthOffset)))
+            try copyToUser(u.address, from: b.address, Int(out.length))
+        case .getAttestationReport:
+            var u = KVMSevData.AttestationReport(user)
+            guard u.length <= 0x4000 else { throw fail(.einval) }
+            var b = SEVData.Attestation()
+            b.handle = vm.handle
+            b.mnonce = u.mnonce
+            if u.length > 0 { (b.address, b.length) = (try driver.reserve(Int(u.length)), u.length) }
+            let (status, out) = try issue(.attestation, b, fd: vm.sevFD)
+            u.length = out.length
+            copyBack(u)
+            guard status == .success else {
+                cmd.error = UInt32(status.rawValue)
+                throw fail(.eio)
+            }
+            try copyToUser(u.address, from: b.address, Int(out.length))
         case .launchSecret, .receiveUpdateData:
-            let guestHVA = u.u64(16), guestLength = u.u32(24)
-            let runs = try contiguousRuns(vm, userAddress: guestHVA, length: max(1, Int(guestLength)))
-            if id == .receiveUpdateData && (guestHVA & 0xFFF) + UInt64(guestLength) > 4096 { throw fail(.einval) }
+            let u = KVMSevData.Packet(user)
+            let runs = try contiguousRuns(vm, userAddress: u.guestAddress, length: max(1, Int(u.guestLength)))
+            if id == .receiveUpdateData && (u.guestAddress & 0xFFF) + UInt64(u.guestLength) > 4096 { throw fail(.einval) }
             // LAUNCH_SECRET: "The secret must be copied into contiguous memory region".
             guard runs.count == 1 else { throw fail(.einval) }
             let guestSPA = runs[0].spa
-            let headerLength = Int(u.u32(8)), transLength = Int(u.u32(40))
-            let header = try copyFromUser(u.u64(0), headerLength), trans = try copyFromUser(u.u64(32), transLength)
-            platform.clflush(guestSPA, count: Int(guestLength), keyID: 0)  // sev_clflush_pages
-            var b = CommandBuffer(for: id == .launchSecret ? .launchSecret : .receiveUpdateData)
-            b.setU32(0, vm.handle)
-            b.setU64(8, header)
-            b.setU32(16, UInt32(headerLength))
-            b.setU64(24, guestSPA | platform.config.cbitMask)  // "requires C-bit to be always set"
-            b.setU32(32, guestLength)
-            b.setU64(40, trans)
-            b.setU32(48, UInt32(transLength))
-            _ = try firmware(id == .launchSecret ? .launchSecret : .receiveUpdateData, b, &cmd, vm: vm)
+            var b = SEVData.LaunchSecret()
+            b.handle = vm.handle
+            b.headerAddress = try copyFromUser(u.headerAddress, Int(u.headerLength))
+            b.headerLength = u.headerLength
+            b.transAddress = try copyFromUser(u.transAddress, Int(u.transLength))
+            b.transLength = u.transLength
+            platform.clflush(guestSPA, count: Int(u.guestLength), keyID: 0)  // sev_clflush_pages
+            b.guestAddress = guestSPA | platform.config.cbitMask  // "requires C-bit to be always set"
+            b.guestLength = u.guestLength
+            try firmware(id == .launchSecret ? .launchSecret : .receiveUpdateData, b, &cmd, vm: vm)
         case .launchFinish, .sendFinish, .sendCancel, .receiveFinish:
             let c: SEVCommand = switch id {
             case .launchFinish: .launchFinish
@@ -203,66 +207,66 @@ extension KVM {
             case .sendCancel: .sendCancel
             default: .receiveFinish
             }
-            var b = CommandBuffer(for: c)
-            b.setU32(0, vm.handle)
-            _ = try firmware(c, b, &cmd, vm: vm)
+            try firmware(c, SEVData.Handle(vm.handle), &cmd, vm: vm)
         case .guestStatus:
-            var b = CommandBuffer(for: .guestStatus)
-            b.setU32(0, vm.handle)
+            var b = SEVData.GuestStatus()
+            b.handle = vm.handle
             let out = try firmware(.guestStatus, b, &cmd, vm: vm)
-            u.setU32(0, vm.handle)
-            u.setU32(4, out.u32(4))
-            u.setU32(8, UInt32(out.u8(12)))
+            var u = KVMSevData.GuestStatus()
+            u.handle = vm.handle
+            u.policy = out.policy
+            u.state = UInt32(out.state)
+            copyBack(u)
         case .dbgDecrypt, .dbgEncrypt:
-            try debug(vm, u, encrypt: id == .dbgEncrypt, &cmd)
+            try debug(vm, KVMSevData.Debug(user), encrypt: id == .dbgEncrypt, &cmd)
         case .sendStart:
-            var b = CommandBuffer(for: .sendStart)
-            b.setU32(0, vm.handle)
-            for (offset, lengthOffset) in [(8, 16), (24, 32), (40, 48)] {
-                let length = Int(u.u32(lengthOffset))
-                if length > 0 {
-                    b.setU64(offset, try copyFromUser(u.u64(offset), length))
-                    b.setU32(lengthOffset, UInt32(length))
-                }
+            var u = KVMSevData.SendStart(user)
+            var b = SEVData.SendStart()
+            b.handle = vm.handle
+            if u.pdhLength > 0 { (b.pdhAddress, b.pdhLength) = (try copyFromUser(u.pdhAddress, Int(u.pdhLength)), u.pdhLength) }
+            if u.platformCertsLength > 0 {
+                b.platformCertsAddress = try copyFromUser(u.platformCertsAddress, Int(u.platformCertsLength))
+                b.platformCertsLength = u.platformCertsLength
             }
-            let sessionLength = u.u32(64)
-            if sessionLength > 0 {
-                b.setU64(56, try driver.reserve(Int(sessionLength)))
-                b.setU32(64, sessionLength)
+            if u.amdCertsLength > 0 {
+                b.amdCertsAddress = try copyFromUser(u.amdCertsAddress, Int(u.amdCertsLength))
+                b.amdCertsLength = u.amdCertsLength
+            }
+            if u.sessionLength > 0 {
+                (b.sessionAddress, b.sessionLength) = (try driver.reserve(Int(u.sessionLength)), u.sessionLength)
             }
             let (status, out) = try issue(.sendStart, b, fd: vm.sevFD)
-            u.setU32(0, out.u32(4))
-            u.setU32(64, out.u32(64))
-            cmd.data = u.bytes
+            u.policy = out.policy
+            u.sessionLength = out.sessionLength
+            copyBack(u)
             guard status == .success else {
                 cmd.error = UInt32(status.rawValue)
                 throw fail(.eio)
             }
-            try copyToUser(u.u64(56), from: out.u64(56), Int(out.u32(64)))
+            try copyToUser(u.sessionAddress, from: out.sessionAddress, Int(out.sessionLength))
         case .sendUpdateData:
-            let guestHVA = u.u64(16), guestLength = u.u32(24)
-            let guestSPA = try contiguousRuns(vm, userAddress: guestHVA, length: 1)[0].spa
-            guard (guestHVA & 0xFFF) + UInt64(guestLength) <= 4096 else { throw fail(.einval) }
-            var b = CommandBuffer(for: .sendUpdateData)
-            b.setU32(0, vm.handle)
-            b.setU64(8, try driver.reserve(TransportPacket.headerSize))
-            b.setU32(16, UInt32(TransportPacket.headerSize))
-            b.setU64(24, guestSPA | platform.config.cbitMask)
-            b.setU32(32, guestLength)
-            b.setU64(40, try driver.reserve(Int(guestLength)))
-            b.setU32(48, guestLength)
+            let u = KVMSevData.Packet(user)
+            let guestSPA = try contiguousRuns(vm, userAddress: u.guestAddress, length: 1)[0].spa
+            guard (u.guestAddress & 0xFFF) + UInt64(u.guestLength) <= 4096 else { throw fail(.einval) }
+            var b = SEVData.LaunchSecret()
+            b.handle = vm.handle
+            b.headerAddress = try driver.reserve(TransportPacket.headerSize)
+            b.headerLength = UInt32(TransportPacket.headerSize)
+            b.guestAddress = guestSPA | platform.config.cbitMask
+            b.guestLength = u.guestLength
+            b.transAddress = try driver.reserve(Int(u.guestLength))
+            b.transLength = u.guestLength
             let out = try firmware(.sendUpdateData, b, &cmd, vm: vm)
-            try copyToUser(u.u64(0), from: out.u64(8), TransportPacket.headerSize)
-            try copyToUser(u.u64(32), from: out.u64(40), Int(guestLength))
+            try copyToUser(u.headerAddress, from: out.headerAddress, TransportPacket.headerSize)
+            try copyToUser(u.transAddress, from: out.transAddress, Int(u.guestLength))
         }
-        cmd.data = u.bytes
         return 0
     }
 
     /// KVM's debug path (`sev_dbg_crypt`): page by page of the source, since each page is pinned on its
     /// own; the guest side of each piece must be guest RAM.
-    private func debug(_ vm: VirtualMachine, _ u: CommandBuffer, encrypt: Bool, _ cmd: inout KVMSevCmd) throws {
-        let src = u.u64(0), dst = u.u64(8), length = Int(u.u32(16))
+    private func debug(_ vm: VirtualMachine, _ u: KVMSevData.Debug, encrypt: Bool, _ cmd: inout KVMSevCmd) throws {
+        let src = u.source, dst = u.destination, length = Int(u.length)
         guard length > 0, dst != 0, src.addingReportingOverflow(UInt64(length)).overflow == false else { throw fail(.einval) }
         let guestHVA = encrypt ? dst : src
         _ = try contiguousRuns(vm, userAddress: guestHVA, length: length)
@@ -290,21 +294,21 @@ extension KVM {
         let offset = Int(guestSPA & 15)
         let aligned = guestSPA - UInt64(offset)
         let size = (offset + length + 15) & ~15
-        func command(_ c: SEVCommand, from src: UInt64, to dst: UInt64, _ length: Int) -> CommandBuffer {
-            var b = CommandBuffer(for: c)
-            b.setU32(0, vm.handle)
-            b.setU64(8, src | sme)
-            b.setU64(16, dst | sme)
-            b.setU32(24, UInt32(length))
+        func command(_ c: SEVCommand, from src: UInt64, to dst: UInt64, _ length: Int) -> SEVData.Debug {
+            var b = SEVData.Debug()
+            b.handle = vm.handle
+            b.source = src | sme
+            b.destination = dst | sme
+            b.length = UInt32(length)
             return b
         }
         if !encrypt {
             if offset == 0 && user % 16 == 0 && length % 16 == 0 {
-                _ = try firmware(.dbgDecrypt, command(.dbgDecrypt, from: guestSPA, to: user, length), &cmd, vm: vm)
+                try firmware(.dbgDecrypt, command(.dbgDecrypt, from: guestSPA, to: user, length), &cmd, vm: vm)
                 return
             }
             let bounce = try driver.reserve(size)
-            _ = try firmware(.dbgDecrypt, command(.dbgDecrypt, from: aligned, to: bounce, size), &cmd, vm: vm)
+            try firmware(.dbgDecrypt, command(.dbgDecrypt, from: aligned, to: bounce, size), &cmd, vm: vm)
             try copyToUser(user, from: bounce + UInt64(offset), length)
             return
         }
@@ -315,12 +319,12 @@ extension KVM {
                 source = try driver.reserve(length)
                 try copyFromUser(user, length, into: source)
             }
-            _ = try firmware(.dbgEncrypt, command(.dbgEncrypt, from: source, to: guestSPA, length), &cmd, vm: vm)
+            try firmware(.dbgEncrypt, command(.dbgEncrypt, from: source, to: guestSPA, length), &cmd, vm: vm)
             return
         }
         let bounce = try driver.reserve(size)
-        _ = try firmware(.dbgDecrypt, command(.dbgDecrypt, from: aligned, to: bounce, size), &cmd, vm: vm)  // the blocks' other bytes
+        try firmware(.dbgDecrypt, command(.dbgDecrypt, from: aligned, to: bounce, size), &cmd, vm: vm)  // the blocks' other bytes
         try copyFromUser(user, length, into: bounce + UInt64(offset))
-        _ = try firmware(.dbgEncrypt, command(.dbgEncrypt, from: bounce, to: aligned, size), &cmd, vm: vm)
+        try firmware(.dbgEncrypt, command(.dbgEncrypt, from: bounce, to: aligned, size), &cmd, vm: vm)
     }
 }

@@ -134,12 +134,8 @@ public final class KVM {
         if vm.isSEV {
             if vm.handle != 0 {
                 platform.wbinvdAllCores()
-                var deactivate = CommandBuffer(for: .deactivate)
-                deactivate.setU32(0, vm.handle)
-                try driver.issue(.deactivate, deactivate)
-                var decommission = CommandBuffer(for: .decommission)
-                decommission.setU32(0, vm.handle)
-                try driver.issue(.decommission, decommission)
+                try driver.issue(.deactivate, SEVData.Handle(vm.handle))
+                try driver.issue(.decommission, SEVData.Handle(vm.handle))
             }
             asidReclaim[Int(vm.asid)] = true
         }

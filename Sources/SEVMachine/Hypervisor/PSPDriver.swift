@@ -79,4 +79,11 @@ public final class PSPDriver {
         let out = buffer.bytes.isEmpty ? buffer : CommandBuffer(bytes: try fetch(commandPage, count: buffer.bytes.count))
         return (status, out)
     }
+
+    /// Issues one command with a typed buffer; returns the status and the buffer as the firmware left it.
+    @discardableResult
+    public func issue<Data: BufferLayout>(_ command: SEVCommand, _ data: Data) throws(MachineError) -> (SEVStatus, Data) {
+        let (status, out) = try issue(command, data.buffer)
+        return (status, Data(out))
+    }
 }

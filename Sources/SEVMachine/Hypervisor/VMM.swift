@@ -55,17 +55,24 @@ public final class VMM {
         return cmd
     }
 
+    /// Issues one sub-command with its user structure; returns the structure as KVM left it.
+    @discardableResult
+    func ioctl<U: BufferLayout>(_ vm: VirtualMachine, _ id: KVMSevCommand, _ data: U) throws -> U {
+        U(CommandBuffer(bytes: try ioctl(vm, id, data.buffer).data))
+    }
+
     /// The length query QEMU makes before LAUNCH_MEASURE and GET_ATTESTATION_REPORT: the sub-command with
     /// length 0, which the firmware refuses with INVALID_LENGTH after writing the length it needs into the
-    /// struct's field at `lengthOffset` (KVM copies the struct back even then).
-    func queryLength(_ vm: VirtualMachine, _ id: KVMSevCommand, _ data: CommandBuffer, lengthOffset: Int) throws -> Int {
-        var cmd = KVMSevCmd(id: id.rawValue, data: data.bytes, sevFD: KVM.sevDeviceFD)
+    /// structure's `length` (KVM copies the structure back even then).
+    func queryLength<U: BufferLayout>(_ vm: VirtualMachine, _ id: KVMSevCommand, _ data: U,
+                                      length: KeyPath<U, UInt32>) throws -> Int {
+        var cmd = KVMSevCmd(id: id.rawValue, data: data.buffer.bytes, sevFD: KVM.sevDeviceFD)
         let ret = kvm.memoryEncryptOp(vm, &cmd)
-        let length = CommandBuffer(bytes: cmd.data).u32(lengthOffset)
-        guard ret == 0 || cmd.error == UInt32(SEVStatus.invalidLength.rawValue), length > 0 else {
+        let needed = U(CommandBuffer(bytes: cmd.data))[keyPath: length]
+        guard ret == 0 || cmd.error == UInt32(SEVStatus.invalidLength.rawValue), needed > 0 else {
             throw Failure(command: id, errno: ret, firmwareError: cmd.error)
         }
-        return Int(length)
+        return Int(needed)
     }
 
     /// Issues one `KVM_MEMORY_ENCRYPT_OP` the way a test harness does: sub-command `id` (any number) through
@@ -80,40 +87,49 @@ public final class VMM {
         defer { releaseBuffers() }
         let command = KVMSevCommand(rawValue: id)
         var b = CommandBuffer(size: command?.userStructSize ?? 0)
-        /// Where the output lands: the buffer's address field and the field KVM leaves its length in.
-        var output: (address: Int, length: Int)?
         /// A zeroed VMM buffer of `n` bytes (none past KVM's own 16 KiB cap: KVM refuses those first).
         func buffer(_ n: UInt32) throws(MachineError) -> UInt64 { n == 0 || n > 0x4000 ? 0 : try user([UInt8](repeating: 0, count: Int(n))) }
+        /// Where the output lands, from the structure KVM copied back: the buffer and the length KVM left.
+        var output: (CommandBuffer) -> (address: UInt64, length: UInt32) = { _ in (0, 0) }
         switch command {
-        case .launchStart: b.setU32(4, policy ?? vm.policy)
-        case .launchUpdateData:
-            try kvm.loadImage(vm)
-            b.setU64(0, vm.userAddress(of: gpa ?? 0))
-            b.setU32(8, length ?? 0)
-        case .launchMeasure:
-            b.setU64(0, try buffer(length ?? 0))
-            b.setU32(8, length ?? 0)
-            output = (0, 8)
+        case .launchStart:
+            var u = KVMSevData.LaunchStart()
+            u.policy = policy ?? vm.policy
+            u.store(into: &b)
+        case .launchUpdateData, .launchMeasure:
+            var u = KVMSevData.Region()
+            if command == .launchUpdateData {
+                try kvm.loadImage(vm)
+                u.address = vm.userAddress(of: gpa ?? 0)
+            } else {
+                u.address = try buffer(length ?? 0)
+                output = { let r = KVMSevData.Region($0); return (r.address, r.length) }
+            }
+            u.length = length ?? 0
+            u.store(into: &b)
         case .getAttestationReport:
-            b.setU64(16, try buffer(length ?? 0))
-            b.setU32(24, length ?? 0)
-            output = (16, 24)
+            var u = KVMSevData.AttestationReport()
+            u.address = try buffer(length ?? 0)
+            u.length = length ?? 0
+            u.store(into: &b)
+            output = { let r = KVMSevData.AttestationReport($0); return (r.address, r.length) }
         case .dbgDecrypt, .dbgEncrypt:
             let guest = vm.userAddress(of: gpa ?? 0), own = try buffer(length ?? 0)
-            b.setU64(0, command == .dbgDecrypt ? guest : own)
-            b.setU64(8, command == .dbgDecrypt ? own : guest)
-            b.setU32(16, length ?? 0)
-            if command == .dbgDecrypt { output = (8, 16) }
+            var u = KVMSevData.Debug()
+            (u.source, u.destination) = command == .dbgDecrypt ? (guest, own) : (own, guest)
+            u.length = length ?? 0
+            u.store(into: &b)
+            if command == .dbgDecrypt { output = { let r = KVMSevData.Debug($0); return (r.destination, r.length) } }
         default:
             break
         }
         var cmd = KVMSevCmd(id: id, data: b.bytes, sevFD: fd)
         let ret = kvm.memoryEncryptOp(vm, &cmd)
         var bytes: [UInt8] = []
-        if ret == 0, let output {
-            let out = CommandBuffer(bytes: cmd.data)
-            let address = out.u64(output.address), count = min(Int(out.u32(output.length)), Int(length ?? 0))
-            if address != 0 && count > 0 { bytes = try readUser(address, count) }
+        if ret == 0 {
+            let out = output(CommandBuffer(bytes: cmd.data))
+            let count = min(Int(out.length), Int(length ?? 0))
+            if out.address != 0 && count > 0 { bytes = try readUser(out.address, count) }
         }
         return (ret, ret == 0 ? 0 : cmd.error, bytes)
     }
@@ -125,15 +141,13 @@ public final class VMM {
         defer { releaseBuffers() }
         kvm.sevInit()
         let driver = kvm.driver
-        var b = CommandBuffer(for: .pdhCertExport)
-        b.setU64(0, try driver.reserve(SEVCertificate.size))
-        b.setU32(8, UInt32(SEVCertificate.size))
-        b.setU64(16, try driver.reserve(3 * SEVCertificate.size))
-        b.setU32(24, UInt32(3 * SEVCertificate.size))
+        var b = SEVData.PDHCertExport()
+        (b.pdhAddress, b.pdhLength) = (try driver.reserve(SEVCertificate.size), UInt32(SEVCertificate.size))
+        (b.chainAddress, b.chainLength) = (try driver.reserve(3 * SEVCertificate.size), UInt32(3 * SEVCertificate.size))
         let (status, out) = try driver.issue(.pdhCertExport, b)
         guard status == .success else { throw Failure(command: .certExport, errno: -Errno.eio.rawValue, firmwareError: UInt32(status.rawValue)) }
-        let pdh = try driver.fetch(out.u64(0), count: SEVCertificate.size)
-        let chain = try driver.fetch(out.u64(16), count: 3 * SEVCertificate.size)
+        let pdh = try driver.fetch(out.pdhAddress, count: SEVCertificate.size)
+        let chain = try driver.fetch(out.chainAddress, count: 3 * SEVCertificate.size)
         return (SEVCertificate(bytes: pdh)!, chain)
     }
 
@@ -177,34 +191,30 @@ public final class VMM {
         try ioctl(vm, .initialize)
         if pin { try kvm.registerRegion(vm) }  // QEMU registers guest RAM right after KVM_SEV_INIT
         try kvm.loadImage(vm)
-        var start = CommandBuffer(size: KVMSevCommand.launchStart.userStructSize)
-        start.setU32(4, vm.policy)
+        var start = KVMSevData.LaunchStart()
+        start.policy = vm.policy
         if let other {
             // LAUNCH_START naming an existing guest's handle: the new guest gets that guest's key.
             try kvm.shareASID(vm, with: other)
-            start.setU32(0, other.handle)
+            start.handle = other.handle
         }
         if owner != nil {
             let (pdh, chain) = try exportPDH()
             try owner!.startSession(pdh: pdh, chain: chain, rng: &platform.machine.rng)
             let cert = owner!.dhCertificate.bytes, session = owner!.session!.blob
-            start.setU64(8, try user(cert))
-            start.setU32(16, UInt32(cert.count))
-            start.setU64(24, try user(session))
-            start.setU32(32, UInt32(session.count))
+            (start.certAddress, start.certLength) = (try user(cert), UInt32(cert.count))
+            (start.sessionAddress, start.sessionLength) = (try user(session), UInt32(session.count))
         }
         try ioctl(vm, .launchStart, start)
         for region in vm.image {
-            var update = CommandBuffer(size: KVMSevCommand.launchUpdateData.userStructSize)
-            update.setU64(0, vm.userAddress(of: region.gpa))
-            update.setU32(8, UInt32(region.bytes.count))
+            var update = KVMSevData.Region()
+            (update.address, update.length) = (vm.userAddress(of: region.gpa), UInt32(region.bytes.count))
             try ioctl(vm, .launchUpdateData, update)
         }
-        var measure = CommandBuffer(size: KVMSevCommand.launchMeasure.userStructSize)
-        let length = try queryLength(vm, .launchMeasure, measure, lengthOffset: 8)
+        var measure = KVMSevData.Region()
+        let length = try queryLength(vm, .launchMeasure, measure, length: \.length)
         let buffer = try user([UInt8](repeating: 0, count: length))
-        measure.setU64(0, buffer)
-        measure.setU32(8, UInt32(length))
+        (measure.address, measure.length) = (buffer, UInt32(length))
         try ioctl(vm, .launchMeasure, measure)
         let measurement = try readUser(buffer, length)
         if owner != nil {
@@ -228,13 +238,10 @@ public final class VMM {
         guard let packet = owner.secretPacket(secret, rng: &platform.machine.rng) else {
             throw MachineError.invalid("\(owner.name) has no verified launch of \(vm.name) to send a secret to")
         }
-        var b = CommandBuffer(size: KVMSevCommand.launchSecret.userStructSize)
-        b.setU64(0, try user(packet.header))
-        b.setU32(8, UInt32(packet.header.count))
-        b.setU64(16, vm.userAddress(of: gpa))
-        b.setU32(24, UInt32(secret.count))
-        b.setU64(32, try user(packet.trans))
-        b.setU32(40, UInt32(packet.trans.count))
+        var b = KVMSevData.Packet()
+        (b.headerAddress, b.headerLength) = (try user(packet.header), UInt32(packet.header.count))
+        (b.guestAddress, b.guestLength) = (vm.userAddress(of: gpa), UInt32(secret.count))
+        (b.transAddress, b.transLength) = (try user(packet.trans), UInt32(packet.trans.count))
         try ioctl(vm, .launchSecret, b)
         try ioctl(vm, .launchFinish)
     }
@@ -245,10 +252,8 @@ public final class VMM {
     public func debugDecrypt(_ vm: VirtualMachine, gpa: UInt64, length: Int) throws -> [UInt8] {
         defer { releaseBuffers() }
         let dst = try user([UInt8](repeating: 0, count: length))
-        var b = CommandBuffer(size: KVMSevCommand.dbgDecrypt.userStructSize)
-        b.setU64(0, vm.userAddress(of: gpa))
-        b.setU64(8, dst)
-        b.setU32(16, UInt32(length))
+        var b = KVMSevData.Debug()
+        (b.source, b.destination, b.length) = (vm.userAddress(of: gpa), dst, UInt32(length))
         try ioctl(vm, .dbgDecrypt, b)
         return try readUser(dst, length)
     }
@@ -256,30 +261,27 @@ public final class VMM {
     /// KVM_SEV_DBG_ENCRYPT of `bytes` into the guest at `gpa`.
     public func debugEncrypt(_ vm: VirtualMachine, gpa: UInt64, bytes: [UInt8]) throws {
         defer { releaseBuffers() }
-        var b = CommandBuffer(size: KVMSevCommand.dbgEncrypt.userStructSize)
-        b.setU64(0, try user(bytes))
-        b.setU64(8, vm.userAddress(of: gpa))
-        b.setU32(16, UInt32(bytes.count))
+        var b = KVMSevData.Debug()
+        (b.source, b.destination, b.length) = (try user(bytes), vm.userAddress(of: gpa), UInt32(bytes.count))
         try ioctl(vm, .dbgEncrypt, b)
     }
 
     /// KVM_SEV_GET_ATTESTATION_REPORT with the owner's nonce, after QEMU's length query; returns the report.
     public func attestationReport(_ vm: VirtualMachine, mnonce: [UInt8]) throws -> [UInt8] {
         defer { releaseBuffers() }
-        var b = CommandBuffer(size: KVMSevCommand.getAttestationReport.userStructSize)
-        b.set(0, mnonce)
-        let length = try queryLength(vm, .getAttestationReport, b, lengthOffset: 24)
+        var b = KVMSevData.AttestationReport()
+        b.mnonce = mnonce
+        let length = try queryLength(vm, .getAttestationReport, b, length: \.length)
         let buffer = try user([UInt8](repeating: 0, count: length))
-        b.setU64(16, buffer)
-        b.setU32(24, UInt32(length))
+        (b.address, b.length) = (buffer, UInt32(length))
         try ioctl(vm, .getAttestationReport, b)
         return try readUser(buffer, length)
     }
 
     /// KVM_SEV_GUEST_STATUS: (policy, state).
     public func guestStatus(_ vm: VirtualMachine) throws -> (policy: UInt32, state: UInt32) {
-        let out = CommandBuffer(bytes: try ioctl(vm, .guestStatus, CommandBuffer(size: 12)).data)
-        return (out.u32(4), out.u32(8))
+        let out = try ioctl(vm, .guestStatus, KVMSevData.GuestStatus())
+        return (out.policy, out.state)
     }
 
     // MARK: - Migration
@@ -293,28 +295,23 @@ public final class VMM {
         defer { releaseBuffers() }
         let (targetPDH, targetChain) = try target.vmm.exportPDH()
         let (ownPDH, _) = try exportPDH()
-        var start = CommandBuffer(size: KVMSevCommand.sendStart.userStructSize)
-        start.setU64(8, try user(targetPDH.bytes))
-        start.setU32(16, UInt32(SEVCertificate.size))
-        start.setU64(24, try user(targetChain))
-        start.setU32(32, UInt32(targetChain.count))
+        var start = KVMSevData.SendStart()
+        (start.pdhAddress, start.pdhLength) = (try user(targetPDH.bytes), UInt32(SEVCertificate.size))
+        (start.platformCertsAddress, start.platformCertsLength) = (try user(targetChain), UInt32(targetChain.count))
         let sessionBuffer = try user([UInt8](repeating: 0, count: LaunchSession.size))
-        start.setU64(56, sessionBuffer)
-        start.setU32(64, UInt32(LaunchSession.size))
-        let sent = CommandBuffer(bytes: try ioctl(vm, .sendStart, start).data)
+        (start.sessionAddress, start.sessionLength) = (sessionBuffer, UInt32(LaunchSession.size))
+        let sent = try ioctl(vm, .sendStart, start)
         let session = try readUser(sessionBuffer, LaunchSession.size)
 
-        let dst = try target.kvm.createVM(name: name, memoryBytes: vm.memoryBytes, policy: sent.u32(0), sev: true,
+        let dst = try target.kvm.createVM(name: name, memoryBytes: vm.memoryBytes, policy: sent.policy, sev: true,
                                           vcpus: vm.vcpus.count)
         let remote = target.vmm
         defer { remote.releaseBuffers() }
         try remote.ioctl(dst, .initialize)
-        var receive = CommandBuffer(size: KVMSevCommand.receiveStart.userStructSize)
-        receive.setU32(4, vm.policy)
-        receive.setU64(8, try remote.user(ownPDH.bytes))
-        receive.setU32(16, UInt32(SEVCertificate.size))
-        receive.setU64(24, try remote.user(session))
-        receive.setU32(32, UInt32(session.count))
+        var receive = KVMSevData.LaunchStart()
+        receive.policy = vm.policy
+        (receive.certAddress, receive.certLength) = (try remote.user(ownPDH.bytes), UInt32(SEVCertificate.size))
+        (receive.sessionAddress, receive.sessionLength) = (try remote.user(session), UInt32(session.count))
         try remote.ioctl(dst, .receiveStart, receive)
 
         let header = try user([UInt8](repeating: 0, count: TransportPacket.headerSize))
@@ -331,12 +328,12 @@ public final class VMM {
                 dst.markShared(gpa: gpa, true)
                 continue
             }
-            try ioctl(vm, .sendUpdateData, Self.pageUpdate(.sendUpdateData, header: header, guest: vm.userAddress(of: gpa),
+            try ioctl(vm, .sendUpdateData, Self.pageUpdate(header: header, guest: vm.userAddress(of: gpa),
                                                            transport: trans))
             // The packet crosses the network: VMM to VMM.
             try target.hostCopy(from: platform, header, to: remoteHeader, count: TransportPacket.headerSize)
             try target.hostCopy(from: platform, trans, to: remoteTrans, count: 4096)
-            try remote.ioctl(dst, .receiveUpdateData, Self.pageUpdate(.receiveUpdateData, header: remoteHeader,
+            try remote.ioctl(dst, .receiveUpdateData, Self.pageUpdate(header: remoteHeader,
                                                                       guest: dst.userAddress(of: gpa), transport: remoteTrans))
         }
         if finish {
@@ -352,14 +349,11 @@ public final class VMM {
 
     /// `struct kvm_sev_send_update_data` or `kvm_sev_receive_update_data` (one layout) for one whole page:
     /// the packet header, the guest page and the transport buffer.
-    static func pageUpdate(_ id: KVMSevCommand, header: UInt64, guest: UInt64, transport: UInt64) -> CommandBuffer {
-        var b = CommandBuffer(size: id.userStructSize)
-        b.setU64(0, header)
-        b.setU32(8, UInt32(TransportPacket.headerSize))
-        b.setU64(16, guest)
-        b.setU32(24, 4096)
-        b.setU64(32, transport)
-        b.setU32(40, 4096)
+    static func pageUpdate(header: UInt64, guest: UInt64, transport: UInt64) -> KVMSevData.Packet {
+        var b = KVMSevData.Packet()
+        (b.headerAddress, b.headerLength) = (header, UInt32(TransportPacket.headerSize))
+        (b.guestAddress, b.guestLength) = (guest, 4096)
+        (b.transAddress, b.transLength) = (transport, 4096)
         return b
     }
 }

@@ -1,5 +1,3 @@
-import TraceFormat
-
 /// A SEV API command buffer: packed, little-endian fields at the offsets the specification gives.
 /// Reads past the end give zero and writes past the end are dropped, so a short buffer from a caller
 /// can never crash the firmware; the firmware checks lengths itself.
@@ -42,23 +40,6 @@ public struct CommandBuffer: Equatable, Sendable {
         for (i, b) in data.enumerated() { setU8(offset + i, b) }
     }
 
-    /// The sizes of the command buffers (SEV API; Linux `struct sev_data_*`). Commands without a
-    /// buffer take 0.
-    public static func size(of command: SEVCommand) -> Int {
-        switch command {
-        case .initialize: 20
-        case .platformStatus, .pekCSR, .getID, .downloadFirmware: 12
-        case .pekCertImport, .pdhCertExport: 28
-        case .launchStart, .receiveStart, .attestation: 36
-        case .activate: 8
-        case .launchUpdateData, .launchMeasure: 20
-        case .launchFinish, .deactivate, .decommission, .sendFinish, .sendCancel, .receiveFinish: 4
-        case .guestStatus: 13
-        case .copy: 24
-        case .dbgDecrypt, .dbgEncrypt: 28
-        case .launchSecret, .sendUpdateData, .receiveUpdateData: 52
-        case .sendStart: 68
-        default: 0
-        }
-    }
+    /// The size of `command`'s buffer (``SEVData``); 0 for a command without one.
+    public static func size(of command: SEVCommand) -> Int { SEVData.layout(of: command)?.size ?? 0 }
 }
