@@ -571,6 +571,7 @@ public struct ScenarioParser {
                     let build = try o.int("build", default: 0, in: 0...255, c)
                     arguments.firmware = (version.major, version.minor, UInt8(build))
                 }
+                if command == .pekCertImport { arguments.ocaSigned = try o.flag("signed", default: true, c) }
                 add(.psp(command: command, platform: try platformOption(o, c), vm: vm, arguments: arguments,
                          expect: try Self.expectation(o, c)))
             default:

@@ -197,7 +197,8 @@ public struct ScenarioRunner {
             let v = name.map { vm($0, m) }
             let p = v?.platform ?? m.platform(named: platform)!
             let status = try p.kvm.issueDirect(command.command, vm: v, asid: a.asid, gpa: a.gpa, destination: a.destination,
-                                               length: a.length, policy: a.policy, firmware: a.firmware)
+                                               length: a.length, policy: a.policy, firmware: a.firmware,
+                                               ocaSigned: a.ocaSigned)
             // A raw command's status is recorded whatever it is; `expect=` makes a regression test of it.
             let outcome = Outcome(firmware: status)
             if let expect, !outcome.matches(expect) { throw .invalid("expected \(expect), got \(outcome)") }

@@ -120,6 +120,8 @@ public struct ScenarioScript: Sendable {
         public var length: UInt32?
         /// DOWNLOAD_FIRMWARE's image version (API major, minor, build).
         public var firmware: (major: UInt8, minor: UInt8, build: UInt8)?
+        /// PEK_CERT_IMPORT: whether the owner's OCA signed the PEK certificate.
+        public var ocaSigned = true
     }
 
     /// One answer a hypervisor chose: IN from a port, a load from an MMIO address, a CPUID leaf, an MSR.
@@ -138,6 +140,7 @@ public struct ScenarioScript: Sendable {
         case launchStart = "launch_start", launchUpdateData = "launch_update_data", launchMeasure = "launch_measure"
         case launchFinish = "launch_finish"
         case pekCSR = "pek_csr", pdhCertExport = "pdh_cert_export", getID = "get_id", downloadFirmware = "download_firmware"
+        case pekCertImport = "pek_cert_import"
         case copy
 
         /// Whether the command names a VM.
@@ -160,6 +163,7 @@ public struct ScenarioScript: Sendable {
             case .deactivate, .decommission, .guestStatus, .launchFinish: []
             case .pekCSR, .pdhCertExport, .getID: ["platform", "len"]
             case .downloadFirmware: ["platform", "api", "build"]
+            case .pekCertImport: ["platform", "len", "signed"]
             default: ["platform"]
             }
         }
@@ -183,6 +187,7 @@ public struct ScenarioScript: Sendable {
             case .launchMeasure: .launchMeasure
             case .launchFinish: .launchFinish
             case .pekCSR: .pekCSR
+            case .pekCertImport: .pekCertImport
             case .pdhCertExport: .pdhCertExport
             case .getID: .getID
             case .downloadFirmware: .downloadFirmware

@@ -9,12 +9,15 @@ extension KVM {
     /// as a VMM puts it there), LAUNCH_MEASURE's output length (default 48; the output lands in the
     /// driver's buffer area), COPY's guest range and the guest address whose frame receives it, and for the
     /// platform's commands: the output lengths of PEK_CSR, PDH_CERT_EXPORT
-    /// and GET_ID (default: what they need) and the firmware image DOWNLOAD_FIRMWARE installs (`SEVF`, then
-    /// the API major, minor and build of `firmware`, default the running one's). Returns the status; the
-    /// command is recorded like every other.
+    /// and GET_ID (default: what they need), the firmware image DOWNLOAD_FIRMWARE installs (`SEVF`, then
+    /// the API major, minor and build of `firmware`, default the running one's), and what PEK_CERT_IMPORT
+    /// takes from the platform owner: the pending PEK's certificate (as PEK_CSR gave it), signed by her
+    /// OCA unless `ocaSigned` is false, and the OCA's self-signed certificate (`length`: the PEK's length
+    /// field). Returns the status; the command is recorded like every other.
     public func issueDirect(_ command: SEVCommand, vm: VirtualMachine?, asid: UInt16? = nil, gpa: UInt64? = nil,
                             destination: UInt64? = nil, length: UInt32? = nil, policy: UInt32? = nil,
-                            firmware image: (major: UInt8, minor: UInt8, build: UInt8)? = nil) throws(MachineError) -> SEVStatus {
+                            firmware image: (major: UInt8, minor: UInt8, build: UInt8)? = nil,
+                            ocaSigned: Bool = true) throws(MachineError) -> SEVStatus {
         defer { driver.releaseStaged() }
         var buffer = CommandBuffer(size: CommandBuffer.size(of: command))
         if let vm, command != .launchStart { SEVData.Handle(vm.handle).store(into: &buffer) }
@@ -72,11 +75,32 @@ extension KVM {
             d.address = try driver.stage(bytes)
             d.length = UInt32(bytes.count)
             d.store(into: &buffer)
+        case .pekCertImport:
+            let (pek, oca) = ownerCertificates(signed: ocaSigned)
+            var d = SEVData.PEKCertImport()
+            (d.pekAddress, d.pekLength) = (try driver.stage(pek.bytes), length ?? UInt32(SEVCertificate.size))
+            (d.ocaAddress, d.ocaLength) = (try driver.stage(oca.bytes), UInt32(SEVCertificate.size))
+            d.store(into: &buffer)
         default:
             break
         }
         let status = platform.firmware.execute(command.rawValue, buffer: &buffer)
         if command == .launchStart, status == .success, let vm { vm.handle = SEVData.LaunchStart(buffer).handle }
         return status
+    }
+
+    /// The platform owner's certificates for PEK_CERT_IMPORT: her OCA, with a key of her own (the same on
+    /// every run: seeded by the platform), self-signed, and the pending PEK's certificate, signed by that
+    /// OCA when `signed`.
+    func ownerCertificates(signed: Bool) -> (pek: SEVCertificate, oca: SEVCertificate) {
+        var rng = SeededGenerator(seed: 0x0CA0_0000 | UInt64(platform.id))
+        let key = KeyPair(rng: &rng)
+        let identity = platform.firmware.identity
+        var oca = SEVCertificate(apiMajor: identity.apiMajor, apiMinor: identity.apiMinor, usage: .oca,
+                                 algorithm: .ecdsaSHA256, publicKey: key.publicKey)
+        oca.sign(slot: 0, signer: .oca, privateKey: key.privateKey)
+        var pek = identity.pekCert
+        if signed { pek.sign(slot: 0, signer: .oca, privateKey: key.privateKey) }
+        return (pek, oca)
     }
 }
