@@ -67,12 +67,12 @@ public struct ScenarioRunner {
 
     private func execute(_ statement: ScenarioScript.Statement, on m: Machine) throws(MachineError) {
         switch statement {
-        case .vm(let name, let platform, let memory, let policy, let sev, let vcpus, let kvmclock, let largePages, let mmio, let paging, let slots, let verifyCbit):
-            let v = try m.platform(named: platform)!.kvm.createVM(name: name, memoryBytes: memory, policy: policy, sev: sev,
-                                                                   vcpus: vcpus, largePages: largePages, paging: paging, slots: slots,
-                                                                   verifyCbit: verifyCbit)
-            v.kvmclockGPA = kvmclock
-            v.mmioGPA = mmio
+        case .vm(let s):
+            let v = try m.platform(named: s.platform)!.kvm.createVM(name: s.name, memoryBytes: s.memory, policy: s.policy, sev: s.sev,
+                                                                     vcpus: s.vcpus, largePages: s.largePages, paging: s.paging,
+                                                                     slots: s.slots, verifyCbit: s.verifyCbit)
+            v.kvmclockGPA = s.kvmclock
+            v.mmioGPA = s.mmio
         case .device(let name, let platform):
             m.platform(named: platform)!.addDevice(name: name)
         case .shared(let name, let gpa, let pages):
@@ -158,18 +158,18 @@ public struct ScenarioRunner {
             if let core { p.wbinvd(core: core) } else { p.wbinvdAllCores() }
         case .owner(let name, let policy):
             owners.byName[name] = m.makeGuestOwner(name: name, policy: policy)
-        case .launch(let name, let ownerName, let finish, let share, let pin, let placement, let entry, let expect):
-            let v = vm(name, m)
-            var owner = ownerName.flatMap { owners.byName[$0] }
-            let other = share.map { vm($0, m) }
-            try expecting(expect) {
-                try v.platform.vmm.launch(v, owner: &owner, finish: finish, sharingKeyOf: other, pin: pin,
-                                          placement: placement, entry: entry)
+        case .launch(let s):
+            let v = vm(s.vm, m)
+            var owner = s.owner.flatMap { owners.byName[$0] }
+            let other = s.share.map { vm($0, m) }
+            try expecting(s.expect) {
+                try v.platform.vmm.launch(v, owner: &owner, finish: s.finish, sharingKeyOf: other, pin: s.pin,
+                                          placement: s.placement, entry: s.entry)
             }
-            if let ownerName, let owner {
+            if let ownerName = s.owner, let owner {
                 owners.byName[ownerName] = owner
                 if let session = owner.session {
-                    sessions.keys.append(SessionKeys(vm: name, owner: ownerName, tek: session.tek, tik: session.tik))
+                    sessions.keys.append(SessionKeys(vm: s.vm, owner: ownerName, tek: session.tek, tik: session.tik))
                 }
             }
         case .inject(let name, let gpa, let secretName, let ownerName, let bytes, let expect):

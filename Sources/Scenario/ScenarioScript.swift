@@ -25,9 +25,7 @@ public struct ScenarioScript: Sendable {
     /// What a scenario can say.
     public enum Statement: Sendable {
         /// Create a VM.
-        case vm(name: String, platform: String, memory: UInt64, policy: UInt32, sev: Bool, vcpus: Int, kvmclock: UInt64?,
-                largePages: Bool, mmio: UInt64?, paging: PagingMode, slots: Int,
-                verifyCbit: Bool)
+        case vm(VMSpec)
         /// Attach a DMA-capable device.
         case device(name: String, platform: String)
         /// The guest kernel maps `pages` pages at `gpa` decrypted at boot.
@@ -38,11 +36,8 @@ public struct ScenarioScript: Sendable {
         case program(vm: String, gpa: UInt64, instructions: [Instruction])
         /// A guest owner with its own Diffie-Hellman key and the policy it asks for.
         case owner(name: String, policy: UInt32)
-        /// Launch the VM as KVM and QEMU do, with a guest owner's session when one is named; stop before
-        /// LAUNCH_FINISH when `finish` is false (so the owner can inject a secret); `pin` false skips
-        /// KVM_MEMORY_ENCRYPT_REG_REGION.
-        case launch(vm: String, owner: String?, finish: Bool, share: String?, pin: Bool, placement: [UInt64]?, entry: UInt64?,
-                    expect: String?)
+        /// Launch the VM as KVM and QEMU do.
+        case launch(LaunchSpec)
         /// The owner sends a secret with LAUNCH_SECRET (then LAUNCH_FINISH); it becomes a taint source.
         case inject(vm: String, gpa: UInt64, name: String, owner: String, bytes: [UInt8], expect: String?)
         /// KVM_SEV_DBG_DECRYPT / DBG_ENCRYPT.
@@ -94,6 +89,51 @@ public struct ScenarioScript: Sendable {
         case psp(command: PSPStatement, platform: String, vm: String?, arguments: PSPArguments, expect: String?)
         /// One `KVM_MEMORY_ENCRYPT_OP` ioctl issued directly, for KVM tests and launches taken step by step.
         case kvm(KVMStatement)
+    }
+
+    /// A VM as `vm` declares it; the defaults are the language's.
+    public struct VMSpec: Sendable {
+        public var name: String
+        /// The platform it runs on.
+        public var platform: String
+        public var memory: UInt64 = 4 << 20
+        public var policy: UInt32 = 0x1
+        /// false: a plain VM (KVM gives it an ASID above the SEV range).
+        public var sev = true
+        public var vcpus = 1
+        /// Where the guest kernel registers its kvmclock page, if it does.
+        public var kvmclock: UInt64?
+        /// The guest kernel maps its memory with large pages (2M, or 4M with legacy paging).
+        public var largePages = false
+        /// The guest physical address of its MMIO window, if it has one.
+        public var mmio: UInt64?
+        public var paging: PagingMode = .long
+        /// The memslots its memory is split into.
+        public var slots = 1
+        /// The guest kernel runs `sev_verify_cbit` at boot.
+        public var verifyCbit = false
+
+        public init(name: String, platform: String) {
+            self.name = name
+            self.platform = platform
+        }
+    }
+
+    /// A `launch`: a guest owner's session when one is named; stop before LAUNCH_FINISH when `finish` is
+    /// false (so the owner can inject a secret); `pin` false skips KVM_MEMORY_ENCRYPT_REG_REGION; `share`
+    /// names the guest whose key to share; `placement` and `entry` are where a malicious hypervisor loads
+    /// the image's blocks and starts the guest instead.
+    public struct LaunchSpec: Sendable {
+        public var vm: String
+        public var owner: String?
+        public var finish = true
+        public var share: String?
+        public var pin = true
+        public var placement: [UInt64]?
+        public var entry: UInt64?
+        public var expect: String?
+
+        public init(vm: String) { self.vm = vm }
     }
 
     /// A `kvm` statement: the sub-command id (one KVM knows, or any number), the `/dev/sev` descriptor

@@ -59,7 +59,10 @@ struct ReferenceExamplesTests {
         #expect(hvActions.count > 8, "\(hvActions)")
         for a in hvActions { #expect(lines.contains { $0.hasPrefix("hv \(a) ") || $0 == "hv \(a)" }, "no example uses `hv \(a)`") }
         // Every option the parser accepts, as the `options(allowed:)` lists in its source name them.
-        let parser = try String(contentsOf: Self.root.appendingPathComponent("Sources/Scenario/ScenarioParser.swift"), encoding: .utf8)
+        let sources = Self.root.appendingPathComponent("Sources/Scenario")
+        let files = try FileManager.default.contentsOfDirectory(atPath: sources.path).filter { $0.hasPrefix("ScenarioReader") }.sorted()
+        #expect(files.count > 5, "the statement parsers: \(files)")
+        let parser = try files.map { try String(contentsOf: sources.appendingPathComponent($0), encoding: .utf8) }.joined(separator: "\n")
         var options = Set<String>()
         for line in parser.split(separator: "\n") where line.contains("allowed:") {
             var rest = Substring(line)
