@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "Scenario", targets: ["Scenario"]),
         .library(name: "Analyzer", targets: ["Analyzer"]),
         .library(name: "Query", targets: ["Query"]),
+        /// The loadable SQLite extension (`libsevtrace.so`): the trace's tables in the sqlite3 shell and Python.
+        .library(name: "sevtrace", type: .dynamic, targets: ["SQLiteExtension"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -34,6 +36,7 @@ let package = Package(
         .target(name: "Scenario", dependencies: ["SEVMachine", "TraceFormat"]),
         .target(name: "Analyzer", dependencies: ["TraceFormat"], swiftSettings: hotPathSettings),
         .target(name: "Query", dependencies: ["TraceFormat", "CSQLite", "Analyzer"]),
+        .target(name: "SQLiteExtension", dependencies: ["Query", "CSQLite"]),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .target(name: "FuzzTargets", dependencies: ["Scenario", "SEVMachine", "TraceFormat", "Analyzer"]),
         .executableTarget(name: "sev-trace", dependencies: [

@@ -193,8 +193,13 @@ enum EventsTable {
 
     /// Registers the table on a connection.
     static func register(on db: SQLiteDatabase, bundle: TraceBundle) throws {
+        try register(handle: db.handle, bundle: bundle)
+    }
+
+    /// Registers the table on a connection SQLite handed over (a loadable extension's).
+    static func register(handle: OpaquePointer, bundle: TraceBundle) throws {
         let aux = Unmanaged.passRetained(Source(bundle: bundle)).toOpaque()
-        let rc = sqlite3_create_module_v2(db.handle, "events", module, aux) { p in
+        let rc = sqlite3_create_module_v2(handle, "events", module, aux) { p in
             Unmanaged<Source>.fromOpaque(p!).release()
         }
         guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "cannot register the events table") }

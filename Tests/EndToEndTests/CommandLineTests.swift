@@ -321,6 +321,88 @@ struct CommandLineTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.path).allSatisfy { !$0.hasSuffix(".partial") })
     }
 
+    /// The loadable SQLite extension, beside the executable (`swift build` builds it with the tests).
+    static var sqliteExtension: String {
+        Self.executable.deletingLastPathComponent().appendingPathComponent("libsevtrace").path
+    }
+
+    /// The sqlite3 shell, when installed (the CI installs it).
+    static let sqliteShell = ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// Runs a program with arguments; its status and output.
+    static func runTool(_ path: String, _ args: [String], in dir: String) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// A question over every event, whose answer changes if a row is lost, repeated or altered.
+    static let eventsDigest = "SELECT count(*), sum(seq), count(DISTINCT type), sum(spa % 1000003), sum(value % 1000003), " +
+        "count(detail) FROM events"
+
+    @Test("the extension gives the sqlite3 shell the events table: the same answers as sev-trace query, on every golden trace",
+          .enabled(if: sqliteShell != nil, "needs the sqlite3 shell (apt-get install sqlite3; .ci/run installs it)"))
+    func sqliteShellExtension() throws {
+        let s = Scratch()
+        let traces = Self.root.appendingPathComponent("Traces")
+        let bundles = try FileManager.default.contentsOfDirectory(atPath: traces.path).filter { $0.hasSuffix(".sevtrace") }.sorted()
+        #expect(bundles.count > 5)
+        for name in bundles {
+            let bundle = traces.appendingPathComponent(name).path
+            let ours = try Self.run(["query", bundle, "-c", Self.eventsDigest, "--format", "csv"], in: s.path)
+            let shell = try Self.runTool(Self.sqliteShell!, ["-readonly", "-csv", bundle + "/index.sqlite",
+                                                              ".load \(Self.sqliteExtension)", Self.eventsDigest], in: s.path)
+            #expect(shell.status == 0 && !ours.stdout.isEmpty, "\(name): \(shell.stderr)")
+            #expect(shell.stdout.split(separator: "\n").last == ours.stdout.split(separator: "\n").last, "\(name)")
+        }
+        // The documented example runs as written (with this build's library).
+        let doc = try String(contentsOf: Self.root.appendingPathComponent("Queries/README.md"), encoding: .utf8)
+        let example = "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY n DESC, type"
+        #expect(doc.contains(example) && doc.contains(".load .build/release/libsevtrace"))
+        let bundle = traces.appendingPathComponent("firmware-tour.sevtrace").path
+        let shell = try Self.runTool(Self.sqliteShell!, ["-readonly", bundle + "/index.sqlite", ".load \(Self.sqliteExtension)", example],
+                                     in: s.path)
+        let ours = try Self.run(["query", bundle, "-c", example, "--format", "csv"], in: s.path)
+        #expect(shell.status == 0 && shell.stdout.replacingOccurrences(of: "|", with: ",")
+                == ours.stdout.split(separator: "\n").dropFirst().joined(separator: "\n") + "\n")
+        // A connection that could write the trace is refused, and the trace is left as it was.
+        let before = try Data(contentsOf: URL(fileURLWithPath: bundle + "/index.sqlite"))
+        let writable = try Self.runTool(Self.sqliteShell!, [bundle + "/index.sqlite", ".load \(Self.sqliteExtension)", "SELECT 1"],
+                                        in: s.path)
+        #expect(writable.status != 0 && writable.stderr.contains("read-only"), "\(writable.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: bundle + "/index.sqlite")) == before)
+        let memory = try Self.runTool(Self.sqliteShell!, [":memory:", ".load \(Self.sqliteExtension)"], in: s.path)
+        #expect(memory.status != 0 && memory.stderr.contains("index.sqlite"))
+    }
+
+    @Test("Python's sqlite3 module loads the extension and reads the events table",
+          .enabled(if: PythonTool.withLoadableSQLite != nil, "needs a Python whose sqlite3 module loads extensions (Debian's python3 does)"))
+    func pythonExtension() throws {
+        let s = Scratch()
+        let bundle = Self.root.appendingPathComponent("Traces/firmware-tour.sevtrace").path
+        let script = """
+        import sqlite3, sys
+        c = sqlite3.connect("file:" + sys.argv[1] + "/index.sqlite?mode=ro", uri=True)
+        c.enable_load_extension(True)
+        c.load_extension(sys.argv[2])
+        print(",".join(str(v) for v in c.execute(sys.argv[3]).fetchone()))
+        """
+        let py = try PythonTool.run(script, [bundle, Self.sqliteExtension, Self.eventsDigest], in: s.path,
+                                    interpreter: PythonTool.withLoadableSQLite!)
+        let ours = try Self.run(["query", bundle, "-c", Self.eventsDigest, "--format", "csv"], in: s.path)
+        #expect(py.status == 0, "\(py.stderr)")
+        #expect(py.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == ours.stdout.split(separator: "\n").last.map(String.init))
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()
