@@ -2,8 +2,11 @@ import CSQLite
 import TraceFormat
 
 /// The `events` virtual table: every event of the trace as a row, decoded from `events.zst` one chunk at
-/// a time. Constraints on `seq` (=, <, <=, >, >=) use the chunk index to decode only the chunks that can
-/// match, so `WHERE seq BETWEEN a AND b` is cheap at any depth of a long trace.
+/// a time. Constraints are pushed down to decode only the chunks that can match: on `seq` (=, <, <=, >,
+/// >=) through the chunk headers, so `WHERE seq BETWEEN a AND b` is cheap at any depth of a long trace;
+/// on `spa` and on `gpa` (with `vm`) through the index's `page_chunks`, so `WHERE spa BETWEEN a AND b`
+/// decodes only the chunks that touched those pages. SQLite checks every constraint again on the rows, so
+/// a pushdown only ever skips chunks that hold no matching row.
 ///
 /// Columns: `seq, cycle, type, actor, vm, asid, access, gva, gpa, spa, size, cbit, reason, register, value,
 /// detail` (`detail` describes the events that are not memory accesses).
@@ -11,11 +14,60 @@ enum EventsTable {
     static let columns = ["seq", "cycle", "type", "actor", "vm", "asid", "access", "gva", "gpa", "spa", "size", "cbit",
                           "reason", "register", "value", "detail"]
 
-    /// The bundle a connection's table reads.
+    /// The bundle a connection's table reads, and the connection (whose `page_chunks` it consults).
     final class Source {
         let bundle: TraceBundle
-        init(bundle: TraceBundle) { self.bundle = bundle }
+        let db: OpaquePointer
+        init(bundle: TraceBundle, db: OpaquePointer) {
+            self.bundle = bundle
+            self.db = db
+        }
     }
+
+    /// The columns a constraint can be pushed down on, and how `idxNum` names them: four bits per
+    /// argument, the operator in the low two (1 `=`, 2 lower bound, 3 upper bound), the column in the high two.
+    enum Pushed: Int32 {
+        case seq = 0, spa = 1, gpa = 2, vm = 3
+
+        init?(column: Int32) {
+            switch column {
+            case 0: self = .seq
+            case 9: self = .spa
+            case 8: self = .gpa
+            case 4: self = .vm
+            default: return nil
+            }
+        }
+    }
+
+    /// An inclusive range of a column's values, as SQLite compares them (signed 64-bit).
+    struct Bounds {
+        var lower = Int64.min
+        var upper = Int64.max
+        var isEmpty: Bool { lower > upper }
+
+        mutating func apply(op: Int32, _ v: Int64) {
+            switch op {
+            case 1: (lower, upper) = (max(lower, v), min(upper, v))
+            case 2: lower = max(lower, v)
+            default: upper = min(upper, v)
+            }
+        }
+
+        /// The 4 KiB pages the range covers, as `page_chunks` numbers them (the address read unsigned,
+        /// shifted): one range, or two when it spans negative values (addresses of 2^63 and up) and
+        /// non-negative ones. Nil when it is empty.
+        var pages: [(UInt64, UInt64)]? {
+            guard !isEmpty else { return nil }
+            let lo = UInt64(bitPattern: lower) >> 12, hi = UInt64(bitPattern: upper) >> 12
+            if lower >= 0 || upper < 0 { return [(lo, hi)] }
+            return [(0, hi), (lo, UInt64.max >> 12)]
+        }
+    }
+
+    /// The most chunks a pushdown lists; past it (only a hostile index has so many rows) the scan reads
+    /// every chunk instead.
+    static let maxListedChunks = 1 << 22
 
     /// One scan's position.
     final class Cursor {
@@ -26,6 +78,10 @@ enum EventsTable {
         var lower: UInt64 = 0
         var upper: UInt64 = .max
         var done = false
+        /// The only chunks that can hold a matching row, ascending (nil: every chunk); `listed` is the
+        /// next one to read.
+        var chunks: [Int]?
+        var listed = 0
 
         init(reader: TraceReader) { self.reader = reader }
 
@@ -33,8 +89,12 @@ enum EventsTable {
 
         /// Positions on the first event >= lower.
         func start() throws {
-            chunk = try reader.chunk(containing: lower)
-            try load()
+            if chunks != nil {
+                try nextListed()
+            } else {
+                chunk = try reader.chunk(containing: lower)
+                try load()
+            }
             while !done && current.seq < lower { try advance() }
             if !done && current.seq > upper { done = true }
         }
@@ -46,11 +106,30 @@ enum EventsTable {
             }
             events = try reader.events(of: c)
             position = 0
+            if events.isEmpty { done = true }
+        }
+
+        /// Loads the next listed chunk that reaches `lower`.
+        private func nextListed() throws {
+            while let list = chunks, listed < list.count {
+                let i = list[listed]
+                listed += 1
+                guard let info = try reader.chunkInfo(i) else { break }
+                if info.lastSeq < lower { continue }
+                chunk = info
+                try load()
+                return
+            }
+            done = true
         }
 
         func advance() throws {
             position += 1
             if position >= events.count {
+                if chunks != nil {
+                    try nextListed()
+                    return
+                }
                 guard let c = chunk else {
                     done = true
                     return
@@ -83,26 +162,32 @@ enum EventsTable {
         m.pointee.xBestIndex = { _, info in
             let info = info!
             var argv: Int32 = 0
-            var plan: Int32 = 0
+            var plan = Set<Int32>()
             var cost = 1e9
-            for i in 0..<Int(info.pointee.nConstraint) {
+            for i in 0..<Int(info.pointee.nConstraint) where argv < 8 {
                 let c = info.pointee.aConstraint[i]
-                guard c.usable != 0, c.iColumn == 0 else { continue }
-                let bit: Int32
+                guard c.usable != 0, let column = Pushed(column: c.iColumn) else { continue }
+                let op: Int32
                 switch Int32(c.op) {
-                case SQLITE_INDEX_CONSTRAINT_EQ: bit = 1
-                case SQLITE_INDEX_CONSTRAINT_GT, SQLITE_INDEX_CONSTRAINT_GE: bit = 2
-                case SQLITE_INDEX_CONSTRAINT_LT, SQLITE_INDEX_CONSTRAINT_LE: bit = 4
+                case SQLITE_INDEX_CONSTRAINT_EQ: op = 1
+                case SQLITE_INDEX_CONSTRAINT_GT, SQLITE_INDEX_CONSTRAINT_GE: op = 2
+                case SQLITE_INDEX_CONSTRAINT_LT, SQLITE_INDEX_CONSTRAINT_LE: op = 3
                 default: continue
                 }
-                guard plan & bit == 0 else { continue }
-                plan |= bit
+                let code = column.rawValue << 2 | op
+                guard !plan.contains(code) else { continue }
+                plan.insert(code)
                 argv += 1
                 info.pointee.aConstraintUsage[i].argvIndex = argv
                 info.pointee.aConstraintUsage[i].omit = 0  // SQLite re-checks: strictness of < vs <= stays exact
-                // Record which argument carries which bound, in argument order, two bits each.
-                info.pointee.idxNum |= bit << (3 * (argv - 1))
-                cost /= 100
+                info.pointee.idxNum |= code << (4 * (argv - 1))
+                // Fewer chunks to decode: a bound on seq keeps a share of them, a page or a page range few.
+                switch (column, op) {
+                case (.seq, _): cost /= 100
+                case (.spa, 1), (.gpa, 1): cost /= 10_000
+                case (.spa, _), (.gpa, _): cost /= 30
+                case (.vm, _): cost /= 2
+                }
             }
             info.pointee.estimatedCost = cost
             if info.pointee.nOrderBy == 1 && info.pointee.aOrderBy[0].iColumn == 0 && info.pointee.aOrderBy[0].desc == 0 {
@@ -135,22 +220,26 @@ enum EventsTable {
             c.lower = 0
             c.upper = .max
             c.done = false
+            c.chunks = nil
+            c.listed = 0
+            var bounds: [Pushed: Bounds] = [:]
             for i in 0..<Int(argc) {
-                let bit = (idxNum >> (3 * Int32(i))) & 7
-                let v = sqlite3_value_int64(argv![i])
-                let u = v < 0 ? 0 : UInt64(v)
-                switch bit {
-                case 1:
-                    c.lower = max(c.lower, u)
-                    c.upper = v < 0 ? 0 : min(c.upper, u)
-                    if v < 0 { c.done = true }
-                case 2: c.lower = max(c.lower, u)
-                case 4:
-                    if v < 0 { c.done = true } else { c.upper = min(c.upper, u) }
-                default: break
-                }
+                let code = (idxNum >> (4 * Int32(i))) & 15
+                // Only an integer bounds the scan: SQLite orders other values apart from every integer.
+                guard sqlite3_value_type(argv![i]) == SQLITE_INTEGER, let column = Pushed(rawValue: code >> 2) else { continue }
+                bounds[column, default: Bounds()].apply(op: code & 3, sqlite3_value_int64(argv![i]))
             }
+            if let seq = bounds[.seq] {
+                // seq is never negative: a range of negative values only is empty.
+                if seq.isEmpty || seq.upper < 0 { c.done = true }
+                c.lower = UInt64(max(seq.lower, 0))
+                c.upper = seq.upper < 0 ? 0 : UInt64(seq.upper)
+            }
+            if bounds.values.contains(where: \.isEmpty) { c.done = true }
             if c.done { return SQLITE_OK }
+            let vt = UnsafeMutableRawPointer(cursor!.pointee.pVtab!).assumingMemoryBound(to: sevtrace_vtab.self)
+            let source = Unmanaged<Source>.fromOpaque(vt.pointee.owner!).takeUnretainedValue()
+            c.chunks = EventsTable.chunks(matching: bounds, in: source.db)
             do { try c.start() } catch {
                 EventsTable.setError(cursor!.pointee.pVtab, "\(error)")
                 return SQLITE_ERROR
@@ -177,6 +266,61 @@ enum EventsTable {
         return m
     }()
 
+    /// The chunks whose pages can hold a row within `bounds` on `spa` and `gpa` (with `vm`), ascending;
+    /// nil when neither narrows the scan (or the index cannot answer: then every chunk is read).
+    static func chunks(matching bounds: [Pushed: Bounds], in db: OpaquePointer) -> [Int]? {
+        var lists: [[Int]] = []
+        /// `column BETWEEN` each range of `pages`, as SQL and its arguments from `?first`.
+        func ranges(_ column: String, _ pages: [(UInt64, UInt64)], first: Int) -> (String, [Int64]) {
+            let sql = pages.indices.map { "\(column) BETWEEN ?\(first + 2 * $0) AND ?\(first + 2 * $0 + 1)" }.joined(separator: " OR ")
+            return ("(" + sql + ")", pages.flatMap { [Int64($0.0), Int64($0.1)] })
+        }
+        if let pages = bounds[.spa]?.pages {
+            let (condition, arguments) = ranges("spa_page", pages, first: 1)
+            guard let list = query("SELECT DISTINCT chunk FROM page_chunks WHERE \(condition) ORDER BY chunk", arguments, db) else {
+                return nil
+            }
+            lists.append(list)
+        }
+        if let pages = bounds[.gpa]?.pages {
+            let (condition, arguments) = ranges("gpa_page", pages, first: 2)
+            let list: [Int]?
+            if let vm = bounds[.vm], vm.lower == vm.upper {
+                list = query("SELECT DISTINCT chunk FROM page_chunks WHERE vm = ?1 AND \(condition) ORDER BY chunk",
+                             [vm.lower] + arguments, db)
+            } else {
+                // Accesses of no VM's are indexed without a guest page when their address is 0.
+                let zero = pages.contains { $0.0 == 0 } ? 1 : 0
+                list = query("SELECT DISTINCT chunk FROM page_chunks WHERE \(condition) OR (?1 = 1 AND gpa_page IS NULL) ORDER BY chunk",
+                             [Int64(zero)] + arguments, db)
+            }
+            guard let list else { return nil }
+            lists.append(list)
+        }
+        guard var result = lists.first else { return nil }
+        for other in lists.dropFirst() {
+            let keep = Set(other)
+            result = result.filter { keep.contains($0) }
+        }
+        return result
+    }
+
+    /// The integers a query of `page_chunks` returns, or nil on an error or past ``maxListedChunks``.
+    private static func query(_ sql: String, _ arguments: [Int64], _ db: OpaquePointer) -> [Int]? {
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { return nil }
+        defer { sqlite3_finalize(stmt) }
+        for (i, v) in arguments.enumerated() { sqlite3_bind_int64(stmt, Int32(i + 1), v) }
+        var out: [Int] = []
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { return out }
+            guard rc == SQLITE_ROW, out.count < maxListedChunks else { return nil }
+            let chunk = sqlite3_column_int64(stmt, 0)
+            if chunk >= 0 && chunk <= Int64(Int32.max) { out.append(Int(chunk)) }
+        }
+    }
+
     static func cursor(_ p: UnsafeMutablePointer<sqlite3_vtab_cursor>) -> Cursor {
         let cur = UnsafeMutableRawPointer(p).assumingMemoryBound(to: sevtrace_vtab_cursor.self)
         return Unmanaged<Cursor>.fromOpaque(cur.pointee.state!).takeUnretainedValue()
@@ -198,7 +342,7 @@ enum EventsTable {
 
     /// Registers the table on a connection SQLite handed over (a loadable extension's).
     static func register(handle: OpaquePointer, bundle: TraceBundle) throws {
-        let aux = Unmanaged.passRetained(Source(bundle: bundle)).toOpaque()
+        let aux = Unmanaged.passRetained(Source(bundle: bundle, db: handle)).toOpaque()
         let rc = sqlite3_create_module_v2(handle, "events", module, aux) { p in
             Unmanaged<Source>.fromOpaque(p!).release()
         }

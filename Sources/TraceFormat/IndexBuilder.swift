@@ -47,7 +47,7 @@ public final class IndexBuilder: TraceObserver {
         do {
             switch body {
             case .memoryAccess(let a):
-                let key = PageKey(spaPage: a.spa >> 12, vm: a.vm, gpaPage: a.vm == MemoryAccess.noVM ? 0 : a.gpa >> 12)
+                let key = PageKey(spaPage: a.spa >> 12, vm: a.vm, gpaPage: a.gpa >> 12)
                 let read: Int64 = a.kind.isRead ? 1 : 0
                 if let i = recent.firstIndex(where: { $0.key == key }) {
                     recent[i].reads += read
@@ -134,7 +134,8 @@ public final class IndexBuilder: TraceObserver {
             for key in pages.keys.sorted() {
                 let counts = pages[key]!
                 let vm: SQLiteValue = key.vm == MemoryAccess.noVM ? .null : .integer(Int64(key.vm))
-                let gpaPage: SQLiteValue = key.vm == MemoryAccess.noVM ? .null : .integer(Int64(bitPattern: key.gpaPage))
+                // An access of no VM's has no guest address unless it names one (then its page is kept).
+                let gpaPage: SQLiteValue = key.vm == MemoryAccess.noVM && key.gpaPage == 0 ? .null : .integer(Int64(bitPattern: key.gpaPage))
                 try insertPage.run([.integer(Int64(bitPattern: key.spaPage)), .integer(Int64(info.index)), vm, gpaPage,
                                     .integer(counts.reads), .integer(counts.writes)])
             }
