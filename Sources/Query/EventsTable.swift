@@ -82,10 +82,15 @@ enum EventsTable {
         /// next one to read.
         var chunks: [Int]?
         var listed = 0
+        /// The statement reads no column but `seq`: chunks are counted from their headers, not decoded.
+        var seqOnly = false
+        /// The rows of the current chunk.
+        var count = 0
 
         init(reader: TraceReader) { self.reader = reader }
 
         var current: TraceEvent { events[position] }
+        var currentSeq: UInt64 { seqOnly ? chunk!.firstSeq + UInt64(position) : events[position].seq }
 
         /// Positions on the first event >= lower.
         func start() throws {
@@ -95,8 +100,9 @@ enum EventsTable {
                 chunk = try reader.chunk(containing: lower)
                 try load()
             }
-            while !done && current.seq < lower { try advance() }
-            if !done && current.seq > upper { done = true }
+            if seqOnly, !done, let c = chunk, lower > c.firstSeq, lower <= c.lastSeq { position = Int(lower - c.firstSeq) }
+            while !done && currentSeq < lower { try advance() }
+            if !done && currentSeq > upper { done = true }
         }
 
         private func load() throws {
@@ -104,9 +110,14 @@ enum EventsTable {
                 done = true
                 return
             }
-            events = try reader.events(of: c)
+            if seqOnly {
+                count = Int(c.eventCount)
+            } else {
+                events = try reader.events(of: c)
+                count = events.count
+            }
             position = 0
-            if events.isEmpty { done = true }
+            if count == 0 { done = true }
         }
 
         /// Loads the next listed chunk that reaches `lower`.
@@ -125,7 +136,7 @@ enum EventsTable {
 
         func advance() throws {
             position += 1
-            if position >= events.count {
+            if position >= count {
                 if chunks != nil {
                     try nextListed()
                     return
@@ -137,7 +148,7 @@ enum EventsTable {
                 chunk = try reader.chunkInfo(c.index + 1)
                 try load()
             }
-            if !done && current.seq > upper { done = true }
+            if !done && currentSeq > upper { done = true }
         }
     }
 
@@ -164,7 +175,7 @@ enum EventsTable {
             var argv: Int32 = 0
             var plan = Set<Int32>()
             var cost = 1e9
-            for i in 0..<Int(info.pointee.nConstraint) where argv < 8 {
+            for i in 0..<Int(info.pointee.nConstraint) where argv < 7 {
                 let c = info.pointee.aConstraint[i]
                 guard c.usable != 0, let column = Pushed(column: c.iColumn) else { continue }
                 let op: Int32
@@ -188,6 +199,11 @@ enum EventsTable {
                 case (.spa, _), (.gpa, _): cost /= 30
                 case (.vm, _): cost /= 2
                 }
+            }
+            // Bit 28: no column but seq is read, so no chunk needs decoding.
+            if info.pointee.colUsed & ~1 == 0 {
+                info.pointee.idxNum |= 1 << 28
+                cost /= 20
             }
             info.pointee.estimatedCost = cost
             if info.pointee.nOrderBy == 1 && info.pointee.aOrderBy[0].iColumn == 0 && info.pointee.aOrderBy[0].desc == 0 {
@@ -222,8 +238,9 @@ enum EventsTable {
             c.done = false
             c.chunks = nil
             c.listed = 0
+            c.seqOnly = idxNum & (1 << 28) != 0
             var bounds: [Pushed: Bounds] = [:]
-            for i in 0..<Int(argc) {
+            for i in 0..<min(Int(argc), 7) {
                 let code = (idxNum >> (4 * Int32(i))) & 15
                 // Only an integer bounds the scan: SQLite orders other values apart from every integer.
                 guard sqlite3_value_type(argv![i]) == SQLITE_INTEGER, let column = Pushed(rawValue: code >> 2) else { continue }
@@ -256,11 +273,17 @@ enum EventsTable {
         }
         m.pointee.xEof = { cursor in EventsTable.cursor(cursor!).done ? 1 : 0 }
         m.pointee.xRowid = { cursor, rowid in
-            rowid!.pointee = Int64(bitPattern: EventsTable.cursor(cursor!).current.seq)
+            rowid!.pointee = Int64(bitPattern: EventsTable.cursor(cursor!).currentSeq)
             return SQLITE_OK
         }
         m.pointee.xColumn = { cursor, ctx, column in
-            EventsTable.column(EventsTable.cursor(cursor!).current, Int(column), ctx!)
+            let c = EventsTable.cursor(cursor!)
+            if c.seqOnly {
+                // Only seq was asked for (SQLite promised as much in colUsed).
+                if column == 0 { sqlite3_result_int64(ctx, Int64(bitPattern: c.currentSeq)) } else { sqlite3_result_null(ctx) }
+            } else {
+                EventsTable.column(c.current, Int(column), ctx!)
+            }
             return SQLITE_OK
         }
         return m

@@ -120,17 +120,40 @@ final class CSVWriter: QueryOutput {
 
     init(_ emit: @escaping (String) -> Void) { self.emit = emit }
 
-    private func field(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-            ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    /// Appends `s` to `line`, quoted when it holds a comma, a quote or a line end (checked on its UTF-8
+    /// bytes: no grapheme breaking per character).
+    private func append(_ s: String, to line: inout String) {
+        if s.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) {
+            line += "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        } else {
+            line += s
+        }
     }
 
     func begin(columns: [String], index: Int) {
         if index > 0 { emit("\n") }
-        emit(columns.map(field).joined(separator: ",") + "\n")
+        var line = ""
+        for (i, c) in columns.enumerated() {
+            if i > 0 { line += "," }
+            append(c, to: &line)
+        }
+        emit(line + "\n")
     }
 
-    func row(_ values: [SQLiteValue]) { emit(values.map { field(OutputFormat.text($0)) }.joined(separator: ",") + "\n") }
+    func row(_ values: [SQLiteValue]) {
+        var line = ""
+        line.reserveCapacity(16 * values.count)
+        for (i, v) in values.enumerated() {
+            if i > 0 { line += "," }
+            switch v {
+            case .integer(let n): line += String(n)
+            case .null: break
+            default: append(OutputFormat.text(v), to: &line)
+            }
+        }
+        line += "\n"
+        emit(line)
+    }
 
     func end() {}
 }

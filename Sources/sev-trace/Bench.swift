@@ -25,6 +25,18 @@ struct Bench: ParsableCommand {
     @Option(help: "More options for the platform line, to measure what they cost, e.g. \"cache=256K cores=2 sme=yes\".")
     var platform: String = ""
 
+    @Flag(help: "Time the questions people ask of a large trace (a page's accesses, counts, streaming, seeking) instead.")
+    var queries = false
+
+    @Option(help: "With --queries: about how many events the mixed trace has.")
+    var events: UInt64 = 100_000_000
+
+    @Option(help: "With --queries: query this bundle instead of recording one.")
+    var trace: String?
+
+    @Option(help: "With --queries: how many times to ask each question.")
+    var runs: Int = 3
+
     /// The copy-heavy scenario: a private buffer (1 MiB, less for small runs) holding a secret is copied back and forth.
     /// Both buffers are part of the launch image, so they hold zeros rather than the garbage that
     /// uninitialised private memory decrypts to.
@@ -106,6 +118,11 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if queries {
+            guard runs >= 1 && runs <= 100 else { throw InputError(description: "--runs takes 1 to 100") }
+            try QueryBench(events: events, runs: runs, seed: seed, trace: trace, output: output).run()
+            return
+        }
         if uninitialised && !workload.isEmpty { throw InputError(description: "give --uninitialised or --workload, not both") }
         let chosen = uninitialised ? [Workload.uninitialised] : workload.isEmpty ? Workload.allCases : workload
         var all: [Figures] = []
