@@ -43,9 +43,11 @@ public struct ScenarioRunner {
     }
 
     /// Builds the machine and runs every statement. A machine error names the statement that caused it.
+    /// `prepared` sees the machine before anything runs (a sink that inspects it as events arrive).
     @discardableResult
-    public func run(into sink: EventSink) throws(ScenarioError) -> Machine {
+    public func run(into sink: EventSink, prepared: (Machine) -> Void = { _ in }) throws(ScenarioError) -> Machine {
         let machine = Machine(seed: seed, sink: sink)
+        prepared(machine)
         captures.byName.removeAll()
         machine.limits = script.limits.machine  // the memory limit was checked when the script was parsed
         for p in script.platforms { machine.addPlatform(name: p.name, config: p.config) }

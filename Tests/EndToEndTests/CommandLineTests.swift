@@ -403,6 +403,23 @@ struct CommandLineTests {
         #expect(py.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == ours.stdout.split(separator: "\n").last.map(String.init))
     }
 
+    @Test("mem shows a guest page after an event: data, DRAM, C-bit and last write; bad places are one error line")
+    func memoryTimeTravel() throws {
+        let s = Scratch()
+        let bundle = Self.root.appendingPathComponent("Traces/conformance/guest-states.sevtrace").path
+        let r = try Self.run(["mem", bundle, "--at", "8000", "--vm", "guest", "--gpa", "0x110000", "--length", "32"], in: s.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == 4 && lines[0].hasPrefix("after event #8000, platform host, guest gpa 0x110000"))
+        #expect(lines[2].hasPrefix("0x110000") && lines[2].contains("63 6f 6e 66 6f 72 6d 61 6e 63 65 2d 64 61 74 61") && lines[2].hasSuffix("  1  #7879"))
+        #expect(lines[3].hasSuffix("  -  -"), "never written")
+        for bad in [["--at", "8000"], ["--at", "99999999", "--spa", "0"], ["--at", "10", "--vm", "nobody", "--gpa", "0"],
+                    ["--at", "10", "--spa", "0", "--length", "0"]] {
+            let e = try Self.run(["mem", bundle] + bad, in: s.path)
+            #expect(e.status != 0 && e.stderr.hasPrefix("error: ") && e.stderr.split(separator: "\n").count == 1, "\(bad): \(e.stderr)")
+        }
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()

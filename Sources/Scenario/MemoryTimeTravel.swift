@@ -1,0 +1,228 @@
+import SEVMachine
+import TraceFormat
+
+/// Memory as it was right after one event of a trace. The data comes from the trace itself: every write
+/// event carries the bytes as its writer saw them (plaintext for a guest, a device or the PSP; what a
+/// keyless writer put there otherwise), with its C-bit. What DRAM held comes from re-running the
+/// trace's scenario up to that event (the simulation is deterministic), stopped there, which also
+/// gives the guest's translation of `gpa` and, with the VM's key, DRAM decrypted: on a platform without
+/// caches, a block last written through the key decrypts to its data.
+public enum MemoryTimeTravel {
+    /// Where to look.
+    public enum Place: Sendable {
+        /// A system physical address as the trace numbers them (the platform in bits 40 and up).
+        case spa(UInt64)
+        /// A guest physical address of a VM.
+        case gpa(vm: String, UInt64)
+    }
+
+    /// What the memory held after event `seq`.
+    public struct View: Sendable, Equatable {
+        public var seq: UInt64
+        public var platform: String
+        /// The VM and guest physical address asked for, if any.
+        public var vm: String?
+        public var gpa: UInt64?
+        /// Per byte: its system physical address (as the trace numbers them).
+        public var spa: [UInt64]
+        /// Per byte: as its last writer wrote it (0 for a byte never written).
+        public var data: [UInt8]
+        /// Per byte: the event that last wrote it, whether that write went through a key, and whose (the ASID).
+        public var lastWrite: [UInt64?]
+        public var cbit: [Bool]
+        public var writeASID: [UInt16]
+        /// The VM's ASID after the event (nil without a VM).
+        public var asid: UInt16?
+        /// DRAM at that moment.
+        public var dram: [UInt8]
+        /// DRAM decrypted with the VM's key (nil without a VM or a key).
+        public var decrypted: [UInt8]?
+        /// Whether the platform has caches (then DRAM may not hold the latest writes yet).
+        public var cached: Bool
+    }
+
+    /// The most bytes one view shows.
+    public static let maxLength = 1 << 16
+
+    public enum Failure: Error, CustomStringConvertible {
+        case noSuchEvent(seq: UInt64, events: UInt64)
+        case badLength(Int)
+        case unavailable(String)
+        case diverged(seq: UInt64)
+
+        public var description: String {
+            switch self {
+            case .noSuchEvent(let seq, let events): "the trace has \(events) events; there is no event #\(seq)"
+            case .badLength(let n): "the length must be 1 to \(MemoryTimeTravel.maxLength) bytes, not \(n)"
+            case .unavailable(let why): why
+            case .diverged(let seq): "re-running the scenario did not reproduce event #\(seq): this build simulates differently from the one that recorded the trace"
+            }
+        }
+    }
+
+    /// Memory at `place`, `length` bytes, right after event `seq` of `bundle`.
+    public static func view(_ bundle: TraceBundle, at seq: UInt64, _ place: Place, length: Int,
+                            limits: ScenarioLimits = ScenarioLimits()) throws -> View {
+        guard length >= 1 && length <= maxLength else { throw Failure.badLength(length) }
+        let reader = try bundle.reader()
+        let total = try reader.eventCount()
+        guard seq < total else { throw Failure.noSuchEvent(seq: seq, events: total) }
+        var view = try simulate(reader, to: seq, place, length: length, limits: limits)
+        try applyWrites(bundle, reader, upTo: seq, to: &view)
+        return view
+    }
+
+    /// Re-runs the scenario to event `seq` and reads DRAM (and the guest's translation) there.
+    private static func simulate(_ reader: TraceReader, to seq: UInt64, _ place: Place, length: Int,
+                                 limits: ScenarioLimits) throws -> View {
+        let h = reader.header
+        let script = try ScenarioParser(file: h.scenarioName, limits: limits).parse(h.scenarioText)
+        let sink = CaptureSink(target: seq)
+        sink.capture = { machine in
+            do {
+                sink.view = try read(machine, seq: seq, place, length: length)
+            } catch {
+                sink.failure = error
+            }
+        }
+        do {
+            try ScenarioRunner(script: script, seed: h.seed).run(into: sink) { sink.machine = $0 }
+        } catch {
+            // The capture stops the simulation on purpose; any other end before it is an error.
+            if sink.view == nil && sink.failure == nil { throw error }
+        }
+        if let failure = sink.failure { throw failure }
+        guard let view = sink.view else { throw Failure.diverged(seq: seq) }
+        // The replayed event must be the recorded one, or the memory read is not the trace's.
+        var recorded: TraceEvent?
+        try reader.forEachEvent(from: seq) {
+            recorded = $0
+            return false
+        }
+        guard let recorded, recorded.body == sink.event, recorded.cycle == sink.cycle else { throw Failure.diverged(seq: seq) }
+        return view
+    }
+
+    /// Reads the place in the machine as it is now.
+    private static func read(_ machine: Machine, seq: UInt64, _ place: Place, length: Int) throws -> View {
+        let platform: Platform
+        var vmName: String?, gpa: UInt64?
+        var locals: [UInt64] = []
+        var key: EncryptionKey?
+        var asid: UInt16?
+        switch place {
+        case .spa(let traced):
+            let id = Int(traced >> 40)
+            guard id < machine.platforms.count else { throw Failure.unavailable("no platform \(id) (the address's bits 40 and up)") }
+            platform = machine.platforms[id]
+            let local = traced & ((1 << 40) - 1)
+            guard local <= UInt64(platform.config.memoryBytes), UInt64(length) <= UInt64(platform.config.memoryBytes) - local else {
+                throw Failure.unavailable("0x\(String(local, radix: 16)) + \(length) is outside the platform's memory")
+            }
+            locals = (0..<UInt64(length)).map { local + $0 }
+        case .gpa(let name, let address):
+            guard let vm = machine.vm(named: name) else { throw Failure.unavailable("no VM named '\(name)' exists after event #\(seq)") }
+            platform = vm.platform
+            (vmName, gpa) = (name, address)
+            guard address <= vm.memoryBytes, UInt64(length) <= vm.memoryBytes - address else {
+                throw Failure.unavailable("gpa 0x\(String(address, radix: 16)) + \(length) is outside \(name)'s memory")
+            }
+            var page = UInt64.max, base: UInt64 = 0
+            for i in 0..<UInt64(length) {
+                let a = address + i
+                if a >> 12 != page {
+                    page = a >> 12
+                    do { base = try vm.translate(a & ~0xFFF) } catch {
+                        throw Failure.unavailable("gpa 0x\(String(a & ~0xFFF, radix: 16)) of \(name) is not mapped after event #\(seq)")
+                    }
+                }
+                locals.append(base | (a & 0xFFF))
+            }
+            asid = vm.asid
+            if vm.isSEV { key = platform.controller.key(forASID: vm.asid) }
+        }
+        var dram: [UInt8] = []
+        var decrypted: [UInt8]? = key == nil ? nil : []
+        // Contiguous runs of system physical addresses, 16-byte blocks for the decryption.
+        var i = 0
+        while i < locals.count {
+            var j = i + 1
+            while j < locals.count && locals[j] == locals[j - 1] + 1 { j += 1 }
+            dram += try platform.memory.rawBytes(at: locals[i], count: j - i)
+            if let key {
+                let start = locals[i] & ~15, end = (locals[j - 1] + 16) & ~15
+                let blocks = try platform.controller.readBytes(start, count: Int(end - start), key: key)
+                decrypted! += blocks[Int(locals[i] - start)..<Int(locals[i] - start) + (j - i)]
+            }
+            i = j
+        }
+        return View(seq: seq, platform: platform.name, vm: vmName, gpa: gpa, spa: locals.map { $0 + platform.traceBase },
+                    data: [UInt8](repeating: 0, count: length), lastWrite: Array(repeating: nil, count: length),
+                    cbit: Array(repeating: false, count: length), writeASID: Array(repeating: 0, count: length), asid: asid,
+                    dram: dram, decrypted: decrypted, cached: platform.config.cacheBytes > 0)
+    }
+
+    /// Fills `data`, `lastWrite` and `cbit` from the trace's writes up to `seq`, decoding only the chunks
+    /// the index says touched the pages (all of them without an index).
+    private static func applyWrites(_ bundle: TraceBundle, _ reader: TraceReader, upTo seq: UInt64, to view: inout View) throws {
+        var where_: [UInt64: [Int]] = [:]  // system physical address → the view's byte indexes
+        for (i, a) in view.spa.enumerated() { where_[a, default: []].append(i) }
+        let pages = Set(view.spa.map { $0 >> 12 })
+        var chunks: [Int]?
+        if let index = try? bundle.index() {
+            // An access of up to 8 bytes starts at most 7 bytes before a page it touches.
+            let wanted = Set(pages.flatMap { [$0, $0 &- 1] }).sorted()
+            let list = wanted.map(String.init).joined(separator: ",")
+            if let rows = try? index.database.prepare("SELECT DISTINCT chunk FROM page_chunks WHERE spa_page IN (\(list)) ORDER BY chunk").rows() {
+                chunks = rows.compactMap { if case .integer(let c) = $0.first, c >= 0 { Int(c) } else { nil } }
+            }
+        }
+        func apply(_ e: TraceEvent) {
+            guard e.seq <= seq, case .memoryAccess(let a) = e.body, !a.kind.isRead else { return }
+            for k in 0..<min(Int(a.size), 8) {
+                guard let indexes = where_[a.spa &+ UInt64(k)] else { continue }
+                for i in indexes {
+                    view.data[i] = UInt8(truncatingIfNeeded: a.value >> UInt64(8 * k))
+                    view.lastWrite[i] = e.seq
+                    view.cbit[i] = a.cbit
+                    view.writeASID[i] = a.asid
+                }
+            }
+        }
+        if let chunks {
+            for c in chunks {
+                guard let info = try reader.chunkInfo(c), info.firstSeq <= seq else { break }
+                for e in try reader.events(of: info) { apply(e) }
+            }
+        } else {
+            try reader.forEachEvent { e in
+                apply(e)
+                return e.seq < seq
+            }
+        }
+    }
+
+    /// Counts events and, at the target, lets `capture` look at the machine, then asks it to stop.
+    private final class CaptureSink: EventSink {
+        let target: UInt64
+        var next: UInt64 = 0
+        var machine: Machine?
+        var capture: (Machine) -> Void = { _ in }
+        var view: View?
+        var failure: Error?
+        var event: EventBody?
+        var cycle: UInt64 = 0
+
+        init(target: UInt64) { self.target = target }
+
+        func record(cycle: UInt64, _ body: EventBody) {
+            defer { next += 1 }
+            guard next == target, let machine else { return }
+            event = body
+            self.cycle = cycle
+            capture(machine)
+        }
+
+        var stopRequest: String? { next > target ? "memory read after event #\(target)" : nil }
+    }
+}
