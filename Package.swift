@@ -35,7 +35,7 @@ let package = Package(
         ], swiftSettings: hotPathSettings),
         .target(name: "Scenario", dependencies: ["SEVMachine", "TraceFormat"]),
         .target(name: "Analyzer", dependencies: ["TraceFormat"], swiftSettings: hotPathSettings),
-        .target(name: "Query", dependencies: ["TraceFormat", "CSQLite", "Analyzer"]),
+        .target(name: "Query", dependencies: ["TraceFormat", "CSQLite", "Analyzer", "Scenario"]),
         .target(name: "SQLiteExtension", dependencies: ["Query", "CSQLite"]),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .target(name: "FuzzTargets", dependencies: ["Scenario", "SEVMachine", "TraceFormat", "Analyzer"]),

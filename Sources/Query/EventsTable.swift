@@ -365,7 +365,9 @@ enum EventsTable {
 
     /// Registers the table on a connection SQLite handed over (a loadable extension's).
     static func register(handle: OpaquePointer, bundle: TraceBundle) throws {
-        let aux = Unmanaged.passRetained(Source(bundle: bundle, db: handle)).toOpaque()
+        let source = Source(bundle: bundle, db: handle)
+        try MemoryAtTable.register(handle: handle, source: source)
+        let aux = Unmanaged.passRetained(source).toOpaque()
         let rc = sqlite3_create_module_v2(handle, "events", module, aux) { p in
             Unmanaged<Source>.fromOpaque(p!).release()
         }

@@ -380,6 +380,11 @@ struct CommandLineTests {
                                         in: s.path)
         #expect(writable.status != 0 && writable.stderr.contains("read-only"), "\(writable.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: bundle + "/index.sqlite")) == before)
+        // memory_at too: the guest's launch data, decrypted from the trace's writes.
+        let guest = traces.appendingPathComponent("conformance/guest-states.sevtrace").path + "/index.sqlite"
+        let data = try Self.runTool(Self.sqliteShell!, ["-readonly", guest, ".load \(Self.sqliteExtension)",
+                                                         "SELECT group_concat(char(data), '') FROM memory_at(8000, 'guest', 0x110000, 16)"], in: s.path)
+        #expect(data.status == 0 && data.stdout == "conformance-data\n", "\(data.stdout) \(data.stderr)")
         let memory = try Self.runTool(Self.sqliteShell!, [":memory:", ".load \(Self.sqliteExtension)"], in: s.path)
         #expect(memory.status != 0 && memory.stderr.contains("index.sqlite"))
     }
