@@ -7,14 +7,23 @@ import TraceFormat
 /// machine read directly.
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stream one table of a trace (an index table, a view, or events) as CSV or JSON Lines.",
-        discussion: "DuckDB (read_csv_auto, read_json_auto), pandas and Spark read the output as it is. Rows are streamed, never held whole; with -o the file appears only when complete. Tables are documented in Queries/README.md.")
+        abstract: "Stream one table of a trace as CSV or JSON Lines, or the trace as a Perfetto timeline.",
+        discussion: "DuckDB (read_csv_auto, read_json_auto), pandas and Spark read the tables as they are; ui.perfetto.dev and chrome://tracing open the timeline (--perfetto, Trace Event Format JSON). Rows and events are streamed, never held whole; with -o or --perfetto the file appears only when complete. Tables are documented in Queries/README.md.")
 
     @Argument(help: "The trace bundle.")
     var bundle: String
 
     @Option(help: "The table to export: events, findings, psp_commands, vm_exits, … (see Queries/README.md).")
-    var table: String
+    var table: String?
+
+    @Option(help: "Write the trace as a timeline for ui.perfetto.dev or chrome://tracing (Trace Event Format JSON) to this file.")
+    var perfetto: String?
+
+    @Option(help: "With --perfetto: the first event to include (its seq).")
+    var from: UInt64 = 0
+
+    @Option(help: "With --perfetto: the last event to include (its seq).")
+    var to: UInt64 = .max
 
     @Option(help: "csv (a header row, LF line ends) or jsonl (one JSON object per line).")
     var format: String = "csv"
@@ -22,11 +31,22 @@ struct Export: ParsableCommand {
     @Option(name: .shortAndLong, help: "The file to write (default: standard output).")
     var output: String?
 
+    func validate() throws {
+        guard (table == nil) != (perfetto == nil) else { throw ValidationError("give --table NAME or --perfetto FILE") }
+        guard from <= to else { throw ValidationError("--from must not be after --to") }
+    }
+
     func run() throws {
+        let b = try TraceBundle(existing: bundle)
+        if let perfetto {
+            try Self.staged(perfetto) { out in try TimelineExport(from: from, to: to).write(b, out.write) }
+            return
+        }
+        let table = table!
         guard let fmt = OutputFormat(rawValue: format), fmt == .csv || fmt == .jsonl else {
             throw InputError(description: "unknown export format '\(printable(format))'; use csv or jsonl")
         }
-        let engine = try QueryEngine(bundle: try TraceBundle(existing: bundle))
+        let engine = try QueryEngine(bundle: b)
         let names = try engine.run("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")
         let known = Set((names.first?.rows ?? []).compactMap { if case .text(let t) = $0.first { t } else { nil } } + ["events"])
         guard known.contains(table) else {
@@ -39,7 +59,17 @@ struct Export: ParsableCommand {
             out.flush()
             return
         }
-        // Written beside its place and renamed when complete: a failed export leaves nothing behind.
+        try Self.staged(output) { out in
+            do {
+                try engine.run(sql, file: "export", into: fmt.writer(out.write), limits: QueryLimits(timeout: nil))
+            } catch {
+                throw QueryFailure(description: "\(error)")
+            }
+        }
+    }
+
+    /// Writes a file beside its place and renames it when complete: a failed export leaves nothing behind.
+    static func staged(_ output: String, _ body: (BufferedOutput) throws -> Void) throws {
         let url = URL(fileURLWithPath: output)
         let partial = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial")
         guard FileManager.default.createFile(atPath: partial.path, contents: nil), let handle = try? FileHandle(forWritingTo: partial) else {
@@ -47,14 +77,14 @@ struct Export: ParsableCommand {
         }
         do {
             let out = BufferedOutput(handle)
-            try engine.run(sql, file: "export", into: fmt.writer(out.write), limits: QueryLimits(timeout: nil))
+            try body(out)
             out.flush()
             try handle.close()
             guard rename(partial.path, url.path) == 0 else { throw InputError(description: "cannot write \(output)") }
         } catch {
             try? handle.close()
             try? FileManager.default.removeItem(at: partial)
-            throw error is QueryError ? QueryFailure(description: "\(error)") : error
+            throw error
         }
     }
 }

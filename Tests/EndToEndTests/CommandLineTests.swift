@@ -425,6 +425,22 @@ struct CommandLineTests {
         }
     }
 
+    @Test("export --perfetto writes a timeline file only when complete; --table and --perfetto exclude each other")
+    func perfettoExport() throws {
+        let s = Scratch()
+        let bundle = Self.root.appendingPathComponent("Traces/race.sevtrace").path
+        let r = try Self.run(["export", bundle, "--perfetto", "race.json", "--from", "0", "--to", "2000"], in: s.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.path + "/race.json"))) as? [String: Any]
+        #expect((doc?["traceEvents"] as? [Any])?.isEmpty == false)
+        for bad in [["--table", "events", "--perfetto", "x.json"], [String](), ["--perfetto", "y.json", "--from", "9", "--to", "3"],
+                    ["--perfetto", "missing/dir/z.json"]] {
+            let e = try Self.run(["export", bundle] + bad, in: s.path)
+            #expect(e.status == 2 && e.stderr.hasPrefix("error: "), "\(bad): \(e.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.path).sorted() == ["race.json"])
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()
