@@ -218,6 +218,50 @@ struct CommandLineTests {
         #expect(bad.status == 2 && bad.stderr.hasPrefix("error: --digest takes 32 bytes"))
     }
 
+    /// sev-tool's README example of calc_measurement: its inputs (all hex, as sev-tool takes them) and output.
+    static let sevToolVector = (fields: ["04", "00", "12", "0f", "00", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                                         "4fbe0bedbad6c86ae8f68971d103e554", "66320db73158a35a255d051758e95ed4"],
+                                measurement: "6faab2daae389bcd3405a05d6cafe33c0414f7bedd0bae19ba5f38b7fd1664ea")
+
+    static func base64(_ hex: String) -> String {
+        Data(stride(from: 0, to: hex.count, by: 2).map { i in
+            UInt8(hex[hex.index(hex.startIndex, offsetBy: i)...hex.index(hex.startIndex, offsetBy: i + 1)], radix: 16)!
+        }).base64EncodedString()
+    }
+
+    @Test("measure gives sev-tool's published answer from sev-tool's form, sevctl's form and this tool's, and checks a launch blob")
+    func measureForms() throws {
+        let s = Scratch()
+        let v = Self.sevToolVector
+        let f = v.fields
+        try Data(Self.base64(f[7]).utf8).write(to: URL(fileURLWithPath: s.path + "/tik.b64"))
+        FileManager.default.createFile(atPath: s.path + "/VM_tik.bin", contents: Data(base64Encoded: Self.base64(f[7])))
+        let forms: [[String]] = [
+            ["--sev-tool"] + f,
+            ["--api-major", "0", "--api-minor", "0x12", "--build-id", "15", "--policy", "0", "--launch-digest", Self.base64(f[5]),
+             "--nonce", Self.base64(f[6]), "--tik-file", "VM_tik.bin"],
+            ["--api-major", "0", "--api-minor", "18", "--build", "0xf", "--policy", "0x0", "--digest", f[5], "--mnonce", f[6], "--tik", f[7]],
+        ]
+        for form in forms {
+            let r = try Self.run(["measure"] + form, in: s.path)
+            #expect(r.status == 0 && r.stdout == v.measurement + "\n", "\(form): \(r.stdout) \(r.stderr)")
+        }
+        // QEMU's query-sev-launch-measure answer: base64 of measurement || mnonce.
+        let blob = Self.base64(v.measurement + f[6])
+        let common = ["--api-major", "0", "--api-minor", "18", "--build-id", "15", "--launch-digest", Self.base64(f[5]), "--tik-file", "VM_tik.bin"]
+        let ok = try Self.run(["measure"] + common + ["--policy", "0", "--launch-measure-blob", blob], in: s.path)
+        #expect(ok.status == 0 && ok.stdout.hasPrefix("verified"), "\(ok.stdout) \(ok.stderr)")
+        let wrong = try Self.run(["measure"] + common + ["--policy", "1", "--launch-measure-blob", blob], in: s.path)
+        #expect(wrong.status == 1 && wrong.stdout.hasPrefix("mismatch"))
+        // What is neither hex nor base64 of the right length, or given twice over, is refused, not guessed.
+        for bad in [common + ["--policy", "0", "--nonce", "4fbe0bed"], common + ["--policy", "0", "--tik", f[7], "--nonce", Self.base64(f[6])],
+                    ["--sev-tool"] + Array(f.dropLast()), ["--sev-tool", "05"] + Array(f.dropFirst()),
+                    common + ["--policy", "0", "--launch-measure-blob", blob, "--nonce", Self.base64("00" + String(f[6].dropFirst(2)))]] {
+            let r = try Self.run(["measure"] + bad, in: s.path)
+            #expect(r.status == 2 && r.stderr.hasPrefix("error: "), "\(bad): \(r.stderr)")
+        }
+    }
+
     @Test("record --owner-keys writes the owner's TIK and TEK; with the TIK, measure recomputes the measurement in the trace")
     func ownerKeysRecomputeMeasurement() throws {
         let s = Scratch()
