@@ -45,6 +45,7 @@ enum EventsTable {
         var lower = Int64.min
         var upper = Int64.max
         var isEmpty: Bool { lower > upper }
+        func contains(_ v: Int64) -> Bool { v >= lower && v <= upper }
 
         mutating func apply(op: Int32, _ v: Int64) {
             switch op {
@@ -101,8 +102,9 @@ enum EventsTable {
                 try load()
             }
             if seqOnly, !done, let c = chunk, lower > c.firstSeq, lower <= c.lastSeq { position = Int(lower - c.firstSeq) }
-            while !done && currentSeq < lower { try advance() }
+            while !done && currentSeq < lower { try step() }
             if !done && currentSeq > upper { done = true }
+            while !done && !mayMatch { try step() }
         }
 
         private func load() throws {
@@ -134,7 +136,27 @@ enum EventsTable {
             done = true
         }
 
+        /// Bounds on `spa` and `gpa` every row must meet: a row outside them cannot match, so SQLite need
+        /// not see it (rows that are not memory accesses have neither column).
+        var spaBounds: Bounds?
+        var gpaBounds: Bounds?
+
+        /// Whether the current row can meet the address bounds.
+        var mayMatch: Bool {
+            guard spaBounds != nil || gpaBounds != nil else { return true }
+            guard case .memoryAccess(let a) = events[position].body else { return false }
+            if let b = spaBounds, !b.contains(Int64(bitPattern: a.spa)) { return false }
+            if let b = gpaBounds, !b.contains(Int64(bitPattern: a.gpa)) { return false }
+            return true
+        }
+
+        /// The next row that can match.
         func advance() throws {
+            try step()
+            while !done && !mayMatch { try step() }
+        }
+
+        private func step() throws {
             position += 1
             if position >= count {
                 if chunks != nil {
@@ -257,6 +279,8 @@ enum EventsTable {
             let vt = UnsafeMutableRawPointer(cursor!.pointee.pVtab!).assumingMemoryBound(to: sevtrace_vtab.self)
             let source = Unmanaged<Source>.fromOpaque(vt.pointee.owner!).takeUnretainedValue()
             c.chunks = EventsTable.chunks(matching: bounds, in: source.db)
+            c.spaBounds = c.seqOnly ? nil : bounds[.spa]
+            c.gpaBounds = c.seqOnly ? nil : bounds[.gpa]
             do { try c.start() } catch {
                 EventsTable.setError(cursor!.pointee.pVtab, "\(error)")
                 return SQLITE_ERROR
