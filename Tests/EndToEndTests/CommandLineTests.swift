@@ -262,7 +262,7 @@ struct CommandLineTests {
         }
     }
 
-    @Test("record --owner-keys writes the owner's TIK and TEK; with the TIK, measure recomputes the measurement in the trace")
+    @Test("record --owner-keys writes the owner's TIK and TEK; with the TIK, measure and launch-report recompute the measurement in the trace")
     func ownerKeysRecomputeMeasurement() throws {
         let s = Scratch()
         try """
@@ -297,6 +297,18 @@ struct CommandLineTests {
                               "--digest", hash, "--mnonce", String(blob.suffix(32)), "--tik", hex(tik)], in: s.path)
         #expect(m.status == 0, "\(m.stderr)")
         #expect(m.stdout == String(blob.prefix(64)) + "\n", "the measurement the firmware returned, recomputed from the TIK")
+        // launch-report does the owner's whole check from the trace and her key file.
+        let report = try Self.run(["launch-report", "m.sevtrace", "--owner-keys", "keys"], in: s.path)
+        #expect(report.status == 0, "\(report.stderr)")
+        #expect(report.stdout.contains("launch digest  \(hash)") && report.stdout.contains("measurement    \(blob.prefix(64))")
+                && report.stdout.contains("owner's check  verified"), "\(report.stdout)")
+        var wrong = tik
+        wrong[0] ^= 1
+        try wrong.write(to: URL(fileURLWithPath: s.path + "/keys/guest_tik.bin"))
+        let refused = try Self.run(["launch-report", "m.sevtrace", "--owner-keys", "keys"], in: s.path)
+        #expect(refused.status == 1 && refused.stdout.contains("MISMATCH"), "\(refused.stdout)")
+        let unchecked = try Self.run(["launch-report", "m.sevtrace"], in: s.path)
+        #expect(unchecked.status == 0 && unchecked.stdout.contains("not made"))
     }
 
     @Test("query takes SQL from -c, a file or standard input, binds --param, and keeps TEMP tables in memory")

@@ -46,7 +46,7 @@ public struct LaunchSession: Equatable, Sendable {
         return (SEVKDF.derive(key: master, length: 16, label: "sev-kek"), SEVKDF.derive(key: master, length: 16, label: "sev-kik"))
     }
 
-    static func sha256(_ data: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: data)) }
+    public static func sha256(_ data: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: data)) }
 
     static func hmac(_ key: [UInt8], _ message: [UInt8]) -> [UInt8] {
         Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
