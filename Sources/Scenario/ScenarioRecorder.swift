@@ -19,7 +19,7 @@ public enum ScenarioRecorder {
     /// half-written is left.
     public static func record(_ script: ScenarioScript, seed: UInt64, to path: String, chunkBytes: UInt32 = 1 << 20,
                               compressionLevel: Int32 = 3, limits: RecordingLimits = RecordingLimits(),
-                              finishing: (TraceBundle) throws -> Void = { _ in }) throws -> Summary {
+                              progress: ((UInt64) -> Void)? = nil, finishing: (TraceBundle) throws -> Void = { _ in }) throws -> Summary {
         guard TraceLimits.chunkBytesRange.contains(chunkBytes) else {
             throw TraceError.io(path: path, reason: "chunk size \(chunkBytes) is outside \(TraceLimits.chunkBytesRange)")
         }
@@ -29,7 +29,11 @@ public enum ScenarioRecorder {
         do {
             let recorder = try TraceRecorder(directory: stage.staging, header: header, limits: limits)
             let runner = ScenarioRunner(script: script, seed: seed)
-            try runner.run(into: recorder)
+            if let progress {
+                try runner.run(into: ReportingSink(recorder, progress))
+            } else {
+                try runner.run(into: recorder)
+            }
             let r = try recorder.finish()
             try finishing(stage.staging)
             try stage.commit()
@@ -37,6 +41,22 @@ public enum ScenarioRecorder {
         } catch {
             stage.discard()
             throw error
+        }
+    }
+
+    /// Passes events to the recorder and reports how many it holds each time the machine asks whether to
+    /// stop (every few thousand events).
+    private final class ReportingSink: EventSink {
+        let recorder: TraceRecorder
+        let report: (UInt64) -> Void
+        init(_ recorder: TraceRecorder, _ report: @escaping (UInt64) -> Void) {
+            self.recorder = recorder
+            self.report = report
+        }
+        func record(cycle: UInt64, _ body: EventBody) { recorder.record(cycle: cycle, body) }
+        var stopRequest: String? {
+            report(recorder.eventCount)
+            return recorder.stopRequest
         }
     }
 

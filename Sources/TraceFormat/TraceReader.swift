@@ -10,6 +10,10 @@ public final class TraceReader {
     private var knownChunks: [ChunkInfo] = []
     private var scannedToEnd = false
 
+    /// Called with each chunk a reader decodes or reads whole, for progress displays (a command line sets
+    /// it once; the library never does).
+    nonisolated(unsafe) public static var onChunk: ((TraceReader, ChunkInfo) -> Void)?
+
     /// Opens `path` and reads its header.
     public init(path: String) throws(TraceError) {
         self.path = path
@@ -107,6 +111,7 @@ public final class TraceReader {
 
     /// The encoded bytes of a chunk, after checking its checksum and decompressing it.
     public func rawPayload(of info: ChunkInfo) throws(TraceError) -> [UInt8] {
+        Self.onChunk?(self, info)
         let compressed = try file.read(count: Int(info.compressedLength), at: info.offset + UInt64(ChunkInfo.headerSize))
         guard compressed.count == Int(info.compressedLength) else {
             throw TraceError.truncatedChunk(chunk: info.index, offset: info.offset)
@@ -125,6 +130,7 @@ public final class TraceReader {
 
     /// All events of a chunk.
     public func events(of info: ChunkInfo) throws(TraceError) -> [TraceEvent] {
+        Self.onChunk?(self, info)
         let raw = try rawPayload(of: info)
         return try Self.decode(raw, info: info)
     }

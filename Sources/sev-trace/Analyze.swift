@@ -23,8 +23,8 @@ struct Analyze: ParsableCommand {
     @Option(help: "Output: text, json (one document), junit (XML: the trace as one test case, failed by --fail-on) or sarif (SARIF 2.1.0).")
     var format: FindingReport.Format = .text
 
-    @Flag(help: "Print nothing but errors.")
-    var quiet = false
+    @OptionGroup(title: "Progress")
+    var progressOptions: ProgressOptions
 
     @OptionGroup(title: "Analysis limits")
     var analysis: AnalysisOptions
@@ -33,8 +33,10 @@ struct Analyze: ParsableCommand {
         let selected = try AnalysisOptions.detectors(detectors)
         let threshold = try failOn.map(AnalysisOptions.severity)
         let rules = try AnalysisOptions.rules(self.rules)
+        let line = progressOptions.line("analyze")
         let findings = try analysis.analyzer(detectors: selected).analyzeAndStore(try TraceBundle(existing: bundle), rules: rules)
-        if !quiet {
+        line.finish()
+        if !progressOptions.quiet {
             if format == .text {
                 FindingPrinter.print(findings)
             } else {

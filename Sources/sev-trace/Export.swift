@@ -31,6 +31,9 @@ struct Export: ParsableCommand {
     @Option(name: .shortAndLong, help: "The file to write (default: standard output).")
     var output: String?
 
+    @OptionGroup(title: "Progress")
+    var progressOptions: ProgressOptions
+
     func validate() throws {
         guard (table == nil) != (perfetto == nil) else { throw ValidationError("give --table NAME or --perfetto FILE") }
         guard from <= to else { throw ValidationError("--from must not be after --to") }
@@ -38,6 +41,8 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let b = try TraceBundle(existing: bundle)
+        let line = progressOptions.line("export")
+        defer { line.finish() }
         if let perfetto {
             try Self.staged(perfetto) { out in try TimelineExport(from: from, to: to).write(b, out.write) }
             return

@@ -41,24 +41,32 @@ struct Record: ParsableCommand {
         discussion: "With the TIK, `sev-trace measure` (or sevctl) recomputes a measurement recorded in the trace.", valueName: "DIR"))
     var ownerKeys: String?
 
+    @OptionGroup(title: "Progress")
+    var progressOptions: ProgressOptions
+
     func run() throws {
         let script = try ScenarioInput.load(scenario, limits: limitOptions.limits)
+        let line = progressOptions.line("record")
+        defer { line.finish() }
         let path = output ?? ScenarioInput.defaultBundleName(scenario)
         var findings: [Finding]?
         let summary = try ScenarioRecorder.record(script, seed: seed, to: path, chunkBytes: chunkBytes,
-                                                  limits: RecordingLimits(maxEvents: maxEvents, maxBytes: maxBytes)) { staging in
+                                                  limits: RecordingLimits(maxEvents: maxEvents, maxBytes: maxBytes),
+                                                  progress: line.enabled ? { line.update(done: $0, total: nil) } : nil) { staging in
             guard !noAnalyze else { return }
             findings = try analysis.analyzer().analyze(staging, storingIn: TraceIndex(path: staging.indexPath, writable: true))
         }
+        line.finish()
+        if let ownerKeys { try Self.writeSessionKeys(summary.sessionKeys, into: ownerKeys, quiet: progressOptions.quiet) }
+        guard !progressOptions.quiet else { return }
         let perEvent = summary.events == 0 ? 0 : Double(summary.bytes) / Double(summary.events)
         Console.line("recorded \(script.file) (seed \(seed)): \(summary.events) events in \(summary.chunks) chunk\(summary.chunks == 1 ? "" : "s"), \(summary.bytes) bytes (\(String(format: "%.2f", perEvent)) bytes/event)")
         if let findings { FindingPrinter.print(findings) }
         Console.line("trace: \(summary.bundle.path)")
-        if let ownerKeys { try Self.writeSessionKeys(summary.sessionKeys, into: ownerKeys) }
     }
 
     /// Writes VM_tek.bin and VM_tik.bin for each session, each file whole or not at all.
-    static func writeSessionKeys(_ sessions: [ScenarioRunner.SessionKeys], into directory: String) throws {
+    static func writeSessionKeys(_ sessions: [ScenarioRunner.SessionKeys], into directory: String, quiet: Bool = false) throws {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             for s in sessions {
@@ -66,7 +74,7 @@ struct Record: ParsableCommand {
                     let url = URL(fileURLWithPath: directory).appendingPathComponent("\(s.vm)_\(suffix).bin")
                     try Data(key).write(to: url, options: .atomic)
                 }
-                Console.line("session keys of \(s.vm) (owner \(s.owner)): \(directory)/\(s.vm)_tek.bin, \(s.vm)_tik.bin")
+                if !quiet { Console.line("session keys of \(s.vm) (owner \(s.owner)): \(directory)/\(s.vm)_tek.bin, \(s.vm)_tik.bin") }
             }
         } catch {
             throw InputError(description: "cannot write the session keys into \(directory): \(error.localizedDescription)")

@@ -19,12 +19,19 @@ struct Reindex: ParsableCommand {
     @OptionGroup(title: "Analysis limits")
     var analysis: AnalysisOptions
 
+    @OptionGroup(title: "Progress")
+    var progressOptions: ProgressOptions
+
     func run() throws {
         let b = try TraceBundle(existing: bundle)
         var findings: [Finding] = []
+        let line = progressOptions.line("reindex")
+        defer { line.finish() }
         guard salvage else {
             if output != nil { throw InputError(description: "-o goes with --salvage") }
             try b.rebuildIndex { index in findings = try analysis.analyzer().analyze(b, storingIn: index) }
+            line.finish()
+            guard !progressOptions.quiet else { return }
             Console.line("rebuilt \(b.indexPath)")
             FindingPrinter.print(findings)
             return
@@ -32,6 +39,8 @@ struct Reindex: ParsableCommand {
         let report = try TraceSalvage.salvage(b, to: output ?? bundle) { staging in
             findings = try analysis.analyzer().analyze(staging, storingIn: TraceIndex(path: staging.indexPath, writable: true))
         }
+        line.finish()
+        guard !progressOptions.quiet else { return }
         Console.line("salvaged \(report.chunks) complete chunk\(report.chunks == 1 ? "" : "s") (\(report.events) events) into \(report.bundle.path)")
         if let cut = report.cut {
             Console.line("cut \(report.cutBytes) bytes: \(cut)")

@@ -13,10 +13,17 @@ struct Replay: ParsableCommand {
     @OptionGroup(title: "Limits")
     var limitOptions: LimitOptions
 
+    @OptionGroup(title: "Progress")
+    var progressOptions: ProgressOptions
+
     func run() throws {
-        switch try Replayer.replay(try TraceBundle(existing: bundle), limits: limitOptions.limits) {
+        let line = progressOptions.line("replay")
+        defer { line.finish() }
+        let outcome = try Replayer.replay(try TraceBundle(existing: bundle), limits: limitOptions.limits)
+        line.finish()
+        switch outcome {
         case .identical(let events):
-            Console.line("identical (\(events) events)")
+            if !progressOptions.quiet { Console.line("identical (\(events) events)") }
         case .diverged(let seq, let recorded, let replayed):
             Console.line("recorded: " + (recorded.map(EventFormatter.line) ?? "(the recording ends here)"))
             Console.line("replayed: " + (replayed.map(EventFormatter.line) ?? "(the replay ends here)"))

@@ -497,6 +497,34 @@ struct CommandLineTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.path).sorted() == ["race.json"])
     }
 
+    /// util-linux's script, which runs a command under a pseudo-terminal.
+    static let scriptTool = ["/usr/bin/script", "/bin/script"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test("progress is drawn on a terminal and not into a pipe; --progress, --no-progress and --quiet override",
+          .enabled(if: scriptTool != nil, "needs util-linux's script to make a pseudo-terminal"))
+    func progressOnATerminal() throws {
+        let s = Scratch()
+        let bundle = Self.root.appendingPathComponent("Traces/smp.sevtrace").path
+        func underTerminal(_ args: String) throws -> String {
+            let r = try Self.runTool(Self.scriptTool!, ["-qec", "\(Self.executable.path) \(args)", "/dev/null"], in: s.path)
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+            return r.stdout
+        }
+        let shown = try underTerminal("verify \(bundle)")
+        #expect(shown.contains("\r\u{1B}[Kverify: ") && shown.contains("events (100%)") && shown.contains("ok: "), "\(shown.debugDescription)")
+        #expect(!(try underTerminal("verify \(bundle) --no-progress")).contains("verify: "))
+        let quiet = try underTerminal("verify \(bundle) --quiet")
+        #expect(!quiet.contains("verify: ") && !quiet.contains("ok: "), "\(quiet.debugDescription)")
+        let piped = try Self.run(["verify", bundle], in: s.path)
+        #expect(piped.status == 0 && piped.stderr.isEmpty && piped.stdout.hasPrefix("ok: "))
+        let forced = try Self.run(["verify", bundle, "--progress"], in: s.path)
+        #expect(forced.stderr.contains("verify: ") && forced.stderr.hasSuffix("\r\u{1B}[K"), "cleared when done: \(forced.stderr.debugDescription)")
+        for command in [["record", "--no-analyze", "-o", "p.sevtrace"], ["replay", bundle], ["export", bundle, "--perfetto", "t.json"]] {
+            let r = try Self.run(command + ["--progress"], in: s.path)
+            #expect(r.status == 0 && r.stderr.contains("\(command[0]): "), "\(command): \(r.stderr.debugDescription)")
+        }
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()
