@@ -8,6 +8,12 @@ public final class TraceRecorder: EventSink {
     private let index: IndexBuilder
     /// The most events and bytes of `events.zst` this recording may make.
     public let limits: RecordingLimits
+    /// This thread encodes; the index, compression and writing happen on another (``RecordingPipeline``).
+    private let pipeline: RecordingPipeline
+    private var chunker: ChunkEncoder
+    /// Events not yet handed over for the index, and the number of the first.
+    private var run: [(UInt64, EventBody)] = []
+    private var runFirst: UInt64 = 0
 
     /// Writes the header of `events.zst` in `directory`.
     public init(directory: TraceBundle, header: TraceHeader, limits: RecordingLimits = RecordingLimits()) throws {
@@ -15,26 +21,52 @@ public final class TraceRecorder: EventSink {
         self.limits = limits
         index = try IndexBuilder(path: bundle.indexPath + ".tmp")
         writer = try TraceWriter(path: bundle.eventsPath, header: header, observer: index)
+        chunker = ChunkEncoder(chunkBytes: Int(header.chunkBytes))
+        pipeline = RecordingPipeline(writer: writer)
+        run.reserveCapacity(RecordingPipeline.runSize)
     }
 
-    public func record(cycle: UInt64, _ body: EventBody) { writer.record(cycle: cycle, body) }
+    deinit {
+        // A recording abandoned without finish (an error): let the thread end before the writer goes.
+        pipeline.close()
+    }
+
+    public func record(cycle: UInt64, _ body: EventBody) {
+        run.append((cycle, body))
+        if let chunk = chunker.append(cycle: cycle, body) {
+            handOverRun()
+            pipeline.submit(.chunk(chunk))
+        } else if run.count >= RecordingPipeline.runSize {
+            handOverRun()
+        }
+    }
+
+    private func handOverRun() {
+        guard !run.isEmpty else { return }
+        pipeline.submit(.events(run, firstSeq: runFirst))
+        runFirst += UInt64(run.count)
+        run.removeAll(keepingCapacity: true)
+    }
 
     /// Asks the simulation to stop once a recording limit is reached.
     public var stopRequest: String? {
-        if writer.eventCount > limits.maxEvents {
+        if chunker.nextSeq > limits.maxEvents {
             return "the recording reached \(limits.maxEvents) events (raise the limit with --max-events)"
         }
-        if writer.fileSize > limits.maxBytes {
+        if pipeline.fileSize > limits.maxBytes {
             return "the recording reached \(limits.maxBytes) bytes of events.zst (raise the limit with --max-bytes)"
         }
         return nil
     }
 
     /// Events recorded so far.
-    public var eventCount: UInt64 { writer.eventCount }
+    public var eventCount: UInt64 { chunker.nextSeq }
 
     /// Writes the last chunk and the index.
     public func finish() throws -> (events: UInt64, chunks: Int, bytes: UInt64) {
+        handOverRun()
+        if let chunk = chunker.close() { pipeline.submit(.chunk(chunk)) }
+        pipeline.close()
         let result = try writer.finish()
         try index.finish(header: writer.header, eventCount: result.events, chunkCount: result.chunks,
                          eventsBytes: result.bytes)

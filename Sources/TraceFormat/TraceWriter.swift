@@ -10,8 +10,10 @@ public final class TraceWriter: EventSink {
     private var chunkCount = 0
     private var failure: TraceError?
     private var bytesWritten: UInt64 = 0
+    /// Events in the chunks written so far.
+    private var eventsWritten: UInt64 = 0
     /// Called with each chunk after it is written, and with every event before it is encoded.
-    private let observer: (any TraceObserver)?
+    let observer: (any TraceObserver)?
 
     /// Creates `path` and writes the header.
     public init(path: String, header: TraceHeader, observer: (any TraceObserver)? = nil) throws(TraceError) {
@@ -36,7 +38,8 @@ public final class TraceWriter: EventSink {
         if let chunk = chunker.append(cycle: cycle, body) { write(chunk) }
     }
 
-    private func write(_ raw: ChunkEncoder.RawChunk) {
+    /// Compresses and writes a chunk encoded elsewhere (``RecordingPipeline``), then tells the observer.
+    func write(_ raw: ChunkEncoder.RawChunk) {
         guard failure == nil else { return }
         do {
             let payload = try compressor.compress(raw.bytes)
@@ -48,6 +51,7 @@ public final class TraceWriter: EventSink {
             offset = info.endOffset
             bytesWritten = offset
             chunkCount += 1
+            eventsWritten += UInt64(raw.eventCount)
             observer?.chunkWritten(info)
         } catch let e as TraceError {
             failure = e
@@ -61,7 +65,7 @@ public final class TraceWriter: EventSink {
     public func finish() throws(TraceError) -> (events: UInt64, chunks: Int, bytes: UInt64) {
         if let chunk = chunker.close() { write(chunk) }
         if let failure { throw failure }
-        return (chunker.nextSeq, chunkCount, bytesWritten)
+        return (eventsWritten, chunkCount, bytesWritten)
     }
 }
 
