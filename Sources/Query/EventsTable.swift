@@ -178,20 +178,8 @@ enum EventsTable {
         let m = UnsafeMutablePointer<sqlite3_module>.allocate(capacity: 1)
         m.initialize(to: sqlite3_module())
         m.pointee.xCreate = nil  // eponymous-only: no CREATE VIRTUAL TABLE needed
-        m.pointee.xConnect = { db, aux, _, _, ppVtab, _ in
-            let sql = "CREATE TABLE x(" + EventsTable.columns.joined(separator: ", ") + ")"
-            let rc = sqlite3_declare_vtab(db, sql)
-            guard rc == SQLITE_OK else { return rc }
-            let vt = UnsafeMutablePointer<sevtrace_vtab>.allocate(capacity: 1)
-            vt.initialize(to: sevtrace_vtab())
-            vt.pointee.owner = aux
-            ppVtab!.pointee = UnsafeMutableRawPointer(vt).assumingMemoryBound(to: sqlite3_vtab.self)
-            return SQLITE_OK
-        }
-        m.pointee.xDisconnect = { vtab in
-            UnsafeMutableRawPointer(vtab!).assumingMemoryBound(to: sevtrace_vtab.self).deallocate()
-            return SQLITE_OK
-        }
+        m.pointee.xConnect = { db, aux, _, _, ppVtab, _ in VirtualTable.connect(db, columns: EventsTable.columns, aux: aux, ppVtab) }
+        m.pointee.xDisconnect = { vtab in VirtualTable.disconnect(vtab) }
         m.pointee.xBestIndex = { _, info in
             let info = info!
             var argv: Int32 = 0
@@ -234,25 +222,15 @@ enum EventsTable {
             return SQLITE_OK
         }
         m.pointee.xOpen = { vtab, ppCursor in
-            let vt = UnsafeMutableRawPointer(vtab!).assumingMemoryBound(to: sevtrace_vtab.self)
-            let source = Unmanaged<Source>.fromOpaque(vt.pointee.owner!).takeUnretainedValue()
+            let source = VirtualTable.owner(vtab!, as: Source.self)
             let reader: TraceReader
             do { reader = try source.bundle.reader() } catch {
-                EventsTable.setError(vtab!, "\(error)")
+                VirtualTable.setError(vtab!, "\(error)")
                 return SQLITE_ERROR
             }
-            let cur = UnsafeMutablePointer<sevtrace_vtab_cursor>.allocate(capacity: 1)
-            cur.initialize(to: sevtrace_vtab_cursor())
-            cur.pointee.state = Unmanaged.passRetained(Cursor(reader: reader)).toOpaque()
-            ppCursor!.pointee = UnsafeMutableRawPointer(cur).assumingMemoryBound(to: sqlite3_vtab_cursor.self)
-            return SQLITE_OK
+            return VirtualTable.open(Cursor(reader: reader), ppCursor)
         }
-        m.pointee.xClose = { cursor in
-            let cur = UnsafeMutableRawPointer(cursor!).assumingMemoryBound(to: sevtrace_vtab_cursor.self)
-            Unmanaged<Cursor>.fromOpaque(cur.pointee.state!).release()
-            cur.deallocate()
-            return SQLITE_OK
-        }
+        m.pointee.xClose = { cursor in VirtualTable.close(cursor, as: Cursor.self) }
         m.pointee.xFilter = { cursor, idxNum, _, argc, argv in
             let c = EventsTable.cursor(cursor!)
             c.lower = 0
@@ -276,13 +254,12 @@ enum EventsTable {
             }
             if bounds.values.contains(where: \.isEmpty) { c.done = true }
             if c.done { return SQLITE_OK }
-            let vt = UnsafeMutableRawPointer(cursor!.pointee.pVtab!).assumingMemoryBound(to: sevtrace_vtab.self)
-            let source = Unmanaged<Source>.fromOpaque(vt.pointee.owner!).takeUnretainedValue()
+            let source = VirtualTable.owner(cursor!.pointee.pVtab!, as: Source.self)
             c.chunks = EventsTable.chunks(matching: bounds, in: source.db)
             c.spaBounds = c.seqOnly ? nil : bounds[.spa]
             c.gpaBounds = c.seqOnly ? nil : bounds[.gpa]
             do { try c.start() } catch {
-                EventsTable.setError(cursor!.pointee.pVtab, "\(error)")
+                VirtualTable.setError(cursor!.pointee.pVtab, "\(error)")
                 return SQLITE_ERROR
             }
             return SQLITE_OK
@@ -290,7 +267,7 @@ enum EventsTable {
         m.pointee.xNext = { cursor in
             let c = EventsTable.cursor(cursor!)
             do { try c.advance() } catch {
-                EventsTable.setError(cursor!.pointee.pVtab, "\(error)")
+                VirtualTable.setError(cursor!.pointee.pVtab, "\(error)")
                 return SQLITE_ERROR
             }
             return SQLITE_OK
@@ -368,19 +345,7 @@ enum EventsTable {
         }
     }
 
-    static func cursor(_ p: UnsafeMutablePointer<sqlite3_vtab_cursor>) -> Cursor {
-        let cur = UnsafeMutableRawPointer(p).assumingMemoryBound(to: sevtrace_vtab_cursor.self)
-        return Unmanaged<Cursor>.fromOpaque(cur.pointee.state!).takeUnretainedValue()
-    }
-
-    static func setError(_ vtab: UnsafeMutablePointer<sqlite3_vtab>, _ message: String) {
-        sqlite3_free(vtab.pointee.zErrMsg)
-        let bytes = Array(message.utf8)
-        let p = sqlite3_malloc(Int32(bytes.count + 1))!.assumingMemoryBound(to: CChar.self)
-        for (i, b) in bytes.enumerated() { p[i] = CChar(bitPattern: b) }
-        p[bytes.count] = 0
-        vtab.pointee.zErrMsg = p
-    }
+    static func cursor(_ p: UnsafeMutablePointer<sqlite3_vtab_cursor>) -> Cursor { VirtualTable.state(p, as: Cursor.self) }
 
     /// Registers the table on a connection.
     static func register(on db: SQLiteDatabase, bundle: TraceBundle) throws {

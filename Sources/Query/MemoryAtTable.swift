@@ -25,19 +25,9 @@ enum MemoryAtTable {
         m.initialize(to: sqlite3_module())
         m.pointee.xCreate = nil  // eponymous-only: called as a function, never created
         m.pointee.xConnect = { db, aux, _, _, ppVtab, _ in
-            let hidden = MemoryAtTable.arguments.map { "\($0) HIDDEN" }
-            let rc = sqlite3_declare_vtab(db, "CREATE TABLE x(" + (MemoryAtTable.columns + hidden).joined(separator: ", ") + ")")
-            guard rc == SQLITE_OK else { return rc }
-            let vt = UnsafeMutablePointer<sevtrace_vtab>.allocate(capacity: 1)
-            vt.initialize(to: sevtrace_vtab())
-            vt.pointee.owner = aux
-            ppVtab!.pointee = UnsafeMutableRawPointer(vt).assumingMemoryBound(to: sqlite3_vtab.self)
-            return SQLITE_OK
+            VirtualTable.connect(db, columns: MemoryAtTable.columns + MemoryAtTable.arguments.map { "\($0) HIDDEN" }, aux: aux, ppVtab)
         }
-        m.pointee.xDisconnect = { vtab in
-            UnsafeMutableRawPointer(vtab!).assumingMemoryBound(to: sevtrace_vtab.self).deallocate()
-            return SQLITE_OK
-        }
+        m.pointee.xDisconnect = { vtab in VirtualTable.disconnect(vtab) }
         m.pointee.xBestIndex = { _, info in
             // Each argument given (an = constraint on its hidden column) becomes an xFilter argument, in
             // the arguments' order; idxNum says which were given.
@@ -62,23 +52,11 @@ enum MemoryAtTable {
             info.pointee.estimatedCost = given[0] != nil && given[2] != nil ? 1 : 1e12
             return SQLITE_OK
         }
-        m.pointee.xOpen = { _, ppCursor in
-            let cur = UnsafeMutablePointer<sevtrace_vtab_cursor>.allocate(capacity: 1)
-            cur.initialize(to: sevtrace_vtab_cursor())
-            cur.pointee.state = Unmanaged.passRetained(Cursor()).toOpaque()
-            ppCursor!.pointee = UnsafeMutableRawPointer(cur).assumingMemoryBound(to: sqlite3_vtab_cursor.self)
-            return SQLITE_OK
-        }
-        m.pointee.xClose = { cursor in
-            let cur = UnsafeMutableRawPointer(cursor!).assumingMemoryBound(to: sevtrace_vtab_cursor.self)
-            Unmanaged<Cursor>.fromOpaque(cur.pointee.state!).release()
-            cur.deallocate()
-            return SQLITE_OK
-        }
+        m.pointee.xOpen = { _, ppCursor in VirtualTable.open(Cursor(), ppCursor) }
+        m.pointee.xClose = { cursor in VirtualTable.close(cursor, as: Cursor.self) }
         m.pointee.xFilter = { cursor, idxNum, _, argc, argv in
             let c = MemoryAtTable.cursor(cursor!)
-            let vt = UnsafeMutableRawPointer(cursor!.pointee.pVtab!).assumingMemoryBound(to: sevtrace_vtab.self)
-            let source = Unmanaged<EventsTable.Source>.fromOpaque(vt.pointee.owner!).takeUnretainedValue()
+            let source = VirtualTable.owner(cursor!.pointee.pVtab!, as: EventsTable.Source.self)
             var values: [Int32: OpaquePointer] = [:]
             var next = 0
             for argument in Int32(0)..<Int32(MemoryAtTable.arguments.count) where idxNum & (1 << argument) != 0 && next < Int(argc) {
@@ -91,7 +69,7 @@ enum MemoryAtTable {
                 c.view = try MemoryAtTable.view(values, source)
                 c.base = c.view?.gpa ?? c.view?.spa.first ?? 0
             } catch {
-                EventsTable.setError(cursor!.pointee.pVtab, "memory_at: \(error)")
+                VirtualTable.setError(cursor!.pointee.pVtab, "memory_at: \(error)")
                 return SQLITE_ERROR
             }
             return SQLITE_OK
@@ -180,10 +158,7 @@ enum MemoryAtTable {
         deinit { sqlite3_finalize(handle) }
     }
 
-    static func cursor(_ p: UnsafeMutablePointer<sqlite3_vtab_cursor>) -> Cursor {
-        let cur = UnsafeMutableRawPointer(p).assumingMemoryBound(to: sevtrace_vtab_cursor.self)
-        return Unmanaged<Cursor>.fromOpaque(cur.pointee.state!).takeUnretainedValue()
-    }
+    static func cursor(_ p: UnsafeMutablePointer<sqlite3_vtab_cursor>) -> Cursor { VirtualTable.state(p, as: Cursor.self) }
 
     /// Registers the function on a connection whose events table reads `source`'s bundle.
     static func register(handle: OpaquePointer, source: EventsTable.Source) throws {

@@ -1,22 +1,14 @@
 import Foundation
 import Scenario
+import TestSupport
 import Testing
 import TraceFormat
 
 /// `mem` and ``MemoryTimeTravel``: the data the trace's writes left agrees with the memory the
 /// re-simulated machine holds at sampled points of every golden trace.
 struct MemoryTimeTravelTests {
-    static let traces = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Traces")
-
-    static let bundles: [String] = {
-        var out: [String] = []
-        for dir in ["", "detectors/", "conformance/"] {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: traces.path + "/" + dir)) ?? []
-            out += names.filter { $0.hasSuffix(".sevtrace") }.sorted().map { dir + $0 }
-        }
-        return out
-    }()
+    static let traces = GoldenTraces.directory(from: #filePath)
+    static let bundles = GoldenTraces.bundles(in: traces)
 
     @Test("at sampled private writes of every golden trace, DRAM decrypts to the data the trace's writes left",
           arguments: bundles)

@@ -7,17 +7,8 @@ import TraceFormat
 /// Constraints pushed down into the events table skip only chunks without a matching row: on every golden
 /// trace, random filters on `spa`, `gpa` (with `vm`) and `seq` return exactly what a full scan returns.
 struct PushdownTests {
-    static let traces = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Traces")
-
-    static let bundles: [String] = {
-        var out: [String] = []
-        for dir in ["", "detectors/", "conformance/"] {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: traces.path + "/" + dir)) ?? []
-            out += names.filter { $0.hasSuffix(".sevtrace") }.sorted().map { dir + $0 }
-        }
-        return out
-    }()
+    static let traces = GoldenTraces.directory(from: #filePath)
+    static let bundles = GoldenTraces.bundles(in: traces)
 
     /// One clause over `column`, written `{c}` where the column goes.
     struct Clause {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import TraceFormat
 @testable import Query
@@ -6,17 +7,8 @@ import TraceFormat
 /// The Perfetto timeline of every golden trace is valid Trace Event Format: JSON with the fields each
 /// phase needs, slices that nest on their track, timestamps in order per track, flows that connect.
 struct TimelineExportTests {
-    static let traces = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Traces")
-
-    static let bundles: [String] = {
-        var out: [String] = []
-        for dir in ["", "detectors/", "conformance/"] {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: traces.path + "/" + dir)) ?? []
-            out += names.filter { $0.hasSuffix(".sevtrace") }.sorted().map { dir + $0 }
-        }
-        return out
-    }()
+    static let traces = GoldenTraces.directory(from: #filePath)
+    static let bundles = GoldenTraces.bundles(in: traces)
 
     static func export(_ name: String, from: UInt64 = 0, to: UInt64 = .max) throws -> [[String: Any]] {
         var text = ""

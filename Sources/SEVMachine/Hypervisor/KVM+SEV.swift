@@ -39,11 +39,16 @@ extension KVM {
     @discardableResult
     private func firmware<Data: BufferLayout>(_ c: SEVCommand, _ b: Data, _ cmd: inout KVMSevCmd, vm: VirtualMachine) throws -> Data {
         let (status, out) = try issue(c, b, fd: vm.sevFD)
+        try succeeded(status, &cmd)
+        return out
+    }
+
+    /// A firmware refusal is -EIO with the firmware's status in `error`.
+    private func succeeded(_ status: SEVStatus, _ cmd: inout KVMSevCmd) throws {
         guard status == .success else {
             cmd.error = UInt32(status.rawValue)
             throw fail(.eio)
         }
-        return out
     }
 
     /// `copy_from_user` into a fresh spot of the driver's data area, where the firmware will read it;
@@ -121,20 +126,14 @@ extension KVM {
             if u.certLength > 0 { (b.certAddress, b.certLength) = (dh, u.certLength) }
             if u.sessionLength > 0 { (b.sessionAddress, b.sessionLength) = (session, u.sessionLength) }
             let (startStatus, out) = try issue(id == .launchStart ? .launchStart : .receiveStart, b, fd: cmd.sevFD)
-            guard startStatus == .success else {
-                cmd.error = UInt32(startStatus.rawValue)
-                throw fail(.eio)
-            }
+            try succeeded(startStatus, &cmd)
             // sev_bind_asid: ACTIVATE right away; on failure, DECOMMISSION.
             var activate = SEVData.Activate()
             activate.handle = out.handle
             activate.asid = UInt32(vm.asid)
             let (status, _) = try driver.issue(.activate, activate)
-            if status != .success {
-                try driver.issue(.decommission, SEVData.Handle(out.handle))
-                cmd.error = UInt32(status.rawValue)
-                throw fail(.eio)
-            }
+            if status != .success { try driver.issue(.decommission, SEVData.Handle(out.handle)) }
+            try succeeded(status, &cmd)
             vm.handle = out.handle
             vm.sevFD = cmd.sevFD
             u.handle = out.handle
@@ -163,10 +162,7 @@ extension KVM {
             let (status, out) = try issue(.launchMeasure, b, fd: vm.sevFD)
             u.length = out.length
             copyBack(u)  // also when the firmware refused: the length it needs goes back to the caller
-            guard status == .success else {
-                cmd.error = UInt32(status.rawValue)
-                throw fail(.eio)
-            }
+            try succeeded(status, &cmd)
             try copyToUser(u.address, from: b.address, Int(out.length))
         case .getAttestationReport:
             var u = KVMSevData.AttestationReport(user)
@@ -178,10 +174,7 @@ extension KVM {
             let (status, out) = try issue(.attestation, b, fd: vm.sevFD)
             u.length = out.length
             copyBack(u)
-            guard status == .success else {
-                cmd.error = UInt32(status.rawValue)
-                throw fail(.eio)
-            }
+            try succeeded(status, &cmd)
             try copyToUser(u.address, from: b.address, Int(out.length))
         case .launchSecret, .receiveUpdateData:
             let u = KVMSevData.Packet(user)
@@ -239,10 +232,7 @@ extension KVM {
             u.policy = out.policy
             u.sessionLength = out.sessionLength
             copyBack(u)
-            guard status == .success else {
-                cmd.error = UInt32(status.rawValue)
-                throw fail(.eio)
-            }
+            try succeeded(status, &cmd)
             try copyToUser(u.sessionAddress, from: out.sessionAddress, Int(out.sessionLength))
         case .sendUpdateData:
             let u = KVMSevData.Packet(user)
