@@ -525,6 +525,25 @@ struct CommandLineTests {
         }
     }
 
+    @Test("manual prints a man page with every command and its options, which groff formats without a warning")
+    func manualPage() throws {
+        let s = Scratch()
+        let r = try Self.run(["manual"], in: s.path)
+        #expect(r.status == 0 && r.stdout.hasPrefix(".TH SEV-TRACE 1 "))
+        let help = try Self.run(["--help"], in: s.path).stdout
+        let commands = help.split(separator: "\n").drop { !$0.hasPrefix("SUBCOMMANDS:") }.dropFirst()
+            .filter { $0.hasPrefix("  ") && !$0.hasPrefix("   ") && !$0.hasPrefix("  See ") }.compactMap { $0.split(separator: " ").first.map(String.init) }
+        #expect(commands.count >= 15, "\(commands)")
+        for c in commands { #expect(r.stdout.contains(".SS \(c)\n"), "no section for \(c)") }
+        for option in ["--owner-keys", "--launch-measure-blob", "--perfetto", "--progress", "--max-shadow-memory", "--sev-tool"] {
+            #expect(r.stdout.contains(option), "the page lacks \(option)")
+        }
+        try r.stdout.write(toFile: s.path + "/sev-trace.1", atomically: true, encoding: .utf8)
+        guard let groff = ["/usr/bin/groff"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return }
+        let g = try Self.runTool(groff, ["-man", "-Tutf8", "-ww", "-z", "sev-trace.1"], in: s.path)
+        #expect(g.status == 0 && g.stderr.isEmpty, "\(g.stderr)")
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()
