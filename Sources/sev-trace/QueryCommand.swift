@@ -31,6 +31,9 @@ struct Query: ParsableCommand {
     @Option(help: "Stop a query file that runs longer than this many seconds (0: no limit).")
     var timeout: Double = 300
 
+    @OptionGroup(title: "Progress")
+    var progressOptions: ProgressOptions
+
     func run() throws {
         guard let fmt = OutputFormat(rawValue: format) else {
             throw InputError(description: "unknown format '\(format)'; use table, csv, json or jsonl")
@@ -46,9 +49,16 @@ struct Query: ParsableCommand {
         sigaddset(&interrupt, SIGINT)
         pthread_sigmask(SIG_UNBLOCK, &interrupt, nil)
         defer { signal(SIGINT, SIG_DFL) }
+        // Progress shows how far a long scan of events has come, until the first output: then the rows
+        // take the terminal.
+        let line = progressOptions.line("query")
+        defer { line.finish() }
         let out = BufferedOutput()
         do {
-            try engine.run(sql, file: source, into: fmt.writer(statements: QueryEngine.statementCount(sql), out.write),
+            try engine.run(sql, file: source, into: fmt.writer(statements: QueryEngine.statementCount(sql)) { text in
+                line.finish()
+                out.write(text)
+            },
                            limits: QueryLimits(timeout: timeout == 0 ? nil : .milliseconds(Int64(timeout * 1000))),
                            parameters: parameters)
             out.flush()

@@ -519,7 +519,8 @@ struct CommandLineTests {
         #expect(piped.status == 0 && piped.stderr.isEmpty && piped.stdout.hasPrefix("ok: "))
         let forced = try Self.run(["verify", bundle, "--progress"], in: s.path)
         #expect(forced.stderr.contains("verify: ") && forced.stderr.hasSuffix("\r\u{1B}[K"), "cleared when done: \(forced.stderr.debugDescription)")
-        for command in [["record", "--no-analyze", "-o", "p.sevtrace"], ["replay", bundle], ["export", bundle, "--perfetto", "t.json"]] {
+        for command in [["record", "--no-analyze", "-o", "p.sevtrace"], ["replay", bundle], ["export", bundle, "--perfetto", "t.json"],
+                        ["query", bundle, "-c", "SELECT count(*) FROM events WHERE type = 'mem'"]] {
             let r = try Self.run(command + ["--progress"], in: s.path)
             #expect(r.status == 0 && r.stderr.contains("\(command[0]): "), "\(command): \(r.stderr.debugDescription)")
         }
