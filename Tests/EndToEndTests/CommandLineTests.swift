@@ -556,12 +556,36 @@ struct CommandLineTests {
             #expect(FileManager.default.fileExists(atPath: s.path + "/o/" + f))
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: s.path + "/o/session.bin")).count == 128)
-        var chain = try Data(contentsOf: URL(fileURLWithPath: s.path + "/c/cert_chain.cert"))
-        chain[100] ^= 1
-        try chain.write(to: URL(fileURLWithPath: s.path + "/c/bad_chain.cert"))
+        // What QEMU takes, named as sevctl names it; the keys are written, never printed.
+        let godh = try String(contentsOfFile: s.path + "/o/vm_godh.b64", encoding: .utf8)
+        #expect(Data(base64Encoded: godh) == (try Data(contentsOf: URL(fileURLWithPath: s.path + "/o/godh.cert"))))
+        let blob = try String(contentsOfFile: s.path + "/o/vm_session.b64", encoding: .utf8)
+        #expect(Data(base64Encoded: blob) == (try Data(contentsOf: URL(fileURLWithPath: s.path + "/o/session.bin"))))
+        let tik = try Data(contentsOf: URL(fileURLWithPath: s.path + "/o/vm_tik.bin"))
+        #expect(tik == (try Data(contentsOf: URL(fileURLWithPath: s.path + "/o/tik.bin"))))
+        let tikHex = tik.map { String(format: "%02x", $0) }.joined()
+        #expect(!r.stdout.contains(tikHex) && !r.stderr.contains(tikHex) && r.stdout.contains("session-file="))
+        // sevctl's full chain (PDH, PEK, OCA, CEK) is taken as well as sev-tool's (PEK, OCA, CEK).
+        let pdh = try Data(contentsOf: URL(fileURLWithPath: s.path + "/c/pdh.cert"))
+        let chain = try Data(contentsOf: URL(fileURLWithPath: s.path + "/c/cert_chain.cert"))
+        try (pdh + chain).write(to: URL(fileURLWithPath: s.path + "/c/full_chain.cert"))
+        let full = try Self.run(["session", "--pdh", "c/pdh.cert", "--chain", "c/full_chain.cert", "--policy", "1", "--name", "g", "-o", "p"], in: s.path)
+        #expect(full.status == 0 && FileManager.default.fileExists(atPath: s.path + "/p/g_session.b64"), "\(full.stderr)")
+        // A PDH from another platform is reported as not belonging to the chain, not as a chain that fails.
+        #expect(try Self.run(["certs", "-o", "d", "--seed", "7"], in: s.path).status == 0)
+        let other = try Self.run(["session", "--pdh", "d/pdh.cert", "--chain", "c/cert_chain.cert", "--policy", "1"], in: s.path)
+        #expect(other.status == 1 && other.stderr.contains("not signed by the chain's PEK"), "\(other.stderr)")
+        let mismatched = try Self.run(["session", "--pdh", "d/pdh.cert", "--chain", "c/full_chain.cert", "--policy", "1"], in: s.path)
+        #expect(mismatched.status == 1 && mismatched.stderr.contains("not the one the chain starts with"), "\(mismatched.stderr)")
+        var forged = chain
+        forged[2 * Self.sevCertificateSize + 1044 + 10] ^= 1  // the CEK's signature by AMD
+        try forged.write(to: URL(fileURLWithPath: s.path + "/c/bad_chain.cert"))
         let bad = try Self.run(["session", "--pdh", "c/pdh.cert", "--chain", "c/bad_chain.cert", "--policy", "1"], in: s.path)
-        #expect(bad.status == 1 && bad.stderr.contains("does not lead to AMD"))
+        #expect(bad.status == 1 && bad.stderr.contains("does not lead to AMD"), "\(bad.stderr)")
     }
+
+    /// The size of an SEV certificate (SEV API appendix C).
+    static let sevCertificateSize = 2084
 
     @Test("a bad query names the SQL position")
     func badQuery() throws {

@@ -39,13 +39,28 @@ public struct GuestOwner: Sendable {
     }
 
     /// Checks the chain PDH ← PEK ← CEK ← AMD, and (when `oca` is given) that the PEK is signed by that OCA.
-    public static func checkChain(pdh: SEVCertificate, chain: [UInt8]) -> Bool {
+    public static func checkChain(pdh: SEVCertificate, chain: [UInt8]) -> Bool { chainProblem(pdh: pdh, chain: chain) == nil }
+
+    /// What is wrong with `pdh` and its chain, or nil when the PDH is signed by the chain's PEK, the PEK
+    /// by the CEK, and the CEK by AMD. The chain is PEK, OCA, CEK as sev-tool's `cert_chain.cert` has
+    /// it, or PDH, PEK, OCA, CEK as sevctl exports the whole chain (then its PDH must be `pdh`).
+    public static func chainProblem(pdh: SEVCertificate, chain: [UInt8]) -> String? {
         let size = SEVCertificate.size
-        guard chain.count == 3 * size, let pek = SEVCertificate(bytes: Array(chain[0..<size])),
-              let cek = SEVCertificate(bytes: Array(chain[2 * size..<3 * size])),
-              let pekKey = pek.publicKeyX963, let cekKey = cek.publicKeyX963 else { return false }
-        return pdh.isECDHP384 && pdh.isSigned(slot: 0, by: pekKey) && pek.isSigned(slot: 1, by: cekKey)
-            && cek.isSigned(slot: 0, by: PlatformIdentity.amdSigningKey.publicKey)
+        var certs = chain
+        if chain.count == 4 * size {
+            guard Array(chain[0..<size]) == pdh.bytes else { return "the PDH is not the one the chain starts with" }
+            certs = Array(chain[size...])
+        }
+        guard certs.count == 3 * size else {
+            return "a chain is 3 certificates (PEK, OCA, CEK) or 4 (PDH, PEK, OCA, CEK) of \(size) bytes, not \(chain.count) bytes"
+        }
+        guard let pek = SEVCertificate(bytes: Array(certs[0..<size])), let cek = SEVCertificate(bytes: Array(certs[2 * size..<3 * size])),
+              let pekKey = pek.publicKeyX963, let cekKey = cek.publicKeyX963 else { return "the chain's certificates do not parse" }
+        guard pdh.isECDHP384 else { return "the PDH is not a P-384 ECDH certificate" }
+        guard pdh.isSigned(slot: 0, by: pekKey) else { return "the PDH is not signed by the chain's PEK: it does not belong to this chain" }
+        guard pek.isSigned(slot: 1, by: cekKey) else { return "the PEK is not signed by the chain's CEK" }
+        guard cek.isSigned(slot: 0, by: PlatformIdentity.amdSigningKey.publicKey) else { return "the CEK is not signed by AMD: the chain does not lead to AMD" }
+        return nil
     }
 
     /// Verifies the platform and builds a launch session against its PDH.
