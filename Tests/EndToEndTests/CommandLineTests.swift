@@ -545,6 +545,44 @@ struct CommandLineTests {
         #expect(g.status == 0 && g.stderr.isEmpty, "\(g.stderr)")
     }
 
+    @Test("streaming a query's rows keeps memory flat as the trace grows (a trace five times longer, the same peak RSS)",
+          .enabled(if: PythonTool.can("import resource, subprocess"), "needs python3 to read a child's peak RSS"))
+    func streamingMemoryIsFlat() throws {
+        let s = Scratch()
+        var peaks: [Int] = []
+        for iterations in [20_000, 100_000] {
+            try """
+                platform memory=64M
+                vm guest memory=4M policy=0x1
+                program guest at=0x100000
+                    mov r5, \(iterations)
+                    mov r1, 0x200000
+                loop:
+                    store [r1], r5
+                    load r2, [r1]
+                    sub r5, 1
+                    jnz r5, loop
+                    hlt
+                end
+                launch guest
+                run guest
+                """.write(toFile: s.path + "/t\(iterations).sev", atomically: true, encoding: .utf8)
+            let r = try Self.run(["record", "t\(iterations).sev", "--no-analyze", "--chunk-bytes", "65536"], in: s.path)
+            #expect(r.status == 0, "\(r.stderr)")
+            // The child's peak resident set, in KiB, while every row goes through the CSV writer to /dev/null.
+            let peak = try PythonTool.run("""
+                import resource, subprocess, sys
+                done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+                print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+                """, [Self.executable.path, "query", "t\(iterations).sevtrace", "-c", "SELECT seq, type, spa, value FROM events",
+                      "--format", "csv"], in: s.path)
+            let fields = peak.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            #expect(fields.count == 2 && fields[0] == 0, "\(peak.stdout) \(peak.stderr)")
+            peaks.append(fields.last ?? 0)
+        }
+        #expect(peaks[1] - peaks[0] < 16 << 10, "peak RSS \(peaks[0]) KiB for ~140K events, \(peaks[1]) KiB for ~700K")
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()
