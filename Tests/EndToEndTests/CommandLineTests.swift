@@ -262,6 +262,27 @@ struct CommandLineTests {
         }
     }
 
+    @Test("measure gives sevctl's test answer from sevctl's inputs (its tests/data/measurement/tik1.bin) and from sev-tool's form")
+    func measureSevctlVector() throws {
+        let s = Scratch()
+        // sevctl's measurement test: API 0x01.40 build 40, policy 0x03, its nonce, TIK file and launch digest.
+        let tik = "3569cf61a32a602b87185ac6e0f55913"
+        FileManager.default.createFile(atPath: s.path + "/tik1.bin", contents: Data(base64Encoded: Self.base64(tik)))
+        let digest = "xkvRAfyaSizgonxAjZIAkR8TmolUabBKQKb6KJCDDSM=", nonce = "wxP6tRHCFrFQWxsuqZA8QA=="
+        let expected = Data(base64Encoded: "lswbxWxI9gckya16JQvdFtpYmNO4b+3inAPpqsgoBI4=")!.map { String(format: "%02x", $0) }.joined()
+        let sevctl = try Self.run(["measure", "--api-major", "0x01", "--api-minor", "40", "--build-id", "40", "--policy", "0x03",
+                                   "--nonce", nonce, "--tik-file", "tik1.bin", "--launch-digest", digest], in: s.path)
+        #expect(sevctl.status == 0 && sevctl.stdout == expected + "\n", "\(sevctl.stdout) \(sevctl.stderr)")
+        let hex = { (b64: String) in Data(base64Encoded: b64)!.map { String(format: "%02x", $0) }.joined() }
+        let sevTool = try Self.run(["measure", "--sev-tool", "04", "01", "28", "28", "03", hex(digest), hex(nonce), tik], in: s.path)
+        #expect(sevTool.status == 0 && sevTool.stdout == expected + "\n", "\(sevTool.stdout) \(sevTool.stderr)")
+        // sevctl's newer output, measurement || nonce, is what --launch-measure-blob checks.
+        let blob = "lswbxWxI9gckya16JQvdFtpYmNO4b+3inAPpqsgoBI7DE/q1EcIWsVBbGy6pkDxA"
+        let verify = try Self.run(["measure", "--api-major", "1", "--api-minor", "40", "--build-id", "40", "--policy", "3",
+                                   "--tik-file", "tik1.bin", "--launch-digest", digest, "--launch-measure-blob", blob], in: s.path)
+        #expect(verify.status == 0 && verify.stdout.hasPrefix("verified"), "\(verify.stdout) \(verify.stderr)")
+    }
+
     @Test("record --owner-keys writes the owner's TIK and TEK; with the TIK, measure and launch-report recompute the measurement in the trace")
     func ownerKeysRecomputeMeasurement() throws {
         let s = Scratch()
