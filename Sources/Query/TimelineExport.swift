@@ -6,7 +6,8 @@ import TraceFormat
 /// the exit reason, its exit information in the args); tracks for the hypervisor (KVM ioctls as slices,
 /// NPT changes and cache flushes as instants), the PSP (a slice per firmware command with its status
 /// and state changes), each device (its DMA, consecutive accesses as one slice) and each VM's C-bit
-/// flips; counters of each VM's pages made shared (C-bit clears minus sets) and unmapped (NPT); and
+/// flips; a counter per VM of its pages: shared (C-bit clears minus sets), unmapped (NPT unmaps minus
+/// maps) and private (the rest of its memory); and
 /// every finding on a findings track, its flow drawn from source through its path to sink.
 ///
 /// Time is the simulated cycle count, one cycle shown as one nanosecond. Events are streamed: memory
@@ -48,7 +49,7 @@ public struct TimelineExport {
         var platformOf: [UInt16: UInt8] = [:]
         var names: [UInt16: String] = [:]
         var runs: [Int: (ts: UInt64, seq: UInt64, asid: UInt16)] = [:]
-        var shared: [UInt16: Int64] = [:], unmapped: [UInt16: Int64] = [:]
+        var shared: [UInt16: Int64] = [:], unmapped: [UInt16: Int64] = [:], pages: [UInt16: Int64] = [:]
         var dma: (device: UInt16, pid: Int, start: UInt64, end: UInt64, reads: Int, writes: Int, bytes: Int, first: UInt64)?
         var first = true
         func put(_ json: String) {
@@ -70,8 +71,11 @@ public struct TimelineExport {
         func thread(_ name: String, pid: Int, tid: Int) {
             put("{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":\(pid),\"tid\":\(tid),\"args\":{\"name\":\(str(name))}}")
         }
-        func counter(_ name: String, pid: Int, at cycle: UInt64, _ value: Int64) {
-            put("{\"ph\":\"C\",\"name\":\(str(name)),\"pid\":\(pid),\"ts\":\(ts(cycle)),\"args\":{\"pages\":\(value)}}")
+        /// One counter per VM with its private, shared and unmapped pages (private: the rest of its memory).
+        func pageCounter(_ vm: UInt16, at cycle: UInt64) {
+            let s = max(0, shared[vm, default: 0]), u = max(0, unmapped[vm, default: 0])
+            let p = max(0, pages[vm, default: 0] - s - u)
+            put("{\"ph\":\"C\",\"name\":\(str("\(names[vm] ?? "\(vm)") pages")),\"pid\":\(pid(vm: vm)),\"ts\":\(ts(cycle)),\"args\":{\"private\":\(p),\"shared\":\(s),\"unmapped\":\(u)}}")
         }
         func closeDMA() {
             guard let d = dma else { return }
@@ -108,6 +112,8 @@ public struct TimelineExport {
             case .vmCreated(let v):
                 platformOf[v.vm] = v.platform
                 names[v.vm] = v.name
+                pages[v.vm] = Int64(clamping: v.memoryBytes >> 12)
+                pageCounter(v.vm, at: e.cycle)
                 for i in 0..<v.vcpus { thread("\(v.name) vCPU \(i)", pid: pid(vm: v.vm), tid: Track.vcpu(vm: v.vm, i)) }
                 thread("\(v.name) C-bit", pid: pid(vm: v.vm), tid: Track.cbit(vm: v.vm))
             case .vmRun(let r):
@@ -135,13 +141,13 @@ public struct TimelineExport {
                 case .map: unmapped[n.vm, default: 0] = max(0, unmapped[n.vm, default: 0] - delta)
                 case .remap: break
                 }
-                counter("\(names[n.vm] ?? "\(n.vm)") unmapped pages", pid: pid(vm: n.vm), at: e.cycle, unmapped[n.vm, default: 0])
+                pageCounter(n.vm, at: e.cycle)
             case .cbitChange(let c):
                 guard c.old != c.new else { return true }
                 instant("C-bit \(c.old ? 1 : 0) -> \(c.new ? 1 : 0)", pid: pid(vm: c.vm), tid: Track.cbit(vm: c.vm), at: e.cycle,
                         args: [("vcpu", "\(c.vcpu)"), ("gva", hex(c.gva)), ("gpa", hex(c.gpa)), ("seq", "\(e.seq)")])
                 shared[c.vm, default: 0] += c.old ? 1 : -1
-                counter("\(names[c.vm] ?? "\(c.vm)") shared pages (C-bit clears - sets)", pid: pid(vm: c.vm), at: e.cycle, shared[c.vm, default: 0])
+                pageCounter(c.vm, at: e.cycle)
             case .cacheOp(let f) where f.op == .clflush || f.op == .wbinvd || f.op == .pageFlush:
                 instant(f.op.description.uppercased(), pid: Int(f.spa >> 40) + 1, tid: Track.hypervisor, at: e.cycle,
                         args: [("spa", hex(f.spa)), ("asid", "\(f.asid)"), ("core", "\(f.core)"), ("seq", "\(e.seq)")])

@@ -76,6 +76,14 @@ struct TimelineExportTests {
         #expect(threads.contains("guest vCPU 0") && threads.contains("PSP (SEV firmware)") && threads.contains("hypervisor (KVM)"))
         let psp = events.first { $0["name"] as? String == "LAUNCH_START" }
         #expect((psp?["args"] as? [String: Any])?["status"] as? String == "SUCCESS")
+        // Each VM's pages: private, shared and unmapped, adding up to its memory.
+        let counters = events.filter { $0["ph"] as? String == "C" && $0["name"] as? String == "guest pages" }
+        #expect(!counters.isEmpty)
+        for c in counters {
+            let a = try #require(c["args"] as? [String: Int])
+            #expect(a.keys.sorted() == ["private", "shared", "unmapped"] && a.values.reduce(0, +) == 1024, "\(a)")
+        }
+        #expect(counters.contains { ($0["args"] as? [String: Int])?["shared"] ?? 0 > 0 }, "the default scenario shares pages")
         let window = try Self.export("default.sevtrace", from: 0, to: 50)
         #expect(window.filter { $0["ph"] as? String == "X" }.count < events.filter { $0["ph"] as? String == "X" }.count)
     }
