@@ -12,7 +12,7 @@ struct SevTrace: ParsableCommand {
         abstract: "Simulate AMD SEV end to end, record it into an indexed trace, and find where guest data escapes.",
         version: ToolVersion.current,
         subcommands: [Record.self, Analyze.self, Query.self, Replay.self, Diff.self, Verify.self, Dump.self, Reindex.self,
-                      Measure.self, Session.self, Certs.self, Bench.self, Check.self, Export.self, Mem.self, LaunchReport.self, Manual.self])
+                      Measure.self, Session.self, Certs.self, Bench.self, Check.self, Export.self, Mem.self, LaunchReport.self, Report.self, Manual.self])
 
     /// Runs the command; every error becomes one line on stderr and an exit status: 1 for a check that
     /// failed, 2 for bad usage or input.

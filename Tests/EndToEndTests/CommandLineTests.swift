@@ -516,6 +516,13 @@ struct CommandLineTests {
             #expect(e.status == 2 && e.stderr.hasPrefix("error: "), "\(bad): \(e.stderr)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.path).sorted() == ["race.json"])
+        // report: one HTML file, written whole or not at all.
+        let report = try Self.run(["report", bundle, "-o", "race.html"], in: s.path)
+        let page = try String(contentsOfFile: s.path + "/race.html", encoding: .utf8)
+        #expect(report.status == 0 && page.contains("<h1>sev-trace report"))
+        let nowhere = try Self.run(["report", bundle, "-o", "missing/dir/r.html"], in: s.path)
+        #expect(nowhere.status == 2 && nowhere.stderr.hasPrefix("error: "))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.path).sorted() == ["race.html", "race.json"])
     }
 
     /// util-linux's script, which runs a command under a pseudo-terminal.
