@@ -75,7 +75,11 @@ public struct HTMLReport {
         // Memory maps.
         out += "<h2 id=\"memory\">Memory maps</h2>\n<p class=legend>Pages of each VM whose state changed, over the trace: <span style=\"background:#4a78c2\"></span>private <span style=\"background:#e3a21a\"></span>shared <span style=\"background:#999\"></span>unmapped; red ticks are findings.</p>\n"
         var changes: [UInt16: [(seq: Int64, page: Int64, state: Int)]] = [:]
-        for r in try rows("SELECT seq, vm, gpa, new_c FROM cbit_changes WHERE old_c != new_c ORDER BY seq") {
+        // Only the pages that were ever made shared (setting the C-bit at boot changes nothing to show).
+        for r in try rows("""
+            SELECT seq, vm, gpa, new_c FROM cbit_changes WHERE old_c != new_c AND (vm, gpa >> 12) IN
+                (SELECT vm, gpa >> 12 FROM cbit_changes WHERE old_c = 1 AND new_c = 0) ORDER BY seq
+            """) {
             changes[UInt16(clamping: int(r[1])), default: []].append((int(r[0]), int(r[2]) >> 12, int(r[3]) == 0 ? 1 : 0))
         }
         for r in try rows("SELECT seq, vm, gpa, op, pages FROM npt_changes ORDER BY seq") {

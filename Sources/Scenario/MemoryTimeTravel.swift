@@ -165,8 +165,8 @@ public enum MemoryTimeTravel {
     /// Fills `data`, `lastWrite` and `cbit` from the trace's writes up to `seq`, decoding only the chunks
     /// the index says touched the pages (all of them without an index).
     private static func applyWrites(_ bundle: TraceBundle, _ reader: TraceReader, upTo seq: UInt64, to view: inout View) throws {
-        var where_: [UInt64: [Int]] = [:]  // system physical address → the view's byte indexes
-        for (i, a) in view.spa.enumerated() { where_[a, default: []].append(i) }
+        var indexesBySPA: [UInt64: [Int]] = [:]  // system physical address → the view's byte indexes
+        for (i, a) in view.spa.enumerated() { indexesBySPA[a, default: []].append(i) }
         let pages = Set(view.spa.map { $0 >> 12 })
         var chunks: [Int]?
         if let index = try? bundle.index() {
@@ -180,7 +180,7 @@ public enum MemoryTimeTravel {
         func apply(_ e: TraceEvent) {
             guard e.seq <= seq, case .memoryAccess(let a) = e.body, !a.kind.isRead else { return }
             for k in 0..<min(Int(a.size), 8) {
-                guard let indexes = where_[a.spa &+ UInt64(k)] else { continue }
+                guard let indexes = indexesBySPA[a.spa &+ UInt64(k)] else { continue }
                 for i in indexes {
                     view.data[i] = UInt8(truncatingIfNeeded: a.value >> UInt64(8 * k))
                     view.lastWrite[i] = e.seq

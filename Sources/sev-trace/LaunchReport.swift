@@ -30,7 +30,9 @@ struct LaunchReport: ParsableCommand {
         var vm: String?
         var policy: UInt32
         var api: (major: UInt8, minor: UInt8, build: UInt8)
-        var measured: [UInt8] = []
+        /// SHA-256 of the bytes measured so far (a digest, not the bytes: a trace may measure any amount).
+        var digest = LaunchDigest()
+        var measuredBytes = 0
         var updates = 0
         var measurement: [UInt8]?
         var mnonce: [UInt8]?
@@ -74,7 +76,8 @@ struct LaunchReport: ParsableCommand {
                     if let i = current[key] { launches[i].vm = vmByASID[UInt32(p.platform) << 16 | UInt32(p.asid)] }
                 case .launchUpdateData:
                     if let i = current[key] {
-                        launches[i].measured += reads
+                        launches[i].digest.update(reads)
+                        launches[i].measuredBytes += reads.count
                         launches[i].updates += 1
                     }
                 case .launchMeasure where p.result.count == 48:
@@ -99,8 +102,8 @@ struct LaunchReport: ParsableCommand {
             let name = l.vm ?? "guest handle \(l.handle)"
             let hex = HexArgument.string
             Console.line("\(name) (platform \(l.platform), handle \(l.handle), LAUNCH_START #\(l.startSeq)): policy 0x\(String(l.policy, radix: 16)), API \(l.api.major).\(l.api.minor) build \(l.api.build)")
-            let digest = LaunchSession.sha256(l.measured)
-            Console.line("  launch digest  \(hex(digest))  (\(l.updates) LAUNCH_UPDATE_DATA, \(l.measured.count) bytes)")
+            let digest = l.digest.finalize()
+            Console.line("  launch digest  \(hex(digest))  (\(l.updates) LAUNCH_UPDATE_DATA, \(l.measuredBytes) bytes)")
             guard let m = l.measurement, let n = l.mnonce, let seq = l.measureSeq else {
                 Console.line("  measurement    none (no successful LAUNCH_MEASURE)")
                 continue

@@ -15,7 +15,7 @@ final class GuestContext {
     var tek: [UInt8]
     var tik: [UInt8]
     /// SHA-256 over all data passed to LAUNCH_UPDATE_DATA, in order (GCTX.LD), while it is being built.
-    var digest = SHA256()
+    var digest = LaunchDigest()
     /// GCTX.LD once LAUNCH_MEASURE finalised it.
     var launchDigest: [UInt8] = []
     /// The measurement LAUNCH_MEASURE returned.

@@ -70,7 +70,7 @@ extension SEVFirmware {
         guard length > 0, length % 16 == 0 else { return .invalidLength }
         do {
             let plaintext = try pspRead(address, count: Int(length), register: Instruction.pspData)
-            guest.digest.update(data: plaintext)
+            guest.digest.update(plaintext)
             try pspWrite(address, plaintext, key: guest.vek, asid: guest.asid, register: Instruction.pspData)
             return .success
         } catch {
@@ -86,7 +86,7 @@ extension SEVFirmware {
             return .invalidLength
         }
         let mnonce = platform.randomBytes(16)
-        let digest = Array(guest.digest.finalize())
+        let digest = guest.digest.finalize()
         let measure = LaunchMeasurement.compute(apiMajor: apiMajor, apiMinor: apiMinor, build: build,
                                                 policy: guest.policy, digest: digest, mnonce: mnonce, tik: guest.tik)
         let status = output(measure + mnonce, to: d.address, length: &d.length)
