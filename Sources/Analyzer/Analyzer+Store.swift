@@ -19,11 +19,15 @@ extension Analyzer {
     }
 
     /// Analyzes `bundle` and replaces its findings, safely: the index is rewritten as a copy that takes
-    /// the old one's place only when the analysis is complete.
+    /// the old one's place only when the analysis is complete, and only when its findings or analysis
+    /// record changed (analyzing a committed trace again leaves it byte for byte as it was).
     @discardableResult
     public func analyzeAndStore(_ bundle: TraceBundle, rules: [TraceRule] = []) throws -> [Finding] {
         var findings: [Finding] = []
-        try bundle.rewriteIndex { index in findings = try analyze(bundle, storingIn: index, rules: rules) }
+        try bundle.rewriteIndex { (index: TraceIndex) throws -> Bool in
+            findings = try analyze(bundle, rules: rules)
+            return try index.replaceFindings(findings, detectors: detectors.map(\.rawValue) + rules.map(\.id))
+        }
         return findings
     }
 }

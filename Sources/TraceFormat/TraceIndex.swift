@@ -136,8 +136,11 @@ public final class TraceIndex {
     /// Replaces the findings of `detectors` with `findings` (the findings table is the only one a reader
     /// of a finished trace may rewrite), and records in `meta`, in the same transaction, that an analysis
     /// ran to the end. The findings of detectors that did not run this time stay, when a complete analysis
-    /// had stored them, and the recorded detector set is then the union of both.
-    public func replaceFindings(_ findings: [Finding], detectors: [String]) throws(SQLiteError) {
+    /// had stored them, and the recorded detector set is then the union of both. When the index already
+    /// holds exactly this, nothing is written.
+    /// - Returns: whether the index changed.
+    @discardableResult
+    public func replaceFindings(_ findings: [Finding], detectors: [String]) throws(SQLiteError) -> Bool {
         var findings = findings
         var ran = Set(detectors)
         if try analysisProblem() == nil, let previous = try meta("analysis_detectors") {
@@ -150,15 +153,16 @@ public final class TraceIndex {
                 ran.formUnion(others)
             }
         }
-        let detectors = Array(ran)
+        let record = [("analysis", "complete"), ("analysis_detectors", ran.sorted().joined(separator: ",")),
+                      ("analysis_tool_version", ToolVersion.current), ("analysis_findings", String(findings.count))]
+        var unchanged = try analysisProblem() == nil
+        for (key, value) in record where unchanged { unchanged = try meta(key) == value }
+        if unchanged, try self.findings() == findings { return false }
         try database.execute("BEGIN IMMEDIATE")
         do {
             try database.execute("DELETE FROM findings; DELETE FROM flows;")
             let meta = try database.prepare("INSERT OR REPLACE INTO meta VALUES (?1, ?2)")
-            for (key, value) in [("analysis", "complete"), ("analysis_detectors", detectors.sorted().joined(separator: ",")),
-                                 ("analysis_tool_version", ToolVersion.current), ("analysis_findings", String(findings.count))] {
-                try meta.run([.text(key), .text(value)])
-            }
+            for (key, value) in record { try meta.run([.text(key), .text(value)]) }
             let flow = try database.prepare("INSERT INTO flows VALUES (?1, ?2, ?3, ?4)")
             let insert = try database.prepare("""
                 INSERT INTO findings(id, detector, severity, severity_rank, vm, asid, actor, source_seq, sink_seq,
@@ -185,6 +189,7 @@ public final class TraceIndex {
             try? database.execute("ROLLBACK")
             throw error
         }
+        return true
     }
 
     /// Whether the findings come from an analysis that ran to the end: nil when they do, else why not.

@@ -611,6 +611,24 @@ struct CommandLineTests {
         #expect(peaks[1] - peaks[0] < 16 << 10, "peak RSS \(peaks[0]) KiB for ~140K events, \(peaks[1]) KiB for ~700K")
     }
 
+    @Test("analyzing a trace again leaves its index byte for byte as it was; an analysis that finds otherwise rewrites it")
+    func reanalysisKeepsTheIndex() throws {
+        let s = Scratch()
+        try FileManager.default.copyItem(atPath: Self.root.appendingPathComponent("Traces/default.sevtrace").path, toPath: s.path + "/t.sevtrace")
+        let index = s.path + "/t.sevtrace/index.sqlite"
+        let before = try Data(contentsOf: URL(fileURLWithPath: index))
+        for args in [["analyze", "t.sevtrace"], ["analyze", "t.sevtrace", "--detectors", "PRIVATE_TO_SHARED"]] {
+            #expect(try Self.run(args, in: s.path).status == 0)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: index)) == before, "\(args) rewrote an index that already held its result")
+        }
+        // Past one finding, the rest are only counted: the index does change, and back again after.
+        #expect(try Self.run(["analyze", "t.sevtrace", "--max-findings", "1"], in: s.path).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: index)) != before)
+        #expect(try Self.run(["analyze", "t.sevtrace"], in: s.path).status == 0)
+        #expect(try Self.run(["query", "t.sevtrace", "-c", "SELECT count(*) FROM findings"], in: s.path).stdout
+            == (try Self.run(["query", "Traces/default.sevtrace", "-c", "SELECT count(*) FROM findings"], in: Self.root.path).stdout))
+    }
+
     @Test("certs and session produce files a guest owner can launch with: the chain checks, the session opens")
     func ownerTools() throws {
         let s = Scratch()
