@@ -2,62 +2,147 @@
 /// the event the data came from, and for every 16-byte block whether DRAM holds it encrypted (and under
 /// which ASID) and which of its bytes a keyless write has overwritten since. Pages are created when
 /// first written.
+///
+/// A page stores its state as coarsely as its contents allow, and refines only what a write makes
+/// differ: taint in one cell for the whole page, one per 8-byte word, or one per byte; block state in
+/// one cell for the page or one per 16-byte block. A page written whole (a bulk copy, a DMA, a
+/// write-back of every line) costs a few hundred bytes, one written word by word about 12 KiB, and only
+/// a page with sub-word writes of differing taint pays for per-byte cells. A write that covers the whole
+/// page makes it coarse again, and so does a look after every page's worth of cell writes that finds all
+/// cells agreeing (a copy whose write-backs gave every word the same origin, in whatever order). Nothing is approximated: every byte
+/// answers exactly what it would with per-byte storage.
 final class ShadowMemory {
     /// One page's shadow state, in fixed-size buffers it owns (no copy-on-write checks on the hot path).
     final class Page {
-        /// Label set per byte (nil while the page holds no tainted byte).
+        /// log2 of the bytes one taint cell covers: 12 (the page), 3 (a word) or 0 (a byte).
+        private(set) var taintShift = 12
+        /// Label set per taint cell (nil while the page holds no tainted byte).
         private(set) var labels: UnsafeMutablePointer<LabelTable.SetID>?
-        /// The event each tainted byte came from.
+        /// The event each cell's data came from.
         private(set) var origins: UnsafeMutablePointer<UInt64>?
-        /// The event that last wrote each tainted byte.
+        /// The event that last wrote each cell (with one cell for the page: its first word's; see `viaStride`).
         private(set) var vias: UnsafeMutablePointer<UInt64>?
-        /// Per 16-byte block: 0 when stored as plaintext, otherwise the ASID whose key encrypted it.
-        let encryptedBy = Page.zeroed(UInt16.self, 256)
-        /// Per 16-byte block: the bytes a keyless write replaced since the block was encrypted.
-        let overwritten = Page.zeroed(UInt16.self, 256)
+        /// With one cell for the page: how much later each word was last written than the one before (0
+        /// when the page was written at once; 2 when a `rep movsq` filled it, a load and a store a word).
+        fileprivate(set) var viaStride: UInt64 = 0
+        /// Block state: one cell for the whole page (`blockMask` 0) or one per 16-byte block (`blockMask` 255).
+        private(set) var blocks: UnsafeMutablePointer<Block>
+        private(set) var blockMask = 0
+        /// Bytes written since the page last looked whether its cells all agree.
+        var bytesWritten = 0
         /// Per 16-byte block, one bit: the block holds what the launch measured, unchanged since.
         let measured = Page.zeroed(UInt64.self, 4)
         /// Per 16-byte block, one bit: the last write stored it in the clear.
         let clear = Page.zeroed(UInt64.self, 4)
-        /// Per 16-byte block: how many writes changed it (a ciphertext replay restores an older version).
-        let versions = Page.zeroed(UInt32.self, 256)
 
-        private static func zeroed<T: FixedWidthInteger>(_: T.Type, _ count: Int) -> UnsafeMutablePointer<T> {
+        init() {
+            blocks = .allocate(capacity: 1)
+            blocks.initialize(to: Block())
+        }
+
+        fileprivate static func zeroed<T: FixedWidthInteger>(_: T.Type, _ count: Int) -> UnsafeMutablePointer<T> {
             let p = UnsafeMutablePointer<T>.allocate(capacity: count)
             p.initialize(repeating: 0, count: count)
             return p
         }
 
-        /// Gives the page per-byte label, origin and last-write buffers (all zero), once.
-        func makeTaintable() {
-            guard labels == nil else { return }
-            labels = Page.zeroed(LabelTable.SetID.self, 4096)
-            origins = Page.zeroed(UInt64.self, 4096)
-            vias = Page.zeroed(UInt64.self, 4096)
+        /// The taint cell holding byte `offset` of the page.
+        @inline(__always) func cell(_ offset: Int) -> Int { offset >> taintShift }
+        /// The event that last wrote byte `offset` (of a page with taint cells).
+        @inline(__always) func via(_ offset: Int) -> UInt64 {
+            taintShift == 12 ? vias![0] &+ viaStride &* UInt64(offset >> 3) : vias![offset >> taintShift]
+        }
+        /// The number of taint cells.
+        var cellCount: Int { 4096 >> taintShift }
+
+        /// The block-state cell of 16-byte block `block`.
+        @inline(__always) func block(_ block: Int) -> UnsafeMutablePointer<Block> { blocks + (block & blockMask) }
+
+        /// Gives the page taint cells of `1 << shift` bytes, each holding what its bytes held: untainted
+        /// when the page had none.
+        func setTaintGrain(_ shift: Int) {
+            let count = 4096 >> shift
+            let l = Page.zeroed(LabelTable.SetID.self, count)
+            let o = Page.zeroed(UInt64.self, count)
+            let v = Page.zeroed(UInt64.self, count)
+            if let labels, let origins {
+                for i in 0..<count {
+                    let from = (i << shift) >> taintShift
+                    (l[i], o[i], v[i]) = (labels[from], origins[from], via(i << shift))
+                }
+            }
+            freeTaint()
+            (labels, origins, vias, taintShift, viaStride) = (l, o, v, shift, 0)
         }
 
+        /// Drops the taint cells: the page holds nothing tainted.
+        func clearTaint() {
+            freeTaint()
+            (labels, origins, vias, taintShift) = (nil, nil, nil, 12)
+        }
+
+        /// Gives the page one block-state cell per 16-byte block.
+        func splitBlocks() {
+            guard blockMask == 0 else { return }
+            let b = UnsafeMutablePointer<Block>.allocate(capacity: 256)
+            b.initialize(repeating: blocks.pointee, count: 256)
+            blocks.deallocate()
+            (blocks, blockMask) = (b, 255)
+        }
+
+        /// Makes block state one cell again when all 256 blocks agree; whether it did.
+        func mergeBlocksIfUniform() -> Bool {
+            guard blockMask != 0 else { return false }
+            let first = blocks.pointee
+            for i in 1..<256 where blocks[i] != first { return false }
+            let b = UnsafeMutablePointer<Block>.allocate(capacity: 1)
+            b.initialize(to: first)
+            blocks.deallocate()
+            (blocks, blockMask) = (b, 0)
+            return true
+        }
+
+        private func freeTaint() {
+            labels?.deallocate()
+            origins?.deallocate()
+            vias?.deallocate()
+        }
+
+        /// The bytes one taint cell costs.
+        static let cellBytes = MemoryLayout<LabelTable.SetID>.size + 16
+
         deinit {
-            for p in [labels.map(UnsafeMutableRawPointer.init), origins.map(UnsafeMutableRawPointer.init),
-                      vias.map(UnsafeMutableRawPointer.init), UnsafeMutableRawPointer(encryptedBy),
-                      UnsafeMutableRawPointer(overwritten), UnsafeMutableRawPointer(measured), UnsafeMutableRawPointer(clear),
-                      UnsafeMutableRawPointer(versions)] {
-                p?.deallocate()
-            }
+            freeTaint()
+            blocks.deallocate()
+            measured.deallocate()
+            clear.deallocate()
         }
     }
 
-    /// The most bytes of shadow state (pages and their per-byte buffers). Past it the shadow stops
-    /// changing and ``exhausted`` is set: the analysis can no longer be trusted and must stop.
+    /// What a 16-byte block holds besides its bytes' labels and its two bits.
+    struct Block: Equatable {
+        /// 0 when stored as plaintext, otherwise the ASID whose key encrypted it.
+        var encryptedBy: UInt16 = 0
+        /// The bytes a keyless write replaced since the block was encrypted.
+        var overwritten: UInt16 = 0
+        /// How many writes changed it (a ciphertext replay restores an older version).
+        var version: UInt32 = 0
+    }
+
+    /// The most bytes of shadow state (pages and their cells). Past it the shadow stops changing and
+    /// ``exhausted`` is set: the analysis can no longer be trusted and must stop.
     let maxBytes: Int
-    /// The bytes of shadow state so far.
+    /// The bytes of shadow state so far, as allocated (pages, their cells, and the page table's entries).
     private(set) var bytes = 0
     /// Whether the budget ran out.
     private(set) var exhausted = false
     /// Where lookups go once the budget ran out.
     private let spare = Page()
-    /// What a page costs before and after it gets per-byte buffers.
-    static let pageBytes = 2 * 256 * 2 + 2 * 4 * 8 + 256 * 4 + 64
-    static let taintBytes = 4096 * (MemoryLayout<LabelTable.SetID>.size + 16)
+    /// What a page costs with one taint-free cell of block state: the object, its bitmaps and block cell,
+    /// the allocator's headers and the page table's entry.
+    static let pageBytes = 256
+    /// What a page's block state costs more once split per block.
+    static let splitBlockBytes = 255 * MemoryLayout<Block>.stride
 
     init(maxBytes: Int = 2 << 30) { self.maxBytes = maxBytes }
 
@@ -68,6 +153,18 @@ final class ShadowMemory {
 
     /// The number of pages with shadow state.
     var pageCount: Int { pages.count }
+
+    /// How many pages keep taint per page, per word and per byte, and block state per page and per block.
+    var grainCounts: (taintPage: Int, taintWord: Int, taintByte: Int, blockPage: Int, blockBlock: Int) {
+        var c = (0, 0, 0, 0, 0)
+        for p in pages.values {
+            if p.labels != nil {
+                switch p.taintShift { case 12: c.0 += 1; case 3: c.1 += 1; default: c.2 += 1 }
+            }
+            if p.blockMask == 0 { c.3 += 1 } else { c.4 += 1 }
+        }
+        return c
+    }
 
     /// The shadow page holding `spa`, if it has one.
     @inline(__always)
@@ -82,15 +179,38 @@ final class ShadowMemory {
 
     private func page(_ spa: UInt64) -> Page {
         if let p = existing(spa) { return p }
-        guard !exhausted, bytes + Self.pageBytes <= maxBytes else {
-            exhausted = true
-            return spare
-        }
-        bytes += Self.pageBytes
+        guard reserve(Self.pageBytes) else { return spare }
         let p = Page()
         pages[spa >> 12] = p
         for i in cache.indices where cache[i].number == spa >> 12 { cache[i].page = p }
         return p
+    }
+
+    /// Takes `delta` more bytes from the budget, or marks it exhausted and returns false.
+    private func reserve(_ delta: Int) -> Bool {
+        guard !exhausted, delta <= maxBytes - bytes else {
+            exhausted = true
+            return false
+        }
+        bytes += delta
+        return true
+    }
+
+    /// Gives `p` taint cells of `1 << shift` bytes, within the budget.
+    private func setTaintGrain(_ p: Page, _ shift: Int) -> Bool {
+        let delta = ((4096 >> shift) - (p.labels == nil ? 0 : p.cellCount)) * Page.cellBytes
+        guard delta <= 0 || reserve(delta) else { return false }
+        p.setTaintGrain(shift)
+        if delta < 0 { bytes += delta }
+        return true
+    }
+
+    /// Gives `p` one block-state cell per 16-byte block, within the budget.
+    private func splitBlocks(_ p: Page) -> Bool {
+        guard p.blockMask == 0 else { return true }
+        guard reserve(Self.splitBlockBytes) else { return false }
+        p.splitBlocks()
+        return true
     }
 
     /// The union of the labels of `size` bytes at `spa`, and the origin of the first tainted byte.
@@ -110,11 +230,11 @@ final class ShadowMemory {
             let n = min(size - i, Int(4096 - (a & 0xFFF)))
             if let p = existing(a), let labels = p.labels {
                 let base = Int(a & 0xFFF)
-                for j in 0..<n where labels[base + j] != 0 {
-                    set = table.union(set, labels[base + j])
+                for c in p.cell(base)...p.cell(base + n - 1) where labels[c] != 0 {
+                    set = table.union(set, labels[c])
                     if origin == nil {
-                        origin = p.origins![base + j]
-                        via = p.vias![base + j]
+                        origin = p.origins![c]
+                        via = p.via(max(c << p.taintShift, base))
                     }
                 }
             }
@@ -132,44 +252,117 @@ final class ShadowMemory {
             let n = min(size - i, Int(4096 - (a & 0xFFF)))
             let base = Int(a & 0xFFF)
             let p = existing(a) ?? page(a)
-            if set != 0 { makeTaintable(p) }
-            if exhausted { return }
-            if let labels = p.labels, let origins = p.origins, let vias = p.vias {
-                for j in 0..<n {
-                    labels[base + j] = set
-                    origins[base + j] = origin
-                    vias[base + j] = via
-                }
-            }
-            for block in (base >> 4)...((base + n - 1) >> 4) {
-                p.versions[block] &+= 1
-                p.measured[block >> 6] &= ~(1 << UInt64(block & 63))
-                if asid == 0 { p.clear[block >> 6] |= 1 << UInt64(block & 63) } else { p.clear[block >> 6] &= ~(1 << UInt64(block & 63)) }
-                if asid != 0 {
-                    p.encryptedBy[block] = asid
-                    p.overwritten[block] = 0
-                } else if p.encryptedBy[block] != 0 {
-                    // A keyless write replaces only its own bytes; the block is plaintext once all are replaced.
-                    p.overwritten[block] |= Self.mask(block: block, from: base, count: n)
-                    if p.overwritten[block] == 0xFFFF {
-                        p.encryptedBy[block] = 0
-                        p.overwritten[block] = 0
-                    }
-                }
-            }
+            guard writeTaint(p, at: base, count: n, set: set, origin: origin, via: via),
+                  writeBlockStates(p, at: base, count: n, encryptedBy: asid) else { return }
+            if n < 4096 { noteWritten(p, n) }
             i += n
         }
     }
 
-    /// Gives `p` its per-byte buffers, within the budget.
-    private func makeTaintable(_ p: Page) {
-        guard p.labels == nil else { return }
-        guard !exhausted, bytes + Self.taintBytes <= maxBytes else {
-            exhausted = true
-            return
+    /// Gives `count` bytes at page offset `base` one label set, origin and last write, in cells as coarse
+    /// as the write allows. False when the budget ran out.
+    private func writeTaint(_ p: Page, at base: Int, count n: Int, set: LabelTable.SetID, origin: UInt64, via: UInt64) -> Bool {
+        if p.labels == nil && set == 0 { return true }
+        if n == 4096 {
+            if set == 0 {
+                bytes -= p.cellCount * Page.cellBytes
+                p.clearTaint()
+                return true
+            }
+            if p.labels == nil || p.taintShift != 12 { guard setTaintGrain(p, 12) else { return false } }
+        } else {
+            let need = (base | n) & 7 == 0 ? 3 : 0
+            if p.labels == nil || p.taintShift > need { guard setTaintGrain(p, p.labels == nil ? need : min(need, p.taintShift)) else { return false } }
         }
-        bytes += Self.taintBytes
-        p.makeTaintable()
+        guard let labels = p.labels, let origins = p.origins, let vias = p.vias else { return true }
+        p.viaStride = 0
+        for c in p.cell(base)...p.cell(base + n - 1) {
+            labels[c] = set
+            origins[c] = origin
+            vias[c] = via
+        }
+        return true
+    }
+
+    /// Counts `count` bytes written to `p`; after a page's worth, looks whether its cells now all agree.
+    /// However the page was written (in order or not), a pass over it ends in one look, and a look costs
+    /// at most one compare per cell, a fraction of the writes that led to it.
+    @inline(__always)
+    private func noteWritten(_ p: Page, _ count: Int) {
+        p.bytesWritten += count
+        if p.bytesWritten >= 4096 {
+            p.bytesWritten = 0
+            coarsenIfUniform(p)
+        }
+    }
+
+    /// Records a write of `count` bytes at page offset `base`: each block it touches is one version newer,
+    /// no longer measured, and encrypted by `asid` (or, keyless, partly overwritten). False when the budget
+    /// ran out.
+    private func writeBlockStates(_ p: Page, at base: Int, count n: Int, encryptedBy asid: UInt16) -> Bool {
+        let first = base >> 4, last = (base + n - 1) >> 4
+        if n == 4096 && p.blockMask == 0 {
+            // Every block gets the same change: the page's one cell takes it.
+            Self.apply(write: p.blocks, mask: 0xFFFF, encryptedBy: asid)
+        } else {
+            guard splitBlocks(p) else { return false }
+            for block in first...last {
+                Self.apply(write: p.block(block), mask: Self.mask(block: block, from: base, count: n), encryptedBy: asid)
+            }
+            if n == 4096 && p.mergeBlocksIfUniform() { bytes -= Self.splitBlockBytes }
+        }
+        for block in first...last {
+            let bit: UInt64 = 1 << UInt64(block & 63)
+            p.measured[block >> 6] &= ~bit
+            if asid == 0 { p.clear[block >> 6] |= bit } else { p.clear[block >> 6] &= ~bit }
+        }
+        return true
+    }
+
+    /// Makes `p`'s cells one again where all of them agree: one label set and origin, and last writes
+    /// that are the same or one word's step apart (a page filled in order). A scan stops at the first cell
+    /// that differs.
+    private func coarsenIfUniform(_ p: Page) {
+        if let labels = p.labels, let origins = p.origins, let vias = p.vias, p.taintShift < 12 {
+            let (set, origin, via) = (labels[0], origins[0], vias[0])
+            let shift = p.taintShift
+            let stride = vias[8 >> shift] &- via
+            var uniform = true
+            for c in 1..<p.cellCount where labels[c] != set
+                || (set != 0 && (origins[c] != origin || vias[c] != via &+ stride &* UInt64((c << shift) >> 3))) {
+                uniform = false
+                break
+            }
+            if uniform {
+                let freed = p.cellCount * Page.cellBytes
+                if set == 0 {
+                    p.clearTaint()
+                    bytes -= freed
+                } else {
+                    p.setTaintGrain(12)
+                    p.viaStride = stride
+                    bytes -= freed - Page.cellBytes
+                }
+            }
+        }
+        if p.mergeBlocksIfUniform() { bytes -= Self.splitBlockBytes }
+    }
+
+    /// One write's change to a block: `mask` the bytes it covers.
+    @inline(__always)
+    private static func apply(write b: UnsafeMutablePointer<Block>, mask: UInt16, encryptedBy asid: UInt16) {
+        b.pointee.version &+= 1
+        if asid != 0 {
+            b.pointee.encryptedBy = asid
+            b.pointee.overwritten = 0
+        } else if b.pointee.encryptedBy != 0 {
+            // A keyless write replaces only its own bytes; the block is plaintext once all are replaced.
+            b.pointee.overwritten |= mask
+            if b.pointee.overwritten == 0xFFFF {
+                b.pointee.encryptedBy = 0
+                b.pointee.overwritten = 0
+            }
+        }
     }
 
     /// Copies the label sets and origins of `count` bytes at `spa` (within one page) into `sets` and
@@ -181,9 +374,10 @@ final class ShadowMemory {
             return
         }
         for j in 0..<count {
-            let set = labels[off + j]
+            let c = p.cell(off + j)
+            let set = labels[c]
             sets[start + j] = set
-            origins[start + j] = set != 0 ? from[off + j] : 0
+            origins[start + j] = set != 0 ? from[c] : 0
         }
     }
 
@@ -203,7 +397,8 @@ final class ShadowMemory {
     func blockState(_ spa: UInt64) -> BlockState {
         guard let p = existing(spa) else { return BlockState() }
         let b = Int(spa & 0xFFF) >> 4
-        return BlockState(encryptedBy: p.encryptedBy[b], overwritten: p.overwritten[b],
+        let cell = p.block(b).pointee
+        return BlockState(encryptedBy: cell.encryptedBy, overwritten: cell.overwritten,
                           measured: p.measured[b >> 6] & (1 << UInt64(b & 63)) != 0,
                           clear: p.clear[b >> 6] & (1 << UInt64(b & 63)) != 0)
     }
@@ -222,29 +417,44 @@ final class ShadowMemory {
         guard !exhausted, sets.count == count, origins.count == count else { return }
         let p = existing(spa) ?? page(spa)
         let off = Int(spa & 0xFFF) & ~15
-        if sets.contains(where: { $0 != 0 }) { makeTaintable(p) }
-        if let labels = p.labels, let o = p.origins, let v = p.vias {
-            for j in 0..<count {
-                labels[off + j] = sets[j]
-                o[off + j] = origins[j]
-                v[off + j] = origins[j]
+        if p.labels != nil || sets.contains(where: { $0 != 0 }) {
+            // Word cells do when each word's bytes agree; otherwise the page needs byte cells.
+            var wordsAgree = true
+            for j in 0..<count where j & 7 != 0 && (sets[j] != sets[j & ~7] || origins[j] != origins[j & ~7]) {
+                wordsAgree = false
+                break
+            }
+            let need = wordsAgree ? 3 : 0
+            if p.labels == nil || p.taintShift > need {
+                guard setTaintGrain(p, p.labels == nil ? need : min(need, p.taintShift)) else { return }
+            }
+            if let labels = p.labels, let o = p.origins, let v = p.vias {
+                for j in stride(from: 0, to: count, by: 1 << p.taintShift) {
+                    let c = p.cell(off + j)
+                    labels[c] = sets[j]
+                    o[c] = origins[j]
+                    v[c] = origins[j]
+                }
             }
         }
+        guard splitBlocks(p) else { return }
         for (i, state) in blocks.enumerated() {
             let block = (off >> 4) + i
             let bit: UInt64 = 1 << UInt64(block & 63)
             if state.measured { p.measured[block >> 6] |= bit } else { p.measured[block >> 6] &= ~bit }
             if state.clear { p.clear[block >> 6] |= bit } else { p.clear[block >> 6] &= ~bit }
-            p.encryptedBy[block] = state.encryptedBy
-            p.overwritten[block] = state.overwritten
-            p.versions[block] &+= 1
+            let cell = p.block(block)
+            cell.pointee.encryptedBy = state.encryptedBy
+            cell.pointee.overwritten = state.overwritten
+            cell.pointee.version &+= 1
         }
+        noteWritten(p, count)
     }
 
     /// How many writes changed the 16-byte block containing `spa` (0 for memory never written).
     func blockVersion(_ spa: UInt64) -> UInt32 {
         guard let p = existing(spa) else { return 0 }
-        return p.versions[Int(spa & 0xFFF) >> 4]
+        return p.block(Int(spa & 0xFFF) >> 4).pointee.version
     }
 
     /// Puts back an older content of the 16-byte block at `spa` (16-aligned): its state and the labels
@@ -281,11 +491,11 @@ final class ShadowMemory {
                 page = existing(a)
             }
             guard let p = page, let labels = p.labels else { continue }
-            let j = Int(a & 0xFFF)
-            sets[i] = labels[j]
-            if labels[j] != 0 && origin == nil {
-                origin = p.origins![j]
-                via = p.vias![j]
+            let c = p.cell(Int(a & 0xFFF))
+            sets[i] = labels[c]
+            if labels[c] != 0 && origin == nil {
+                origin = p.origins![c]
+                via = p.via(Int(a & 0xFFF))
             }
         }
         return (sets, origin, via)
@@ -343,9 +553,9 @@ final class ShadowMemory {
             let n = min(size - i, 16 - Int(a & 0xF))
             if let p = existing(a) {
                 let block = Int(a & 0xFFF) >> 4
-                if p.encryptedBy[block] != 0
-                    && Self.mask(block: block, from: Int(a & 0xFFF), count: n) & ~p.overwritten[block] != 0 {
-                    return p.encryptedBy[block]
+                let cell = p.block(block).pointee
+                if cell.encryptedBy != 0 && Self.mask(block: block, from: Int(a & 0xFFF), count: n) & ~cell.overwritten != 0 {
+                    return cell.encryptedBy
                 }
             }
             i += n

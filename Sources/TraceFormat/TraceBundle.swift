@@ -58,7 +58,7 @@ public struct TraceBundle: Sendable {
         }
     }
 
-    /// Like ``rewriteIndex(_:)-(TraceIndex)->Void``, where `body` returns whether it changed anything:
+    /// Rewrites the index safely as above, where `body` returns whether it changed anything:
     /// when it did not, the old index stays as it was, byte for byte (a committed trace analyzed again
     /// stays unmodified).
     public func rewriteIndex(_ body: (TraceIndex) throws -> Bool) throws {
