@@ -64,17 +64,19 @@ final class AnalysisContext {
     /// continues: the bytes carry `set`, came from `sourceSeq` (a declared secret among the labels becomes
     /// the flow's source), and `plaintext` says whether the sink saw the data itself (a preview is kept).
     func reportAccess(_ detector: Detector, _ severity: Severity, _ a: MemoryAccess, seq: UInt64, set: LabelTable.SetID = 0,
-                      sourceSeq: UInt64, sourceSPA: UInt64, plaintext: Bool, flow: [FlowStep]? = nil,
+                      sourceSeq: UInt64, sourceSPA: UInt64, plaintext: Bool, flow: @autoclosure () -> [FlowStep]? = nil,
                       table: LabelTable = .empty, summary: @escaping FindingCollector.Summarizer) {
+        // Most hits repeat or continue a finding: those need nothing more built.
+        guard !collector.absorb(detector, severity, a, seq: seq, set: set, plaintext: plaintext) else { return }
         var secretSource = sourceSeq
         for l in table.members(set) { if case .secret = l.kind { secretSource = l.seq; break } }
-        var steps = flow ?? Analyzer.flow([(sourceSeq, .source), (seq, .sink)])
+        var steps = flow() ?? Analyzer.flow([(sourceSeq, .source), (seq, .sink)])
         if secretSource != sourceSeq, let first = steps.first, first.role == .source {
             // A declared secret is where the data really comes from.
             steps.insert(FlowStep(seq: secretSource, role: .source), at: 0)
             steps[1].role = .write
         }
-        collector.add(.init(detector: detector, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
+        collector.start(.init(detector: detector, severity: severity, access: a, seq: seq, set: set, sourceSeq: secretSource,
                             sourceSPA: sourceSPA, plaintext: plaintext, flow: steps, summarize: summary),
                       vmNames: vmNames, table: table)
     }

@@ -25,7 +25,7 @@ public final class Analyzer {
     /// What the detectors share: VMs, ASIDs, handles, launches, mappings, and the findings.
     let context: AnalysisContext
     /// The detectors of control events that this analysis runs (see ``EventDetector``).
-    private let eventDetectors: [any EventDetector]
+    private let eventDetectors: HookedDetectors
     /// Platforms (by address base) that have a cache, and the dirty lines there (`line << 16 | key id`)
     /// with the labels of the data each holds: a write-back puts those back into memory, which is how a
     /// stale line overwrites what was written under another key.
@@ -145,7 +145,7 @@ public final class Analyzer {
         self.detectors = detectors
         let context = AnalysisContext(detectors: detectors, maxFindings: maxFindings, maxShadowBytes: maxShadowBytes)
         self.context = context
-        eventDetectors = eventDetectorTypes.filter { detectors.contains($0.detector) }.map { $0.init(context: context) }
+        eventDetectors = HookedDetectors(eventDetectorTypes.filter { detectors.contains($0.detector) }.map { $0.init(context: context) })
         flow = FlowDetectors(context: context)
         shadow = context.shadow
     }
@@ -175,7 +175,7 @@ public final class Analyzer {
         switch e.body {
         case .memoryAccess(let a): access(a, seq: e.seq)
         case .registerOp(let r):
-            for d in eventDetectors { d.registerOp(r, seq: e.seq) }
+            for d in eventDetectors.registerOp { d.registerOp(r, seq: e.seq) }
             registerOp(r)
         case .vmCreated(let v):
             context.vmNames[v.vm] = v.name
@@ -208,7 +208,7 @@ public final class Analyzer {
         case .platformInfo(let p):
             context.platformCbit[p.platform] = p.cbitPosition
         case .ownerCheck(let o):
-            for d in eventDetectors { d.ownerCheck(o, seq: e.seq) }
+            for d in eventDetectors.ownerCheck { d.ownerCheck(o, seq: e.seq) }
         case .vcpuMode, .vcpuHalt, .kvmIoctl:
             break
         }
@@ -269,7 +269,7 @@ public final class Analyzer {
         switch a.actor {
         case .vcpu(let vm, let index):
             if a.kind == .fetch {
-                for d in eventDetectors { d.fetch(a, vm: vm, seq: seq) }
+                for d in eventDetectors.fetch { d.fetch(a, vm: vm, seq: seq) }
                 return
             }
             if a.kind == .read && a.cbit && !replays.rolledBack.isEmpty, let r = replays.rolledBack[a.spa >> 4] {
@@ -445,12 +445,12 @@ public final class Analyzer {
         if p.command == SEVCommand.deactivate.rawValue && ok {
             for key in context.activeHandles.keys.sorted() { context.activeHandles[key]?.removeAll { $0 == p.handle } }
         }
-        for d in eventDetectors { d.pspCommand(p, seq: seq) }
+        for d in eventDetectors.pspCommand { d.pspCommand(p, seq: seq) }
     }
 
     private func vmRun(_ r: VMRun, seq: UInt64) {
         hostWritesRegisters.remove(UInt32(r.vm) << 16 | UInt32(r.vcpu))
-        for d in eventDetectors { d.vmRun(r, seq: seq) }
+        for d in eventDetectors.vmRun { d.vmRun(r, seq: seq) }
     }
 
     /// vCPUs (vm << 16 | vcpu) between a #VMEXIT and their next VMRUN: register writes are the hypervisor's.
@@ -461,7 +461,7 @@ public final class Analyzer {
     private func vmExit(_ x: VMExit, seq: UInt64) {
         let key = UInt32(x.vm) << 16 | UInt32(x.vcpu)
         hostWritesRegisters.insert(key)
-        for d in eventDetectors { d.vmExit(x, seq: seq) }
+        for d in eventDetectors.vmExit { d.vmExit(x, seq: seq) }
         flow.registerExposure?.exit(x, seq: seq, registers: registers[key], table: &table)
     }
 
@@ -469,7 +469,7 @@ public final class Analyzer {
     /// page (NPT_REMAP).
     private func nptChange(_ n: NPTChange, seq: UInt64) {
         if n.op == .map { context.mappings.append((n.vm, n.gpa >> 12, n.spa >> 12, n.pages, seq)) }
-        for d in eventDetectors { d.nptChange(n, seq: seq) }
+        for d in eventDetectors.nptChange { d.nptChange(n, seq: seq) }
         if n.op == .remap { flow.nptRemap?.remap(n, seq: seq, table: &table) }
     }
 }

@@ -12,9 +12,14 @@ struct FindingCollector {
     /// Hits that found no room, per detector and severity, with the first and last event.
     private var dropped: [String: (detector: String, severity: Severity, count: UInt64, first: UInt64, last: UInt64)] = [:]
 
+    /// A detector at one severity: the findings it may extend.
+    private struct Slot: Hashable {
+        var detector: Detector
+        var severity: Severity
+    }
     /// What identifies a repeated access: the same detector and severity, actor, VM, labels and address.
     private struct RepeatKey: Hashable {
-        var openKey: String
+        var slot: Slot
         var actor: Actor
         var vm: UInt16
         var set: LabelTable.SetID
@@ -38,7 +43,7 @@ struct FindingCollector {
         var plaintext: Bool
         /// The provenance of the first access of the run.
         var flow: [FlowStep]
-        /// The detector's one-line summary of the finding, written again as the run grows.
+        /// The detector's one-line summary of the finding, written when the findings are read.
         var summarize: Summarizer
     }
 
@@ -60,49 +65,69 @@ struct FindingCollector {
     private(set) var findings: [Finding] = []
     private var sets: [LabelTable.SetID] = []
     private var previews: [[UInt8]] = []
+    /// The sink's actor of each finding about accesses (nil for the others).
+    private var actors: [Actor?] = []
+    /// How to write each finding about accesses' summary and preview, which ``finished`` does once: a run
+    /// of a million hits changes only the finding's length and last event.
+    private var summaries: [(summarize: Summarizer, words: SummaryWords)?] = []
     /// The index of the finding each detector may extend next, per severity.
-    private var open: [String: Int] = [:]
+    private var open: [Slot: Int] = [:]
 
-    mutating func add(_ hit: Hit, vmNames: [UInt16: String], table: LabelTable) {
-        let a = hit.access
-        let bytes = (0..<Int(min(a.size, 8))).map { UInt8(truncatingIfNeeded: a.value >> UInt64(8 * $0)) }
-        let openKey = "\(hit.detector.rawValue)/\(hit.severity)"
-        let repeatKey = RepeatKey(openKey: openKey, actor: a.actor, vm: a.vm, set: hit.set, spa: a.spa, size: a.size)
-        if let i = open[openKey] {
-            let f = findings[i]
-            let sameSink = f.actor == a.actor.description && f.vm == a.vm && sets[i] == hit.set
-            if sameSink && a.spa >= f.sinkSPA && a.spa - f.sinkSPA < f.length {
-                repeatFinding(i, seq: hit.seq)
-                return
+    /// Takes in a hit that repeats an access a finding covers or continues the run a finding is (the
+    /// common case, checked before anything about the hit is built); false when it starts a finding.
+    mutating func absorb(_ detector: Detector, _ severity: Severity, _ a: MemoryAccess, seq: UInt64, set: LabelTable.SetID,
+                         plaintext: Bool) -> Bool {
+        let slot = Slot(detector: detector, severity: severity)
+        if let i = open[slot], actors[i] == a.actor, findings[i].vm == a.vm, sets[i] == set {
+            let (start, length) = (findings[i].sinkSPA, findings[i].length)
+            if a.spa >= start && a.spa - start < length {
+                repeatFinding(i, seq: seq)
+                return true
             }
-            if sameSink && f.sinkSPA &+ f.length == a.spa {
+            if start &+ length == a.spa {
                 findings[i].length += UInt64(a.size)
-                findings[i].sinkLastSeq = hit.seq
-                if hit.plaintext && previews[i].count < 16 { previews[i] += bytes }
-                findings[i].preview = Self.hex(previews[i].prefix(16))
-                findings[i].summary = hit.summarize(findings[i], Self.words(findings[i], vmNames: vmNames, labels: table.members(hit.set)))
-                return
+                findings[i].sinkLastSeq = seq
+                if plaintext && previews[i].count < 16 { previews[i] += Self.bytes(a) }
+                return true
             }
         }
-        if let i = firstAccess[repeatKey] {
-            repeatFinding(i, seq: hit.seq)
-            return
+        if let i = firstAccess[RepeatKey(slot: slot, actor: a.actor, vm: a.vm, set: set, spa: a.spa, size: a.size)] {
+            repeatFinding(i, seq: seq)
+            return true
         }
+        return false
+    }
+
+    /// Takes in a hit: as a repeat or continuation of a finding when it is one, else as a new finding.
+    mutating func add(_ hit: Hit, vmNames: [UInt16: String], table: LabelTable) {
+        guard !absorb(hit.detector, hit.severity, hit.access, seq: hit.seq, set: hit.set, plaintext: hit.plaintext) else { return }
+        start(hit, vmNames: vmNames, table: table)
+    }
+
+    /// Makes a new finding of a hit that ``absorb(_:_:_:seq:set:plaintext:)`` did not take.
+    mutating func start(_ hit: Hit, vmNames: [UInt16: String], table: LabelTable) {
+        let a = hit.access
         guard findings.count < maxFindings else {
             drop(hit.detector.rawValue, hit.severity, seq: hit.seq)
             return
         }
-        let labels = table.names(hit.set, vmNames: vmNames)
-        var f = Finding(detector: hit.detector.rawValue, severity: hit.severity, vm: a.vm, asid: a.asid,
+        let f = Finding(detector: hit.detector.rawValue, severity: hit.severity, vm: a.vm, asid: a.asid,
                         actor: a.actor.description, sourceSeq: hit.sourceSeq, sinkSeq: hit.seq, sinkLastSeq: hit.seq,
-                        sourceSPA: hit.sourceSPA, sinkSPA: a.spa, sinkGPA: a.gpa, length: UInt64(a.size), labels: labels,
-                        preview: hit.plaintext ? Self.hex(bytes[...]) : "", summary: "", flow: hit.flow)
-        f.summary = hit.summarize(f, Self.words(f, vmNames: vmNames, labels: table.members(hit.set)))
+                        sourceSPA: hit.sourceSPA, sinkSPA: a.spa, sinkGPA: a.gpa, length: UInt64(a.size),
+                        labels: table.names(hit.set, vmNames: vmNames), preview: "", summary: "", flow: hit.flow)
         findings.append(f)
         sets.append(hit.set)
-        previews.append(hit.plaintext ? bytes : [])
-        open[openKey] = findings.count - 1
-        firstAccess[repeatKey] = findings.count - 1
+        previews.append(hit.plaintext ? Self.bytes(a) : [])
+        actors.append(a.actor)
+        summaries.append((hit.summarize, Self.words(f, vmNames: vmNames, labels: table.members(hit.set))))
+        let slot = Slot(detector: hit.detector, severity: hit.severity)
+        open[slot] = findings.count - 1
+        firstAccess[RepeatKey(slot: slot, actor: a.actor, vm: a.vm, set: hit.set, spa: a.spa, size: a.size)] = findings.count - 1
+    }
+
+    /// The bytes an access carried (its value, little-endian, up to 8).
+    private static func bytes(_ a: MemoryAccess) -> [UInt8] {
+        (0..<Int(min(a.size, 8))).map { UInt8(truncatingIfNeeded: a.value >> UInt64(8 * $0)) }
     }
 
     /// Another occurrence of finding `index` at event `seq`.
@@ -124,7 +149,13 @@ struct FindingCollector {
 
     /// The findings, then one for each detector whose hits overflowed ``maxFindings``, in a fixed order.
     var finished: [Finding] {
-        findings + dropped.values.sorted { ($0.first, $0.detector) < ($1.first, $1.detector) }.map { d in
+        var written = findings
+        for (i, s) in summaries.enumerated() {
+            guard let s else { continue }
+            written[i].preview = Self.hex(previews[i].prefix(16))
+            written[i].summary = s.summarize(written[i], s.words)
+        }
+        return written + dropped.values.sorted { ($0.first, $0.detector) < ($1.first, $1.detector) }.map { d in
             var f = Finding(detector: d.detector, severity: d.severity, vm: MemoryAccess.noVM, asid: 0, actor: "",
                             sourceSeq: d.first, sinkSeq: d.first, sinkLastSeq: d.last, sourceSPA: 0, sinkSPA: 0, sinkGPA: 0,
                             length: 0, labels: "", preview: "",
@@ -146,6 +177,8 @@ struct FindingCollector {
         findings.append(finding)
         sets.append(0)
         previews.append([])
+        actors.append(nil)
+        summaries.append(nil)
         return findings.count - 1
     }
 

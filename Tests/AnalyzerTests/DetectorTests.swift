@@ -102,6 +102,17 @@ struct DetectorTests {
         #expect(Set(files) == Set(types.map { "\($0).swift" }))
     }
 
+    @Test("every detector declares exactly the hooks it implements, so the analyzer calls each of them")
+    func hooksMatchImplementations() throws {
+        let folder = Self.folder.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Sources/Analyzer/Detectors")
+        for type in eventDetectorTypes + FlowDetectors.types {
+            let source = try String(contentsOf: folder.appendingPathComponent("\(type).swift"), encoding: .utf8)
+            var implemented: EventHooks = []
+            for (name, hook) in EventHooks.byName where source.contains("func \(name)(") { implemented.insert(hook) }
+            #expect(type.hooks == implemented, "\(type) declares \(type.hooks.rawValue), implements \(implemented.rawValue)")
+        }
+    }
+
     @Test("a leak of private data that is not a declared secret is medium, and names the VM")
     func privateOriginIsMedium() throws {
         let f = try Self.findings(Self.copy(from: 0x100000, to: 0x200000) + "\nrun guest")

@@ -5,6 +5,7 @@ import TraceFormat
 /// Once per VM and ASID.
 final class AsidMisuseDetector: ContextDetector, EventDetector {
     static let detector = Detector.asidMisuse
+    static let hooks: EventHooks = [.vmRun]
     /// Misuses already reported, by VM and ASID.
     private var reported: Set<UInt32> = []
 

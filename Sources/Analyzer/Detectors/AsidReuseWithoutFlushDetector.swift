@@ -5,6 +5,7 @@ import TraceFormat
 /// (WBINVD_REQUIRED): the old guest's dirty lines may still be cached under that key.
 final class AsidReuseWithoutFlushDetector: ContextDetector, EventDetector {
     static let detector = Detector.asidReuseWithoutFlush
+    static let hooks: EventHooks = [.pspCommand]
 
     func pspCommand(_ p: PSPCommand, seq: UInt64) {
         let activate = p.command == SEVCommand.activate.rawValue

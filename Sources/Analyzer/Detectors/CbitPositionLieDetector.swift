@@ -5,6 +5,7 @@ import TraceFormat
 /// encrypt.
 final class CbitPositionLieDetector: ContextDetector, EventDetector {
     static let detector = Detector.cbitPositionLie
+    static let hooks: EventHooks = [.vmExit, .registerOp]
     /// vCPUs (vm << 16 | vcpu) whose last exit was CPUID 0x8000001F: KVM's next writes are the answer.
     private var pending: Set<UInt32> = []
 

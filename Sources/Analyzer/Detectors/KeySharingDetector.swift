@@ -5,6 +5,7 @@ import TraceFormat
 /// a hypervisor can do to guests whose policy does not forbid it with NOKS).
 final class KeySharingDetector: ContextDetector, EventDetector {
     static let detector = Detector.keySharing
+    static let hooks: EventHooks = [.pspCommand]
 
     func pspCommand(_ p: PSPCommand, seq: UInt64) {
         guard p.command == SEVCommand.activate.rawValue, p.status == SEVStatus.success.rawValue else { return }

@@ -5,6 +5,7 @@ import TraceFormat
 /// platform would get the guest; SEV alone: low, any AMD platform of any owner would.
 final class MigrationToUntrustedDetector: ContextDetector, EventDetector {
     static let detector = Detector.migrationToUntrusted
+    static let hooks: EventHooks = [.pspCommand]
 
     func pspCommand(_ p: PSPCommand, seq: UInt64) {
         guard p.command == SEVCommand.sendStart.rawValue, p.status == SEVStatus.success.rawValue else { return }

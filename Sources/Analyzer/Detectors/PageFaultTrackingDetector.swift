@@ -6,6 +6,7 @@ import TraceFormat
 /// unmapping, counting its faults.
 final class PageFaultTrackingDetector: ContextDetector, EventDetector {
     static let detector = Detector.pageFaultTracking
+    static let hooks: EventHooks = [.vmExit, .nptChange]
     /// Guest pages (VM << 48 | page) out of the nested page table, with the change that took them out.
     private var unmapped: [UInt64: UInt64] = [:]
     /// The finding of each unmapping (by its seq), extended by later faults.

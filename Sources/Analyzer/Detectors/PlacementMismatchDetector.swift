@@ -6,6 +6,7 @@ import TraceFormat
 /// (undeSErVed trust).
 final class PlacementMismatchDetector: ContextDetector, EventDetector {
     static let detector = Detector.placementMismatch
+    static let hooks: EventHooks = [.pspCommand, .ownerCheck, .fetch]
     /// The blocks each VM's launch measured, in order: system physical address, length and event.
     private var measured: [UInt16: [(spa: UInt64, length: UInt64, seq: UInt64)]] = [:]
     /// The entry point the owner of each accepted launch expects, until the VM's first instruction.

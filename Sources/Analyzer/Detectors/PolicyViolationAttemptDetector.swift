@@ -7,6 +7,7 @@ import TraceFormat
 /// version) is nobody's attempt and is not reported; psp_commands shows it.
 final class PolicyViolationAttemptDetector: ContextDetector, EventDetector {
     static let detector = Detector.policyViolationAttempt
+    static let hooks: EventHooks = [.pspCommand]
     /// The most guest policies remembered (a platform has at most 509 SEV ASIDs; a hostile trace may
     /// start guests without end).
     static let maxTrackedGuests = 1 << 16

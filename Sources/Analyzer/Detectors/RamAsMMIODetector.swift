@@ -5,6 +5,7 @@ import TraceFormat
 /// memslot): it sees the guest's stores there and answers its loads. Once per page.
 final class RamAsMMIODetector: ContextDetector, EventDetector {
     static let detector = Detector.ramAsMMIO
+    static let hooks: EventHooks = [.vmExit]
     /// Guest pages (VM << 48 | page) already reported.
     private var pages: Set<UInt64> = []
 

@@ -6,6 +6,7 @@ import TraceFormat
 /// trust).
 final class UnmeasuredExecutionDetector: ContextDetector, AccessDetector {
     static let detector = Detector.unmeasuredExecution
+    static let hooks: EventHooks = [.fetch]
 
     func fetch(_ a: MemoryAccess, vm: UInt16, seq: UInt64) {
         guard a.cbit && context.isLaunched(vm) else { return }
