@@ -11,7 +11,7 @@ protocol AccessDetector: EventDetector {
 extension AccessDetector {
     /// A keyless reader (a device, the hypervisor) got plaintext carrying `set`, written last by `origin`
     /// (through `via`): a leak as bad as the labels say (``LabelTable/leakSeverity(_:)``).
-    func plaintextRead(_ a: MemoryAccess, seq: UInt64, set: LabelTable.SetID, origin: UInt64?, via: UInt64, table: LabelTable) {
+    func plaintextRead(_ a: MemoryAccess, seq: UInt64, set: LabelTable.SetID, origin: UInt64?, via: UInt64, table: inout LabelTable) {
         context.reportAccess(Self.detector, table.leakSeverity(set), a, seq: seq, set: set, sourceSeq: origin ?? seq,
                              sourceSPA: table.firstSecretSPA(set), plaintext: true,
                              flow: Analyzer.flow([(origin ?? seq, .source), (via, .write), (seq, .sink)]),

@@ -303,7 +303,7 @@ public final class Analyzer {
                 written = table.union(written, mark)
             }
             if !a.cbit && written != 0 {
-                flow.privateToShared?.sharedStore(a, seq: seq, set: written, source: source, table: table)
+                flow.privateToShared?.sharedStore(a, seq: seq, set: written, source: source, table: &table)
             }
             var bytes = source.bytes
             var origin = source.origin
@@ -338,9 +338,9 @@ public final class Analyzer {
                     let (set, origin, via) = shadow.readWithVia(a.spa, size: size, table: &table)
                     // The host reading back what its own copy put there has seen it already, at the copy.
                     if set != 0 && isDevice {
-                        flow.privateToDMA?.plaintextRead(a, seq: seq, set: set, origin: origin, via: via, table: table)
+                        flow.privateToDMA?.plaintextRead(a, seq: seq, set: set, origin: origin, via: via, table: &table)
                     } else if set != 0 && via & Self.hostCopyVia == 0 {
-                        flow.hvPlaintext?.plaintextRead(a, seq: seq, set: set, origin: origin, via: via, table: table)
+                        flow.hvPlaintext?.plaintextRead(a, seq: seq, set: set, origin: origin, via: via, table: &table)
                     }
                 }
             } else {

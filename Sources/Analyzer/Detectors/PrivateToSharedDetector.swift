@@ -8,7 +8,7 @@ final class PrivateToSharedDetector: ContextDetector, AccessDetector {
     static let detector = Detector.privateToShared
 
     /// A guest store through a C=0 mapping of the bytes of `source` that carry `set`.
-    func sharedStore(_ a: MemoryAccess, seq: UInt64, set: LabelTable.SetID, source: Analyzer.RegisterTaint, table: LabelTable) {
+    func sharedStore(_ a: MemoryAccess, seq: UInt64, set: LabelTable.SetID, source: Analyzer.RegisterTaint, table: inout LabelTable) {
         context.reportAccess(Self.detector, table.leakSeverity(set), a, seq: seq, set: set, sourceSeq: source.origin,
                              sourceSPA: source.loadSPA, plaintext: true,
                              flow: Analyzer.flow([(source.origin, .source), (source.via, .write), (source.load, .load), (seq, .sink)]),
