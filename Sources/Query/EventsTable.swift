@@ -5,8 +5,10 @@ import TraceFormat
 /// a time. Constraints are pushed down to decode only the chunks that can match: on `seq` (=, <, <=, >,
 /// >=) through the chunk headers, so `WHERE seq BETWEEN a AND b` is cheap at any depth of a long trace;
 /// on `spa` and on `gpa` (with `vm`) through the index's `page_chunks`, so `WHERE spa BETWEEN a AND b`
-/// decodes only the chunks that touched those pages. SQLite checks every constraint again on the rows, so
-/// a pushdown only ever skips chunks that hold no matching row.
+/// decodes only the chunks that touched those pages. Constraints on `type`, `actor`, `access` (`=`),
+/// `vm`, `asid` and `cbit` filter rows inside the scan, so SQLite never sees (nor builds the text of)
+/// rows that cannot match. SQLite checks every constraint again on the rows, so a pushdown only ever
+/// skips rows that cannot match.
 ///
 /// Columns: `seq, cycle, type, actor, vm, asid, access, gva, gpa, spa, size, cbit, reason, register, value,
 /// detail` (`detail` describes the events that are not memory accesses).
@@ -24,10 +26,11 @@ enum EventsTable {
         }
     }
 
-    /// The columns a constraint can be pushed down on, and how `idxNum` names them: four bits per
-    /// argument, the operator in the low two (1 `=`, 2 lower bound, 3 upper bound), the column in the high two.
+    /// The columns a constraint can be pushed down on, and how `idxNum` names them: six bits per
+    /// argument (at most ``maxArguments``), the operator in the low two (1 `=`, 2 lower bound, 3 upper
+    /// bound), the column in the high four; bit 30 marks a scan that decodes nothing.
     enum Pushed: Int32 {
-        case seq = 0, spa = 1, gpa = 2, vm = 3
+        case seq = 0, spa, gpa, vm, asid, type, actor, access, cbit
 
         init?(column: Int32) {
             switch column {
@@ -35,9 +38,35 @@ enum EventsTable {
             case 9: self = .spa
             case 8: self = .gpa
             case 4: self = .vm
+            case 5: self = .asid
+            case 2: self = .type
+            case 3: self = .actor
+            case 6: self = .access
+            case 11: self = .cbit
             default: return nil
             }
         }
+
+        /// Text columns are pushed down for `=` only, and only under BINARY collation.
+        var isText: Bool { self == .type || self == .actor || self == .access }
+        /// Whether the index narrows the chunks to read by this column (the others filter rows).
+        var narrowsChunks: Bool { self == .seq || self == .spa || self == .gpa || self == .vm }
+    }
+
+    /// The most constraints one scan takes (6 bits each in `idxNum`).
+    static let maxArguments = 5
+    /// The `idxNum` bit of a scan that reads no column but `seq`.
+    static let seqOnlyBit: Int32 = 1 << 30
+
+    /// What a row must be to match the pushed-down constraints; nil fields do not filter.
+    struct RowFilter {
+        var spa, gpa, vm, asid, cbit: Bounds?
+        var type, actor, access: String?
+        var isEmpty: Bool {
+            spa == nil && gpa == nil && vm == nil && asid == nil && cbit == nil && type == nil && actor == nil && access == nil
+        }
+        /// Whether it asks for a column only memory accesses have (the others hold NULL there).
+        var needsAccess: Bool { spa != nil || gpa != nil || asid != nil || cbit != nil || actor != nil || access != nil }
     }
 
     /// An inclusive range of a column's values, as SQLite compares them (signed 64-bit).
@@ -136,17 +165,38 @@ enum EventsTable {
             done = true
         }
 
-        /// Bounds on `spa` and `gpa` every row must meet: a row outside them cannot match, so SQLite need
-        /// not see it (rows that are not memory accesses have neither column).
-        var spaBounds: Bounds?
-        var gpaBounds: Bounds?
+        /// What every row must meet: a row that does not cannot match, so SQLite need not see it.
+        var filter = RowFilter()
+        /// The last actor looked at, and whether its name matched `filter.actor` (a run of accesses
+        /// mostly shares one actor: its name is built once).
+        private var lastActor: Actor?
+        private var lastActorMatched = false
 
-        /// Whether the current row can meet the address bounds.
+        /// Whether the current row can meet the filter.
         var mayMatch: Bool {
-            guard spaBounds != nil || gpaBounds != nil else { return true }
-            guard case .memoryAccess(let a) = events[position].body else { return false }
-            if let b = spaBounds, !b.contains(Int64(bitPattern: a.spa)) { return false }
-            if let b = gpaBounds, !b.contains(Int64(bitPattern: a.gpa)) { return false }
+            guard !filter.isEmpty else { return true }
+            let body = events[position].body
+            if let t = filter.type, EventFormatter.typeName(body) != t { return false }
+            guard case .memoryAccess(let a) = body else {
+                guard !filter.needsAccess else { return false }
+                if let b = filter.vm {
+                    guard let vm = EventFormatter.vm(body), b.contains(Int64(vm)) else { return false }
+                }
+                return true
+            }
+            if let b = filter.spa, !b.contains(Int64(bitPattern: a.spa)) { return false }
+            if let b = filter.gpa, !b.contains(Int64(bitPattern: a.gpa)) { return false }
+            if let b = filter.vm, a.vm == MemoryAccess.noVM || !b.contains(Int64(a.vm)) { return false }
+            if let b = filter.asid, !b.contains(Int64(a.asid)) { return false }
+            if let b = filter.cbit, !b.contains(a.cbit ? 1 : 0) { return false }
+            if let k = filter.access, a.kind.description != k { return false }
+            if let name = filter.actor {
+                if a.actor != lastActor {
+                    lastActor = a.actor
+                    lastActorMatched = a.actor.description == name
+                }
+                if !lastActorMatched { return false }
+            }
             return true
         }
 
@@ -185,37 +235,50 @@ enum EventsTable {
             var argv: Int32 = 0
             var plan = Set<Int32>()
             var cost = 1e9
-            for i in 0..<Int(info.pointee.nConstraint) where argv < 7 {
-                let c = info.pointee.aConstraint[i]
-                guard c.usable != 0, let column = Pushed(column: c.iColumn) else { continue }
-                let op: Int32
-                switch Int32(c.op) {
-                case SQLITE_INDEX_CONSTRAINT_EQ: op = 1
-                case SQLITE_INDEX_CONSTRAINT_GT, SQLITE_INDEX_CONSTRAINT_GE: op = 2
-                case SQLITE_INDEX_CONSTRAINT_LT, SQLITE_INDEX_CONSTRAINT_LE: op = 3
-                default: continue
-                }
-                let code = column.rawValue << 2 | op
-                guard !plan.contains(code) else { continue }
-                plan.insert(code)
-                argv += 1
-                info.pointee.aConstraintUsage[i].argvIndex = argv
-                info.pointee.aConstraintUsage[i].omit = 0  // SQLite re-checks: strictness of < vs <= stays exact
-                info.pointee.idxNum |= code << (4 * (argv - 1))
-                // Fewer chunks to decode: a bound on seq keeps a share of them, a page or a page range few.
-                switch (column, op) {
-                case (.seq, _): cost /= 100
-                case (.spa, 1), (.gpa, 1): cost /= 10_000
-                case (.spa, _), (.gpa, _): cost /= 30
-                case (.vm, _): cost /= 2
+            var rows = 1e9
+            // Constraints that narrow the chunks first, then those that filter rows, up to maxArguments.
+            for narrowing in [true, false] {
+                for i in 0..<Int(info.pointee.nConstraint) where argv < Int32(EventsTable.maxArguments) {
+                    let c = info.pointee.aConstraint[i]
+                    guard c.usable != 0, let column = Pushed(column: c.iColumn), column.narrowsChunks == narrowing else { continue }
+                    let op: Int32
+                    switch Int32(c.op) {
+                    case SQLITE_INDEX_CONSTRAINT_EQ: op = 1
+                    case SQLITE_INDEX_CONSTRAINT_GT, SQLITE_INDEX_CONSTRAINT_GE: op = 2
+                    case SQLITE_INDEX_CONSTRAINT_LT, SQLITE_INDEX_CONSTRAINT_LE: op = 3
+                    default: continue
+                    }
+                    if column.isText {
+                        // Text compares as bytes only under BINARY: `type = 'MEM' COLLATE NOCASE` stays SQLite's.
+                        guard op == 1, let collation = sqlite3_vtab_collation(info, Int32(i)),
+                              String(cString: collation).uppercased() == "BINARY" else { continue }
+                    }
+                    let code = column.rawValue << 2 | op
+                    guard !plan.contains(code) else { continue }
+                    plan.insert(code)
+                    argv += 1
+                    info.pointee.aConstraintUsage[i].argvIndex = argv
+                    info.pointee.aConstraintUsage[i].omit = 0  // SQLite re-checks: strictness of < vs <= stays exact
+                    info.pointee.idxNum |= code << (6 * (argv - 1))
+                    // Fewer chunks to decode: a bound on seq keeps a share of them, a page or a page range
+                    // few; a row filter decodes as much but hands SQLite fewer rows.
+                    switch (column, op) {
+                    case (.seq, _): cost /= 100
+                    case (.spa, 1), (.gpa, 1): cost /= 10_000
+                    case (.spa, _), (.gpa, _): cost /= 30
+                    case (.vm, _): cost /= 2
+                    default: cost *= 0.7
+                    }
+                    rows /= column == .seq ? 100 : column.isText || op == 1 ? 4 : 2
                 }
             }
-            // Bit 28: no column but seq is read, so no chunk needs decoding.
+            // No column but seq is read, so no chunk needs decoding.
             if info.pointee.colUsed & ~1 == 0 {
-                info.pointee.idxNum |= 1 << 28
+                info.pointee.idxNum |= EventsTable.seqOnlyBit
                 cost /= 20
             }
             info.pointee.estimatedCost = cost
+            info.pointee.estimatedRows = Int64(max(rows, 1))
             if info.pointee.nOrderBy == 1 && info.pointee.aOrderBy[0].iColumn == 0 && info.pointee.aOrderBy[0].desc == 0 {
                 info.pointee.orderByConsumed = 1
             }
@@ -238,12 +301,22 @@ enum EventsTable {
             c.done = false
             c.chunks = nil
             c.listed = 0
-            c.seqOnly = idxNum & (1 << 28) != 0
+            c.seqOnly = idxNum & EventsTable.seqOnlyBit != 0
             var bounds: [Pushed: Bounds] = [:]
-            for i in 0..<min(Int(argc), 7) {
-                let code = (idxNum >> (4 * Int32(i))) & 15
+            var texts: [Pushed: String] = [:]
+            for i in 0..<min(Int(argc), EventsTable.maxArguments) {
+                let code = (idxNum >> (6 * Int32(i))) & 63
+                guard let column = Pushed(rawValue: code >> 2) else { continue }
+                if column.isText {
+                    // Only text equals text; two different values for one column match nothing.
+                    guard sqlite3_value_type(argv![i]) == SQLITE_TEXT, let p = sqlite3_value_text(argv![i]) else { continue }
+                    let value = String(cString: p)
+                    if let other = texts[column], other != value { c.done = true }
+                    texts[column] = value
+                    continue
+                }
                 // Only an integer bounds the scan: SQLite orders other values apart from every integer.
-                guard sqlite3_value_type(argv![i]) == SQLITE_INTEGER, let column = Pushed(rawValue: code >> 2) else { continue }
+                guard sqlite3_value_type(argv![i]) == SQLITE_INTEGER else { continue }
                 bounds[column, default: Bounds()].apply(op: code & 3, sqlite3_value_int64(argv![i]))
             }
             if let seq = bounds[.seq] {
@@ -256,8 +329,9 @@ enum EventsTable {
             if c.done { return SQLITE_OK }
             let source = VirtualTable.owner(cursor!.pointee.pVtab!, as: Source.self)
             c.chunks = EventsTable.chunks(matching: bounds, in: source.db)
-            c.spaBounds = c.seqOnly ? nil : bounds[.spa]
-            c.gpaBounds = c.seqOnly ? nil : bounds[.gpa]
+            c.filter = c.seqOnly ? RowFilter() : RowFilter(
+                spa: bounds[.spa], gpa: bounds[.gpa], vm: bounds[.vm], asid: bounds[.asid], cbit: bounds[.cbit],
+                type: texts[.type], actor: texts[.actor], access: texts[.access])
             do { try c.start() } catch {
                 VirtualTable.setError(cursor!.pointee.pVtab, "\(error)")
                 return SQLITE_ERROR

@@ -4,8 +4,9 @@ import Testing
 import TraceFormat
 @testable import Query
 
-/// Constraints pushed down into the events table skip only chunks without a matching row: on every golden
-/// trace, random filters on `spa`, `gpa` (with `vm`) and `seq` return exactly what a full scan returns.
+/// Constraints pushed down into the events table skip only chunks and rows without a match: on every
+/// golden trace, random filters on `spa`, `gpa`, `vm`, `seq`, `type`, `actor`, `access`, `asid` and `cbit`
+/// return exactly what a full scan returns.
 struct PushdownTests {
     static let traces = GoldenTraces.directory(from: #filePath)
     static let bundles = GoldenTraces.bundles(in: traces)
@@ -16,12 +17,14 @@ struct PushdownTests {
         func sql(pushed: Bool) -> String {
             // `+column` is an expression: SQLite cannot hand it to the table, so the table scans everything.
             var s = text
-            for column in ["spa", "gpa", "seq", "vm"] { s = s.replacingOccurrences(of: "{\(column)}", with: pushed ? column : "+" + column) }
+            for column in PushdownTests.pushable { s = s.replacingOccurrences(of: "{\(column)}", with: pushed ? column : "+" + column) }
             return s
         }
     }
 
-    @Test("random filters on spa, gpa, vm and seq return what a full scan returns", arguments: bundles)
+    static let pushable = ["spa", "gpa", "seq", "vm", "type", "actor", "access", "asid", "cbit"]
+
+    @Test("random filters on every pushed-down column return what a full scan returns", arguments: bundles)
     func pushdownMatchesScan(bundle name: String) throws {
         #expect(Self.bundles.count > 50)
         let bundle = try TraceBundle(existing: Self.traces.appendingPathComponent(name).path)
@@ -33,6 +36,9 @@ struct PushdownTests {
         let gpaPages = try ints("SELECT DISTINCT gpa_page FROM page_chunks WHERE gpa_page IS NOT NULL ORDER BY 1")
         let vms = try ints("SELECT DISTINCT vm FROM page_chunks WHERE vm IS NOT NULL ORDER BY 1")
         let lastSeq = try ints("SELECT max(last_seq) FROM chunks").first ?? 0
+        let actors = try engine.run("SELECT DISTINCT actor FROM events WHERE actor IS NOT NULL ORDER BY 1")[0].rows
+            .compactMap { if case .text(let t) = $0.first { t } else { nil } }
+        let asids = try ints("SELECT DISTINCT asid FROM events WHERE asid IS NOT NULL ORDER BY 1")
         guard !pages.isEmpty else { return }
         var rng = SplitMix(seed: UInt64(name.utf8.reduce(0) { $0 &* 31 &+ UInt64($1) }))
         func pick<T>(_ list: [T]) -> T { list[Int(rng.next() % UInt64(list.count))] }
@@ -41,6 +47,10 @@ struct PushdownTests {
             Clause(text: "{spa} < 'text'"), Clause(text: "{spa} > 1.5"), Clause(text: "{spa} = NULL"), Clause(text: "{spa} > -5"), Clause(text: "{spa} BETWEEN 4096 AND 4095"),
             Clause(text: "{spa} < -1"), Clause(text: "{gpa} >= 0 AND {vm} = \(vms.first ?? 0)"), Clause(text: "{seq} < 'x'"),
             Clause(text: "{seq} BETWEEN 3 AND 2"), Clause(text: "{spa} BETWEEN 9223372036854775807 AND -1"),
+            Clause(text: "{type} = 'mem'"), Clause(text: "{type} = 'MEM' COLLATE NOCASE"), Clause(text: "{type} = 'vmexit' AND {vm} = 0"),
+            Clause(text: "{type} = 'mem' AND {type} = 'reg'"), Clause(text: "{actor} = 1"), Clause(text: "{access} = 'write' AND {cbit} = 0"),
+            Clause(text: "{asid} BETWEEN 1 AND 3 AND {type} = 'mem'"), Clause(text: "{cbit} = '1'"), Clause(text: "{vm} = 1"),
+            Clause(text: "{actor} = 'hv' AND {access} = 'read' AND {asid} = 0 AND {cbit} = 0 AND {type} = 'mem' AND {vm} >= 0"),
         ]
         for _ in 0..<16 {
             var parts: [String] = []
@@ -60,6 +70,11 @@ struct PushdownTests {
             if rng.next() % 3 == 0 { parts.append("{seq} >= \(Int64(rng.next() % UInt64(lastSeq + 1)))") }
             if rng.next() % 3 == 0 { parts.append("{seq} <= \(Int64(rng.next() % UInt64(lastSeq + 1)))") }
             if rng.next() % 4 == 0 { parts.append("access = 'write'") }
+            if rng.next() % 3 == 0 { parts.append("{access} = '\(pick(["read", "write", "fetch", "ptwalk", "dma-read"]))'") }
+            if rng.next() % 3 == 0, !actors.isEmpty { parts.append("{actor} = '\(pick(actors))'") }
+            if rng.next() % 3 == 0, !asids.isEmpty { parts.append("{asid} = \(pick(asids))") }
+            if rng.next() % 4 == 0 { parts.append("{cbit} = \(rng.next() % 2)") }
+            if rng.next() % 4 == 0 { parts.append("{type} = '\(pick(["mem", "reg", "psp", "vmexit"]))'") }
             clauses.append(Clause(text: parts.joined(separator: " AND ")))
         }
         for clause in clauses {
