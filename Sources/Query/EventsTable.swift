@@ -116,14 +116,24 @@ enum EventsTable {
         var seqOnly = false
         /// The rows of the current chunk.
         var count = 0
+        /// Decodes the chunks after the scan's first on the other core (started at the second chunk, so
+        /// a scan of one chunk starts no thread); it holds the reader until stopped.
+        private var prefetcher: ChunkPrefetcher?
 
         init(reader: TraceReader) { self.reader = reader }
+
+        /// Lets go of the chunks decoded ahead (before the reader is used again, or on close).
+        func stopPrefetching() {
+            prefetcher?.stop()
+            prefetcher = nil
+        }
 
         var current: TraceEvent { events[position] }
         var currentSeq: UInt64 { seqOnly ? chunk!.firstSeq + UInt64(position) : events[position].seq }
 
         /// Positions on the first event >= lower.
         func start() throws {
+            stopPrefetching()
             if chunks != nil {
                 try nextListed()
             } else {
@@ -148,6 +158,24 @@ enum EventsTable {
                 count = events.count
             }
             position = 0
+            if count == 0 { done = true }
+        }
+
+        /// Moves to the next chunk the scan reads, decoded ahead on the other core.
+        private func nextPrefetched() throws {
+            if prefetcher == nil {
+                guard let c = chunk else {
+                    done = true
+                    return
+                }
+                let rest: ChunkPrefetcher.Chunks = chunks.map { .listed(Array($0[listed...])) } ?? .following(c.index + 1)
+                prefetcher = ChunkPrefetcher(reader: reader, chunks: rest, lower: lower, upper: upper)
+            }
+            guard let (info, decoded) = try prefetcher!.next() else {
+                done = true
+                return
+            }
+            (chunk, events, count, position) = (info, decoded, decoded.count, 0)
             if count == 0 { done = true }
         }
 
@@ -208,7 +236,9 @@ enum EventsTable {
 
         private func step() throws {
             position += 1
-            if position >= count {
+            if position >= count && !seqOnly {
+                try nextPrefetched()
+            } else if position >= count {
                 if chunks != nil {
                     try nextListed()
                     return

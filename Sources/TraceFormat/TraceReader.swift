@@ -1,5 +1,5 @@
-/// Reads `events.zst` one chunk at a time. Nothing it does modifies the file, and it never holds more
-/// than one chunk's events.
+/// Reads `events.zst` one chunk at a time. Nothing it does modifies the file; it holds one chunk's
+/// events, and ``forEachEvent(from:_:)`` at most two more, decoded ahead (``ChunkPrefetcher``).
 public final class TraceReader {
     public let path: String
     public let header: TraceHeader
@@ -171,16 +171,16 @@ public final class TraceReader {
         return out
     }
 
-    /// Calls `body` with every event from `seq` on, in order, one chunk in memory at a time.
-    /// `body` returns false to stop early.
+    /// Calls `body` with every event from `seq` on, in order, one chunk in memory at a time while the
+    /// next is decoded on another thread (``ChunkPrefetcher``). `body` returns false to stop early.
     public func forEachEvent(from seq: UInt64 = 0, _ body: (TraceEvent) throws -> Bool) throws {
-        guard var info = try chunk(containing: seq) else { return }
-        while true {
-            for event in try events(of: info) where event.seq >= seq {
+        guard let first = try chunk(containing: seq) else { return }
+        let chunks = ChunkPrefetcher(reader: self, chunks: .following(first.index), lower: seq)
+        defer { chunks.stop() }
+        while let (_, events) = try chunks.next() {
+            for event in events where event.seq >= seq {
                 if try !body(event) { return }
             }
-            guard let next = try chunkInfo(info.index + 1) else { return }
-            info = next
         }
     }
 }

@@ -659,7 +659,7 @@ struct CommandLineTests {
                 secret guest 0x600000 data fill=0x5a len=1M
                 run guest
                 """.write(toFile: s.path + "/f\(mib).sev", atomically: true, encoding: .utf8)
-            let r = try Self.run(["record", "f\(mib).sev", "--no-analyze"], in: s.path)
+            let r = try Self.run(["record", "f\(mib).sev", "--no-analyze", "--chunk-bytes", "65536"], in: s.path)
             #expect(r.status == 0, "\(r.stderr)")
             peaks.append(try Self.peakRSS(["analyze", "f\(mib).sevtrace"], in: s.path))
         }

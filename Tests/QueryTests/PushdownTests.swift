@@ -27,7 +27,25 @@ struct PushdownTests {
     @Test("random filters on every pushed-down column return what a full scan returns", arguments: bundles)
     func pushdownMatchesScan(bundle name: String) throws {
         #expect(Self.bundles.count > 50)
-        let bundle = try TraceBundle(existing: Self.traces.appendingPathComponent(name).path)
+        try Self.check(try TraceBundle(existing: Self.traces.appendingPathComponent(name).path), name: name)
+    }
+
+    @Test("the same over a trace of hundreds of small chunks, read ahead on the other core", arguments: [256, 2048] as [UInt32])
+    func pushdownMatchesScanAcrossChunks(chunkBytes: UInt32) throws {
+        let r = try QueryEngineTests.Recorded(chunkBytes: chunkBytes)
+        #expect(try r.bundle.reader().allChunks().count > 20)
+        try Self.check(r.bundle, name: "default at \(chunkBytes)-byte chunks")
+        // Every event, in order, as the reader decodes them chunk by chunk.
+        var expected: [[SQLiteValue]] = []
+        let reader = try r.bundle.reader()
+        for info in try reader.allChunks() {
+            expected += try reader.events(of: info).map { [.integer(Int64($0.seq)), .integer(Int64($0.cycle))] }
+        }
+        let engine = try QueryEngine(bundle: r.bundle)
+        #expect(try engine.run("SELECT seq, cycle FROM events WHERE type IS NOT NULL")[0].rows == expected)
+    }
+
+    static func check(_ bundle: TraceBundle, name: String) throws {
         let engine = try QueryEngine(bundle: bundle)
         func ints(_ sql: String) throws -> [Int64] {
             try engine.run(sql)[0].rows.compactMap { if case .integer(let v) = $0.first { v } else { nil } }

@@ -106,6 +106,40 @@ struct TraceFileTests {
         #expect(try reader.events(of: chunks[1]).count == Int(chunks[1].eventCount))
     }
 
+    @Test("decoding ahead on another thread hands over every event before a damaged chunk or header, then its error",
+          arguments: [(payload: true, stopAfter: Int?.none), (payload: false, stopAfter: nil), (payload: true, stopAfter: 1500)])
+    func prefetchOrder(payload: Bool, stopAfter: Int?) throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 15)
+        let events = fuzz.events(6000)
+        let bundle = try record(events, in: dir)
+        let chunks = try bundle.reader().allChunks()
+        let victim = chunks[4]
+        // Damage chunk 4's payload, or its header's magic (then chunk 3 is the last that reads).
+        let handle = try #require(FileHandle(forUpdatingAtPath: bundle.eventsPath))
+        let at = payload ? victim.offset + UInt64(ChunkInfo.headerSize) + 5 : victim.offset
+        try handle.seek(toOffset: at)
+        let byte = try #require(try handle.read(upToCount: 1))
+        try handle.seek(toOffset: at)
+        try handle.write(contentsOf: Data([byte[0] ^ 0x40]))
+        try handle.close()
+        var seen: [TraceEvent] = []
+        let reader = try bundle.reader()
+        do {
+            try reader.forEachEvent { e in
+                seen.append(e)
+                return stopAfter.map { seen.count < $0 } ?? true
+            }
+            #expect(stopAfter != nil, "the damage went unnoticed")
+        } catch let e as TraceError {
+            #expect(e.description.hasPrefix("chunk 4 at offset \(victim.offset)"), "\(e)")
+        }
+        let before = events.prefix(Int(victim.firstSeq))
+        #expect(seen == Array(before.prefix(stopAfter ?? before.count)))
+        // Stopped early, the reader is the caller's again.
+        #expect(try reader.events(of: chunks[1]).count == Int(chunks[1].eventCount))
+    }
+
     @Test("a recorder stopped mid-chunk leaves every complete chunk readable")
     func truncatedTail() throws {
         let dir = TemporaryDirectory()
