@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads, checks, decompresses and decodes the chunks of a trace one ahead of their consumer, on a thread
 /// of its own: while the analyzer or a query works on chunk N, the second core decodes chunk N + 1. At
@@ -62,7 +65,21 @@ private final class Worker: @unchecked Sendable {
         (self.reader, self.chunks, self.lower, self.upper) = (reader, chunks, lower, upper)
     }
 
+    /// No thread could be started: ``next()`` decodes each chunk itself.
+    var runInline = false
+    /// Where an inline run stands: the next position in `chunks`.
+    private var position = 0
+
     func next() throws(TraceError) -> (info: ChunkInfo, events: [TraceEvent])? {
+        if runInline {
+            guard !ended else { return nil }
+            if let item = step() {
+                if case .failure = item { ended = true }
+                return try item.get()
+            }
+            ended = true
+            return nil
+        }
         condition.lock()
         while ready.isEmpty && !ended { condition.wait() }
         guard !ready.isEmpty else {
@@ -79,6 +96,7 @@ private final class Worker: @unchecked Sendable {
     }
 
     func stop() {
+        guard !runInline else { return }
         condition.lock()
         stopping = true
         condition.broadcast()
@@ -87,10 +105,17 @@ private final class Worker: @unchecked Sendable {
     }
 
     func run() {
-        var position = 0
+        while let item = step(), deliver(item), case .success = item {}
+        condition.lock()
+        ended = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Reads and decodes the next chunk the run takes; nil past the last. A damaged header is an error
+    /// after the chunks before it, as a plain read meets it.
+    private func step() -> Result<(ChunkInfo, [TraceEvent]), TraceError>? {
         while true {
-            // The next chunk's header: a damaged one is an error after the chunks before it, as a plain
-            // read meets it.
             let info: ChunkInfo?
             do throws(TraceError) {
                 switch chunks {
@@ -98,20 +123,13 @@ private final class Worker: @unchecked Sendable {
                 case .listed(let list): info = position < list.count ? try reader.chunkInfo(list[position]) : nil
                 }
             } catch {
-                _ = deliver(.failure(error))
-                break
+                return .failure(error)
             }
             position += 1
-            guard let info, info.firstSeq <= upper else { break }
+            guard let info, info.firstSeq <= upper else { return nil }
             if info.lastSeq < lower { continue }
-            let decoded: Result<(ChunkInfo, [TraceEvent]), TraceError>
-            do throws(TraceError) { decoded = .success((info, try reader.events(of: info))) } catch { decoded = .failure(error) }
-            guard deliver(decoded), case .success = decoded else { break }
+            do throws(TraceError) { return .success((info, try reader.events(of: info))) } catch { return .failure(error) }
         }
-        condition.lock()
-        ended = true
-        condition.broadcast()
-        condition.unlock()
     }
 
     /// Hands `item` to the consumer, waiting for room; false when the consumer stopped.
