@@ -128,7 +128,6 @@ enum EventsTable {
             prefetcher = nil
         }
 
-        var current: TraceEvent { events[position] }
         var currentSeq: UInt64 { seqOnly ? chunk!.firstSeq + UInt64(position) : events[position].seq }
 
         /// Positions on the first event >= lower.
@@ -194,7 +193,9 @@ enum EventsTable {
         }
 
         /// What every row must meet: a row that does not cannot match, so SQLite need not see it.
-        var filter = RowFilter()
+        var filter = RowFilter() { didSet { filtering = !filter.isEmpty } }
+        /// Whether `filter` filters anything (checked per row without copying the filter).
+        private var filtering = false
         /// The last actor looked at, and whether its name matched `filter.actor` (a run of accesses
         /// mostly shares one actor: its name is built once).
         private var lastActor: Actor?
@@ -202,7 +203,7 @@ enum EventsTable {
 
         /// Whether the current row can meet the filter.
         var mayMatch: Bool {
-            guard !filter.isEmpty else { return true }
+            guard filtering else { return true }
             let body = events[position].body
             if let t = filter.type, EventFormatter.typeName(body) != t { return false }
             guard case .memoryAccess(let a) = body else {
@@ -369,25 +370,27 @@ enum EventsTable {
             return SQLITE_OK
         }
         m.pointee.xNext = { cursor in
-            let c = EventsTable.cursor(cursor!)
-            do { try c.advance() } catch {
-                VirtualTable.setError(cursor!.pointee.pVtab, "\(error)")
-                return SQLITE_ERROR
+            VirtualTable.withState(cursor!, as: Cursor.self) { c in
+                do { try c.advance() } catch {
+                    VirtualTable.setError(cursor!.pointee.pVtab, "\(error)")
+                    return SQLITE_ERROR
+                }
+                return SQLITE_OK
             }
-            return SQLITE_OK
         }
-        m.pointee.xEof = { cursor in EventsTable.cursor(cursor!).done ? 1 : 0 }
+        m.pointee.xEof = { cursor in VirtualTable.withState(cursor!, as: Cursor.self) { $0.done ? 1 : 0 } }
         m.pointee.xRowid = { cursor, rowid in
-            rowid!.pointee = Int64(bitPattern: EventsTable.cursor(cursor!).currentSeq)
+            rowid!.pointee = VirtualTable.withState(cursor!, as: Cursor.self) { Int64(bitPattern: $0.currentSeq) }
             return SQLITE_OK
         }
         m.pointee.xColumn = { cursor, ctx, column in
-            let c = EventsTable.cursor(cursor!)
-            if c.seqOnly {
-                // Only seq was asked for (SQLite promised as much in colUsed).
-                if column == 0 { sqlite3_result_int64(ctx, Int64(bitPattern: c.currentSeq)) } else { sqlite3_result_null(ctx) }
-            } else {
-                EventsTable.column(c.current, Int(column), ctx!)
+            VirtualTable.withState(cursor!, as: Cursor.self) { c in
+                if c.seqOnly {
+                    // Only seq was asked for (SQLite promised as much in colUsed).
+                    if column == 0 { sqlite3_result_int64(ctx, Int64(bitPattern: c.currentSeq)) } else { sqlite3_result_null(ctx) }
+                } else {
+                    c.events.withUnsafeBufferPointer { EventsTable.column($0[c.position], Int(column), ctx!) }
+                }
             }
             return SQLITE_OK
         }

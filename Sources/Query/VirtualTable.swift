@@ -50,6 +50,15 @@ enum VirtualTable {
         return Unmanaged<State>.fromOpaque(cur.pointee.state!).takeUnretainedValue()
     }
 
+    /// Calls `body` with the state a cursor holds, without retaining it (the cursor does): what the
+    /// callbacks SQLite makes for every row use, where a retain and release per call would dominate.
+    @inline(__always)
+    static func withState<State: AnyObject, R>(_ p: UnsafeMutablePointer<sqlite3_vtab_cursor>, as: State.Type,
+                                               _ body: (State) -> R) -> R {
+        let cur = UnsafeMutableRawPointer(p).assumingMemoryBound(to: sevtrace_vtab_cursor.self)
+        return Unmanaged<State>.fromOpaque(cur.pointee.state!)._withUnsafeGuaranteedRef(body)
+    }
+
     /// Sets the table's error message, in memory SQLite frees.
     static func setError(_ vtab: UnsafeMutablePointer<sqlite3_vtab>, _ message: String) {
         sqlite3_free(vtab.pointee.zErrMsg)
