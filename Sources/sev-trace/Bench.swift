@@ -91,32 +91,11 @@ struct Bench: ParsableCommand {
         case fill
     }
 
-    /// The fill scenario: about `accesses` / 2 quadwords of a declared secret copied into fresh private memory.
+    /// The fill scenario (``FillScenario``) sized for about `accesses` / 2 quadwords written, from a
+    /// secret of at most 16 MiB.
     static func fillScenario(accesses: UInt64, platform: String = "") -> String {
-        let perPass = min(2_097_152, max(512, accesses / 2))  // quadwords: at most the 16 MiB source
-        let passes = max(1, (accesses / 2 + perPass - 1) / perPass)
-        let written = passes * perPass * 8
-        // The source, the writes, and room for the page tables, in the 2 MiB steps memory sizes take.
-        let guestMiB = (48 + (written + (2 << 20) - 1) >> 20) & ~1
-        return """
-        # bench: copy a \(perPass * 8)-byte secret \(passes) times into fresh private memory (\(written) bytes written)
-        platform memory=\(guestMiB + 64)M \(platform)
-        vm guest memory=\(guestMiB)M policy=0x1
-        program guest at=0x100000
-            mov r5, \(passes)
-            mov r1, 0x2000000
-        again:
-            mov r2, 0x1000000
-            mov r3, \(perPass)
-            copy r1, r2, r3
-            sub r5, 1
-            jnz r5, again
-            hlt
-        end
-        launch guest
-        secret guest 0x1000000 data fill=0x5a len=\(perPass * 8)
-        run guest
-        """
+        let perPass = min(2_097_152, max(512, accesses / 2))
+        return FillScenario.text(quadwords: perPass, passes: max(1, (accesses / 2 + perPass - 1) / perPass), platform: platform)
     }
 
     @Option(help: "The workloads to measure: copy, uninitialised, mixed, fill (repeatable; default: all four).")

@@ -1,4 +1,5 @@
 import Foundation
+import Scenario
 import TestSupport
 import Testing
 
@@ -641,24 +642,8 @@ struct CommandLineTests {
         var peaks: [Int] = []
         for mib in [1, 8] {
             // A 1 MiB secret copied `mib` times, word by word, into fresh private memory (`rep movsq`).
-            try """
-                platform memory=64M
-                vm guest memory=24M policy=0x1
-                program guest at=0x100000
-                    mov r5, \(mib)
-                    mov r1, 0x800000
-                again:
-                    mov r2, 0x600000
-                    mov r3, 131072
-                    copy r1, r2, r3
-                    sub r5, 1
-                    jnz r5, again
-                    hlt
-                end
-                launch guest
-                secret guest 0x600000 data fill=0x5a len=1M
-                run guest
-                """.write(toFile: s.path + "/f\(mib).sev", atomically: true, encoding: .utf8)
+            try FillScenario.text(quadwords: 131_072, passes: UInt64(mib))
+                .write(toFile: s.path + "/f\(mib).sev", atomically: true, encoding: .utf8)
             let r = try Self.run(["record", "f\(mib).sev", "--no-analyze", "--chunk-bytes", "65536"], in: s.path)
             #expect(r.status == 0, "\(r.stderr)")
             peaks.append(try Self.peakRSS(["analyze", "f\(mib).sevtrace"], in: s.path))
