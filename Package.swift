@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Scenario", dependencies: ["SEVMachine", "TraceFormat"]),
         .target(name: "Analyzer", dependencies: ["TraceFormat"], swiftSettings: hotPathSettings),
         .target(name: "Query", dependencies: ["TraceFormat", "CSQLite", "Analyzer", "Scenario"]),
-        .target(name: "SQLiteExtension", dependencies: ["Query", "CSQLite"]),
+        .target(name: "SQLiteExtension", dependencies: ["Query", "TraceFormat", "CSQLite"]),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .target(name: "FuzzTargets", dependencies: ["Scenario", "SEVMachine", "TraceFormat", "Analyzer"]),
         .executableTarget(name: "sev-trace", dependencies: [

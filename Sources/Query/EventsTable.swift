@@ -163,7 +163,10 @@ enum EventsTable {
         /// Moves to the next chunk the scan reads, decoded ahead on the other core.
         private func nextPrefetched() throws {
             if prefetcher == nil {
-                guard let c = chunk else {
+                // A thread only when there is another chunk to read (most scans of a small trace have none).
+                let another: Bool
+                if let list = chunks { another = listed < list.count } else if let c = chunk { another = try reader.chunkInfo(c.index + 1) != nil } else { another = false }
+                guard let c = chunk, another else {
                     done = true
                     return
                 }

@@ -1,4 +1,5 @@
 import CSQLite
+import TraceFormat
 import Query
 
 /// The entry point SQLite looks for in `libsevtrace.so` (`sqlite3_` + the file's name + `_init`):
@@ -7,6 +8,8 @@ import Query
 public func sqlite3_sevtrace_init(_ db: OpaquePointer?, _ errorMessage: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
                                   _ api: OpaquePointer?) -> Int32 {
     guard let db else { return SQLITE_ERROR }
+    // SQLite unloads this library when the connection closes: no decoding thread may outlive it.
+    ChunkPrefetcher.threaded = false
     guard let message = SQLiteExtension.load(into: db) else { return SQLITE_OK }
     if let errorMessage {
         let bytes = Array(message.utf8CString)

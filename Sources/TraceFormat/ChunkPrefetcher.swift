@@ -15,6 +15,11 @@ public final class ChunkPrefetcher {
     /// Decoded chunks waiting at most.
     public static let depth = 1
 
+    /// Whether prefetchers may start a thread. A library that its host may unload (the SQLite extension:
+    /// a connection's close unmaps it) turns this off, so that no thread it started, nor any the runtime
+    /// starts for one, outlives its code; chunks are then decoded on the caller's thread as it asks.
+    nonisolated(unsafe) public static var threaded = true
+
     /// Which chunks to decode, in this order.
     public enum Chunks: Sendable {
         /// Chunk `index` and every one after it.
