@@ -10,8 +10,12 @@ struct Bench: ParsableCommand {
         abstract: "Measure simulation, recording, size, decoding and analysis on four workloads, and print the table.",
         discussion: "Build with -c release for meaningful figures. Baselines are measured in the same run: simulation into a counting sink (for recording), a naive fixed-width record per event compressed with zstd -3 (for size) and a decode-only pass (for analysis). Workloads: the copy loop, the copy loop over uninitialised memory, Traces/bench/mixed.sev, and a secret copied into fresh private memory (the analysis peak RSS shows what shadow memory costs).")
 
-    @Option(help: "Approximate number of guest data accesses to simulate.")
+    @Option(help: "Approximate number of guest data accesses to simulate (at most 2^36).")
     var accesses: UInt64 = 1_000_000
+
+    /// The most accesses or events a benchmark takes: far past any useful run, and far from where sizing
+    /// its scenario could overflow.
+    static let maxCount: UInt64 = 1 << 36
 
     @Option(help: "Where to write the bundles, as PREFIX-WORKLOAD.sevtrace (default: a temporary directory, removed afterwards).")
     var output: String?
@@ -28,7 +32,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time the questions people ask of a large trace (a page's accesses, counts, streaming, seeking) instead.")
     var queries = false
 
-    @Option(help: "With --queries: about how many events the mixed trace has.")
+    @Option(help: "With --queries: about how many events the mixed trace has (at most 2^36).")
     var events: UInt64 = 100_000_000
 
     @Option(help: "With --queries: query this bundle instead of recording one.")
@@ -128,6 +132,9 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        guard accesses >= 1, accesses <= Self.maxCount, events >= 1, events <= Self.maxCount else {
+            throw InputError(description: "--accesses and --events take 1 to \(Self.maxCount)")
+        }
         if queries {
             guard runs >= 1 && runs <= 100 else { throw InputError(description: "--runs takes 1 to 100") }
             try QueryBench(events: events, runs: runs, seed: seed, trace: trace, output: output).run()
