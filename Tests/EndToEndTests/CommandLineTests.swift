@@ -129,6 +129,10 @@ struct CommandLineTests {
         #expect(one.status == 0 && one.stdout.contains("| mixed |") && !one.stdout.contains("| copy |"), "\(one.stderr)")
         let bad = try Self.run(["bench", "--accesses", "2000", "--platform", "cores=0"], in: s.path)
         #expect(bad.status == 2 && bad.stderr.hasPrefix("bench-copy:"), "\(bad.stderr)")
+        for huge in [["--accesses", "18446744073709551615"], ["--queries", "--events", "0"]] {
+            let r = try Self.run(["bench"] + huge, in: s.path)
+            #expect(r.status != 0 && r.stderr.hasPrefix("error: --accesses and --events take 1 to"), "\(huge): \(r.stderr)")
+        }
     }
 
     @Test("diff: the same scenario and seed are identical; another seed differs at the first event it changes")
@@ -577,31 +581,27 @@ struct CommandLineTests {
     @Test("streaming a query's rows keeps memory flat as the trace grows (a trace five times longer, the same peak RSS)",
           .enabled(if: PythonTool.can("import resource, subprocess"), "needs python3 to read a child's peak RSS"))
     func streamingMemoryIsFlat() throws {
-        let s = Scratch()
-        var peaks: [Int] = []
-        for iterations in [20_000, 100_000] {
-            try """
-                platform memory=64M
-                vm guest memory=4M policy=0x1
-                program guest at=0x100000
-                    mov r5, \(iterations)
-                    mov r1, 0x200000
-                loop:
-                    store [r1], r5
-                    load r2, [r1]
-                    sub r5, 1
-                    jnz r5, loop
-                    hlt
-                end
-                launch guest
-                run guest
-                """.write(toFile: s.path + "/t\(iterations).sev", atomically: true, encoding: .utf8)
-            let r = try Self.run(["record", "t\(iterations).sev", "--no-analyze", "--chunk-bytes", "65536"], in: s.path)
-            #expect(r.status == 0, "\(r.stderr)")
-            // The child's peak resident set while every row goes through the CSV writer to /dev/null.
-            peaks.append(try Self.peakRSS(["query", "t\(iterations).sevtrace", "-c", "SELECT seq, type, spa, value FROM events",
-                                           "--format", "csv"], in: s.path))
-        }
+        let peaks = try Self.peaks(of: [20_000, 100_000], scenario: { iterations in
+            """
+            platform memory=64M
+            vm guest memory=4M policy=0x1
+            program guest at=0x100000
+                mov r5, \(iterations)
+                mov r1, 0x200000
+            loop:
+                store [r1], r5
+                load r2, [r1]
+                sub r5, 1
+                jnz r5, loop
+                hlt
+            end
+            launch guest
+            run guest
+            """
+        }, running: { trace in
+            // Every row goes through the CSV writer to /dev/null.
+            ["query", trace, "-c", "SELECT seq, type, spa, value FROM events", "--format", "csv"]
+        })
         #expect(peaks[1] - peaks[0] < 16 << 10, "peak RSS \(peaks[0]) KiB for ~140K events, \(peaks[1]) KiB for ~700K")
     }
 
@@ -623,6 +623,18 @@ struct CommandLineTests {
             == (try Self.run(["query", "Traces/default.sevtrace", "-c", "SELECT count(*) FROM findings"], in: Self.root.path).stdout))
     }
 
+    /// For each size, records `scenario(size)` (in 64 KiB chunks, so every trace has many) and returns the
+    /// peak resident set, in KiB, of `sev-trace` running `running(bundle)` on it.
+    static func peaks(of sizes: [Int], scenario: (Int) -> String, running: (String) -> [String]) throws -> [Int] {
+        let s = Scratch()
+        return try sizes.map { size in
+            try scenario(size).write(toFile: s.path + "/t\(size).sev", atomically: true, encoding: .utf8)
+            let r = try run(["record", "t\(size).sev", "--no-analyze", "--chunk-bytes", "65536"], in: s.path)
+            #expect(r.status == 0, "\(r.stderr)")
+            return try peakRSS(running("t\(size).sevtrace"), in: s.path)
+        }
+    }
+
     /// The peak resident set, in KiB, of `sev-trace ARGS` run in `dir` (which must exit 0).
     static func peakRSS(_ args: [String], in dir: String) throws -> Int {
         let r = try PythonTool.run("""
@@ -638,16 +650,9 @@ struct CommandLineTests {
     @Test("the analyzer's memory does not grow with the private memory a guest fills: 1 MiB or 8 MiB copied in, the same peak RSS",
           .enabled(if: PythonTool.can("import resource, subprocess"), "needs python3 to read a child's peak RSS"))
     func analysisMemoryIsBounded() throws {
-        let s = Scratch()
-        var peaks: [Int] = []
-        for mib in [1, 8] {
-            // A 1 MiB secret copied `mib` times, word by word, into fresh private memory (`rep movsq`).
-            try FillScenario.text(quadwords: 131_072, passes: UInt64(mib))
-                .write(toFile: s.path + "/f\(mib).sev", atomically: true, encoding: .utf8)
-            let r = try Self.run(["record", "f\(mib).sev", "--no-analyze", "--chunk-bytes", "65536"], in: s.path)
-            #expect(r.status == 0, "\(r.stderr)")
-            peaks.append(try Self.peakRSS(["analyze", "f\(mib).sevtrace"], in: s.path))
-        }
+        // A 1 MiB secret copied once or 8 times, word by word, into fresh private memory (`rep movsq`).
+        let peaks = try Self.peaks(of: [1, 8], scenario: { mib in FillScenario.text(quadwords: 131_072, passes: UInt64(mib)) },
+                                   running: { trace in ["analyze", trace] })
         // 7 MiB more written is 1,792 more pages: at the 80 KiB a page once cost that was 140 MiB, with one
         // shadow cell per word still 22 MiB. Filled in order, a page now collapses to one cell.
         #expect(peaks[1] - peaks[0] < 4 << 10, "peak RSS \(peaks[0]) KiB for 1 MiB filled, \(peaks[1]) KiB for 8 MiB")
