@@ -7,9 +7,12 @@ extension Analyzer {
     @discardableResult
     public func analyze(_ bundle: TraceBundle, storingIn index: TraceIndex, rules: [TraceRule] = []) throws -> [Finding] {
         let findings = try analyze(bundle, rules: rules)
-        try index.replaceFindings(findings, detectors: detectors.map(\.rawValue) + rules.map(\.id))
+        try index.replaceFindings(findings, detectors: ids(rules))
         return findings
     }
+
+    /// The ids an analysis with `rules` records as having run: its detectors', then the rules'.
+    private func ids(_ rules: [TraceRule]) -> [String] { detectors.map(\.rawValue) + rules.map(\.id) }
 
     /// Analyzes `bundle`'s events, then runs `rules` over it: the analyzer's findings, then each rule's.
     public func analyze(_ bundle: TraceBundle, rules: [TraceRule]) throws -> [Finding] {
@@ -19,15 +22,13 @@ extension Analyzer {
     }
 
     /// Analyzes `bundle` and replaces its findings, safely: the index is rewritten as a copy that takes
-    /// the old one's place only when the analysis is complete, and only when its findings or analysis
-    /// record changed (analyzing a committed trace again leaves it byte for byte as it was).
+    /// the old one's place, and only when its findings or analysis record change (analyzing a committed
+    /// trace again neither copies its index nor changes a byte of it).
     @discardableResult
     public func analyzeAndStore(_ bundle: TraceBundle, rules: [TraceRule] = []) throws -> [Finding] {
-        var findings: [Finding] = []
-        try bundle.rewriteIndex { (index: TraceIndex) throws -> Bool in
-            findings = try analyze(bundle, rules: rules)
-            return try index.replaceFindings(findings, detectors: detectors.map(\.rawValue) + rules.map(\.id))
-        }
+        let findings = try analyze(bundle, rules: rules)
+        guard try !bundle.index().holds(findings, detectors: ids(rules)) else { return findings }
+        try bundle.rewriteIndex { try $0.replaceFindings(findings, detectors: ids(rules)) }
         return findings
     }
 }

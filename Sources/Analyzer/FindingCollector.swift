@@ -98,12 +98,6 @@ struct FindingCollector {
         return false
     }
 
-    /// Takes in a hit: as a repeat or continuation of a finding when it is one, else as a new finding.
-    mutating func add(_ hit: Hit, vmNames: [UInt16: String], table: LabelTable) {
-        guard !absorb(hit.detector, hit.severity, hit.access, seq: hit.seq, set: hit.set, plaintext: hit.plaintext) else { return }
-        start(hit, vmNames: vmNames, table: table)
-    }
-
     /// Makes a new finding of a hit that ``absorb(_:_:_:seq:set:plaintext:)`` did not take.
     mutating func start(_ hit: Hit, vmNames: [UInt16: String], table: LabelTable) {
         let a = hit.access

@@ -151,9 +151,6 @@ final class ShadowMemory {
     private var cache: [(number: UInt64, page: Page?)] = Array(repeating: (UInt64.max, nil), count: 4)
     private var cacheNext = 0
 
-    /// The number of pages with shadow state.
-    var pageCount: Int { pages.count }
-
     /// How many pages keep taint per page, per word and per byte, and block state per page and per block.
     var grainCounts: (taintPage: Int, taintWord: Int, taintByte: Int, blockPage: Int, blockBlock: Int) {
         var c = (0, 0, 0, 0, 0)

@@ -164,9 +164,7 @@ enum EventsTable {
         private func nextPrefetched() throws {
             if prefetcher == nil {
                 // A thread only when there is another chunk to read (most scans of a small trace have none).
-                let another: Bool
-                if let list = chunks { another = listed < list.count } else if let c = chunk { another = try reader.chunkInfo(c.index + 1) != nil } else { another = false }
-                guard let c = chunk, another else {
+                guard let c = chunk, try chunks.map({ listed < $0.count }) ?? (reader.chunkInfo(c.index + 1) != nil) else {
                     done = true
                     return
                 }

@@ -52,26 +52,13 @@ public struct TraceBundle: Sendable {
     /// only when `body` returns. A writer killed half-way leaves the old index as it was. Only one writer
     /// at a time: another one fails at once.
     public func rewriteIndex(_ body: (TraceIndex) throws -> Void) throws {
-        try rewriteIndex { (index: TraceIndex) throws -> Bool in
-            try body(index)
-            return true
-        }
-    }
-
-    /// Rewrites the index safely as above, where `body` returns whether it changed anything:
-    /// when it did not, the old index stays as it was, byte for byte (a committed trace analyzed again
-    /// stays unmodified).
-    public func rewriteIndex(_ body: (TraceIndex) throws -> Bool) throws {
         let lock = try writerLock()
         let tmp = indexPath + ".tmp"
         Self.removeIndexFiles(tmp)  // a killed writer's
         do {
             _ = try index()  // the current index must be sound before it is copied
             try FileManager.default.copyItem(atPath: indexPath, toPath: tmp)
-            guard try body(try TraceIndex(path: tmp, writable: true)) else {
-                Self.removeIndexFiles(tmp)
-                return
-            }
+            try body(try TraceIndex(path: tmp, writable: true))
         } catch {
             try? FileManager.default.removeItem(atPath: tmp)
             throw error

@@ -133,20 +133,18 @@ public final class TraceIndex {
         return try stmt.step() ? stmt.text(0) : nil
     }
 
-    /// Replaces the findings of `detectors` with `findings` (the findings table is the only one a reader
-    /// of a finished trace may rewrite), and records in `meta`, in the same transaction, that an analysis
-    /// ran to the end. The findings of detectors that did not run this time stay, when a complete analysis
-    /// had stored them, and the recorded detector set is then the union of both. When the index already
-    /// holds exactly this, nothing is written.
-    /// - Returns: whether the index changed.
-    @discardableResult
-    public func replaceFindings(_ findings: [Finding], detectors: [String]) throws(SQLiteError) -> Bool {
+    /// What ``replaceFindings(_:detectors:)`` stores for `findings` of `detectors`: with the findings of
+    /// detectors that did not run this time kept (when a complete analysis stored them), in the order the
+    /// analyzer reports, and the analysis record; and whether the index holds exactly that already.
+    private func analysis(_ findings: [Finding], detectors: [String]) throws(SQLiteError)
+        -> (findings: [Finding], record: [(key: String, value: String)], held: Bool) {
         var findings = findings
         var ran = Set(detectors)
-        if try analysisProblem() == nil, let previous = try meta("analysis_detectors") {
+        let stored = try analysisProblem() == nil ? try self.findings() : nil
+        if let stored, let previous = try meta("analysis_detectors") {
             let others = Set(previous.split(separator: ",").map(String.init)).subtracting(ran)
             if !others.isEmpty {
-                let kept = try self.findings().filter { others.contains($0.detector) }
+                let kept = stored.filter { others.contains($0.detector) }
                 // One list in the order the analyzer reports: by first sink event, stable.
                 findings = (kept + findings).enumerated().sorted { ($0.element.sinkSeq, $0.offset) < ($1.element.sinkSeq, $1.offset) }
                     .map(\.element)
@@ -155,9 +153,23 @@ public final class TraceIndex {
         }
         let record = [("analysis", "complete"), ("analysis_detectors", ran.sorted().joined(separator: ",")),
                       ("analysis_tool_version", ToolVersion.current), ("analysis_findings", String(findings.count))]
-        var unchanged = try analysisProblem() == nil
-        for (key, value) in record where unchanged { unchanged = try meta(key) == value }
-        if unchanged, try self.findings() == findings { return false }
+        var held = stored == findings
+        for (key, value) in record where held { held = try meta(key) == value }
+        return (findings, record, held)
+    }
+
+    /// Whether the index already holds exactly what ``replaceFindings(_:detectors:)`` would store: then
+    /// a writer need not rewrite it (a committed trace analyzed again keeps its bytes).
+    public func holds(_ findings: [Finding], detectors: [String]) throws(SQLiteError) -> Bool {
+        try analysis(findings, detectors: detectors).held
+    }
+
+    /// Replaces the findings of `detectors` with `findings` (the findings table is the only one a reader
+    /// of a finished trace may rewrite), and records in `meta`, in the same transaction, that an analysis
+    /// ran to the end. The findings of detectors that did not run this time stay, when a complete analysis
+    /// had stored them, and the recorded detector set is then the union of both.
+    public func replaceFindings(_ findings: [Finding], detectors: [String]) throws(SQLiteError) {
+        let (findings, record, _) = try analysis(findings, detectors: detectors)
         try database.execute("BEGIN IMMEDIATE")
         do {
             try database.execute("DELETE FROM findings; DELETE FROM flows;")
@@ -189,7 +201,6 @@ public final class TraceIndex {
             try? database.execute("ROLLBACK")
             throw error
         }
-        return true
     }
 
     /// Whether the findings come from an analysis that ran to the end: nil when they do, else why not.
