@@ -18,7 +18,7 @@ public enum ScenarioRecorder {
     /// old bundle at `path`, in one rename. On any error nothing at `path` changes and nothing
     /// half-written is left.
     public static func record(_ script: ScenarioScript, seed: UInt64, to path: String, chunkBytes: UInt32 = 1 << 20,
-                              compressionLevel: Int32 = 3, limits: RecordingLimits = RecordingLimits(),
+                              compressionLevel: Int32 = 7, limits: RecordingLimits = RecordingLimits(),
                               progress: ((UInt64) -> Void)? = nil, finishing: (TraceBundle) throws -> Void = { _ in }) throws -> Summary {
         guard TraceLimits.chunkBytesRange.contains(chunkBytes) else {
             throw TraceError.io(path: path, reason: "chunk size \(chunkBytes) is outside \(TraceLimits.chunkBytesRange)")

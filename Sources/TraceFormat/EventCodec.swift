@@ -30,6 +30,33 @@ public enum EventCodec {
         var gva = InlineArray<256, UInt64>(repeating: 0)
     }
 
+    /// One actor's register file as the events show it (slots 0-31: r0-r15, the latch, the paths, the
+    /// kernel save slots; every slot an event can name, ``MemoryAccess/vcpuRegisterSlots``, fits).
+    struct Registers {
+        static let slots = 32
+        var value = InlineArray<32, UInt64>(repeating: 0)
+    }
+
+    /// What a register op's result is predicted to be from the registers before it, or nil when the op
+    /// takes an immediate the trace does not carry (or names a register outside the file).
+    @inline(__always)
+    static func predictedResult(_ op: RegisterOpKind, dst: UInt8, src: UInt8, _ r: Registers) -> UInt64? {
+        guard dst < Registers.slots else { return nil }
+        let d = r.value[Int(dst)]
+        if op == .addImmediate { return d }
+        guard src < Registers.slots else { return nil }
+        let s = r.value[Int(src)]
+        switch op {
+        case .move: return s
+        case .add: return d &+ s
+        case .sub: return d &- s
+        case .xor: return d ^ s
+        case .and: return d & s
+        case .or: return d | s
+        case .loadImmediate, .addImmediate: return nil
+        }
+    }
+
     /// The context an access's addresses are coded against: its kind and the register it moves (a
     /// stand-in for the instruction that made it).
     @inline(__always)
@@ -50,9 +77,15 @@ public enum EventCodec {
         var actor: Actor = .hypervisor
         var vm: UInt16 = MemoryAccess.noVM
         var asid: UInt16 = 0
-        private var currentKey = State.key(.hypervisor, vm: MemoryAccess.noVM)
+        private(set) var currentKey = State.key(.hypervisor, vm: MemoryAccess.noVM)
         /// The other streams seen in this chunk, by key (looked up, never walked).
         private var others: [UInt64: Addresses] = [:]
+        /// The registers of the vCPU (or other actor) that last moved a register, as this chunk's events
+        /// show them so far: what register-op results, register stores and exit dumps are predicted from.
+        var registers = Registers()
+        private var registersKey = UInt64.max
+        /// The other actors' registers seen in this chunk, by stream key.
+        private var otherRegisters: [UInt64: Registers] = [:]
 
         static func key(_ actor: Actor, vm: UInt16) -> UInt64 {
             switch actor {
@@ -61,6 +94,17 @@ public enum EventCodec {
             case .device(let id): 2 << 62 | UInt64(id) << 16 | UInt64(vm)
             case .psp: 3 << 62 | UInt64(vm)
             }
+        }
+
+        /// Makes the register file of `key` (a stream key, ``key(_:vm:)``) the current one.
+        @inline(__always)
+        mutating func switchRegisters(to key: UInt64) {
+            guard key != registersKey else { return }
+            if registersKey != .max, otherRegisters.count < EventCodec.maxStreams || otherRegisters[registersKey] != nil {
+                otherRegisters[registersKey] = registers
+            }
+            registers = otherRegisters[key] ?? Registers()
+            registersKey = key
         }
 
         /// Makes the stream of `actor` and `vm` the current one.
@@ -97,16 +141,24 @@ public struct EventEncoder: Sendable {
             if a.size == 8 { tag |= 0x80 }
             w.u8(tag)
             w.varint(dc)
-            let fixed = a.value >= 1 << 56
-            w.u8(a.kind.rawValue | a.reason.rawValue << 3 | (fixed ? 0x80 : 0))
             if !same {
-                Self.actor(a.actor, into: &w)
-                w.varint(UInt64(a.vm))
-                w.varint(UInt64(a.asid))
                 state.actor = a.actor
                 state.vm = a.vm
                 state.asid = a.asid
                 state.switchTo(a.actor, vm: a.vm)
+            }
+            var predicted = false
+            if a.register < EventCodec.Registers.slots {
+                state.switchRegisters(to: state.currentKey)
+                predicted = state.registers.value[Int(a.register)] == a.value
+                state.registers.value[Int(a.register)] = a.value
+            }
+            let fixed = !predicted && a.value >= 1 << 56
+            w.u8(a.kind.rawValue | a.reason.rawValue << 3 | (predicted ? 0x40 : 0) | (fixed ? 0x80 : 0))
+            if !same {
+                Self.actor(a.actor, into: &w)
+                w.varint(UInt64(a.vm))
+                w.varint(UInt64(a.asid))
             }
             let k = EventCodec.context(a.kind.rawValue, a.register)
             w.zigzag(Int64(bitPattern: a.spa &- state.current.spa[k]))
@@ -117,16 +169,24 @@ public struct EventEncoder: Sendable {
             state.current.gva[k] = a.gva
             if a.size != 8 { w.varint(UInt64(a.size)) }
             if a.register != MemoryAccess.noRegister { w.u8(a.register) }
-            if fixed { w.u64(a.value) } else { w.varint(a.value) }
+            if fixed { w.u64(a.value) } else if !predicted { w.varint(a.value) }
         case .registerOp(let r):
             w.u8(EventCodec.TypeCode.registerOp.rawValue)
             w.varint(dc)
             w.varint(UInt64(r.vm))
             w.varint(UInt64(r.vcpu))
-            w.u8(r.op.rawValue)
+            state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: r.vm, index: r.vcpu), vm: r.vm))
+            let prediction = EventCodec.predictedResult(r.op, dst: r.dst, src: r.src, state.registers)
+            let exact = prediction == r.result
+            w.u8(r.op.rawValue | (exact ? 0x80 : 0))
             w.u8(r.dst)
             w.u8(r.src)
-            w.varint(r.result)
+            if let prediction, !exact {
+                w.zigzag(Int64(bitPattern: r.result &- prediction))
+            } else if prediction == nil {
+                w.varint(r.result)
+            }
+            if r.dst < EventCodec.Registers.slots { state.registers.value[Int(r.dst)] = r.result }
         case .cbitChange(let c):
             w.u8(EventCodec.TypeCode.cbitChange.rawValue)
             w.varint(dc)
@@ -209,7 +269,16 @@ public struct EventEncoder: Sendable {
             w.varint(x.exitInfo2)
             w.varint(x.rip)
             w.varint(UInt64(x.registers.count))
-            for r in x.registers { w.varint(r) }
+            state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: x.vm, index: x.vcpu), vm: x.vm))
+            var changed: UInt64 = 0
+            for (i, r) in x.registers.prefix(EventCodec.Registers.slots).enumerated() where state.registers.value[i] != r {
+                changed |= 1 << UInt64(i)
+            }
+            w.varint(changed)
+            for (i, r) in x.registers.enumerated() where i >= EventCodec.Registers.slots || changed & 1 << UInt64(i) != 0 {
+                w.varint(r)
+            }
+            for (i, r) in x.registers.prefix(EventCodec.Registers.slots).enumerated() { state.registers.value[i] = r }
         case .cacheOp(let c):
             w.u8(EventCodec.TypeCode.cacheOp.rawValue)
             w.varint(dc)
@@ -316,7 +385,7 @@ public struct EventDecoder: Sendable {
             switch type {
             case .memoryAccess:
                 let kr = try r.u8()
-                guard kr & 0x40 == 0, let kind = AccessKind(rawValue: kr & 0x07),
+                guard kr & 0xc0 != 0xc0, let kind = AccessKind(rawValue: kr & 0x07),
                       let reason = CbitReason(rawValue: (kr >> 3) & 0x07) else {
                     throw EventDecodingError.invalidValue(offset: r.offset - 1, what: "access kind/reason \(kr)")
                 }
@@ -334,7 +403,17 @@ public struct EventDecoder: Sendable {
                 state.current.spa[k] &+= spaDelta
                 state.current.gpa[k] &+= gpaDelta
                 state.current.gva[k] &+= gvaDelta
-                let value = kr & 0x80 != 0 ? try r.u64() : try r.varint()
+                let value: UInt64
+                if reg < EventCodec.Registers.slots {
+                    state.switchRegisters(to: state.currentKey)
+                    value = kr & 0x40 != 0 ? state.registers.value[Int(reg)] : kr & 0x80 != 0 ? try r.u64() : try r.varint()
+                    state.registers.value[Int(reg)] = value
+                } else {
+                    guard kr & 0x40 == 0 else {
+                        throw EventDecodingError.invalidValue(offset: start, what: "predicted value without a register")
+                    }
+                    value = kr & 0x80 != 0 ? try r.u64() : try r.varint()
+                }
                 body = .memoryAccess(MemoryAccess(
                     actor: state.actor, vm: state.vm, asid: state.asid, kind: kind, gva: state.current.gva[k], gpa: state.current.gpa[k],
                     spa: state.current.spa[k],
@@ -342,11 +421,21 @@ public struct EventDecoder: Sendable {
             case .registerOp:
                 let vm = try u16(&r), vcpu = try u16(&r)
                 let opOffset = r.offset
-                guard let op = RegisterOpKind(rawValue: try r.u8()) else {
+                let opByte = try r.u8()
+                guard let op = RegisterOpKind(rawValue: opByte & 0x7f) else {
                     throw EventDecodingError.invalidValue(offset: opOffset, what: "register op")
                 }
-                body = .registerOp(RegisterOp(vm: vm, vcpu: vcpu, op: op, dst: try r.u8(), src: try r.u8(),
-                                              result: try r.varint()))
+                let dst = try r.u8(), src = try r.u8()
+                state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: vm, index: vcpu), vm: vm))
+                let result: UInt64
+                switch (EventCodec.predictedResult(op, dst: dst, src: src, state.registers), opByte & 0x80 != 0) {
+                case (let p?, true): result = p
+                case (let p?, false): result = p &+ UInt64(bitPattern: try r.zigzag())
+                case (nil, false): result = try r.varint()
+                case (nil, true): throw EventDecodingError.invalidValue(offset: opOffset, what: "predicted result of \(op)")
+                }
+                if dst < EventCodec.Registers.slots { state.registers.value[Int(dst)] = result }
+                body = .registerOp(RegisterOp(vm: vm, vcpu: vcpu, op: op, dst: dst, src: src, result: result))
             case .cbitChange:
                 let vm = try u16(&r), vcpu = try u16(&r)
                 let gva = try r.varint(), gpa = try r.varint(), spa = try r.varint(), pte = try r.varint()
@@ -397,9 +486,21 @@ public struct EventDecoder: Sendable {
                 let info1 = try r.varint(), info2 = try r.varint(), rip = try r.varint()
                 let countOffset = r.offset
                 let count = try r.varint()
-                guard count <= 32 else { throw EventDecodingError.invalidValue(offset: countOffset, what: "register count") }
+                guard count <= UInt64(EventCodec.Registers.slots) else {
+                    throw EventDecodingError.invalidValue(offset: countOffset, what: "register count")
+                }
+                let maskOffset = r.offset
+                let changed = try r.varint()
+                guard changed >> count == 0 else {
+                    throw EventDecodingError.invalidValue(offset: maskOffset, what: "changed-register mask")
+                }
+                state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: vm, index: vcpu), vm: vm))
                 var regs: [UInt64] = []
-                for _ in 0..<count { regs.append(try r.varint()) }
+                regs.reserveCapacity(Int(count))
+                for i in 0..<Int(count) {
+                    if changed & 1 << UInt64(i) != 0 { state.registers.value[i] = try r.varint() }
+                    regs.append(state.registers.value[i])
+                }
                 body = .vmExit(VMExit(vm: vm, vcpu: vcpu, exitCode: code, exitInfo1: info1, exitInfo2: info2, rip: rip,
                                       registers: regs))
             case .cacheOp:

@@ -5,7 +5,7 @@
 /// length-prefixed UTF-8), then the CRC-32C of the body.
 public struct TraceHeader: Equatable, Sendable {
     /// The format version this tool writes and reads.
-    public static let formatVersion: UInt16 = 12
+    public static let formatVersion: UInt16 = 13
     /// The first bytes of every events file.
     public static let magic: [UInt8] = Array("SEVTRACE".utf8)
 
@@ -17,11 +17,12 @@ public struct TraceHeader: Equatable, Sendable {
     public var scenarioText: String
     /// Encoded bytes after which the writer closes a chunk.
     public var chunkBytes: UInt32
-    /// The zstd level chunks were compressed with.
+    /// The zstd level chunks were compressed with (a chunk after one that compressed less than 4:1 uses at
+    /// most level 3).
     public var compressionLevel: Int32
 
     public init(toolVersion: String = ToolVersion.current, seed: UInt64, scenarioName: String, scenarioText: String,
-                chunkBytes: UInt32 = 1 << 20, compressionLevel: Int32 = 3) {
+                chunkBytes: UInt32 = 1 << 20, compressionLevel: Int32 = 7) {
         self.toolVersion = toolVersion
         self.seed = seed
         self.scenarioName = scenarioName

@@ -12,6 +12,8 @@ public final class TraceWriter: EventSink {
     private var bytesWritten: UInt64 = 0
     /// Events in the chunks written so far.
     private var eventsWritten: UInt64 = 0
+    /// The level the next chunk is compressed at (``chunkLevel(after:compressed:)``).
+    private var nextLevel: Int32
     /// Called with each chunk after it is written, and with every event before it is encoded.
     let observer: (any TraceObserver)?
 
@@ -20,6 +22,7 @@ public final class TraceWriter: EventSink {
         self.header = header
         self.file = try FileDescriptor.create(path)
         self.compressor = ZstdCompressor(level: header.compressionLevel)
+        self.nextLevel = header.compressionLevel
         self.chunker = ChunkEncoder(chunkBytes: Int(header.chunkBytes))
         self.observer = observer
         let bytes = header.encoded()
@@ -42,7 +45,8 @@ public final class TraceWriter: EventSink {
     func write(_ raw: ChunkEncoder.RawChunk) {
         guard failure == nil else { return }
         do {
-            let payload = try compressor.compress(raw.bytes)
+            let payload = try compressor.compress(raw.bytes, level: nextLevel)
+            nextLevel = Self.chunkLevel(header.compressionLevel, after: raw.bytes.count, compressed: payload.count)
             let info = ChunkInfo(index: chunkCount, offset: offset, firstSeq: raw.firstSeq, eventCount: raw.eventCount,
                                  rawLength: UInt32(raw.bytes.count), compressedLength: UInt32(payload.count),
                                  firstCycle: raw.firstCycle, lastCycle: raw.lastCycle,
@@ -58,6 +62,19 @@ public final class TraceWriter: EventSink {
         } catch {
             failure = .io(path: file.path, reason: "\(error)")
         }
+    }
+
+    /// Below this ratio of raw to compressed bytes a chunk counts as hard to compress (ciphertext, random
+    /// values): zstd's higher levels gain little there and cost several times the time.
+    static let compressibleRatio = 4
+    /// The fastest level that still compresses well; hard chunks use it when the header asks for more.
+    static let hardChunkLevel: Int32 = 3
+
+    /// The level for the chunk after one of `raw` bytes that compressed to `compressed`: the header's
+    /// level, or at most ``hardChunkLevel`` after a hard chunk. It depends on the events only, so a
+    /// scenario records the same bytes every time.
+    static func chunkLevel(_ level: Int32, after raw: Int, compressed: Int) -> Int32 {
+        raw >= compressed * compressibleRatio ? level : min(level, hardChunkLevel)
     }
 
     /// Writes the last chunk; reports the first error any write met.

@@ -18,11 +18,12 @@ public final class ZstdCompressor {
     /// The largest frame zstd makes of `count` bytes; the corresponding C function is `ZSTD_compressBound`.
     public static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
 
-    /// Compresses `input` into one zstd frame; the corresponding C function is `ZSTD_compressCCtx`.
-    public func compress(_ input: [UInt8]) throws(ZstdError) -> [UInt8] {
+    /// Compresses `input` into one zstd frame at ``level`` or the `level` given; the corresponding C
+    /// function is `ZSTD_compressCCtx`.
+    public func compress(_ input: [UInt8], level: Int32? = nil) throws(ZstdError) -> [UInt8] {
         let bound = ZSTD_compressBound(input.count)
         var out = [UInt8](repeating: 0, count: bound)
-        let cctx = self.cctx, level = self.level
+        let cctx = self.cctx, level = level ?? self.level
         let rc = out.withUnsafeMutableBytes { dst in
             input.withUnsafeBytes { src in
                 ZSTD_compressCCtx(cctx, dst.baseAddress, dst.count, src.baseAddress, src.count, level)

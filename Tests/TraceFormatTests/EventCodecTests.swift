@@ -133,6 +133,113 @@ struct EventCodecTests {
         #expect(w.count < 1000 * 9)
     }
 
+    /// Events of two vCPUs running real register arithmetic (so results, stores and exit dumps are what
+    /// the codec predicts), interleaved with random events of every kind (which it does not).
+    static func registerTraffic(seed: UInt64, count: Int) -> [TraceEvent] {
+        var fuzz = EventFuzzer(state: seed)
+        var files = [[UInt64]](repeating: [UInt64](repeating: 0, count: 17), count: 2)
+        var events: [TraceEvent] = []
+        var cycle: UInt64 = 0
+        while events.count < count {
+            let v = Int(fuzz.small(2))
+            let dst = UInt8(fuzz.small(17)), src = UInt8(fuzz.small(17))
+            let d = files[v][Int(dst)], s = files[v][Int(src)]
+            let body: EventBody
+            switch fuzz.small(10) {
+            case 0: body = fuzz.body()
+            case 1, 2:
+                let op = RegisterOpKind.allCases[Int(fuzz.small(UInt64(RegisterOpKind.allCases.count)))]
+                let result: UInt64 = switch op {
+                case .loadImmediate: fuzz.wide()
+                case .move: s
+                case .add: d &+ s
+                case .sub: d &- s
+                case .xor: d ^ s
+                case .and: d & s
+                case .or: d | s
+                case .addImmediate: d &+ fuzz.small(64) &- 32
+                }
+                files[v][Int(dst)] = result
+                body = .registerOp(RegisterOp(vm: 0, vcpu: UInt16(v), op: op, dst: dst, src: src, result: result))
+            case 3:
+                body = .vmExit(VMExit(vm: 0, vcpu: UInt16(v), exitCode: VMExit.ioio, exitInfo1: 0x3f8_0010, exitInfo2: 0,
+                                      rip: 0x1000, registers: Array(files[v][0..<16])))
+            default:
+                let write = fuzz.bool()
+                let value = write ? files[v][Int(dst)] : fuzz.wide()
+                files[v][Int(dst)] = value
+                body = .memoryAccess(MemoryAccess(actor: .vcpu(vm: 0, index: UInt16(v)), vm: 0, asid: 1, kind: write ? .write : .read,
+                                                  gva: 0x2000, gpa: 0x2000, spa: 0x10_2000, size: 8, cbit: true,
+                                                  reason: .guestPTE, register: dst, value: value))
+            }
+            cycle += fuzz.small(5)
+            events.append(TraceEvent(seq: UInt64(events.count), cycle: cycle, body: body))
+        }
+        return events
+    }
+
+    @Test("register values the codec predicts (results, stores, exit dumps) round trip, across vCPUs and other actors",
+          arguments: [1, 2, 3] as [UInt64])
+    func predictedValues(seed: UInt64) throws {
+        let events = Self.registerTraffic(seed: seed, count: 5000)
+        var encoder = EventEncoder()
+        var w = ByteWriter()
+        for (i, e) in events.enumerated() {
+            if i == 2500 { encoder.reset() }
+            encoder.encode(cycle: e.cycle, e.body, into: &w)
+        }
+        var decoder = EventDecoder()
+        var r = ByteReader(w.bytes)
+        var decoded: [TraceEvent] = []
+        while !r.isAtEnd {
+            if decoded.count == 2500 { decoder.reset() }
+            let (cycle, body) = try decoder.decode(from: &r)
+            decoded.append(TraceEvent(seq: UInt64(decoded.count), cycle: cycle, body: body))
+        }
+        #expect(decoded == events)
+    }
+
+    @Test("a predicted value costs no bytes: a stored register, a register-to-register op, an unchanged exit dump")
+    func predictionsAreFree() {
+        func size(_ bodies: [EventBody]) -> Int {
+            var encoder = EventEncoder()
+            var w = ByteWriter()
+            for b in bodies { encoder.encode(cycle: 0, b, into: &w) }
+            return w.count
+        }
+        let big: UInt64 = 0x9e37_79b9_7f4a_7c15
+        let load = EventBody.registerOp(RegisterOp(vm: 0, vcpu: 0, op: .loadImmediate, dst: 2, src: MemoryAccess.noRegister, result: big))
+        let store = EventBody.memoryAccess(MemoryAccess(actor: .vcpu(vm: 0, index: 0), vm: 0, asid: 1, kind: .write, gva: 0, gpa: 0,
+                                                        spa: 0, size: 8, cbit: true, reason: .guestPTE, register: 2, value: big))
+        let otherValue = EventBody.memoryAccess(MemoryAccess(actor: .vcpu(vm: 0, index: 0), vm: 0, asid: 1, kind: .write, gva: 0,
+                                                             gpa: 0, spa: 0, size: 8, cbit: true, reason: .guestPTE, register: 2,
+                                                             value: big ^ 1))
+        // The stored register's value is known: 4 bytes (tag, cycle, kind, deltas) instead of 8 more.
+        #expect(size([load, store]) - size([load]) < size([load, otherValue]) - size([load]) - 7)
+        let add = EventBody.registerOp(RegisterOp(vm: 0, vcpu: 0, op: .add, dst: 3, src: 2, result: big))
+        #expect(size([load, add]) - size([load]) == 7, "tag, cycle, vm, vcpu, op, dst, src; no result")
+        var registers = [UInt64](repeating: 0, count: 16)
+        registers[2] = big
+        let exit = EventBody.vmExit(VMExit(vm: 0, vcpu: 0, exitCode: VMExit.hlt, exitInfo1: 0, exitInfo2: 0, rip: 0, registers: registers))
+        #expect(size([load, exit]) - size([load]) == 10, "tag, cycle, vm, vcpu, code (2), info1, info2, rip, count, mask")
+    }
+
+    @Test("a prediction flag where nothing can be predicted is rejected where it is")
+    func impossiblePredictions() {
+        // A register op with the prediction bit on li (whose immediate the trace does not know).
+        var r = ByteReader([0x01, 0x00, 0x00, 0x00, 0x80, 0x02, 0xFF])
+        var d = EventDecoder()
+        #expect(throws: EventDecodingError.invalidValue(offset: 4, what: "predicted result of li")) { _ = try d.decode(from: &r) }
+        // A memory access with the prediction bit but no register (tag: read, same actor; deltas 0, 0, 0).
+        var r2 = ByteReader([0xC0, 0x00, 0x40, 0x00, 0x00, 0x00])
+        var d2 = EventDecoder()
+        #expect(throws: EventDecodingError.invalidValue(offset: 0, what: "predicted value without a register")) { _ = try d2.decode(from: &r2) }
+        // An exit dump whose changed-register mask names a register past its count.
+        var r3 = ByteReader([0x0A, 0x00, 0x00, 0x00, 0x78, 0x00, 0x00, 0x00, 0x02, 0x04])
+        var d3 = EventDecoder()
+        #expect(throws: EventDecodingError.invalidValue(offset: 9, what: "changed-register mask")) { _ = try d3.decode(from: &r3) }
+    }
+
     @Test("a truncated payload is reported with its offset, not a crash")
     func truncated() {
         var encoder = EventEncoder()

@@ -30,6 +30,33 @@ struct TraceFileTests {
         #expect(read == events)
     }
 
+    @Test("a chunk after one that compressed less than 4:1 drops to level 3; the header's level holds otherwise",
+          arguments: [(7, 1000, 100, 7), (7, 1000, 250, 7), (7, 1000, 251, 3), (7, 1000, 1000, 3), (1, 1000, 900, 1),
+                      (19, 4000, 999, 19)] as [(Int32, Int, Int, Int32)])
+    func chunkLevels(level: Int32, raw: Int, compressed: Int, next: Int32) {
+        #expect(TraceWriter.chunkLevel(level, after: raw, compressed: compressed) == next)
+    }
+
+    @Test("chunks of random values and of repetitive ones, in turn, read back identically")
+    func alternatingCompressibility() throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 17)
+        var events: [TraceEvent] = []
+        for i in 0..<40_000 as Range<UInt64> {
+            let random = (i / 5000) % 2 == 1
+            events.append(TraceEvent(seq: i, cycle: i * 4, body: .memoryAccess(MemoryAccess(
+                actor: .vcpu(vm: 0, index: 0), vm: 0, asid: 1, kind: .read, gva: 0x1000 + i * 8 % 4096, gpa: 0x1000 + i * 8 % 4096,
+                spa: 0x10_1000 + i * 8 % 4096, size: 8, cbit: true, reason: .guestPTE, value: random ? fuzz.next() : 7))))
+        }
+        let bundle = try record(events, in: dir, chunkBytes: 16 << 10)
+        let reader = try bundle.reader()
+        let chunks = try reader.allChunks()
+        #expect(chunks.contains { $0.rawLength >= $0.compressedLength * 4 } && chunks.contains { $0.rawLength < $0.compressedLength * 4 })
+        var read: [TraceEvent] = []
+        try reader.forEachEvent { read.append($0); return true }
+        #expect(read == events)
+    }
+
     @Test("diff compares events across different chunkings, and finds the first changed or missing one")
     func diff() throws {
         var fuzz = EventFuzzer(state: 13)
