@@ -16,36 +16,29 @@ enum EventsTable {
     static let columns = ["seq", "cycle", "type", "actor", "vm", "asid", "access", "gva", "gpa", "spa", "size", "cbit",
                           "reason", "register", "value", "detail"]
 
-    /// The bundle a connection's table reads, and the connection (whose `page_chunks` it consults).
+    /// The bundle a connection's table reads, the connection (whose `page_chunks` and `event_counts` it
+    /// consults), and which table of events it is.
     final class Source {
         let bundle: TraceBundle
         let db: OpaquePointer
-        init(bundle: TraceBundle, db: OpaquePointer) {
+        let shape: EventTableShape
+        init(bundle: TraceBundle, db: OpaquePointer, shape: EventTableShape = EventsTable.shape) {
             self.bundle = bundle
             self.db = db
+            self.shape = shape
         }
     }
+
+    /// The `events` table's shape: every event, every column.
+    static let shape = EventTableShape(name: "events", columns: columns, type: nil, pushed: [
+        0: .seq, 9: .spa, 8: .gpa, 4: .vm, 5: .asid, 2: .type, 3: .actor, 6: .access, 11: .cbit,
+    ], column: EventsTable.column)
 
     /// The columns a constraint can be pushed down on, and how `idxNum` names them: six bits per
     /// argument (at most ``maxArguments``), the operator in the low two (1 `=`, 2 lower bound, 3 upper
     /// bound), the column in the high four; bit 30 marks a scan that decodes nothing.
     enum Pushed: Int32 {
         case seq = 0, spa, gpa, vm, asid, type, actor, access, cbit
-
-        init?(column: Int32) {
-            switch column {
-            case 0: self = .seq
-            case 9: self = .spa
-            case 8: self = .gpa
-            case 4: self = .vm
-            case 5: self = .asid
-            case 2: self = .type
-            case 3: self = .actor
-            case 6: self = .access
-            case 11: self = .cbit
-            default: return nil
-            }
-        }
 
         /// Text columns are pushed down for `=` only, and only under BINARY collation.
         var isText: Bool { self == .type || self == .actor || self == .access }
@@ -116,6 +109,8 @@ enum EventsTable {
         var seqOnly = false
         /// The rows of the current chunk.
         var count = 0
+        /// Puts a column of a row into SQLite's result (the table's shape says how).
+        var column: EventTableShape.Column = EventsTable.column
         /// Decodes the chunks after the scan's first on the other core (started at the second chunk, so
         /// a scan of one chunk starts no thread); it holds the reader until stopped.
         private var prefetcher: ChunkPrefetcher?
@@ -260,10 +255,13 @@ enum EventsTable {
         let m = UnsafeMutablePointer<sqlite3_module>.allocate(capacity: 1)
         m.initialize(to: sqlite3_module())
         m.pointee.xCreate = nil  // eponymous-only: no CREATE VIRTUAL TABLE needed
-        m.pointee.xConnect = { db, aux, _, _, ppVtab, _ in VirtualTable.connect(db, columns: EventsTable.columns, aux: aux, ppVtab) }
+        m.pointee.xConnect = { db, aux, _, _, ppVtab, _ in
+            VirtualTable.connect(db, columns: Unmanaged<Source>.fromOpaque(aux!).takeUnretainedValue().shape.columns, aux: aux, ppVtab)
+        }
         m.pointee.xDisconnect = { vtab in VirtualTable.disconnect(vtab) }
-        m.pointee.xBestIndex = { _, info in
+        m.pointee.xBestIndex = { vtab, info in
             let info = info!
+            let shape = VirtualTable.owner(vtab!, as: Source.self).shape
             var argv: Int32 = 0
             var plan = Set<Int32>()
             var cost = 1e9
@@ -272,7 +270,7 @@ enum EventsTable {
             for narrowing in [true, false] {
                 for i in 0..<Int(info.pointee.nConstraint) where argv < Int32(EventsTable.maxArguments) {
                     let c = info.pointee.aConstraint[i]
-                    guard c.usable != 0, let column = Pushed(column: c.iColumn), column.narrowsChunks == narrowing else { continue }
+                    guard c.usable != 0, let column = shape.pushed[c.iColumn], column.narrowsChunks == narrowing else { continue }
                     let op: Int32
                     switch Int32(c.op) {
                     case SQLITE_INDEX_CONSTRAINT_EQ: op = 1
@@ -304,8 +302,8 @@ enum EventsTable {
                     rows /= column == .seq ? 100 : column.isText || op == 1 ? 4 : 2
                 }
             }
-            // No column but seq is read, so no chunk needs decoding.
-            if info.pointee.colUsed & ~1 == 0 {
+            // No column but seq is read, so no chunk needs decoding (in a table of every event).
+            if shape.type == nil && info.pointee.colUsed & ~1 == 0 {
                 info.pointee.idxNum |= EventsTable.seqOnlyBit
                 cost /= 20
             }
@@ -360,10 +358,18 @@ enum EventsTable {
             if bounds.values.contains(where: \.isEmpty) { c.done = true }
             if c.done { return SQLITE_OK }
             let source = VirtualTable.owner(cursor!.pointee.pVtab!, as: Source.self)
-            c.chunks = EventsTable.chunks(matching: bounds, in: source.db)
-            c.filter = c.seqOnly ? RowFilter() : RowFilter(
+            if let type = source.shape.type {
+                // A table of one event type: its rows are that type's events.
+                if let asked = texts[.type], asked != type { c.done = true }
+                texts[.type] = type
+            }
+            if c.done { return SQLITE_OK }
+            let filter = c.seqOnly ? RowFilter() : RowFilter(
                 spa: bounds[.spa], gpa: bounds[.gpa], vm: bounds[.vm], asid: bounds[.asid], cbit: bounds[.cbit],
                 type: texts[.type], actor: texts[.actor], access: texts[.access])
+            c.chunks = EventsTable.chunks(matching: bounds, filter: filter, in: source.db)
+            c.filter = filter
+            c.column = source.shape.column
             do { try c.start() } catch {
                 VirtualTable.setError(cursor!.pointee.pVtab, "\(error)")
                 return SQLITE_ERROR
@@ -390,7 +396,7 @@ enum EventsTable {
                     // Only seq was asked for (SQLite promised as much in colUsed).
                     if column == 0 { sqlite3_result_int64(ctx, Int64(bitPattern: c.currentSeq)) } else { sqlite3_result_null(ctx) }
                 } else {
-                    c.events.withUnsafeBufferPointer { EventsTable.column($0[c.position], Int(column), ctx!) }
+                    c.events.withUnsafeBufferPointer { c.column($0[c.position], Int(column), ctx!) }
                 }
             }
             return SQLITE_OK
@@ -398,10 +404,12 @@ enum EventsTable {
         return m
     }()
 
-    /// The chunks whose pages can hold a row within `bounds` on `spa` and `gpa` (with `vm`), ascending;
-    /// nil when neither narrows the scan (or the index cannot answer: then every chunk is read).
-    static func chunks(matching bounds: [Pushed: Bounds], in db: OpaquePointer) -> [Int]? {
+    /// The chunks that can hold a row within `bounds` on `spa` and `gpa` (with `vm`), by `page_chunks`,
+    /// and of the type, actor, access, VM, ASID and C-bit `filter` asks for, by `event_counts`; ascending;
+    /// nil when nothing narrows the scan (or the index cannot answer: then every chunk is read).
+    static func chunks(matching bounds: [Pushed: Bounds], filter: RowFilter, in db: OpaquePointer) -> [Int]? {
         var lists: [[Int]] = []
+        if let list = countedChunks(filter, db) { lists.append(list) }
         /// `column BETWEEN` each range of `pages`, as SQL and its arguments from `?first`.
         func ranges(_ column: String, _ pages: [(UInt64, UInt64)], first: Int) -> (String, [Int64]) {
             let sql = pages.indices.map { "\(column) BETWEEN ?\(first + 2 * $0) AND ?\(first + 2 * $0 + 1)" }.joined(separator: " OR ")
@@ -437,12 +445,37 @@ enum EventsTable {
         return result
     }
 
+    /// The chunks `event_counts` says hold an event `filter` lets through, or nil when it filters nothing
+    /// the table counts (or the index cannot answer).
+    private static func countedChunks(_ filter: RowFilter, _ db: OpaquePointer) -> [Int]? {
+        var conditions: [String] = []
+        var texts: [String] = []
+        var integers: [Int64] = []
+        for (column, value) in [("type", filter.type), ("actor", filter.actor), ("access", filter.access)] {
+            guard let value else { continue }
+            texts.append(value)
+            conditions.append("\(column) = ?\(texts.count)")
+        }
+        for (column, bounds) in [("vm", filter.vm), ("asid", filter.asid), ("cbit", filter.cbit)] {
+            guard let bounds else { continue }
+            integers += [bounds.lower, bounds.upper]
+            conditions.append("\(column) BETWEEN ?\(100 + integers.count - 2) AND ?\(100 + integers.count - 1)")
+        }
+        guard !conditions.isEmpty else { return nil }
+        return query("SELECT DISTINCT chunk FROM event_counts WHERE \(conditions.joined(separator: " AND ")) ORDER BY chunk",
+                     integers, db, firstIndex: 100, texts: texts)
+    }
+
     /// The integers a query of `page_chunks` returns, or nil on an error or past ``maxListedChunks``.
-    private static func query(_ sql: String, _ arguments: [Int64], _ db: OpaquePointer) -> [Int]? {
+    private static func query(_ sql: String, _ arguments: [Int64], _ db: OpaquePointer, firstIndex: Int32 = 1,
+                              texts: [String] = []) -> [Int]? {
         var stmt: OpaquePointer?
         guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { return nil }
         defer { sqlite3_finalize(stmt) }
-        for (i, v) in arguments.enumerated() { sqlite3_bind_int64(stmt, Int32(i + 1), v) }
+        for (i, v) in arguments.enumerated() { sqlite3_bind_int64(stmt, firstIndex + Int32(i), v) }
+        for (i, t) in texts.enumerated() {
+            sqlite3_bind_text(stmt, Int32(i + 1), t, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self))
+        }
         var out: [Int] = []
         while true {
             let rc = sqlite3_step(stmt)
@@ -462,16 +495,17 @@ enum EventsTable {
 
     /// Registers the table on a connection SQLite handed over (a loadable extension's).
     static func register(handle: OpaquePointer, bundle: TraceBundle) throws {
-        let source = Source(bundle: bundle, db: handle)
-        try MemoryAtTable.register(handle: handle, source: source)
-        let aux = Unmanaged.passRetained(source).toOpaque()
-        let rc = sqlite3_create_module_v2(handle, "events", module, aux) { p in
-            Unmanaged<Source>.fromOpaque(p!).release()
+        try MemoryAtTable.register(handle: handle, source: Source(bundle: bundle, db: handle))
+        for shape in [EventsTable.shape] + WorldSwitchTables.shapes {
+            let aux = Unmanaged.passRetained(Source(bundle: bundle, db: handle, shape: shape)).toOpaque()
+            let rc = sqlite3_create_module_v2(handle, shape.name, module, aux) { p in
+                Unmanaged<Source>.fromOpaque(p!).release()
+            }
+            guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "cannot register the \(shape.name) table") }
         }
-        guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "cannot register the events table") }
     }
 
-    private static func column(_ e: TraceEvent, _ i: Int, _ ctx: OpaquePointer) {
+    static func column(_ e: TraceEvent, _ i: Int, _ ctx: OpaquePointer) {
         func int(_ v: UInt64) { sqlite3_result_int64(ctx, Int64(bitPattern: v)) }
         func text(_ s: String) { sqlite3_result_text(ctx, s, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)) }
         func null() { sqlite3_result_null(ctx) }

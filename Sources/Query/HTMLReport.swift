@@ -25,7 +25,9 @@ public struct HTMLReport {
         } catch {
             integrity = "<p class=bad>Damaged: \(Self.h("\(error)"))</p>"
         }
-        let index = try bundle.index()
+        // The engine's connection: the index, and the tables decoded from the events (vm_exits).
+        let engine = try QueryEngine(bundle: bundle)
+        let index = engine.index
         let db = index.database
         func rows(_ sql: String) throws -> [[SQLiteValue]] { try db.prepare(sql).rows() }
         func text(_ v: SQLiteValue) -> String {

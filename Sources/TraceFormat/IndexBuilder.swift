@@ -2,13 +2,55 @@
 /// memory stays bounded by one chunk's pages.
 public final class IndexBuilder: TraceObserver {
     private let database: SQLiteDatabase
-    private let insertChunk, insertPage, insertVM, insertPSP, insertCbit, insertNPT, insertSecret, insertRun,
-                insertExit, insertFlush, insertPlatform, insertIoctl: SQLiteStatement
+    private let insertChunk, insertPage, insertCount, insertVM, insertPSP, insertCbit, insertNPT, insertSecret,
+                insertFlush, insertPlatform, insertIoctl: SQLiteStatement
     private var pages: [PageKey: (reads: Int64, writes: Int64)] = [:]
     /// The last few pages counted, with counts not yet added to `pages`: consecutive accesses mostly
     /// revisit them, and this spares a hash per access.
     private var recent: [(key: PageKey, reads: Int64, writes: Int64)] = []
     private var failure: SQLiteError?
+    /// The current chunk's events counted by the columns of `event_counts`, and the run of events that
+    /// share the last key (consecutive events mostly do: counted without a hash).
+    private var counts: [CountKey: Int64] = [:]
+    private var lastCount: (key: CountKey, events: Int64)?
+
+    /// An `event_counts` row's key: the `events` columns people group and filter by.
+    private struct CountKey: Hashable {
+        var type: String
+        var actor: Actor?
+        var access: AccessKind?
+        var vm: UInt16?
+        var asid: UInt16?
+        var cbit: Bool?
+
+        init(_ body: EventBody) {
+            type = EventFormatter.typeName(body)
+            vm = EventFormatter.vm(body)
+            if case .memoryAccess(let a) = body {
+                (actor, access, asid, cbit) = (a.actor, a.kind, a.asid, a.cbit)
+            }
+        }
+
+        /// The order of a chunk's rows.
+        var order: (String, Int64, Int64, Int64, Int64, Int64) {
+            let actorOrder: Int64 = switch actor {
+            case nil: -1
+            case .vcpu(let vm, let index)?: Int64(vm) << 16 | Int64(index)
+            case .hypervisor?: 1 << 40
+            case .device(let id)?: 2 << 40 | Int64(id)
+            case .psp?: 3 << 40
+            }
+            return (type, actorOrder, Int64(access?.rawValue ?? 255), Int64(vm ?? .max), Int64(asid ?? .max),
+                    cbit.map { $0 ? 1 : 0 } ?? 2)
+        }
+
+        /// The row's values, text as `events` shows it.
+        var row: [SQLiteValue] {
+            [.text(type), actor.map { .text($0.description) } ?? .null, access.map { .text($0.description) } ?? .null,
+             vm.map { .integer(Int64($0)) } ?? .null, asid.map { .integer(Int64($0)) } ?? .null,
+             cbit.map { .integer($0 ? 1 : 0) } ?? .null]
+        }
+    }
 
     private struct PageKey: Hashable, Comparable {
         var spaPage: UInt64
@@ -34,8 +76,7 @@ public final class IndexBuilder: TraceObserver {
         insertCbit = try database.prepare("INSERT INTO cbit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertNPT = try database.prepare("INSERT INTO npt_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        insertRun = try database.prepare("INSERT INTO vm_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
-        insertExit = try database.prepare("INSERT INTO vm_exits VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+        insertCount = try database.prepare("INSERT INTO event_counts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
         insertFlush = try database.prepare("INSERT INTO cache_flushes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
         insertPlatform = try database.prepare("INSERT OR REPLACE INTO platforms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
         insertIoctl = try database.prepare("INSERT INTO kvm_ioctls VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
@@ -44,6 +85,13 @@ public final class IndexBuilder: TraceObserver {
     public func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody) {
         guard failure == nil else { return }
         let s = Int64(bitPattern: seq), c = Int64(bitPattern: cycle)
+        let key = CountKey(body)
+        if let last = lastCount, last.key == key {
+            lastCount!.events += 1
+        } else {
+            if let last = lastCount { counts[last.key, default: 0] += last.events }
+            lastCount = (key, 1)
+        }
         do {
             switch body {
             case .memoryAccess(let a):
@@ -71,18 +119,9 @@ public final class IndexBuilder: TraceObserver {
                                      .text(KVMSevCommand.name(of: k.command)), .integer(Int64(k.fd)), .integer(Int64(k.errno)),
                                      .text(Errno.name(of: k.errno)), .integer(Int64(k.firmwareError)),
                                      k.firmwareError == 0 ? .null : .text(SEVStatus.name(of: UInt16(truncatingIfNeeded: k.firmwareError)))])
-            case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp, .ownerCheck:
+            case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp, .ownerCheck, .vmRun, .vmExit:
+                // World switches are many (one per exit): the query layer decodes them from events.zst.
                 break
-            case .vmRun(let v):
-                try insertRun.run([.integer(s), .integer(c), .integer(Int64(v.vm)), .integer(Int64(v.vcpu)),
-                                   .integer(Int64(v.asid)), .integer(Int64(bitPattern: v.eventInjection)),
-                                   .integer(Int64(bitPattern: v.cr2)), .integer(Int64(bitPattern: v.nestedControl)),
-                                   .integer(Int64(bitPattern: v.ncr3))])
-            case .vmExit(let x):
-                try insertExit.run([.integer(s), .integer(c), .integer(Int64(x.vm)), .integer(Int64(x.vcpu)),
-                                    .integer(Int64(x.exitCode)), .text(VMExit.name(of: x.exitCode)),
-                                    .integer(Int64(bitPattern: x.exitInfo1)), .integer(Int64(bitPattern: x.exitInfo2)),
-                                    .integer(Int64(bitPattern: x.rip))])
             case .vmCreated(let v):
                 try insertVM.run([.integer(Int64(v.vm)), .integer(Int64(v.platform)), .text(v.name), .integer(Int64(v.asid)), .integer(Int64(v.policy)),
                                   .integer(Int64(bitPattern: v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s), .integer(v.sev ? 1 : 0)])
@@ -140,6 +179,13 @@ public final class IndexBuilder: TraceObserver {
                                     .integer(counts.reads), .integer(counts.writes)])
             }
             pages.removeAll(keepingCapacity: true)
+            if let last = lastCount { counts[last.key, default: 0] += last.events }
+            lastCount = nil
+            // Hash order differs per process: the rows go in sorted, so the index is the same bytes every time.
+            for (key, events) in counts.sorted(by: { $0.key.order < $1.key.order }) {
+                try insertCount.run([.integer(Int64(info.index))] + key.row + [.integer(events)])
+            }
+            counts.removeAll(keepingCapacity: true)
         } catch {
             failure = error
         }

@@ -24,12 +24,9 @@ public final class TraceIndex {
             pte_spa INTEGER NOT NULL, old_c INTEGER NOT NULL, new_c INTEGER NOT NULL);
         CREATE TABLE npt_changes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, op TEXT NOT NULL,
             gpa INTEGER NOT NULL, spa INTEGER NOT NULL, pages INTEGER NOT NULL);
-        CREATE TABLE vm_runs(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, vcpu INTEGER NOT NULL,
-            asid INTEGER NOT NULL, event_inj INTEGER NOT NULL, cr2 INTEGER NOT NULL, nested_ctl INTEGER NOT NULL,
-            ncr3 INTEGER NOT NULL);
-        CREATE TABLE vm_exits(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, vcpu INTEGER NOT NULL,
-            exit_code INTEGER NOT NULL, exit_name TEXT NOT NULL, exit_info1 INTEGER NOT NULL, exit_info2 INTEGER NOT NULL,
-            rip INTEGER NOT NULL);
+        CREATE TABLE event_counts(chunk INTEGER NOT NULL, type TEXT NOT NULL, actor TEXT, access TEXT, vm INTEGER,
+            asid INTEGER, cbit INTEGER, events INTEGER NOT NULL);
+        CREATE INDEX event_counts_by_type ON event_counts(type, chunk);
         CREATE TABLE cache_flushes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, platform INTEGER NOT NULL,
             op TEXT NOT NULL, spa INTEGER NOT NULL, key INTEGER NOT NULL, lines INTEGER NOT NULL, core INTEGER NOT NULL);
         CREATE TABLE kvm_ioctls(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL,
@@ -54,8 +51,8 @@ public final class TraceIndex {
         """
 
     /// The tables derived from events alone (`findings` comes from the analyzer).
-    public static let eventTables = ["chunks", "page_chunks", "vms", "psp_commands", "cbit_changes", "npt_changes",
-                                     "vm_runs", "vm_exits", "cache_flushes", "platforms", "secrets"]
+    public static let eventTables = ["chunks", "page_chunks", "event_counts", "vms", "psp_commands", "cbit_changes", "npt_changes",
+                                     "cache_flushes", "platforms", "secrets"]
 
     public let database: SQLiteDatabase
 

@@ -45,6 +45,67 @@ struct PushdownTests {
         #expect(try engine.run("SELECT seq, cycle FROM events WHERE type IS NOT NULL")[0].rows == expected)
     }
 
+    @Test("event_counts adds up to the events table, and vm_runs and vm_exits hold exactly its world switches, under any filter",
+          arguments: bundles)
+    func derivedTablesMatchEvents(bundle name: String) throws {
+        let bundle = try TraceBundle(existing: Self.traces.appendingPathComponent(name).path)
+        try Self.checkDerived(bundle, name: name)
+    }
+
+    @Test("the same over a trace of many small chunks")
+    func derivedTablesAcrossChunks() throws {
+        let r = try QueryEngineTests.Recorded(chunkBytes: 512)
+        try Self.checkDerived(r.bundle, name: "default at 512-byte chunks")
+    }
+
+    static func checkDerived(_ bundle: TraceBundle, name: String) throws {
+        let engine = try QueryEngine(bundle: bundle)
+        let grouped = "GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"
+        let counted = try engine.run("SELECT type, actor, access, vm, asid, cbit, sum(events) FROM event_counts " + grouped)[0].rows
+        let scanned = try engine.run("SELECT type, actor, access, vm, asid, cbit, count(*) FROM events " + grouped)[0].rows
+        #expect(counted == scanned, "\(name)")
+        let perChunk = try engine.run("SELECT chunk, sum(events) FROM event_counts GROUP BY chunk ORDER BY chunk")[0].rows
+        let chunks = try engine.run("SELECT chunk, event_count FROM chunks WHERE event_count > 0 ORDER BY chunk")[0].rows
+        #expect(perChunk == chunks, "\(name)")
+
+        // Every field of every world switch, against the reader's own decoding.
+        var runs: [[SQLiteValue]] = [], exits: [[SQLiteValue]] = []
+        func int(_ v: UInt64) -> SQLiteValue { .integer(Int64(bitPattern: v)) }
+        try bundle.reader().forEachEvent { e in
+            switch e.body {
+            case .vmRun(let r):
+                runs.append([int(e.seq), int(e.cycle), int(UInt64(r.vm)), int(UInt64(r.vcpu)), int(UInt64(r.asid)),
+                             int(r.eventInjection), int(r.cr2), int(r.nestedControl), int(r.ncr3)])
+            case .vmExit(let x):
+                exits.append([int(e.seq), int(e.cycle), int(UInt64(x.vm)), int(UInt64(x.vcpu)), int(UInt64(x.exitCode)),
+                              .text(VMExit.name(of: x.exitCode)), int(x.exitInfo1), int(x.exitInfo2), int(x.rip)]
+                             + (0..<16).map { $0 < x.registers.count ? int(x.registers[$0]) : .null })
+            default: break
+            }
+            return true
+        }
+        #expect(try engine.run("SELECT * FROM vm_runs")[0].rows == runs, "\(name)")
+        #expect(try engine.run("SELECT * FROM vm_exits")[0].rows == exits, "\(name)")
+
+        var rng = SplitMix(seed: UInt64(name.utf8.reduce(7) { $0 &* 31 &+ UInt64($1) }))
+        let seqs = (runs + exits).compactMap { if case .integer(let v) = $0[0] { v } else { nil } }
+        guard let top = seqs.max() else { return }
+        for table in ["vm_runs", "vm_exits"] {
+            var clauses = ["{seq} = \(seqs[Int(rng.next() % UInt64(seqs.count))])", "{vm} = 0", "{vm} = 1 AND {seq} > 100",
+                           "{seq} BETWEEN 5 AND 4", "{vm} = 'x'", "{seq} < -1"]
+            for _ in 0..<8 {
+                let a = Int64(rng.next() % UInt64(top + 1)), b = Int64(rng.next() % UInt64(top + 1))
+                clauses.append("{seq} BETWEEN \(min(a, b)) AND \(max(a, b))" + (rng.next() % 2 == 0 ? " AND {vm} = \(rng.next() % 2)" : ""))
+            }
+            for clause in clauses {
+                let select = "SELECT count(*), total(seq), total(cycle), total(vcpu) FROM \(table) WHERE "
+                let pushed = try engine.run(select + Clause(text: clause).sql(pushed: true))[0].rows
+                let full = try engine.run(select + Clause(text: clause).sql(pushed: false))[0].rows
+                #expect(pushed == full, "\(name): \(table) WHERE \(clause)")
+            }
+        }
+    }
+
     static func check(_ bundle: TraceBundle, name: String) throws {
         let engine = try QueryEngine(bundle: bundle)
         func ints(_ sql: String) throws -> [Int64] {

@@ -1,0 +1,29 @@
+import CSQLite
+import TraceFormat
+
+/// What makes one virtual table of events: its name and columns, the event type its rows are, which
+/// columns take a pushdown, and how a row's column reaches SQLite. The `events` table is one shape;
+/// `vm_runs` and `vm_exits` (``WorldSwitchTables``) are others, decoded from `events.zst` by the same
+/// scan, so the index need not keep a row per world switch.
+struct EventTableShape: Sendable {
+    /// Puts column `index` of an event into SQLite's result.
+    typealias Column = @Sendable (TraceEvent, Int, OpaquePointer) -> Void
+
+    let name: String
+    let columns: [String]
+    /// The type (as the `events` table names it) every row is; nil for a table of every event.
+    let type: String?
+    /// The columns (by index) whose constraints the scan takes, and as what.
+    let pushed: [Int32: EventsTable.Pushed]
+    let column: Column
+}
+
+/// Setting a column's result: integers as SQLite's signed 64 bits, text copied.
+enum ColumnResult {
+    @inline(__always)
+    static func int(_ ctx: OpaquePointer, _ v: UInt64) { sqlite3_result_int64(ctx, Int64(bitPattern: v)) }
+
+    static func text(_ ctx: OpaquePointer, _ s: String) {
+        sqlite3_result_text(ctx, s, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self))
+    }
+}
