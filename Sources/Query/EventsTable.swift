@@ -95,6 +95,7 @@ enum EventsTable {
     /// One scan's position.
     final class Cursor {
         let reader: TraceReader
+        /// The current chunk's events (those the filter keeps), and the position in them.
         var events: [TraceEvent] = []
         var position = 0
         var chunk: ChunkInfo?
@@ -112,7 +113,8 @@ enum EventsTable {
         /// Puts a column of a row into SQLite's result (the table's shape says how).
         var column: EventTableShape.Column = EventsTable.column
         /// Decodes the chunks after the scan's first on the other core (started at the second chunk, so
-        /// a scan of one chunk starts no thread); it holds the reader until stopped.
+        /// a scan of one chunk starts no thread), keeping only the events the filter lets through; it
+        /// holds the reader until stopped.
         private var prefetcher: ChunkPrefetcher?
 
         init(reader: TraceReader) { self.reader = reader }
@@ -125,7 +127,7 @@ enum EventsTable {
 
         var currentSeq: UInt64 { seqOnly ? chunk!.firstSeq + UInt64(position) : events[position].seq }
 
-        /// Positions on the first event >= lower.
+        /// Positions on the first event >= lower that can match.
         func start() throws {
             stopPrefetching()
             if chunks != nil {
@@ -137,9 +139,10 @@ enum EventsTable {
             if seqOnly, !done, let c = chunk, lower > c.firstSeq, lower <= c.lastSeq { position = Int(lower - c.firstSeq) }
             while !done && currentSeq < lower { try step() }
             if !done && currentSeq > upper { done = true }
-            while !done && !mayMatch { try step() }
         }
 
+        /// Reads `chunk` here (the scan's first), or ends the scan past `upper`; a chunk without a row
+        /// that can match moves on to the next.
         private func load() throws {
             guard let c = chunk, c.firstSeq <= upper else {
                 done = true
@@ -148,14 +151,28 @@ enum EventsTable {
             if seqOnly {
                 count = Int(c.eventCount)
             } else {
-                events = try reader.events(of: c)
+                events = try reader.events(of: c, keep: matcher)
                 count = events.count
             }
             position = 0
-            if count == 0 { done = true }
+            if count == 0 { try nextChunk() }
         }
 
-        /// Moves to the next chunk the scan reads, decoded ahead on the other core.
+        /// Moves to the next chunk the scan reads.
+        private func nextChunk() throws {
+            if !seqOnly {
+                try nextPrefetched()
+            } else if chunks != nil {
+                try nextListed()
+            } else if let c = chunk {
+                chunk = try reader.chunkInfo(c.index + 1)
+                try load()
+            } else {
+                done = true
+            }
+        }
+
+        /// Moves to the next chunk with a row the filter keeps, decoded ahead on the other core.
         private func nextPrefetched() throws {
             if prefetcher == nil {
                 // A thread only when there is another chunk to read (most scans of a small trace have none).
@@ -164,14 +181,18 @@ enum EventsTable {
                     return
                 }
                 let rest: ChunkPrefetcher.Chunks = chunks.map { .listed(Array($0[listed...])) } ?? .following(c.index + 1)
-                prefetcher = ChunkPrefetcher(reader: reader, chunks: rest, lower: lower, upper: upper)
+                // A filtered scan hands SQLite few rows: both cores decode for it, each with its own matcher.
+                let filter = self.filter
+                prefetcher = ChunkPrefetcher(reader: reader, chunks: rest, lower: lower, upper: upper,
+                                             keep: filter.isEmpty ? nil : { RowMatcher(filter) }, decoders: filter.isEmpty ? 1 : 2)
             }
-            guard let (info, decoded) = try prefetcher!.next() else {
-                done = true
-                return
-            }
-            (chunk, events, count, position) = (info, decoded, decoded.count, 0)
-            if count == 0 { done = true }
+            repeat {
+                guard let (info, decoded) = try prefetcher!.next() else {
+                    done = true
+                    return
+                }
+                (chunk, events, count, position) = (info, decoded, decoded.count, 0)
+            } while count == 0
         }
 
         /// Loads the next listed chunk that reaches `lower`.
@@ -189,18 +210,31 @@ enum EventsTable {
         }
 
         /// What every row must meet: a row that does not cannot match, so SQLite need not see it.
-        var filter = RowFilter() { didSet { filtering = !filter.isEmpty } }
-        /// Whether `filter` filters anything (checked per row without copying the filter).
-        private var filtering = false
+        var filter = RowFilter() { didSet { matcher = filter.isEmpty ? nil : RowMatcher(filter) } }
+        /// Applies `filter` to the chunks read on this thread (those decoded ahead have their own).
+        private var matcher: RowMatcher?
+
+        /// The next row that can match (the chunks hold only such rows).
+        func advance() throws { try step() }
+
+        private func step() throws {
+            position += 1
+            if position >= count { try nextChunk() }
+            if !done && currentSeq > upper { done = true }
+        }
+    }
+
+    /// Applies a ``RowFilter`` to events, where chunks are decoded.
+    final class RowMatcher: EventFilter, @unchecked Sendable {
+        let filter: RowFilter
         /// The last actor looked at, and whether its name matched `filter.actor` (a run of accesses
         /// mostly shares one actor: its name is built once).
         private var lastActor: Actor?
         private var lastActorMatched = false
 
-        /// Whether the current row can meet the filter.
-        var mayMatch: Bool {
-            guard filtering else { return true }
-            let body = events[position].body
+        init(_ filter: RowFilter) { self.filter = filter }
+
+        override func accepts(_ body: EventBody) -> Bool {
             if let t = filter.type, EventFormatter.typeName(body) != t { return false }
             guard case .memoryAccess(let a) = body else {
                 guard !filter.needsAccess else { return false }
@@ -223,31 +257,6 @@ enum EventsTable {
                 if !lastActorMatched { return false }
             }
             return true
-        }
-
-        /// The next row that can match.
-        func advance() throws {
-            try step()
-            while !done && !mayMatch { try step() }
-        }
-
-        private func step() throws {
-            position += 1
-            if position >= count && !seqOnly {
-                try nextPrefetched()
-            } else if position >= count {
-                if chunks != nil {
-                    try nextListed()
-                    return
-                }
-                guard let c = chunk else {
-                    done = true
-                    return
-                }
-                chunk = try reader.chunkInfo(c.index + 1)
-                try load()
-            }
-            if !done && currentSeq > upper { done = true }
         }
     }
 

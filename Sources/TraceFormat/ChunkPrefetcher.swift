@@ -3,14 +3,16 @@ import Foundation
 import Glibc
 #endif
 
-/// Reads, checks, decompresses and decodes the chunks of a trace one ahead of their consumer, on a thread
-/// of its own: while the analyzer or a query works on chunk N, the second core decodes chunk N + 1. At
-/// most ``depth`` decoded chunks wait, so memory stays bounded; chunks come in order, and an error (a
-/// corrupt or truncated chunk) comes exactly where a plain read would have met it, after every chunk
-/// before it.
+/// Reads, checks, decompresses and decodes the chunks of a trace ahead of their consumer, on threads of
+/// its own: while the analyzer or a query works on chunk N, the second core decodes chunk N + 1 (or,
+/// with two decoders, both cores decode N + 1 and N + 2 for a consumer with little to do). Each decoder
+/// has at most ``depth`` decoded chunks waiting, so memory stays bounded; chunks come in order, and an
+/// error (a corrupt or truncated chunk) comes exactly where a plain read would have met it, after every
+/// chunk before it.
 ///
-/// The reader belongs to the prefetcher's thread from ``init(reader:chunks:lower:upper:)`` until
-/// ``stop()`` or the prefetcher's release: its consumer must not use the reader in between.
+/// The decoders share the reader's chunk table (it is locked) and decompress with contexts of their own;
+/// the consumer should still leave the reader alone from ``init(reader:chunks:lower:upper:keep:decoders:)``
+/// until ``stop()`` or the prefetcher's release.
 public final class ChunkPrefetcher {
     /// Decoded chunks waiting at most.
     public static let depth = 1
@@ -28,33 +30,55 @@ public final class ChunkPrefetcher {
         case listed([Int])
     }
 
-    /// What the thread holds (not the prefetcher itself, whose release stops the thread).
-    private let worker: Worker
+    /// What the threads hold (not the prefetcher itself, whose release stops them), in the order they
+    /// take chunks: worker k decodes the k-th chunk of every `workers.count`.
+    private let workers: [Worker]
+    /// The worker whose chunk comes next.
+    private var turn = 0
 
     /// Starts decoding `chunks`, leaving out those that end before event `lower` and stopping at the
     /// first that starts after event `upper`.
-    public init(reader: TraceReader, chunks: Chunks, lower: UInt64 = 0, upper: UInt64 = .max) {
-        let worker = Worker(reader: reader, chunks: chunks, lower: lower, upper: upper)
-        self.worker = worker
-        let t = Thread { worker.run() }
-        t.name = "sev-trace decoder"
-        t.start()
+    /// - Parameters:
+    ///   - keep: decode every event but hand over only those it accepts (filtered where the chunk is
+    ///     decoded, so a selective scan leaves its consumer little to do).
+    ///   - decoders: threads decoding chunks in turn (each with one chunk waiting at most): 2 lets a
+    ///     consumer with little to do per chunk (a selective scan) have both cores decode for it.
+    public init(reader: TraceReader, chunks: Chunks, lower: UInt64 = 0, upper: UInt64 = .max, keep: (() -> EventFilter)? = nil,
+                decoders: Int = 1) {
+        let count = Self.threaded ? max(1, min(decoders, 4)) : 1
+        workers = (0..<count).map {
+            Worker(reader: reader, chunks: chunks, phase: $0, stride: count, lower: lower, upper: upper, keep: keep?())
+        }
+        guard Self.threaded else {
+            workers[0].runInline = true
+            return
+        }
+        for worker in workers {
+            let t = Thread { worker.run() }
+            t.name = "sev-trace decoder"
+            t.start()
+        }
     }
 
-    deinit { worker.stop() }
+    deinit { stop() }
 
     /// The next chunk and its events, in order; nil after the last. Throws what reading the chunk threw.
-    public func next() throws(TraceError) -> (info: ChunkInfo, events: [TraceEvent])? { try worker.next() }
+    public func next() throws(TraceError) -> (info: ChunkInfo, events: [TraceEvent])? {
+        let worker = workers[turn % workers.count]
+        turn += 1
+        return try worker.next()
+    }
 
-    public func stop() { worker.stop() }
+    public func stop() { for w in workers { w.stop() } }
 }
 
-/// The prefetcher's thread and what it hands over.
+/// One decoding thread and what it hands over.
 ///
-/// `@unchecked Sendable`: the reader is used by the thread only while it runs, and every other field is
-/// read and written under `condition`.
+/// `@unchecked Sendable`: the thread uses the reader's locked chunk table, `pread` and its own
+/// decompressor and filter; every other field is read and written under `condition`.
 private final class Worker: @unchecked Sendable {
     private let reader: TraceReader
+    private let decompressor = ZstdDecompressor()
     private let condition = NSCondition()
     private var ready: [Result<(ChunkInfo, [TraceEvent]), TraceError>] = []
     /// The consumer wants no more chunks.
@@ -65,15 +89,20 @@ private final class Worker: @unchecked Sendable {
     private let chunks: ChunkPrefetcher.Chunks
     private let lower: UInt64
     private let upper: UInt64
+    private let keep: EventFilter?
+    /// Every `stride`-th position in `chunks` from `phase` is this worker's.
+    private let stride: Int
 
-    init(reader: TraceReader, chunks: ChunkPrefetcher.Chunks, lower: UInt64, upper: UInt64) {
-        (self.reader, self.chunks, self.lower, self.upper) = (reader, chunks, lower, upper)
+    init(reader: TraceReader, chunks: ChunkPrefetcher.Chunks, phase: Int, stride: Int, lower: UInt64, upper: UInt64,
+         keep: EventFilter?) {
+        (self.reader, self.chunks, self.position, self.stride, self.lower, self.upper, self.keep) =
+            (reader, chunks, phase, stride, lower, upper, keep)
     }
 
-    /// No thread could be started: ``next()`` decodes each chunk itself.
+    /// No thread may be started: ``next()`` decodes each chunk itself.
     var runInline = false
-    /// Where an inline run stands: the next position in `chunks`.
-    private var position = 0
+    /// The next position in `chunks` this worker reads.
+    private var position: Int
 
     func next() throws(TraceError) -> (info: ChunkInfo, events: [TraceEvent])? {
         if runInline {
@@ -117,23 +146,26 @@ private final class Worker: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Reads and decodes the next chunk the run takes; nil past the last. A damaged header is an error
-    /// after the chunks before it, as a plain read meets it.
+    /// Reads and decodes this worker's next chunk; nil past the last. A damaged header is an error after
+    /// the chunks before it, as a plain read meets it. A chunk that ends before `lower` is handed over
+    /// empty, so the workers' turns stay in step.
     private func step() -> Result<(ChunkInfo, [TraceEvent]), TraceError>? {
-        while true {
-            let info: ChunkInfo?
-            do throws(TraceError) {
-                switch chunks {
-                case .following(let first): info = try reader.chunkInfo(first + position)
-                case .listed(let list): info = position < list.count ? try reader.chunkInfo(list[position]) : nil
-                }
-            } catch {
-                return .failure(error)
+        let info: ChunkInfo?
+        do throws(TraceError) {
+            switch chunks {
+            case .following(let first): info = try reader.chunkInfo(first + position)
+            case .listed(let list): info = position < list.count ? try reader.chunkInfo(list[position]) : nil
             }
-            position += 1
-            guard let info, info.firstSeq <= upper else { return nil }
-            if info.lastSeq < lower { continue }
-            do throws(TraceError) { return .success((info, try reader.events(of: info))) } catch { return .failure(error) }
+        } catch {
+            return .failure(error)
+        }
+        position += stride
+        guard let info, info.firstSeq <= upper else { return nil }
+        if info.lastSeq < lower { return .success((info, [])) }
+        do throws(TraceError) {
+            return .success((info, try reader.events(of: info, keep: keep, decompressor: decompressor)))
+        } catch {
+            return .failure(error)
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads `events.zst` one chunk at a time. Nothing it does modifies the file; it holds one chunk's
 /// events, and ``forEachEvent(from:_:)`` at most two more, decoded ahead (``ChunkPrefetcher``).
 public final class TraceReader {
@@ -7,8 +9,11 @@ public final class TraceReader {
     private let decompressor = ZstdDecompressor()
     private let dataOffset: UInt64
     private let fileSize: UInt64
+    /// The chunk headers walked so far (under `tableLock`: the decoding threads of a
+    /// ``ChunkPrefetcher`` share the reader).
     private var knownChunks: [ChunkInfo] = []
     private var scannedToEnd = false
+    private let tableLock = NSLock()
 
     /// Called with each chunk a reader decodes or reads whole, for progress displays (a command line sets
     /// it once; the library never does).
@@ -26,6 +31,12 @@ public final class TraceReader {
 
     /// The header of chunk `index`, found by walking chunk headers (payloads are skipped, not read).
     public func chunkInfo(_ index: Int) throws(TraceError) -> ChunkInfo? {
+        tableLock.lock()
+        defer { tableLock.unlock() }
+        return try loadChunkInfo(index)
+    }
+
+    private func loadChunkInfo(_ index: Int) throws(TraceError) -> ChunkInfo? {
         while knownChunks.count <= index {
             let offset = knownChunks.last?.endOffset ?? dataOffset
             if offset == fileSize {
@@ -79,8 +90,10 @@ public final class TraceReader {
 
     /// Every chunk header, in order.
     public func allChunks() throws(TraceError) -> [ChunkInfo] {
-        var i = 0
-        while try chunkInfo(i) != nil { i += 1 }
+        tableLock.lock()
+        defer { tableLock.unlock() }
+        var i = knownChunks.count
+        while try loadChunkInfo(i) != nil { i += 1 }
         return knownChunks
     }
 
@@ -93,6 +106,8 @@ public final class TraceReader {
     /// The chunk holding event `seq`, or nil past the end. Reads chunk headers only as far as needed, so
     /// the chunks before a damaged or truncated one stay reachable.
     public func chunk(containing seq: UInt64) throws(TraceError) -> ChunkInfo? {
+        tableLock.lock()
+        defer { tableLock.unlock() }
         if let last = knownChunks.last, last.lastSeq >= seq {
             var lo = 0, hi = knownChunks.count
             while lo < hi {
@@ -102,15 +117,16 @@ public final class TraceReader {
             return knownChunks[lo]
         }
         var i = knownChunks.count
-        while let info = try chunkInfo(i) {
+        while let info = try loadChunkInfo(i) {
             if info.lastSeq >= seq { return info }
             i += 1
         }
         return nil
     }
 
-    /// The encoded bytes of a chunk, after checking its checksum and decompressing it.
-    public func rawPayload(of info: ChunkInfo) throws(TraceError) -> [UInt8] {
+    /// The encoded bytes of a chunk, after checking its checksum and decompressing it (with the reader's
+    /// own context, or one of the calling thread's).
+    public func rawPayload(of info: ChunkInfo, decompressor: ZstdDecompressor? = nil) throws(TraceError) -> [UInt8] {
         Self.onChunk?(self, info)
         let compressed = try file.read(count: Int(info.compressedLength), at: info.offset + UInt64(ChunkInfo.headerSize))
         guard compressed.count == Int(info.compressedLength) else {
@@ -122,28 +138,29 @@ public final class TraceReader {
                                           reason: "payload checksum mismatch (stored \(hex32(info.payloadChecksum)), computed \(hex32(crc)))")
         }
         do {
-            return try decompressor.decompress(compressed, expectedSize: Int(info.rawLength))
+            return try (decompressor ?? self.decompressor).decompress(compressed, expectedSize: Int(info.rawLength))
         } catch {
             throw TraceError.corruptChunk(chunk: info.index, offset: info.offset, reason: error.description)
         }
     }
 
-    /// All events of a chunk.
-    public func events(of info: ChunkInfo) throws(TraceError) -> [TraceEvent] {
+    /// All events of a chunk, or those `keep` accepts (every event is decoded and checked either way).
+    public func events(of info: ChunkInfo, keep: EventFilter? = nil, decompressor: ZstdDecompressor? = nil) throws(TraceError) -> [TraceEvent] {
         Self.onChunk?(self, info)
-        let raw = try rawPayload(of: info)
-        return try Self.decode(raw, info: info)
+        let raw = try rawPayload(of: info, decompressor: decompressor)
+        return try Self.decode(raw, info: info, keep: keep)
     }
 
-    /// Decodes a chunk's raw payload, checking that it holds exactly the events its header announces.
-    public static func decode(_ raw: [UInt8], info: ChunkInfo) throws(TraceError) -> [TraceEvent] {
+    /// Decodes a chunk's raw payload, checking that it holds exactly the events its header announces;
+    /// returns them all, or those `keep` accepts.
+    public static func decode(_ raw: [UInt8], info: ChunkInfo, keep: EventFilter? = nil) throws(TraceError) -> [TraceEvent] {
         var decoder = EventDecoder()
         var r = ByteReader(raw)
         var out: [TraceEvent] = []
-        out.reserveCapacity(Int(info.eventCount))
+        if keep == nil { out.reserveCapacity(Int(info.eventCount)) }
         var seq = info.firstSeq
         while !r.isAtEnd {
-            guard out.count < Int(info.eventCount) else {
+            guard seq - info.firstSeq < UInt64(info.eventCount) else {
                 throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
                                               reason: "payload holds more events than the header's \(info.eventCount) (payload offset \(r.offset))")
             }
@@ -161,12 +178,12 @@ public final class TraceReader {
             if let problem = event.body.validationProblem {
                 throw TraceError.corruptChunk(chunk: info.index, offset: info.offset, reason: "event \(seq): \(problem)")
             }
-            out.append(TraceEvent(seq: seq, cycle: event.cycle, body: event.body))
+            if keep?.accepts(event.body) ?? true { out.append(TraceEvent(seq: seq, cycle: event.cycle, body: event.body)) }
             seq += 1
         }
-        guard out.count == Int(info.eventCount) else {
+        guard seq - info.firstSeq == UInt64(info.eventCount) else {
             throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
-                                          reason: "holds \(out.count) events, header says \(info.eventCount)")
+                                          reason: "holds \(seq - info.firstSeq) events, header says \(info.eventCount)")
         }
         return out
     }

@@ -35,6 +35,8 @@ final class ProgressLine {
     private var lastDraw: ContinuousClock.Instant?
     private var drawn = false
     private var totals: [ObjectIdentifier: UInt64] = [:]
+    /// Readers report chunks from the threads that decode them.
+    private let lock = NSLock()
 
     init(label: String, enabled: Bool) {
         self.label = label
@@ -44,6 +46,8 @@ final class ProgressLine {
 
     /// The events of the trace `reader` reads (its chunk headers, read once).
     func total(of reader: TraceReader) -> UInt64? {
+        lock.lock()
+        defer { lock.unlock() }
         if let t = totals[ObjectIdentifier(reader)] { return t }
         guard let t = try? reader.eventCount() else { return nil }
         totals[ObjectIdentifier(reader)] = t
@@ -52,6 +56,8 @@ final class ProgressLine {
 
     func update(done: UInt64, total: UInt64?) {
         guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
         let now = clock.now
         if let last = lastDraw, now - last < .milliseconds(100) { return }
         lastDraw = now

@@ -167,6 +167,58 @@ struct TraceFileTests {
         #expect(try reader.events(of: chunks[1]).count == Int(chunks[1].eventCount))
     }
 
+    /// Keeps memory accesses only.
+    final class AccessesOnly: EventFilter, @unchecked Sendable {
+        override func accepts(_ body: EventBody) -> Bool { Self.isAccess(body) }
+
+        static func isAccess(_ body: EventBody) -> Bool {
+            switch body {
+            case .memoryAccess: return true
+            default: return false
+            }
+        }
+    }
+
+    @Test("decoders taking chunks in turn, filtering as they decode, hand over exactly the kept events in order, then the error",
+          arguments: [(1, true), (2, true), (3, true), (2, false)] as [(Int, Bool)])
+    func prefetchInTurns(decoders: Int, threaded: Bool) throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 19)
+        let events = fuzz.events(12_000)
+        let bundle = try record(events, in: dir)
+        let chunks = try bundle.reader().allChunks()
+        #expect(chunks.count > 12)
+        let victim = chunks[9]
+        let handle = try #require(FileHandle(forUpdatingAtPath: bundle.eventsPath))
+        try handle.seek(toOffset: victim.offset + UInt64(ChunkInfo.headerSize) + 3)
+        let byte = try #require(try handle.read(upToCount: 1))
+        try handle.seek(toOffset: victim.offset + UInt64(ChunkInfo.headerSize) + 3)
+        try handle.write(contentsOf: Data([byte[0] ^ 0x10]))
+        try handle.close()
+        let lower = chunks[2].firstSeq + 5
+        if !threaded { ChunkPrefetcher.threaded = false }
+        defer { ChunkPrefetcher.threaded = true }
+        let prefetcher = ChunkPrefetcher(reader: try bundle.reader(), chunks: .following(1), lower: lower,
+                                         keep: { AccessesOnly() }, decoders: decoders)
+        var seen: [TraceEvent] = []
+        var infos: [Int] = []
+        var failure: TraceError?
+        do throws(TraceError) {
+            while let next = try prefetcher.next() {
+                infos.append(next.info.index)
+                seen += next.events.filter { $0.seq >= lower }
+            }
+        } catch {
+            failure = error
+        }
+        let e = try #require(failure, "the damage went unnoticed")
+        #expect(e.description.hasPrefix("chunk 9 at offset \(victim.offset)"), "\(e)")
+        #expect(infos == Array(1...8))
+        let expected = events[Int(lower)..<Int(victim.firstSeq)].filter { AccessesOnly.isAccess($0.body) }
+        #expect(seen == Array(expected))
+        prefetcher.stop()
+    }
+
     @Test("a recorder stopped mid-chunk leaves every complete chunk readable")
     func truncatedTail() throws {
         let dir = TemporaryDirectory()
