@@ -12,43 +12,88 @@ public final class IndexBuilder: TraceObserver {
     /// The current chunk's events counted by the columns of `event_counts`, and the run of events that
     /// share the last key (consecutive events mostly do: counted without a hash).
     private var counts: [CountKey: Int64] = [:]
-    private var lastCount: (key: CountKey, events: Int64)?
+    /// The keys met last, with counts not yet added to `counts`: a loop's few kinds of events alternate,
+    /// and this spares a hash per event (as `recent` does for pages).
+    private var recentCounts: [(key: CountKey, events: Int64)] = []
 
-    /// An `event_counts` row's key: the `events` columns people group and filter by.
+    /// An `event_counts` row's key: the `events` columns people group and filter by, as plain numbers
+    /// (compared and hashed without reference counting); names are made when the chunk's rows are written.
     private struct CountKey: Hashable {
-        var type: String
-        var actor: Actor?
-        var access: AccessKind?
-        var vm: UInt16?
-        var asid: UInt16?
-        var cbit: Bool?
+        /// The event's case, by ``EventFormatter/typeName(_:)`` order of ``typeNames``.
+        var type: UInt8
+        /// 0 none, 1 vCPU (`a` VM, `b` index), 2 hypervisor, 3 device (`a`), 4 PSP.
+        var actorKind: UInt8 = 0
+        var actorA: UInt16 = 0
+        var actorB: UInt16 = 0
+        /// The access kind's raw value, or 255 for none.
+        var access: UInt8 = 255
+        /// 0xFFFF_FFFF none, else the VM.
+        var vm: UInt32 = 0xFFFF_FFFF
+        /// 0xFFFF_FFFF none, else the ASID.
+        var asid: UInt32 = 0xFFFF_FFFF
+        /// 0 clear, 1 set, 2 none.
+        var cbit: UInt8 = 2
 
         init(_ body: EventBody) {
-            type = EventFormatter.typeName(body)
-            vm = EventFormatter.vm(body)
+            type = Self.typeCode(body)
+            if let v = EventFormatter.vm(body) { vm = UInt32(v) }
             if case .memoryAccess(let a) = body {
-                (actor, access, asid, cbit) = (a.actor, a.kind, a.asid, a.cbit)
+                switch a.actor {
+                case .vcpu(let v, let i): (actorKind, actorA, actorB) = (1, v, i)
+                case .hypervisor: actorKind = 2
+                case .device(let d): (actorKind, actorA) = (3, d)
+                case .psp: actorKind = 4
+                }
+                (access, asid, cbit) = (a.kind.rawValue, UInt32(a.asid), a.cbit ? 1 : 0)
+            }
+        }
+
+        static func typeCode(_ body: EventBody) -> UInt8 {
+            switch body {
+            case .memoryAccess: 0
+            case .registerOp: 1
+            case .cbitChange: 2
+            case .nptChange: 3
+            case .pspCommand: 4
+            case .vmCreated: 5
+            case .taintSource: 6
+            case .vcpuMode: 7
+            case .vcpuHalt: 8
+            case .vmRun: 9
+            case .vmExit: 10
+            case .handover: 11
+            case .ownerCheck: 12
+            case .kvmIoctl: 13
+            case .cacheOp: 14
+            case .platformInfo: 15
+            }
+        }
+
+        /// The `events` table's names of the types, by code.
+        static let typeNames = ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt", "vmrun", "vmexit",
+                                "handover", "owner", "kvm", "cache", "platform"]
+
+        var actor: Actor? {
+            switch actorKind {
+            case 1: .vcpu(vm: actorA, index: actorB)
+            case 2: .hypervisor
+            case 3: .device(actorA)
+            case 4: .psp
+            default: nil
             }
         }
 
         /// The order of a chunk's rows.
-        var order: (String, Int64, Int64, Int64, Int64, Int64) {
-            let actorOrder: Int64 = switch actor {
-            case nil: -1
-            case .vcpu(let vm, let index)?: Int64(vm) << 16 | Int64(index)
-            case .hypervisor?: 1 << 40
-            case .device(let id)?: 2 << 40 | Int64(id)
-            case .psp?: 3 << 40
-            }
-            return (type, actorOrder, Int64(access?.rawValue ?? 255), Int64(vm ?? .max), Int64(asid ?? .max),
-                    cbit.map { $0 ? 1 : 0 } ?? 2)
+        var order: (String, UInt64, UInt8, UInt32, UInt32, UInt8) {
+            (Self.typeNames[Int(type)], UInt64(actorKind) << 32 | UInt64(actorA) << 16 | UInt64(actorB), access, vm, asid, cbit)
         }
 
         /// The row's values, text as `events` shows it.
         var row: [SQLiteValue] {
-            [.text(type), actor.map { .text($0.description) } ?? .null, access.map { .text($0.description) } ?? .null,
-             vm.map { .integer(Int64($0)) } ?? .null, asid.map { .integer(Int64($0)) } ?? .null,
-             cbit.map { .integer($0 ? 1 : 0) } ?? .null]
+            [.text(Self.typeNames[Int(type)]), actor.map { .text($0.description) } ?? .null,
+             access == 255 ? .null : .text(AccessKind(rawValue: access)!.description),
+             vm == 0xFFFF_FFFF ? .null : .integer(Int64(vm)), asid == 0xFFFF_FFFF ? .null : .integer(Int64(asid)),
+             cbit == 2 ? .null : .integer(Int64(cbit))]
         }
     }
 
@@ -86,11 +131,11 @@ public final class IndexBuilder: TraceObserver {
         guard failure == nil else { return }
         let s = Int64(bitPattern: seq), c = Int64(bitPattern: cycle)
         let key = CountKey(body)
-        if let last = lastCount, last.key == key {
-            lastCount!.events += 1
+        if let i = recentCounts.firstIndex(where: { $0.key == key }) {
+            recentCounts[i].events += 1
         } else {
-            if let last = lastCount { counts[last.key, default: 0] += last.events }
-            lastCount = (key, 1)
+            if recentCounts.count == 8 { flushRecentCounts(1) }
+            recentCounts.append((key, 1))
         }
         do {
             switch body {
@@ -149,6 +194,12 @@ public final class IndexBuilder: TraceObserver {
         }
     }
 
+    /// Moves the oldest `count` recent keys into `counts`.
+    private func flushRecentCounts(_ count: Int) {
+        for r in recentCounts.prefix(count) { counts[r.key, default: 0] += r.events }
+        recentCounts.removeFirst(min(count, recentCounts.count))
+    }
+
     /// Moves the oldest `count` recent pages into `pages`.
     private func flushRecent(_ count: Int) {
         for r in recent.prefix(count) {
@@ -179,8 +230,7 @@ public final class IndexBuilder: TraceObserver {
                                     .integer(counts.reads), .integer(counts.writes)])
             }
             pages.removeAll(keepingCapacity: true)
-            if let last = lastCount { counts[last.key, default: 0] += last.events }
-            lastCount = nil
+            flushRecentCounts(recentCounts.count)
             // Hash order differs per process: the rows go in sorted, so the index is the same bytes every time.
             for (key, events) in counts.sorted(by: { $0.key.order < $1.key.order }) {
                 try insertCount.run([.integer(Int64(info.index))] + key.row + [.integer(events)])

@@ -1,34 +1,25 @@
 import Foundation
 
-/// Indexes, compresses and writes a recording on a thread of its own, so that the simulation's thread
-/// only simulates and encodes: the second core does the rest. Work arrives as items (a run of events for
-/// the index, or a chunk the simulation's thread encoded) through a queue of at most ``depth`` items: the
-/// simulation waits when it is full, so memory stays bounded. Items are handled in the order they came,
-/// with the calls a single thread makes, so the files are exactly the same bytes.
+/// Encodes, indexes, compresses and writes a recording on a thread of its own, so that the simulation's
+/// thread only simulates and collects events: the second core does the rest. Events arrive in runs
+/// through a queue of at most ``depth`` runs: the simulation waits when it is full, so memory stays
+/// bounded. Runs are handled in the order they came, by the writer's single-threaded `record`, so
+/// chunk boundaries and the files are exactly the same bytes as a recording on one thread.
 ///
-/// `@unchecked Sendable`: the writer and its observer are used by the pipeline's thread only, once started,
-/// and every other field is read and written under `condition`.
+/// `@unchecked Sendable`: the writer is used by the pipeline's thread only, until ``close()`` returns;
+/// every other field is read and written under `condition`.
 final class RecordingPipeline: @unchecked Sendable {
-    /// Events per run handed over for the index (a run ends early where a chunk ends).
+    /// Events per run handed over.
     static let runSize = 1 << 14
-    /// Items waiting at most.
+    /// Runs waiting at most.
     static let depth = 4
-
-    enum Item {
-        /// Events for the index, numbered from `firstSeq`.
-        case events([(UInt64, EventBody)], firstSeq: UInt64)
-        /// A chunk to compress and write; the events before it belong to it.
-        case chunk(ChunkEncoder.RawChunk)
-    }
 
     private let writer: TraceWriter
     private let condition = NSCondition()
-    private var queue: [Item] = []
+    private var queue: [[TraceEvent]] = []
     private var closed = false
     private var finished = false
     private var written: UInt64 = 0
-    /// The chunk the next indexed events belong to (the pipeline's thread only).
-    private var chunkIndex = 0
 
     init(writer: TraceWriter) {
         self.writer = writer
@@ -38,23 +29,23 @@ final class RecordingPipeline: @unchecked Sendable {
         t.start()
     }
 
-    /// Hands over an item, waiting while the queue is full.
-    func submit(_ item: Item) {
+    /// Hands over a run of events, waiting while the queue is full.
+    func submit(_ run: [TraceEvent]) {
         condition.lock()
         while queue.count >= Self.depth { condition.wait() }
-        queue.append(item)
+        queue.append(run)
         condition.broadcast()
         condition.unlock()
     }
 
-    /// The size of `events.zst` so far (lagging by the items in flight).
+    /// The size of `events.zst` so far (lagging by the runs in flight).
     var fileSize: UInt64 {
         condition.lock()
         defer { condition.unlock() }
         return written
     }
 
-    /// Waits until every item handed over is done.
+    /// Waits until every run handed over is written; the writer is the caller's again.
     func close() {
         condition.lock()
         closed = true
@@ -73,24 +64,14 @@ final class RecordingPipeline: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let item = queue.removeFirst()
+            let events = queue.removeFirst()
             condition.broadcast()
             condition.unlock()
-            switch item {
-            case .events(let events, let first):
-                if let observer = writer.observer {
-                    for (i, (cycle, body)) in events.enumerated() {
-                        observer.observe(seq: first + UInt64(i), chunk: chunkIndex, cycle: cycle, body)
-                    }
-                }
-            case .chunk(let raw):
-                writer.write(raw)
-                chunkIndex += 1
-                let size = writer.fileSize
-                condition.lock()
-                written = size
-                condition.unlock()
-            }
+            for e in events { writer.record(cycle: e.cycle, e.body) }
+            let size = writer.fileSize
+            condition.lock()
+            written = size
+            condition.unlock()
         }
     }
 }

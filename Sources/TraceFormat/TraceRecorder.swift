@@ -8,12 +8,13 @@ public final class TraceRecorder: EventSink {
     private let index: IndexBuilder
     /// The most events and bytes of `events.zst` this recording may make.
     public let limits: RecordingLimits
-    /// This thread encodes; the index, compression and writing happen on another (``RecordingPipeline``).
+    /// This thread collects events; encoding, the index, compression and writing happen on another
+    /// (``RecordingPipeline``).
     private let pipeline: RecordingPipeline
-    private var chunker: ChunkEncoder
-    /// Events not yet handed over for the index, and the number of the first.
-    private var run: [(UInt64, EventBody)] = []
-    private var runFirst: UInt64 = 0
+    /// Events not yet handed over.
+    private var run: [TraceEvent] = []
+    /// Events recorded so far.
+    public private(set) var eventCount: UInt64 = 0
 
     /// Writes the header of `events.zst` in `directory`.
     public init(directory: TraceBundle, header: TraceHeader, limits: RecordingLimits = RecordingLimits()) throws {
@@ -21,7 +22,6 @@ public final class TraceRecorder: EventSink {
         self.limits = limits
         index = try IndexBuilder(path: bundle.indexPath + ".tmp")
         writer = try TraceWriter(path: bundle.eventsPath, header: header, observer: index)
-        chunker = ChunkEncoder(chunkBytes: Int(header.chunkBytes))
         pipeline = RecordingPipeline(writer: writer)
         run.reserveCapacity(RecordingPipeline.runSize)
     }
@@ -32,25 +32,20 @@ public final class TraceRecorder: EventSink {
     }
 
     public func record(cycle: UInt64, _ body: EventBody) {
-        run.append((cycle, body))
-        if let chunk = chunker.append(cycle: cycle, body) {
-            handOverRun()
-            pipeline.submit(.chunk(chunk))
-        } else if run.count >= RecordingPipeline.runSize {
-            handOverRun()
-        }
+        run.append(TraceEvent(seq: eventCount, cycle: cycle, body: body))
+        eventCount += 1
+        if run.count >= RecordingPipeline.runSize { handOverRun() }
     }
 
     private func handOverRun() {
         guard !run.isEmpty else { return }
-        pipeline.submit(.events(run, firstSeq: runFirst))
-        runFirst += UInt64(run.count)
+        pipeline.submit(run)
         run.removeAll(keepingCapacity: true)
     }
 
     /// Asks the simulation to stop once a recording limit is reached.
     public var stopRequest: String? {
-        if chunker.nextSeq > limits.maxEvents {
+        if eventCount > limits.maxEvents {
             return "the recording reached \(limits.maxEvents) events (raise the limit with --max-events)"
         }
         if pipeline.fileSize > limits.maxBytes {
@@ -59,13 +54,9 @@ public final class TraceRecorder: EventSink {
         return nil
     }
 
-    /// Events recorded so far.
-    public var eventCount: UInt64 { chunker.nextSeq }
-
     /// Writes the last chunk and the index.
     public func finish() throws -> (events: UInt64, chunks: Int, bytes: UInt64) {
         handOverRun()
-        if let chunk = chunker.close() { pipeline.submit(.chunk(chunk)) }
         pipeline.close()
         let result = try writer.finish()
         try index.finish(header: writer.header, eventCount: result.events, chunkCount: result.chunks,

@@ -41,8 +41,8 @@ public final class TraceWriter: EventSink {
         if let chunk = chunker.append(cycle: cycle, body) { write(chunk) }
     }
 
-    /// Compresses and writes a chunk encoded elsewhere (``RecordingPipeline``), then tells the observer.
-    func write(_ raw: ChunkEncoder.RawChunk) {
+    /// Compresses and writes a chunk the chunker closed, then tells the observer.
+    private func write(_ raw: ChunkEncoder.RawChunk) {
         guard failure == nil else { return }
         do {
             let payload = try compressor.compress(raw.bytes, level: nextLevel)
