@@ -3,7 +3,7 @@ import TraceFormat
 
 /// What makes one virtual table of events: its name and columns, the event type its rows are, which
 /// columns take a pushdown, and how a row's column reaches SQLite. The `events` table is one shape;
-/// `vm_runs` and `vm_exits` (``WorldSwitchTables``) are others, decoded from `events.zst` by the same
+/// `vm_runs` and `vm_exits` (``DecodedTables``) are others, decoded from `events.zst` by the same
 /// scan, so the index need not keep a row per world switch.
 struct EventTableShape: Sendable {
     /// Puts column `index` of an event into SQLite's result.

@@ -505,7 +505,7 @@ enum EventsTable {
     /// Registers the table on a connection SQLite handed over (a loadable extension's).
     static func register(handle: OpaquePointer, bundle: TraceBundle) throws {
         try MemoryAtTable.register(handle: handle, source: Source(bundle: bundle, db: handle))
-        for shape in [EventsTable.shape] + WorldSwitchTables.shapes {
+        for shape in [EventsTable.shape] + DecodedTables.shapes {
             let aux = Unmanaged.passRetained(Source(bundle: bundle, db: handle, shape: shape)).toOpaque()
             let rc = sqlite3_create_module_v2(handle, shape.name, module, aux) { p in
                 Unmanaged<Source>.fromOpaque(p!).release()

@@ -10,8 +10,9 @@ public final class QueryEngine {
     /// Whether statements may make and write TEMP tables and views.
     public let temporary: Bool
 
-    /// The tables decoded from `events.zst` rather than stored in the index: `events`, `vm_runs`, `vm_exits`.
-    public static let eventTables = ([EventsTable.shape] + WorldSwitchTables.shapes).map(\.name)
+    /// The tables decoded from `events.zst` rather than stored in the index: `events`, `vm_runs`,
+    /// `vm_exits`, `register_ops`, `cache_ops`, `handovers`.
+    public static let eventTables = ([EventsTable.shape] + DecodedTables.shapes).map(\.name)
 
     /// Opens the bundle's index read-only.
     /// - Parameter temporary: statements may make and fill TEMP tables, views and indexes (in memory; the

@@ -456,6 +456,13 @@ struct CommandLineTests {
         let ours = try Self.run(["query", bundle, "-c", example, "--format", "csv"], in: s.path)
         #expect(shell.status == 0 && shell.stdout.replacingOccurrences(of: "|", with: ",")
                 == ours.stdout.split(separator: "\n").dropFirst().joined(separator: "\n") + "\n")
+        // The tables decoded from the events are there too.
+        let decoded = "SELECT (SELECT count(*) FROM vm_exits), (SELECT total(r0 % 1000003) FROM vm_exits), (SELECT count(*) FROM register_ops), (SELECT count(*) FROM vm_runs)"
+        let decodedShell = try Self.runTool(Self.sqliteShell!, ["-readonly", "-csv", bundle + "/index.sqlite", ".load \(Self.sqliteExtension)", decoded],
+                                            in: s.path)
+        let decodedOurs = try Self.run(["query", bundle, "-c", decoded, "--format", "csv"], in: s.path)
+        #expect(decodedShell.status == 0 && decodedShell.stdout.split(separator: "\n").last == decodedOurs.stdout.split(separator: "\n").last,
+                "\(decodedShell.stdout) \(decodedShell.stderr)")
         // A connection that could write the trace is refused, and the trace is left as it was.
         let before = try Data(contentsOf: URL(fileURLWithPath: bundle + "/index.sqlite"))
         let writable = try Self.runTool(Self.sqliteShell!, [bundle + "/index.sqlite", ".load \(Self.sqliteExtension)", "SELECT 1"],

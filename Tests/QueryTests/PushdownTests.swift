@@ -45,7 +45,7 @@ struct PushdownTests {
         #expect(try engine.run("SELECT seq, cycle FROM events WHERE type IS NOT NULL")[0].rows == expected)
     }
 
-    @Test("event_counts adds up to the events table, and vm_runs and vm_exits hold exactly its world switches, under any filter",
+    @Test("event_counts adds up to the events table, and the decoded tables (vm_exits, register_ops, …) hold exactly its events of their kind, under any filter",
           arguments: bundles)
     func derivedTablesMatchEvents(bundle name: String) throws {
         let bundle = try TraceBundle(existing: Self.traces.appendingPathComponent(name).path)
@@ -69,10 +69,20 @@ struct PushdownTests {
         #expect(perChunk == chunks, "\(name)")
 
         // Every field of every world switch, against the reader's own decoding.
-        var runs: [[SQLiteValue]] = [], exits: [[SQLiteValue]] = []
+        var runs: [[SQLiteValue]] = [], exits: [[SQLiteValue]] = [], ops: [[SQLiteValue]] = [], caches: [[SQLiteValue]] = []
+        var handovers: [[SQLiteValue]] = []
         func int(_ v: UInt64) -> SQLiteValue { .integer(Int64(bitPattern: v)) }
         try bundle.reader().forEachEvent { e in
             switch e.body {
+            case .registerOp(let r):
+                ops.append([int(e.seq), int(e.cycle), int(UInt64(r.vm)), int(UInt64(r.vcpu)), .text(r.op.description),
+                            .text(EventFormatter.registerName(r.dst)),
+                            r.src == MemoryAccess.noRegister ? .null : .text(EventFormatter.registerName(r.src)), int(r.result)])
+            case .cacheOp(let c):
+                caches.append([int(e.seq), int(e.cycle), int(c.spa >> 40), .text(c.op.description), int(c.spa), int(UInt64(c.asid)),
+                               int(c.lines), int(UInt64(c.core))])
+            case .handover(let h):
+                handovers.append([int(e.seq), int(e.cycle), int(UInt64(h.vm)), int(UInt64(h.vcpu)), int(h.gpa), int(h.spa), int(h.length)])
             case .vmRun(let r):
                 runs.append([int(e.seq), int(e.cycle), int(UInt64(r.vm)), int(UInt64(r.vcpu)), int(UInt64(r.asid)),
                              int(r.eventInjection), int(r.cr2), int(r.nestedControl), int(r.ncr3)])
@@ -86,19 +96,22 @@ struct PushdownTests {
         }
         #expect(try engine.run("SELECT * FROM vm_runs")[0].rows == runs, "\(name)")
         #expect(try engine.run("SELECT * FROM vm_exits")[0].rows == exits, "\(name)")
+        #expect(try engine.run("SELECT * FROM register_ops")[0].rows == ops, "\(name)")
+        #expect(try engine.run("SELECT * FROM cache_ops")[0].rows == caches, "\(name)")
+        #expect(try engine.run("SELECT * FROM handovers")[0].rows == handovers, "\(name)")
 
         var rng = SplitMix(seed: UInt64(name.utf8.reduce(7) { $0 &* 31 &+ UInt64($1) }))
-        let seqs = (runs + exits).compactMap { if case .integer(let v) = $0[0] { v } else { nil } }
+        let seqs = (runs + exits + ops + caches + handovers).compactMap { if case .integer(let v) = $0[0] { v } else { nil } }
         guard let top = seqs.max() else { return }
-        for table in ["vm_runs", "vm_exits"] {
-            var clauses = ["{seq} = \(seqs[Int(rng.next() % UInt64(seqs.count))])", "{vm} = 0", "{vm} = 1 AND {seq} > 100",
-                           "{seq} BETWEEN 5 AND 4", "{vm} = 'x'", "{seq} < -1"]
+        for (table, hasVM) in [("vm_runs", true), ("vm_exits", true), ("register_ops", true), ("cache_ops", false), ("handovers", true)] {
+            var clauses = ["{seq} = \(seqs[Int(rng.next() % UInt64(seqs.count))])", "{seq} BETWEEN 5 AND 4", "{seq} < -1", "{seq} > 100"]
+            if hasVM { clauses += ["{vm} = 0", "{vm} = 1 AND {seq} > 100", "{vm} = 'x'"] }
             for _ in 0..<8 {
                 let a = Int64(rng.next() % UInt64(top + 1)), b = Int64(rng.next() % UInt64(top + 1))
-                clauses.append("{seq} BETWEEN \(min(a, b)) AND \(max(a, b))" + (rng.next() % 2 == 0 ? " AND {vm} = \(rng.next() % 2)" : ""))
+                clauses.append("{seq} BETWEEN \(min(a, b)) AND \(max(a, b))" + (hasVM && rng.next() % 2 == 0 ? " AND {vm} = \(rng.next() % 2)" : ""))
             }
             for clause in clauses {
-                let select = "SELECT count(*), total(seq), total(cycle), total(vcpu) FROM \(table) WHERE "
+                let select = "SELECT count(*), total(seq), total(cycle) FROM \(table) WHERE "
                 let pushed = try engine.run(select + Clause(text: clause).sql(pushed: true))[0].rows
                 let full = try engine.run(select + Clause(text: clause).sql(pushed: false))[0].rows
                 #expect(pushed == full, "\(name): \(table) WHERE \(clause)")
