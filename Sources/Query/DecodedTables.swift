@@ -16,11 +16,8 @@ enum DecodedTables {
         type: "vmrun", pushed: [0: .seq, 2: .vm]
     ) { e, i, ctx in
         guard case .vmRun(let r) = e.body else { return sqlite3_result_null(ctx) }
+        if i < 4 { return ColumnResult.int(ctx, vcpuColumn(e, i, vm: r.vm, vcpu: r.vcpu)) }
         let value: UInt64 = switch i {
-        case 0: e.seq
-        case 1: e.cycle
-        case 2: UInt64(r.vm)
-        case 3: UInt64(r.vcpu)
         case 4: UInt64(r.asid)
         case 5: r.eventInjection
         case 6: r.cr2
@@ -37,10 +34,7 @@ enum DecodedTables {
     ) { e, i, ctx in
         guard case .vmExit(let x) = e.body else { return sqlite3_result_null(ctx) }
         switch i {
-        case 0: ColumnResult.int(ctx, e.seq)
-        case 1: ColumnResult.int(ctx, e.cycle)
-        case 2: ColumnResult.int(ctx, UInt64(x.vm))
-        case 3: ColumnResult.int(ctx, UInt64(x.vcpu))
+        case 0..<4: ColumnResult.int(ctx, vcpuColumn(e, i, vm: x.vm, vcpu: x.vcpu))
         case 4: ColumnResult.int(ctx, UInt64(x.exitCode))
         case 5: ColumnResult.text(ctx, VMExit.name(of: x.exitCode))
         case 6: ColumnResult.int(ctx, x.exitInfo1)
@@ -58,10 +52,7 @@ enum DecodedTables {
     ) { e, i, ctx in
         guard case .registerOp(let r) = e.body else { return sqlite3_result_null(ctx) }
         switch i {
-        case 0: ColumnResult.int(ctx, e.seq)
-        case 1: ColumnResult.int(ctx, e.cycle)
-        case 2: ColumnResult.int(ctx, UInt64(r.vm))
-        case 3: ColumnResult.int(ctx, UInt64(r.vcpu))
+        case 0..<4: ColumnResult.int(ctx, vcpuColumn(e, i, vm: r.vm, vcpu: r.vcpu))
         case 4: ColumnResult.text(ctx, r.op.description)
         case 5: ColumnResult.text(ctx, EventFormatter.registerName(r.dst))
         case 6: r.src == MemoryAccess.noRegister ? sqlite3_result_null(ctx) : ColumnResult.text(ctx, EventFormatter.registerName(r.src))
@@ -91,16 +82,24 @@ enum DecodedTables {
         type: "handover", pushed: [0: .seq, 2: .vm]
     ) { e, i, ctx in
         guard case .handover(let h) = e.body else { return sqlite3_result_null(ctx) }
+        if i < 4 { return ColumnResult.int(ctx, vcpuColumn(e, i, vm: h.vm, vcpu: h.vcpu)) }
         let value: UInt64 = switch i {
-        case 0: e.seq
-        case 1: e.cycle
-        case 2: UInt64(h.vm)
-        case 3: UInt64(h.vcpu)
         case 4: h.gpa
         case 5: h.spa
         default: h.length
         }
         ColumnResult.int(ctx, value)
+    }
+
+    /// The columns the tables of a vCPU's events start with: `seq`, `cycle`, `vm`, `vcpu`.
+    @inline(__always)
+    static func vcpuColumn(_ e: TraceEvent, _ i: Int, vm: UInt16, vcpu: UInt16) -> UInt64 {
+        switch i {
+        case 0: e.seq
+        case 1: e.cycle
+        case 2: UInt64(vm)
+        default: UInt64(vcpu)
+        }
     }
 
     static let shapes = [runs, exits, registerOps, cacheOps, handovers]
