@@ -59,8 +59,10 @@ public final class Machine {
     /// The first platform (the only one in most scenarios).
     public var primary: Platform { platforms[0] }
 
-    /// Reports an event that took `cost` cycles.
-    @inline(__always)
+    /// Reports an event that took `cost` cycles. Not inlined: called here, with the machine as its
+    /// guaranteed `self`, the sink is used without being retained and released per event (inlined into
+    /// callers that reach the machine through an unchecked reference, it was).
+    @inline(never)
     func emit(_ body: EventBody, cost: UInt64) {
         cycle &+= cost
         sink.record(cycle: cycle, body)

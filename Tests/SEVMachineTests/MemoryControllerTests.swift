@@ -1,4 +1,5 @@
 import Testing
+import TraceFormat
 @testable import SEVMachine
 
 struct MemoryControllerTests {
@@ -37,6 +38,26 @@ struct MemoryControllerTests {
         var expected = base
         for i in 0..<size { expected[13 + i] = 0xFF }
         #expect(try controller.readBytes(0x4000, count: 32, key: key) == expected)
+    }
+
+    @Test("a vCPU's accesses use the key its ASID holds now: a key loaded into the slot after the vCPU ran is the one that encrypts")
+    func vcpuFollowsKeyChanges() throws {
+        let f = try MachineFixture([Instruction(.halt)])
+        _ = try f.platform.kvm.run(f.vm)
+        let vcpu = f.vm.vcpus[0]
+        let gva: UInt64 = 0x200000
+        let spa = try vcpu.translate(gva).spa
+        let first = try #require(f.platform.controller.key(forASID: f.vm.asid))
+        try vcpu.store(gva: gva, size: 8, value: 0x1122_3344_5566_7788, register: MemoryAccess.noRegister)
+        #expect(try f.platform.controller.readValue(spa, size: 8, key: first) == 0x1122_3344_5566_7788)
+        // ACTIVATE of another key into the same ASID (what reusing an ASID does).
+        let second = EncryptionKey(bytes: (0..<16).map { UInt8(truncatingIfNeeded: $0 * 17 + 3) })
+        f.platform.controller.setKey(second, forASID: f.vm.asid)
+        try vcpu.store(gva: gva + 8, size: 8, value: 0x0102_0304_0506_0708, register: MemoryAccess.noRegister)
+        #expect(try f.platform.controller.readValue(spa + 8, size: 8, key: second) == 0x0102_0304_0506_0708)
+        #expect(try vcpu.load(gva: gva + 8, size: 8, register: MemoryAccess.noRegister) == 0x0102_0304_0506_0708)
+        // What the old key wrote now reads as the new key decrypts it: not the plaintext.
+        #expect(try vcpu.load(gva: gva, size: 8, register: MemoryAccess.noRegister) != 0x1122_3344_5566_7788)
     }
 
     @Test("an access outside memory is an error, not a crash")

@@ -34,12 +34,32 @@ public final class VCPU {
         self.vm = vm
         self.index = index
         self.platform = platform
+        self.controller = platform.controller
     }
 
     var actor: Actor { .vcpu(vm: vm.id, index: index) }
 
     /// The key accesses with the C-bit set use: the VEK loaded for the VM's ASID.
     var key: EncryptionKey? { vm.isSEV ? platform.controller.key(forASID: asid) : nil }
+
+    /// The platform's memory controller (owned by the platform, as this vCPU is).
+    unowned(unsafe) let controller: MemoryController
+    /// ``key`` as the hot paths use it, taken again whenever the ASID or any key slot changed (the
+    /// controller's generation): unchecked, because it is never used before that check, so a key taken
+    /// out of its slot is never touched, and holding it costs no reference counting per access.
+    unowned(unsafe) private var currentKey: EncryptionKey?
+    private var currentKeyASID = UInt16.max
+    private var currentKeyGeneration = UInt64.max
+
+    /// Brings ``currentKey`` up to date.
+    @inline(__always)
+    private func refreshKey() {
+        let asid = self.asid
+        guard currentKeyGeneration != controller.keyGeneration || currentKeyASID != asid else { return }
+        currentKey = vm.isSEV ? controller.key(forASID: asid) : nil
+        currentKeyASID = asid
+        currentKeyGeneration = controller.keyGeneration
+    }
 
     /// The ASID in the VMCB the hypervisor runs this vCPU with: the VM's own, unless a misbehaving
     /// hypervisor put another there (CrossLine). It selects the key every private access uses.
@@ -250,27 +270,35 @@ public final class VCPU {
     @inline(__always)
     func load(gva: UInt64, size: Int, register: UInt8) throws(MachineError) -> UInt64 {
         let t = try translate(gva)
+        refreshKey()
+        guard t.cbit else {
+            return try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
+                                     size: size, cbit: false, reason: t.reason, register: register, key: nil)
+        }
         return try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
-                                size: size, cbit: t.cbit, reason: t.reason, register: register,
-                                key: t.cbit ? key : nil)
+                                 size: size, cbit: true, reason: t.reason, register: register, key: currentKey)
     }
 
     @inline(__always)
     func store(gva: UInt64, size: Int, value: UInt64, register: UInt8) throws(MachineError) {
         let t = try translate(gva)
+        refreshKey()
+        guard t.cbit else {
+            return try platform.write(actor: actor, vm: vm.id, asid: asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
+                                      size: size, value: value, cbit: false, reason: t.reason, register: register, key: nil)
+        }
         try platform.write(actor: actor, vm: vm.id, asid: asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
-                          size: size, value: value, cbit: t.cbit, reason: t.reason, register: register,
-                          key: t.cbit ? key : nil)
+                           size: size, value: value, cbit: true, reason: t.reason, register: register, key: currentKey)
     }
 
     /// Fetches the 16-byte instruction at rip. Instruction fetches are always private.
     private func fetch() throws(MachineError) -> Instruction {
         let t = try translate(rip)
         let reason: CbitReason = mode.walksGuestPageTables ? .forcedFetch : .forcedNonPaged
-        let k = vm.isSEV ? key : nil
+        refreshKey()
         let core = Int(index) % platform.config.cores
-        let lo = try platform.cpuLoad(t.spa, size: 8, key: k, keyID: asid, core: core)
-        let hi = try platform.cpuLoad(t.spa + 8, size: 8, key: k, keyID: asid, core: core)
+        let lo = try platform.cpuLoad(t.spa, size: 8, key: currentKey, keyID: asid, core: core)
+        let hi = try platform.cpuLoad(t.spa + 8, size: 8, key: currentKey, keyID: asid, core: core)
         platform.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: asid, kind: .fetch, gva: rip,
                                                 gpa: t.gpa, spa: platform.traced(t.spa), size: UInt32(Instruction.size), cbit: vm.isSEV,
                                                 reason: reason, value: lo)),

@@ -39,8 +39,12 @@ public final class MemoryController {
         Int(asid) < slots.count ? slots[Int(asid)] : nil
     }
 
+    /// Counts the changes of any slot: a holder of a key taken from a slot takes it again once this moved.
+    public private(set) var keyGeneration: UInt64 = 0
+
     /// Loads a key into an ASID's slot (what ACTIVATE does), or clears it.
     public func setKey(_ key: EncryptionKey?, forASID asid: UInt16) {
+        keyGeneration &+= 1
         slots[Int(asid)] = key
         if asid == 0 { hostKey = key }
     }
