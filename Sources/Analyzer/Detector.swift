@@ -90,3 +90,14 @@ public enum Detector: String, CaseIterable, Sendable {
         }
     }
 }
+
+extension Detector {
+    /// Equal and hashed by case: the conformance a `String`-backed enum gets otherwise compares and hashes
+    /// its name, and the finding collector looks detectors up for every repeated hit.
+    public static func == (a: Detector, b: Detector) -> Bool { a.ordinal == b.ordinal }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(ordinal) }
+
+    /// The case's position in the declaration (the enum's one-byte tag).
+    private var ordinal: UInt8 { withUnsafeBytes(of: self) { $0[0] } }
+}

@@ -86,6 +86,16 @@ struct DetectorTests {
         #expect(try Self.findings(file: c.name + "-ok").filter { $0.detector == c.detector.rawValue }.isEmpty)
     }
 
+    @Test("detectors are equal exactly when their names are, and hash apart (compared by case, not by name)")
+    func detectorIdentity() {
+        #expect(MemoryLayout<Detector>.size == 1)
+        for a in Detector.allCases {
+            for b in Detector.allCases { #expect((a == b) == (a.rawValue == b.rawValue), "\(a) \(b)") }
+        }
+        #expect(Set(Detector.allCases).count == Detector.allCases.count)
+        #expect(Set(Detector.allCases.map(\.hashValue)).count == Detector.allCases.count)
+    }
+
     @Test("every detector with a scenario has its two files, and every file a detector")
     func files() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".sev") }
