@@ -383,7 +383,8 @@ struct CommandLineTests {
     func exportForDuckDB() throws {
         let s = Scratch()
         let bundle = Self.root.appendingPathComponent("Traces/firmware-tour.sevtrace").path
-        for (table, format) in [("events", "csv"), ("events", "jsonl"), ("psp_commands", "jsonl"), ("findings", "csv")] {
+        for (table, format) in [("events", "csv"), ("events", "jsonl"), ("psp_commands", "jsonl"), ("findings", "csv"),
+                                ("vm_exits", "csv"), ("register_ops", "jsonl"), ("event_counts", "csv")] {
             let file = "\(table).\(format)"
             let r = try Self.run(["export", bundle, "--table", table, "--format", format, "-o", file], in: s.path)
             #expect(r.status == 0, "\(r.stderr)")
