@@ -60,13 +60,24 @@ public enum MemoryTimeTravel {
         }
     }
 
+    /// Steps of simulated work one recorded event can stand for, at most: a world switch counts 20 for
+    /// its two events, string I/O 8 per 8-byte access, everything else one per event.
+    static let stepsPerEvent: UInt64 = 32
+
     /// Memory at `place`, `length` bytes, right after event `seq` of `bundle`.
+    ///
+    /// The re-run may take as many steps as the recording needed to reach `seq` (``stepsPerEvent`` per
+    /// event, whatever `limits` says: a trace recorded with a larger `--max-steps` is not refused), and
+    /// stops at `seq`.
     public static func view(_ bundle: TraceBundle, at seq: UInt64, _ place: Place, length: Int,
                             limits: ScenarioLimits = ScenarioLimits()) throws -> View {
         guard length >= 1 && length <= maxLength else { throw Failure.badLength(length) }
         let reader = try bundle.reader()
         let total = try reader.eventCount()
         guard seq < total else { throw Failure.noSuchEvent(seq: seq, events: total) }
+        var limits = limits
+        let (needed, overflow) = (seq + 1).multipliedReportingOverflow(by: stepsPerEvent)
+        limits.machine.maxSteps = max(limits.machine.maxSteps, overflow ? .max : needed)
         var view = try simulate(reader, to: seq, place, length: length, limits: limits)
         try applyWrites(bundle, reader, upTo: seq, to: &view)
         return view

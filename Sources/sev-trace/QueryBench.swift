@@ -96,6 +96,13 @@ struct QueryBench {
             let exits = kinds.reduce(Int64(0)) { if case .integer(let n) = $1[1] { $0 + n } else { $0 } }
             return "\(exits) exits of \(kinds.count) kinds"
         }
+        if let vm = try engine.run("SELECT name FROM vms ORDER BY vm LIMIT 1")[0].rows.first?.first, case .text(let name) = vm {
+            let late = total - total / 100
+            try time("64 bytes of a guest page at event \(late) (memory_at: the scenario re-run to it)", goal: "≤ 1 s") {
+                let sql = "SELECT count(*) FROM memory_at(\(late), '\(name)', 0x300000, 64) WHERE last_write IS NOT NULL"
+                return "\(try integers(sql).first ?? 0) bytes written"
+            }
+        }
         let streamed = min(total, 5_000_000)
         var streamPeak = 0
         try time("SELECT * of \(streamed) rows as CSV (to /dev/null)", goal: "streamed, ≤ 100 MB") {

@@ -1,5 +1,6 @@
 import Foundation
 import Scenario
+import SEVMachine
 import TestSupport
 import Testing
 import TraceFormat
@@ -52,6 +53,15 @@ struct MemoryTimeTravelTests {
             }
         }
         #expect(checked > 0 || otherKeys > 0, "\(name): nothing compared")
+    }
+
+    @Test("the re-run may take the steps the recording took to reach the event, whatever the step limit says")
+    func stepsOfTheRecording() throws {
+        let bundle = try TraceBundle(existing: Self.traces.appendingPathComponent("conformance/guest-states.sevtrace").path)
+        // 100 steps are far fewer than reaching event 8000 takes (the recording may have used --max-steps).
+        let tight = ScenarioLimits(machine: MachineLimits(maxSteps: 100))
+        let v = try MemoryTimeTravel.view(bundle, at: 8000, .gpa(vm: "guest", 0x110000), length: 16, limits: tight)
+        #expect(v.data == Array("conformance-data".utf8))
     }
 
     @Test("asking for what is not there is an error that says why")
