@@ -200,16 +200,24 @@ public enum MemoryTimeTravel {
                 }
             }
         }
-        if let chunks {
-            for c in chunks {
-                guard let info = try reader.chunkInfo(c), info.firstSeq <= seq else { break }
-                for e in try reader.events(of: info) { apply(e) }
-            }
-        } else {
-            try reader.forEachEvent { e in
-                apply(e)
-                return e.seq < seq
-            }
+        // Both cores decode, keeping only writes that can reach the view's bytes.
+        guard let low = view.spa.min(), let high = view.spa.max() else { return }
+        let prefetcher = ChunkPrefetcher(reader: reader, chunks: chunks.map { .listed($0) } ?? .following(0), upper: seq,
+                                         keep: { WritesNear(low: low &- 7 > low ? 0 : low &- 7, high: high) }, decoders: 2)
+        defer { prefetcher.stop() }
+        while let (_, events) = try prefetcher.next() {
+            for e in events { apply(e) }
+        }
+    }
+
+    /// Keeps the writes that start within `[low, high]` (system physical).
+    private final class WritesNear: EventFilter, @unchecked Sendable {
+        let low: UInt64, high: UInt64
+        init(low: UInt64, high: UInt64) { (self.low, self.high) = (low, high) }
+
+        override func accepts(_ body: EventBody) -> Bool {
+            guard case .memoryAccess(let a) = body else { return false }
+            return !a.kind.isRead && a.spa >= low && a.spa <= high
         }
     }
 
