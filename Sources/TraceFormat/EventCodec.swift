@@ -4,9 +4,11 @@
 ///
 /// Layout of a memory access (the hot case):
 /// `tag` (type in bits 0-3; bit 4 C-bit, bit 5 has register, bit 6 same actor, VM and ASID as the previous
-/// access, bit 7 size is 8), `Δcycle`, `kind | reason << 3 | fixed << 7`, [`actor`, `vm`, `asid`],
-/// `zigzag Δspa`, `zigzag Δgpa`, `zigzag Δgva`, [`size`], [`register`], `value` (a varint, or 8 raw
-/// little-endian bytes when `fixed` is set: values of 2^56 and up, such as ciphertext, are shorter so).
+/// access, bit 7 size is 8), `Δcycle`, `kind | reason << 3 | predicted << 6 | fixed << 7`, [`actor`, `vm`,
+/// `asid`], `zigzag Δspa`, `zigzag Δgpa`, `zigzag Δgva`, [`size`], [`register`], [`value`] (none when
+/// `predicted`: the value is the register's as the actor's register file has it; 8 raw little-endian
+/// bytes when `fixed` is set: values of 2^56 and up, such as ciphertext, are shorter so; a varint
+/// otherwise). Register ops and exits are coded against the same register files (``Registers``).
 /// Every other event: `tag`, `Δcycle`, then its fields in declaration order.
 /// The state resets at every chunk, so each chunk decodes on its own.
 public enum EventCodec {
