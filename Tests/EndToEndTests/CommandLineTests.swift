@@ -135,6 +135,22 @@ struct CommandLineTests {
         }
     }
 
+    @Test("bench --queries records the mixed trace and answers every question of its table")
+    func benchQueries() throws {
+        let s = Scratch()
+        let r = try Self.run(["bench", "--queries", "--events", "200000", "--runs", "1"], in: s.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("index.sqlite: ") && r.stdout.contains("% of events.zst"))
+        for question in ["every access to a page touched all along the trace", "every access to a cold page", "the same, joined by hand",
+                         "count(*) over all", "exact accesses per ASID", "every #VMEXIT by kind", "64 bytes of a guest page at event",
+                         "SELECT * of", "seek to a random event"] {
+            let row = r.stdout.split(separator: "\n").first { $0.hasPrefix("| " + question) }
+            // Every row has its time, goal and a non-empty answer.
+            #expect(row.map { $0.split(separator: "|").count == 4 && !$0.hasSuffix("|  |") } == true, "\(question): \(row ?? "missing")")
+        }
+        #expect(r.stdout.contains("exits of 6 kinds") && r.stdout.contains("bytes written"), "\(r.stdout)")
+    }
+
     @Test("diff: the same scenario and seed are identical; another seed differs at the first event it changes")
     func diff() throws {
         let s = Scratch()
