@@ -42,7 +42,9 @@ enum EventsTable {
 
         /// Text columns are pushed down for `=` only, and only under BINARY collation.
         var isText: Bool { self == .type || self == .actor || self == .access }
-        /// Whether the index narrows the chunks to read by this column (the others filter rows).
+        /// Whether the chunk headers or `page_chunks` narrow the chunks to read by this column (taken
+        /// first when there are more constraints than arguments; the others narrow them through
+        /// `event_counts` and filter rows).
         var narrowsChunks: Bool { self == .seq || self == .spa || self == .gpa || self == .vm }
     }
 

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Reads, checks, decompresses and decodes the chunks of a trace ahead of their consumer, on threads of
 /// its own: while the analyzer or a query works on chunk N, the second core decodes chunk N + 1 (or,

@@ -146,7 +146,6 @@ public final class TraceReader {
 
     /// All events of a chunk, or those `keep` accepts (every event is decoded and checked either way).
     public func events(of info: ChunkInfo, keep: EventFilter? = nil, decompressor: ZstdDecompressor? = nil) throws(TraceError) -> [TraceEvent] {
-        Self.onChunk?(self, info)
         let raw = try rawPayload(of: info, decompressor: decompressor)
         return try Self.decode(raw, info: info, keep: keep)
     }
