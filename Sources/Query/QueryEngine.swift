@@ -12,7 +12,7 @@ public final class QueryEngine {
 
     /// The tables decoded from `events.zst` rather than stored in the index: `events`, `vm_runs`,
     /// `vm_exits`, `register_ops`, `cache_ops`, `handovers`.
-    public static let eventTables = ([EventsTable.shape] + DecodedTables.shapes).map(\.name)
+    public static let decodedTables = ([EventsTable.shape] + DecodedTables.shapes).map(\.name)
 
     /// Opens the bundle's index read-only.
     /// - Parameter temporary: statements may make and fill TEMP tables, views and indexes (in memory; the

@@ -203,7 +203,7 @@ public enum MemoryTimeTravel {
         // Both cores decode, keeping only writes that can reach the view's bytes.
         guard let low = view.spa.min(), let high = view.spa.max() else { return }
         let prefetcher = ChunkPrefetcher(reader: reader, chunks: chunks.map { .listed($0) } ?? .following(0), upper: seq,
-                                         keep: { WritesNear(low: low &- 7 > low ? 0 : low &- 7, high: high) }, decoders: 2)
+                                         keep: { WritesNear(low: low >= 7 ? low - 7 : 0, high: high) }, decoders: 2)
         defer { prefetcher.stop() }
         while let (_, events) = try prefetcher.next() {
             for e in events { apply(e) }

@@ -272,15 +272,15 @@ public struct EventEncoder: Sendable {
             w.varint(x.rip)
             w.varint(UInt64(x.registers.count))
             state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: x.vm, index: x.vcpu), vm: x.vm))
+            // At most 32 registers (a reader refuses more): the changed ones, after a mask of which they are.
+            let registers = x.registers.prefix(EventCodec.Registers.slots)
             var changed: UInt64 = 0
-            for (i, r) in x.registers.prefix(EventCodec.Registers.slots).enumerated() where state.registers.value[i] != r {
-                changed |= 1 << UInt64(i)
-            }
+            for (i, r) in registers.enumerated() where state.registers.value[i] != r { changed |= 1 << UInt64(i) }
             w.varint(changed)
-            for (i, r) in x.registers.enumerated() where i >= EventCodec.Registers.slots || changed & 1 << UInt64(i) != 0 {
+            for (i, r) in registers.enumerated() where changed & 1 << UInt64(i) != 0 {
                 w.varint(r)
+                state.registers.value[i] = r
             }
-            for (i, r) in x.registers.prefix(EventCodec.Registers.slots).enumerated() { state.registers.value[i] = r }
         case .cacheOp(let c):
             w.u8(EventCodec.TypeCode.cacheOp.rawValue)
             w.varint(dc)

@@ -9,47 +9,30 @@ public final class IndexBuilder: TraceObserver {
     /// revisit them, and this spares a hash per access.
     private var recent: [(key: PageKey, reads: Int64, writes: Int64)] = []
     private var failure: SQLiteError?
-    /// The current chunk's events counted by the columns of `event_counts`, and the run of events that
-    /// share the last key (consecutive events mostly do: counted without a hash).
+    /// The current chunk's events counted by the columns of `event_counts`.
     private var counts: [CountKey: Int64] = [:]
     /// The keys met last, with counts not yet added to `counts`: a loop's few kinds of events alternate,
     /// and this spares a hash per event (as `recent` does for pages).
     private var recentCounts: [(key: CountKey, events: Int64)] = []
+    /// The `events` table's name of each event type met, by ``CountKey/type`` (taken from
+    /// ``EventFormatter/typeName(_:)`` the first time a type is met).
+    private var typeNames = [String](repeating: "", count: CountKey.typeCount)
 
-    /// An `event_counts` row's key: the `events` columns people group and filter by, as plain numbers
-    /// (compared and hashed without reference counting); names are made when the chunk's rows are written.
+    /// An `event_counts` row's key: the `events` columns people group and filter by, all plain values
+    /// (compared and hashed without reference counting; names are made when the chunk's rows are written).
     private struct CountKey: Hashable {
-        /// The event's case, by ``EventFormatter/typeName(_:)`` order of ``typeNames``.
+        /// The event's case (its place in ``EventBody``).
         var type: UInt8
-        /// 0 none, 1 vCPU (`a` VM, `b` index), 2 hypervisor, 3 device (`a`), 4 PSP.
-        var actorKind: UInt8 = 0
-        var actorA: UInt16 = 0
-        var actorB: UInt16 = 0
-        /// The access kind's raw value, or 255 for none.
-        var access: UInt8 = 255
-        /// 0xFFFF_FFFF none, else the VM.
-        var vm: UInt32 = 0xFFFF_FFFF
-        /// 0xFFFF_FFFF none, else the ASID.
-        var asid: UInt32 = 0xFFFF_FFFF
-        /// 0 clear, 1 set, 2 none.
-        var cbit: UInt8 = 2
+        var actor: Actor?
+        var access: AccessKind?
+        var vm: UInt16?
+        var asid: UInt16?
+        var cbit: Bool?
+
+        static let typeCount = 16
 
         init(_ body: EventBody) {
-            type = Self.typeCode(body)
-            if let v = EventFormatter.vm(body) { vm = UInt32(v) }
-            if case .memoryAccess(let a) = body {
-                switch a.actor {
-                case .vcpu(let v, let i): (actorKind, actorA, actorB) = (1, v, i)
-                case .hypervisor: actorKind = 2
-                case .device(let d): (actorKind, actorA) = (3, d)
-                case .psp: actorKind = 4
-                }
-                (access, asid, cbit) = (a.kind.rawValue, UInt32(a.asid), a.cbit ? 1 : 0)
-            }
-        }
-
-        static func typeCode(_ body: EventBody) -> UInt8 {
-            switch body {
+            type = switch body {
             case .memoryAccess: 0
             case .registerOp: 1
             case .cbitChange: 2
@@ -67,33 +50,29 @@ public final class IndexBuilder: TraceObserver {
             case .cacheOp: 14
             case .platformInfo: 15
             }
+            vm = EventFormatter.vm(body)
+            if case .memoryAccess(let a) = body { (actor, access, asid, cbit) = (a.actor, a.kind, a.asid, a.cbit) }
         }
 
-        /// The `events` table's names of the types, by code.
-        static let typeNames = ["mem", "reg", "cbit", "npt", "psp", "vm", "secret", "mode", "halt", "vmrun", "vmexit",
-                                "handover", "owner", "kvm", "cache", "platform"]
-
-        var actor: Actor? {
-            switch actorKind {
-            case 1: .vcpu(vm: actorA, index: actorB)
-            case 2: .hypervisor
-            case 3: .device(actorA)
-            case 4: .psp
-            default: nil
+        /// The order of a chunk's rows: by type name, then actor (vCPUs, the hypervisor, devices, the PSP),
+        /// access, VM, ASID, C-bit, none after any.
+        func order(_ names: [String]) -> (String, UInt64, UInt8, UInt32, UInt32, UInt8) {
+            let actorOrder: UInt64 = switch actor {
+            case nil: 0
+            case .vcpu(let vm, let index)?: 1 << 32 | UInt64(vm) << 16 | UInt64(index)
+            case .hypervisor?: 2 << 32
+            case .device(let id)?: 3 << 32 | UInt64(id) << 16
+            case .psp?: 4 << 32
             }
-        }
-
-        /// The order of a chunk's rows.
-        var order: (String, UInt64, UInt8, UInt32, UInt32, UInt8) {
-            (Self.typeNames[Int(type)], UInt64(actorKind) << 32 | UInt64(actorA) << 16 | UInt64(actorB), access, vm, asid, cbit)
+            return (names[Int(type)], actorOrder, access?.rawValue ?? 255, vm.map(UInt32.init) ?? .max, asid.map(UInt32.init) ?? .max,
+                    cbit.map { $0 ? 1 : 0 } ?? 2)
         }
 
         /// The row's values, text as `events` shows it.
-        var row: [SQLiteValue] {
-            [.text(Self.typeNames[Int(type)]), actor.map { .text($0.description) } ?? .null,
-             access == 255 ? .null : .text(AccessKind(rawValue: access)!.description),
-             vm == 0xFFFF_FFFF ? .null : .integer(Int64(vm)), asid == 0xFFFF_FFFF ? .null : .integer(Int64(asid)),
-             cbit == 2 ? .null : .integer(Int64(cbit))]
+        func row(_ names: [String]) -> [SQLiteValue] {
+            [.text(names[Int(type)]), actor.map { .text($0.description) } ?? .null, access.map { .text($0.description) } ?? .null,
+             vm.map { .integer(Int64($0)) } ?? .null, asid.map { .integer(Int64($0)) } ?? .null,
+             cbit.map { .integer($0 ? 1 : 0) } ?? .null]
         }
     }
 
@@ -131,6 +110,7 @@ public final class IndexBuilder: TraceObserver {
         guard failure == nil else { return }
         let s = Int64(bitPattern: seq), c = Int64(bitPattern: cycle)
         let key = CountKey(body)
+        if typeNames[Int(key.type)].isEmpty { typeNames[Int(key.type)] = EventFormatter.typeName(body) }
         if let i = recentCounts.firstIndex(where: { $0.key == key }) {
             recentCounts[i].events += 1
         } else {
@@ -232,8 +212,8 @@ public final class IndexBuilder: TraceObserver {
             pages.removeAll(keepingCapacity: true)
             flushRecentCounts(recentCounts.count)
             // Hash order differs per process: the rows go in sorted, so the index is the same bytes every time.
-            for (key, events) in counts.sorted(by: { $0.key.order < $1.key.order }) {
-                try insertCount.run([.integer(Int64(info.index))] + key.row + [.integer(events)])
+            for (key, events) in counts.sorted(by: { $0.key.order(typeNames) < $1.key.order(typeNames) }) {
+                try insertCount.run([.integer(Int64(info.index))] + key.row(typeNames) + [.integer(events)])
             }
             counts.removeAll(keepingCapacity: true)
         } catch {

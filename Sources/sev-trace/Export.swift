@@ -53,7 +53,7 @@ struct Export: ParsableCommand {
         }
         let engine = try QueryEngine(bundle: b)
         let names = try engine.run("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")
-        let known = Set((names.first?.rows ?? []).compactMap { if case .text(let t) = $0.first { t } else { nil } } + QueryEngine.eventTables)
+        let known = Set((names.first?.rows ?? []).compactMap { if case .text(let t) = $0.first { t } else { nil } } + QueryEngine.decodedTables)
         guard known.contains(table) else {
             throw InputError(description: "no table '\(printable(table))' in \(bundle); tables: \(known.sorted().joined(separator: ", "))")
         }

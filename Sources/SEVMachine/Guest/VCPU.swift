@@ -39,14 +39,12 @@ public final class VCPU {
 
     var actor: Actor { .vcpu(vm: vm.id, index: index) }
 
-    /// The key accesses with the C-bit set use: the VEK loaded for the VM's ASID.
-    var key: EncryptionKey? { vm.isSEV ? platform.controller.key(forASID: asid) : nil }
-
     /// The platform's memory controller (owned by the platform, as this vCPU is).
     unowned(unsafe) let controller: MemoryController
-    /// ``key`` as the hot paths use it, taken again whenever the ASID or any key slot changed (the
-    /// controller's generation): unchecked, because it is never used before that check, so a key taken
-    /// out of its slot is never touched, and holding it costs no reference counting per access.
+    /// The key accesses with the C-bit set use (the VEK loaded for the ASID, nil for a VM without SEV),
+    /// taken again whenever the ASID or any key slot changed (the controller's generation): unchecked,
+    /// because it is never used before that check (``refreshKey()``), so a key taken out of its slot is
+    /// never touched, and holding it costs no reference counting per access.
     unowned(unsafe) private var currentKey: EncryptionKey?
     private var currentKeyASID = UInt16.max
     private var currentKeyGeneration = UInt64.max
@@ -184,9 +182,10 @@ public final class VCPU {
         } catch .unmappedGPA(let name, let g) where name == vm.name && vm.isMMIO(g) {
             throw .guestPageFault(vm: vm.name, vcpu: Int(index), gva: gva, rip: rip)
         }
+        refreshKey()
         return try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .pageWalk, gva: gva, gpa: gpa,
                                  spa: spa, size: size, cbit: vm.isSEV, reason: .forcedPageWalk,
-                                 key: key, cost: Platform.Cost.walkStep)
+                                 key: currentKey, cost: Platform.Cost.walkStep)
     }
 
     /// The 2-level walk of 32-bit paging: a 4-byte directory entry maps 4 MiB (PS set) or points to a
