@@ -114,6 +114,13 @@ enum EventsTable {
         var count = 0
         /// Puts a column of a row into SQLite's result (the table's shape says how).
         var column: EventTableShape.Column = EventsTable.column
+        var fill: (@Sendable (TraceEvent, inout [SQLiteValue]) -> Bool)?
+        /// The row of the event with sequence number `rowSeq`, when the shape makes whole rows: made at the
+        /// fifth column asked of one row (a query of a few columns takes them one by one, which costs less).
+        var cachedRow: [SQLiteValue] = []
+        var rowSeq = UInt64.max
+        var columnsAsked = 0
+        var rowMade = false
         /// Decodes the chunks after the scan's first on the other core (started at the second chunk, so
         /// a scan of one chunk starts no thread), keeping only the events the filter lets through; it
         /// holds the reader until stopped.
@@ -234,10 +241,16 @@ enum EventsTable {
         private var lastActor: Actor?
         private var lastActorMatched = false
 
-        init(_ filter: RowFilter) { self.filter = filter }
+        /// The ordinal (``EventSchema/ordinal(_:)``) of `filter.type`: -1 for a type no event has.
+        private let typeOrdinal: Int?
+
+        init(_ filter: RowFilter) {
+            self.filter = filter
+            typeOrdinal = filter.type.map { EventSchema.typeNames.firstIndex(of: $0) ?? -1 }
+        }
 
         override func accepts(_ body: EventBody) -> Bool {
-            if let t = filter.type, EventFormatter.typeName(body) != t { return false }
+            if let t = typeOrdinal, EventSchema.ordinal(body) != t { return false }
             guard case .memoryAccess(let a) = body else {
                 guard !filter.needsAccess else { return false }
                 if let b = filter.vm {
@@ -381,6 +394,8 @@ enum EventsTable {
             c.chunks = EventsTable.chunks(matching: bounds, filter: filter, in: source.db)
             c.filter = filter
             c.column = source.shape.column
+            c.fill = source.shape.fill
+            c.rowSeq = .max
             do { try c.start() } catch {
                 VirtualTable.setError(cursor!.pointee.pVtab, "\(error)")
                 return SQLITE_ERROR
@@ -407,7 +422,18 @@ enum EventsTable {
                     // Only seq was asked for (SQLite promised as much in colUsed).
                     if column == 0 { sqlite3_result_int64(ctx, Int64(bitPattern: c.currentSeq)) } else { sqlite3_result_null(ctx) }
                 } else {
-                    c.events.withUnsafeBufferPointer { c.column($0[c.position], Int(column), ctx!) }
+                    c.events.withUnsafeBufferPointer { events in
+                        let e = events[c.position]
+                        guard let fill = c.fill else { return c.column(e, Int(column), ctx!) }
+                        if c.rowSeq != e.seq { (c.rowSeq, c.columnsAsked, c.rowMade) = (e.seq, 0, false) }
+                        c.columnsAsked += 1
+                        if !c.rowMade {
+                            guard c.columnsAsked > 4 else { return c.column(e, Int(column), ctx!) }
+                            if !fill(e, &c.cachedRow) { c.cachedRow.removeAll() }
+                            c.rowMade = true
+                        }
+                        ColumnResult.value(ctx!, Int(column) < c.cachedRow.count ? c.cachedRow[Int(column)] : .null)
+                    }
                 }
             }
             return SQLITE_OK
@@ -520,11 +546,10 @@ enum EventsTable {
         func int(_ v: UInt64) { sqlite3_result_int64(ctx, Int64(bitPattern: v)) }
         func text(_ s: String) { sqlite3_result_text(ctx, s, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)) }
         func null() { sqlite3_result_null(ctx) }
-        let name = EventFormatter.typeName(e.body)
         switch i {
         case 0: int(e.seq)
         case 1: int(e.cycle)
-        case 2: text(name)
+        case 2: text(EventFormatter.typeName(e.body))
         default:
             guard case .memoryAccess(let a) = e.body else {
                 if i == 15 { text(EventFormatter.detail(e.body)) } else if i == 4, let vm = EventFormatter.vm(e.body) { int(UInt64(vm)) } else { null() }

@@ -1,26 +1,7 @@
 /// One-line, human-readable renderings of events, shared by `dump`, `replay` and the `events` table.
 public enum EventFormatter {
     /// A short name for the event's type.
-    public static func typeName(_ b: EventBody) -> String {
-        switch b {
-        case .memoryAccess: "mem"
-        case .registerOp: "reg"
-        case .cbitChange: "cbit"
-        case .nptChange: "npt"
-        case .pspCommand: "psp"
-        case .vmCreated: "vm"
-        case .taintSource: "secret"
-        case .vcpuMode: "mode"
-        case .vcpuHalt: "halt"
-        case .vmRun: "vmrun"
-        case .vmExit: "vmexit"
-        case .handover: "handover"
-        case .ownerCheck: "owner"
-        case .kvmIoctl: "kvm"
-        case .cacheOp: "cache"
-        case .platformInfo: "platform"
-        }
-    }
+    public static func typeName(_ b: EventBody) -> String { EventSchema.typeNames[EventSchema.ordinal(b)] }
 
     /// The VM an event concerns, if any.
     public static func vm(_ b: EventBody) -> UInt16? {

@@ -2,8 +2,9 @@
 /// memory stays bounded by one chunk's pages.
 public final class IndexBuilder: TraceObserver {
     private let database: SQLiteDatabase
-    private let insertChunk, insertPage, insertCount, insertVM, insertPSP, insertCbit, insertNPT, insertSecret,
-                insertFlush, insertPlatform, insertIoctl: SQLiteStatement
+    private let insertChunk, insertPage, insertCount: SQLiteStatement
+    /// By event ordinal, the stored tables (``EventSchema/stored``) of that kind with their inserts.
+    private let storedTables: [[(table: EventTable, insert: SQLiteStatement)]]
     private var pages: [PageKey: (reads: Int64, writes: Int64)] = [:]
     /// The last few pages counted, with counts not yet added to `pages`: consecutive accesses mostly
     /// revisit them, and this spares a hash per access.
@@ -14,9 +15,8 @@ public final class IndexBuilder: TraceObserver {
     /// The keys met last, with counts not yet added to `counts`: a loop's few kinds of events alternate,
     /// and this spares a hash per event (as `recent` does for pages).
     private var recentCounts: [(key: CountKey, events: Int64)] = []
-    /// The `events` table's name of each event type met, by ``CountKey/type`` (taken from
-    /// ``EventFormatter/typeName(_:)`` the first time a type is met).
-    private var typeNames = [String](repeating: "", count: CountKey.typeCount)
+    /// The `events` table's name of each event type, by ``CountKey/type``.
+    private let typeNames = EventSchema.typeNames
 
     /// An `event_counts` row's key: the `events` columns people group and filter by, all plain values
     /// (compared and hashed without reference counting; names are made when the chunk's rows are written).
@@ -29,27 +29,8 @@ public final class IndexBuilder: TraceObserver {
         var asid: UInt16?
         var cbit: Bool?
 
-        static let typeCount = 16
-
         init(_ body: EventBody) {
-            type = switch body {
-            case .memoryAccess: 0
-            case .registerOp: 1
-            case .cbitChange: 2
-            case .nptChange: 3
-            case .pspCommand: 4
-            case .vmCreated: 5
-            case .taintSource: 6
-            case .vcpuMode: 7
-            case .vcpuHalt: 8
-            case .vmRun: 9
-            case .vmExit: 10
-            case .handover: 11
-            case .ownerCheck: 12
-            case .kvmIoctl: 13
-            case .cacheOp: 14
-            case .platformInfo: 15
-            }
+            type = UInt8(EventSchema.ordinal(body))
             vm = EventFormatter.vm(body)
             if case .memoryAccess(let a) = body { (actor, access, asid, cbit) = (a.actor, a.kind, a.asid, a.cbit) }
         }
@@ -95,29 +76,22 @@ public final class IndexBuilder: TraceObserver {
         try database.execute("BEGIN")
         insertChunk = try database.prepare("INSERT INTO chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         insertPage = try database.prepare("INSERT INTO page_chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        insertVM = try database.prepare("INSERT OR REPLACE INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
-        insertPSP = try database.prepare("INSERT INTO psp_commands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
-        insertCbit = try database.prepare("INSERT INTO cbit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
-        insertNPT = try database.prepare("INSERT INTO npt_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-        insertSecret = try database.prepare("INSERT INTO secrets VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         insertCount = try database.prepare("INSERT INTO event_counts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-        insertFlush = try database.prepare("INSERT INTO cache_flushes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-        insertPlatform = try database.prepare("INSERT OR REPLACE INTO platforms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-        insertIoctl = try database.prepare("INSERT INTO kvm_ioctls VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+        var stored = [[(table: EventTable, insert: SQLiteStatement)]](repeating: [], count: EventSchema.typeNames.count)
+        for table in EventSchema.stored { stored[table.kind].append((table, try database.prepare(table.insert))) }
+        storedTables = stored
     }
 
     public func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody) {
         guard failure == nil else { return }
-        let s = Int64(bitPattern: seq), c = Int64(bitPattern: cycle)
         let key = CountKey(body)
-        if typeNames[Int(key.type)].isEmpty { typeNames[Int(key.type)] = EventFormatter.typeName(body) }
         if let i = recentCounts.firstIndex(where: { $0.key == key }) {
             recentCounts[i].events += 1
         } else {
             if recentCounts.count == 8 { flushRecentCounts(1) }
             recentCounts.append((key, 1))
         }
-        do {
+        do throws(SQLiteError) {
             switch body {
             case .memoryAccess(let a):
                 let key = PageKey(spaPage: a.spa >> 12, vm: a.vm, gpaPage: a.gpa >> 12)
@@ -129,45 +103,13 @@ public final class IndexBuilder: TraceObserver {
                     if recent.count == 4 { flushRecent(1) }
                     recent.append((key, read, 1 - read))
                 }
-            case .cacheOp(let f) where f.op == .clflush || f.op == .wbinvd || f.op == .pageFlush:
-                try insertFlush.run([.integer(s), .integer(c), .integer(Int64(f.spa >> 40)), .text(f.op.description),
-                                     .integer(Int64(bitPattern: f.spa)), .integer(Int64(f.asid)),
-                                     .integer(Int64(bitPattern: f.lines)), .integer(Int64(f.core))])
-            case .platformInfo(let p):
-                try insertPlatform.run([.integer(Int64(p.platform)), .integer(s), .integer(Int64(p.cbitPosition)),
-                                        .integer(Int64(p.physAddrBits)), .integer(Int64(p.physAddrReduction)),
-                                        .integer(Int64(p.minSEVASID)), .integer(Int64(p.maxSEVASID)), .integer(Int64(p.cores)),
-                                        .integer(Int64(bitPattern: p.cacheBytes)), .integer(p.memoryEncryption ? 1 : 0),
-                                        .integer(p.sme ? 1 : 0)])
-            case .kvmIoctl(let k):
-                try insertIoctl.run([.integer(s), .integer(c), .integer(Int64(k.vm)), .integer(Int64(k.command)),
-                                     .text(KVMSevCommand.name(of: k.command)), .integer(Int64(k.fd)), .integer(Int64(k.errno)),
-                                     .text(Errno.name(of: k.errno)), .integer(Int64(k.firmwareError)),
-                                     k.firmwareError == 0 ? .null : .text(SEVStatus.name(of: UInt16(truncatingIfNeeded: k.firmwareError)))])
-            case .registerOp, .vcpuMode, .vcpuHalt, .handover, .cacheOp, .ownerCheck, .vmRun, .vmExit:
-                // World switches are many (one per exit): the query layer decodes them from events.zst.
-                break
-            case .vmCreated(let v):
-                try insertVM.run([.integer(Int64(v.vm)), .integer(Int64(v.platform)), .text(v.name), .integer(Int64(v.asid)), .integer(Int64(v.policy)),
-                                  .integer(Int64(bitPattern: v.memoryBytes)), .integer(Int64(v.vcpus)), .integer(s), .integer(v.sev ? 1 : 0)])
-            case .pspCommand(let p):
-                try insertPSP.run([
-                    .integer(s), .integer(c), .integer(Int64(p.platform)), .integer(Int64(p.command)), .text(SEVCommand.name(of: p.command)),
-                    .integer(Int64(p.handle)), .integer(Int64(p.asid)), .integer(Int64(p.status)),
-                    .text(SEVStatus.name(of: p.status)), .text(PlatformState.name(of: p.platformBefore)),
-                    .text(PlatformState.name(of: p.platformAfter)), .text(GuestState.name(of: p.guestBefore)),
-                    .text(GuestState.name(of: p.guestAfter)), .blob(p.buffer), p.result.isEmpty ? .null : .blob(p.result),
-                ])
-            case .cbitChange(let x):
-                try insertCbit.run([.integer(s), .integer(c), .integer(Int64(x.vm)), .integer(Int64(x.vcpu)),
-                                    .integer(Int64(bitPattern: x.gva)), .integer(Int64(bitPattern: x.gpa)), .integer(Int64(bitPattern: x.spa)),
-                                    .integer(Int64(bitPattern: x.pteSPA)), .integer(x.old ? 1 : 0), .integer(x.new ? 1 : 0)])
-            case .nptChange(let n):
-                try insertNPT.run([.integer(s), .integer(c), .integer(Int64(n.vm)), .text(n.op.description),
-                                   .integer(Int64(bitPattern: n.gpa)), .integer(Int64(bitPattern: n.spa)), .integer(Int64(bitPattern: n.pages))])
-            case .taintSource(let t):
-                try insertSecret.run([.integer(s), .integer(Int64(t.vm)), .text(t.name), .integer(Int64(bitPattern: t.gpa)),
-                                      .integer(Int64(bitPattern: t.spa)), .integer(Int64(bitPattern: t.length))])
+            default:
+                let kind = Int(key.type)
+                guard !storedTables[kind].isEmpty else { break }  // most events (register ops, exits) are not stored
+                let e = TraceEvent(seq: seq, cycle: cycle, body: body)
+                for (table, insert) in storedTables[kind] {
+                    if let row = table.row(e) { try insert.run(row) }
+                }
             }
         } catch {
             failure = error

@@ -1,8 +1,11 @@
 /// `index.sqlite`: data derived from `events.zst`, for seeking and for SQL. The tables are documented
 /// in Queries/README.md; ``schema`` is the authority.
 public final class TraceIndex {
-    /// The statements that create an empty index.
-    public static let schema = """
+    /// The statements that create an empty index (the tables of one kind of event come from ``EventSchema``).
+    public static let schema = EventSchema.storedDDL + "\n" + fixedSchema
+
+    /// The tables and views not made of one kind of event.
+    static let fixedSchema = """
         CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE chunks(chunk INTEGER PRIMARY KEY, offset INTEGER NOT NULL, first_seq INTEGER NOT NULL,
             last_seq INTEGER NOT NULL, event_count INTEGER NOT NULL, raw_bytes INTEGER NOT NULL,
@@ -12,34 +15,12 @@ public final class TraceIndex {
             reads INTEGER NOT NULL, writes INTEGER NOT NULL);
         CREATE INDEX page_chunks_by_spa ON page_chunks(spa_page, chunk);
         CREATE INDEX page_chunks_by_gpa ON page_chunks(vm, gpa_page, chunk);
-        CREATE TABLE vms(vm INTEGER PRIMARY KEY, platform INTEGER NOT NULL, name TEXT NOT NULL, asid INTEGER NOT NULL, policy INTEGER NOT NULL,
-            memory_bytes INTEGER NOT NULL, vcpus INTEGER NOT NULL, seq INTEGER NOT NULL, sev INTEGER NOT NULL);
-        CREATE TABLE psp_commands(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, platform INTEGER NOT NULL,
-            command INTEGER NOT NULL,
-            command_name TEXT NOT NULL, handle INTEGER NOT NULL, asid INTEGER NOT NULL, status INTEGER NOT NULL,
-            status_name TEXT NOT NULL, platform_before TEXT NOT NULL, platform_after TEXT NOT NULL,
-            guest_before TEXT NOT NULL, guest_after TEXT NOT NULL, buffer BLOB NOT NULL, result BLOB);
-        CREATE TABLE cbit_changes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL,
-            vcpu INTEGER NOT NULL, gva INTEGER NOT NULL, gpa INTEGER NOT NULL, spa INTEGER NOT NULL,
-            pte_spa INTEGER NOT NULL, old_c INTEGER NOT NULL, new_c INTEGER NOT NULL);
-        CREATE TABLE npt_changes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL, op TEXT NOT NULL,
-            gpa INTEGER NOT NULL, spa INTEGER NOT NULL, pages INTEGER NOT NULL);
         CREATE TABLE event_counts(chunk INTEGER NOT NULL, type TEXT NOT NULL, actor TEXT, access TEXT, vm INTEGER,
             asid INTEGER, cbit INTEGER, events INTEGER NOT NULL);
         CREATE INDEX event_counts_by_type ON event_counts(type, chunk);
-        CREATE TABLE cache_flushes(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, platform INTEGER NOT NULL,
-            op TEXT NOT NULL, spa INTEGER NOT NULL, key INTEGER NOT NULL, lines INTEGER NOT NULL, core INTEGER NOT NULL);
-        CREATE TABLE kvm_ioctls(seq INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, vm INTEGER NOT NULL,
-            command INTEGER NOT NULL, command_name TEXT NOT NULL, fd INTEGER NOT NULL, errno INTEGER NOT NULL,
-            errno_name TEXT NOT NULL, fw_error INTEGER NOT NULL, fw_error_name TEXT);
         CREATE VIEW asid_bindings AS
             SELECT seq, cycle, platform, handle, asid, CASE command WHEN 33 THEN 'bind' ELSE 'unbind' END AS op
             FROM psp_commands WHERE command IN (33, 34) AND status = 0;
-        CREATE TABLE platforms(platform INTEGER PRIMARY KEY, seq INTEGER NOT NULL, cbit INTEGER NOT NULL,
-            phys_bits INTEGER NOT NULL, reduction INTEGER NOT NULL, min_asid INTEGER NOT NULL, max_asid INTEGER NOT NULL,
-            cores INTEGER NOT NULL, cache_bytes INTEGER NOT NULL, memenc INTEGER NOT NULL, sme INTEGER NOT NULL);
-        CREATE TABLE secrets(seq INTEGER PRIMARY KEY, vm INTEGER NOT NULL, name TEXT NOT NULL, gpa INTEGER NOT NULL,
-            spa INTEGER NOT NULL, length INTEGER NOT NULL);
         CREATE TABLE findings(id INTEGER PRIMARY KEY, detector TEXT NOT NULL, severity TEXT NOT NULL,
             severity_rank INTEGER NOT NULL, vm INTEGER, asid INTEGER NOT NULL, actor TEXT NOT NULL,
             source_seq INTEGER NOT NULL, sink_seq INTEGER NOT NULL, sink_last_seq INTEGER NOT NULL,
@@ -51,8 +32,7 @@ public final class TraceIndex {
         """
 
     /// The tables derived from events alone (`findings` comes from the analyzer).
-    public static let eventTables = ["chunks", "page_chunks", "event_counts", "vms", "psp_commands", "cbit_changes", "npt_changes",
-                                     "cache_flushes", "platforms", "secrets"]
+    public static let eventTables = ["chunks", "page_chunks", "event_counts"] + EventSchema.stored.map(\.name)
 
     public let database: SQLiteDatabase
 
@@ -91,11 +71,17 @@ public final class TraceIndex {
         let stmt = try db.prepare("SELECT type, name, tbl_name, coalesce(sql, '') FROM main.sqlite_schema ORDER BY type, name")
         var rows: [[String]] = []
         while try stmt.step() {
-            rows.append([stmt.text(0), stmt.text(1), stmt.text(2), stmt.text(3)])
+            rows.append([stmt.text(0), stmt.text(1), stmt.text(2), normalized(stmt.text(3))])
             // A damaged or hostile file can hold any number of objects: a few past ours is enough to say so.
             if rows.count >= limit { break }
         }
         return rows
+    }
+
+    /// SQL with each run of white space one space: how a statement is laid out is not what it defines, and
+    /// indexes written before the tables were declared in ``EventSchema`` laid theirs out by hand.
+    static func normalized(_ sql: String) -> String {
+        sql.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).joined(separator: " ")
     }
 
     /// What differs between the index's schema and ``schema``, or nil when nothing does.

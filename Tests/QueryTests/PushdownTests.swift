@@ -70,7 +70,7 @@ struct PushdownTests {
 
         // Every field of every world switch, against the reader's own decoding.
         var runs: [[SQLiteValue]] = [], exits: [[SQLiteValue]] = [], ops: [[SQLiteValue]] = [], caches: [[SQLiteValue]] = []
-        var handovers: [[SQLiteValue]] = []
+        var handovers: [[SQLiteValue]] = [], modes: [[SQLiteValue]] = [], halts: [[SQLiteValue]] = [], checks: [[SQLiteValue]] = []
         func int(_ v: UInt64) -> SQLiteValue { .integer(Int64(bitPattern: v)) }
         try bundle.reader().forEachEvent { e in
             switch e.body {
@@ -90,6 +90,13 @@ struct PushdownTests {
                 exits.append([int(e.seq), int(e.cycle), int(UInt64(x.vm)), int(UInt64(x.vcpu)), int(UInt64(x.exitCode)),
                               .text(VMExit.name(of: x.exitCode)), int(x.exitInfo1), int(x.exitInfo2), int(x.rip)]
                              + (0..<16).map { $0 < x.registers.count ? int(x.registers[$0]) : .null })
+            case .vcpuMode(let m):
+                modes.append([int(e.seq), int(e.cycle), int(UInt64(m.vm)), int(UInt64(m.vcpu)), .text(m.mode.description)])
+            case .vcpuHalt(let h):
+                halts.append([int(e.seq), int(e.cycle), int(UInt64(h.vm)), int(UInt64(h.vcpu))])
+            case .ownerCheck(let o):
+                checks.append([int(e.seq), int(e.cycle), int(UInt64(o.vm)), int(o.accepted ? 1 : 0), int(o.entry),
+                               .text(o.regions.map { "0x" + String($0.gpa, radix: 16) + "+" + String($0.length) }.joined(separator: ","))])
             default: break
             }
             return true
@@ -99,11 +106,15 @@ struct PushdownTests {
         #expect(try engine.run("SELECT * FROM register_ops")[0].rows == ops, "\(name)")
         #expect(try engine.run("SELECT * FROM cache_ops")[0].rows == caches, "\(name)")
         #expect(try engine.run("SELECT * FROM handovers")[0].rows == handovers, "\(name)")
+        #expect(try engine.run("SELECT * FROM vcpu_modes")[0].rows == modes, "\(name)")
+        #expect(try engine.run("SELECT * FROM vcpu_halts")[0].rows == halts, "\(name)")
+        #expect(try engine.run("SELECT * FROM owner_checks")[0].rows == checks, "\(name)")
 
         var rng = SplitMix(seed: UInt64(name.utf8.reduce(7) { $0 &* 31 &+ UInt64($1) }))
-        let seqs = (runs + exits + ops + caches + handovers).compactMap { if case .integer(let v) = $0[0] { v } else { nil } }
+        let seqs = (runs + exits + ops + caches + handovers + modes + halts + checks).compactMap { if case .integer(let v) = $0[0] { v } else { nil } }
         guard let top = seqs.max() else { return }
-        for (table, hasVM) in [("vm_runs", true), ("vm_exits", true), ("register_ops", true), ("cache_ops", false), ("handovers", true)] {
+        for table in EventSchema.decoded.map(\.name) {
+            let hasVM = EventSchema.decoded.first { $0.name == table }?.index(of: "vm") != nil
             var clauses = ["{seq} = \(seqs[Int(rng.next() % UInt64(seqs.count))])", "{seq} BETWEEN 5 AND 4", "{seq} < -1", "{seq} > 100"]
             if hasVM { clauses += ["{vm} = 0", "{vm} = 1 AND {seq} > 100", "{vm} = 'x'"] }
             for _ in 0..<8 {
