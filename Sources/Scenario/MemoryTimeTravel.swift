@@ -70,7 +70,7 @@ public enum MemoryTimeTravel {
     /// event, whatever `limits` says: a trace recorded with a larger `--max-steps` is not refused), and
     /// stops at `seq`.
     public static func view(_ bundle: TraceBundle, at seq: UInt64, _ place: Place, length: Int,
-                            limits: ScenarioLimits = ScenarioLimits()) throws -> View {
+                            limits: ScenarioLimits = ScenarioLimits(), method: Method = .shortcut) throws -> View {
         guard length >= 1 && length <= maxLength else { throw Failure.badLength(length) }
         let reader = try bundle.reader()
         let total = try reader.eventCount()
@@ -78,20 +78,35 @@ public enum MemoryTimeTravel {
         var limits = limits
         let (needed, overflow) = (seq + 1).multipliedReportingOverflow(by: stepsPerEvent)
         limits.machine.maxSteps = max(limits.machine.maxSteps, overflow ? .max : needed)
-        var view = try simulate(reader, to: seq, place, length: length, limits: limits)
+        if method == .shortcut, let view = try shortcut(bundle, reader, at: seq, place, length: length, limits: limits) {
+            return view
+        }
+        var view = try simulate(reader, to: seq, limits: limits) { try read($0, seq: seq, place, length: length) }
         try applyWrites(bundle, reader, upTo: seq, to: &view)
         return view
     }
 
-    /// Re-runs the scenario to event `seq` and reads DRAM (and the guest's translation) there.
-    private static func simulate(_ reader: TraceReader, to seq: UInt64, _ place: Place, length: Int,
-                                 limits: ScenarioLimits) throws -> View {
+    /// How ``view(_:at:_:length:limits:method:)`` finds the machine's state.
+    public enum Method: Sendable {
+        /// Re-run only to the last event before `seq` that changes keys, nested page tables or VMs,
+        /// and replay the trace's writes from there (``shortcut(_:_:at:_:length:limits:)``); re-run to
+        /// `seq` where that does not apply.
+        case shortcut
+        /// Always re-run the scenario to `seq`.
+        case rerun
+    }
+
+    /// Re-runs the scenario to event `seq` and lets `capture` look at the machine as it is when the event
+    /// is reported (everything the event did is done), then stops it there.
+    static func simulate<T>(_ reader: TraceReader, to seq: UInt64, limits: ScenarioLimits,
+                            capture: @escaping (Machine) throws -> T) throws -> T {
         let h = reader.header
         let script = try ScenarioParser(file: h.scenarioName, limits: limits).parse(h.scenarioText)
         let sink = CaptureSink(target: seq)
+        var captured: T?
         sink.capture = { machine in
             do {
-                sink.view = try read(machine, seq: seq, place, length: length)
+                captured = try capture(machine)
             } catch {
                 sink.failure = error
             }
@@ -100,10 +115,10 @@ public enum MemoryTimeTravel {
             try ScenarioRunner(script: script, seed: h.seed).run(into: sink) { sink.machine = $0 }
         } catch {
             // The capture stops the simulation on purpose; any other end before it is an error.
-            if sink.view == nil && sink.failure == nil { throw error }
+            if !sink.captured { throw error }
         }
         if let failure = sink.failure { throw failure }
-        guard let view = sink.view else { throw Failure.diverged(seq: seq) }
+        guard sink.captured, let captured else { throw Failure.diverged(seq: seq) }
         // The replayed event must be the recorded one, or the memory read is not the trace's.
         var recorded: TraceEvent?
         try reader.forEachEvent(from: seq) {
@@ -111,33 +126,41 @@ public enum MemoryTimeTravel {
             return false
         }
         guard let recorded, recorded.body == sink.event, recorded.cycle == sink.cycle else { throw Failure.diverged(seq: seq) }
-        return view
+        return captured
+    }
+
+    /// Where a place's bytes are in a machine as it is now.
+    struct Location {
+        let platform: Platform
+        let vm: VirtualMachine?
+        let gpa: UInt64?
+        /// Per byte, its system physical address on `platform` (without the platform's trace base).
+        let locals: [UInt64]
     }
 
     /// Reads the place in the machine as it is now.
-    private static func read(_ machine: Machine, seq: UInt64, _ place: Place, length: Int) throws -> View {
-        let platform: Platform
-        var vmName: String?, gpa: UInt64?
-        var locals: [UInt64] = []
-        var key: EncryptionKey?
-        var asid: UInt16?
+    static func read(_ machine: Machine, seq: UInt64, _ place: Place, length: Int) throws -> View {
+        try read(locate(machine, seq: seq, place, length: length), seq: seq, length: length)
+    }
+
+    /// Finds the place's bytes: the platform's memory, or the guest's translation now.
+    static func locate(_ machine: Machine, seq: UInt64, _ place: Place, length: Int) throws -> Location {
         switch place {
         case .spa(let traced):
             let id = Int(traced >> 40)
             guard id < machine.platforms.count else { throw Failure.unavailable("no platform \(id) (the address's bits 40 and up)") }
-            platform = machine.platforms[id]
+            let platform = machine.platforms[id]
             let local = traced & ((1 << 40) - 1)
             guard local <= UInt64(platform.config.memoryBytes), UInt64(length) <= UInt64(platform.config.memoryBytes) - local else {
                 throw Failure.unavailable("0x\(String(local, radix: 16)) + \(length) is outside the platform's memory")
             }
-            locals = (0..<UInt64(length)).map { local + $0 }
+            return Location(platform: platform, vm: nil, gpa: nil, locals: (0..<UInt64(length)).map { local + $0 })
         case .gpa(let name, let address):
             guard let vm = machine.vm(named: name) else { throw Failure.unavailable("no VM named '\(name)' exists after event #\(seq)") }
-            platform = vm.platform
-            (vmName, gpa) = (name, address)
             guard address <= vm.memoryBytes, UInt64(length) <= vm.memoryBytes - address else {
                 throw Failure.unavailable("gpa 0x\(String(address, radix: 16)) + \(length) is outside \(name)'s memory")
             }
+            var locals: [UInt64] = []
             var page = UInt64.max, base: UInt64 = 0
             for i in 0..<UInt64(length) {
                 let a = address + i
@@ -149,9 +172,14 @@ public enum MemoryTimeTravel {
                 }
                 locals.append(base | (a & 0xFFF))
             }
-            asid = vm.asid
-            if vm.isSEV { key = platform.controller.key(forASID: vm.asid) }
+            return Location(platform: vm.platform, vm: vm, gpa: address, locals: locals)
         }
+    }
+
+    /// DRAM at the location now, and decrypted with the VM's key.
+    static func read(_ location: Location, seq: UInt64, length: Int) throws -> View {
+        let platform = location.platform, locals = location.locals
+        let key = location.vm.flatMap { $0.isSEV ? platform.controller.key(forASID: $0.asid) : nil }
         var dram: [UInt8] = []
         var decrypted: [UInt8]? = key == nil ? nil : []
         // Contiguous runs of system physical addresses, 16-byte blocks for the decryption.
@@ -167,9 +195,9 @@ public enum MemoryTimeTravel {
             }
             i = j
         }
-        return View(seq: seq, platform: platform.name, vm: vmName, gpa: gpa, spa: locals.map { $0 + platform.traceBase },
+        return View(seq: seq, platform: platform.name, vm: location.vm?.name, gpa: location.gpa, spa: locals.map { $0 + platform.traceBase },
                     data: [UInt8](repeating: 0, count: length), lastWrite: Array(repeating: nil, count: length),
-                    cbit: Array(repeating: false, count: length), writeASID: Array(repeating: 0, count: length), asid: asid,
+                    cbit: Array(repeating: false, count: length), writeASID: Array(repeating: 0, count: length), asid: location.vm?.asid,
                     dram: dram, decrypted: decrypted, cached: platform.config.cacheBytes > 0)
     }
 
@@ -211,7 +239,7 @@ public enum MemoryTimeTravel {
     }
 
     /// Keeps the writes that start within `[low, high]` (system physical).
-    private final class WritesNear: EventFilter, @unchecked Sendable {
+    final class WritesNear: EventFilter, @unchecked Sendable {
         let low: UInt64, high: UInt64
         init(low: UInt64, high: UInt64) { (self.low, self.high) = (low, high) }
 
@@ -227,7 +255,7 @@ public enum MemoryTimeTravel {
         var next: UInt64 = 0
         var machine: Machine?
         var capture: (Machine) -> Void = { _ in }
-        var view: View?
+        var captured = false
         var failure: Error?
         var event: EventBody?
         var cycle: UInt64 = 0
@@ -239,6 +267,7 @@ public enum MemoryTimeTravel {
             guard next == target, let machine else { return }
             event = body
             self.cycle = cycle
+            captured = true
             capture(machine)
         }
 

@@ -9,9 +9,13 @@ struct Mem: ParsableCommand {
         abstract: "Show memory as it was right after an event: the data as last written, what DRAM held, the C-bit and the last write.",
         discussion: """
             The data comes from the trace's write events; DRAM (ciphertext where the last write went through \
-            a key) comes from re-running the trace's scenario up to the event, which takes as long as \
-            recording that far did. Each line shows 16 bytes: the address, the data, DRAM, the C-bit of \
-            their last writes (1, 0, - never written, * mixed) and the latest of those writes.
+            a key) comes from re-running the trace's scenario: only as far as the last event before this one \
+            that changed keys, nested page tables or VMs (a firmware command, a nested-page-table change, a \
+            VM created), after which the trace's writes are replayed through that machine's memory \
+            controller. On a platform with caches, or inside such an operation, the scenario is re-run to \
+            the event itself, which takes as long as recording that far did. Each line shows 16 bytes: the \
+            address, the data, DRAM, the C-bit of their last writes (1, 0, - never written, * mixed) and the \
+            latest of those writes.
             """)
 
     @Argument(help: "The trace bundle.")
@@ -32,6 +36,9 @@ struct Mem: ParsableCommand {
     @Option(help: "How many bytes (1 to 65536).")
     var length: Int = 64
 
+    @Flag(help: "Re-run the scenario all the way to the event, without the shortcut (to check it).")
+    var rerun = false
+
     func validate() throws {
         switch (vm, gpa, spa) {
         case (.some, .some, nil), (nil, nil, .some): break
@@ -42,7 +49,7 @@ struct Mem: ParsableCommand {
     func run() throws {
         let b = try TraceBundle(existing: bundle)
         let place: MemoryTimeTravel.Place = if let spa { .spa(spa.value) } else { .gpa(vm: vm!, gpa!.value) }
-        let v = try MemoryTimeTravel.view(b, at: at.value, place, length: length)
+        let v = try MemoryTimeTravel.view(b, at: at.value, place, length: length, method: rerun ? .rerun : .shortcut)
         Console.write(Self.render(v))
     }
 

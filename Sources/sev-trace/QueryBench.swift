@@ -98,7 +98,7 @@ struct QueryBench {
         }
         if let vm = try engine.run("SELECT name FROM vms ORDER BY vm LIMIT 1")[0].rows.first?.first, case .text(let name) = vm {
             let late = total - total / 100
-            try time("64 bytes of a guest page at event \(late) (memory_at: the scenario re-run to it)", goal: "≤ 1 s") {
+            try time("64 bytes of a guest page at event \(late) (memory_at)", goal: "≤ 1 s") {
                 let sql = "SELECT count(*) FROM memory_at(\(late), '\(name)', 0x300000, 64) WHERE last_write IS NOT NULL"
                 return "\(try integers(sql).first ?? 0) bytes written"
             }

@@ -524,6 +524,8 @@ struct CommandLineTests {
         #expect(lines.count == 4 && lines[0].hasPrefix("after event #8000, platform host, guest gpa 0x110000"))
         #expect(lines[2].hasPrefix("0x110000") && lines[2].contains("63 6f 6e 66 6f 72 6d 61 6e 63 65 2d 64 61 74 61") && lines[2].hasSuffix("  1  #7879"))
         #expect(lines[3].hasSuffix("  -  -"), "never written")
+        let rerun = try Self.run(["mem", bundle, "--at", "8000", "--vm", "guest", "--gpa", "0x110000", "--length", "32", "--rerun"], in: s.path)
+        #expect(rerun.status == 0 && rerun.stdout == r.stdout, "the re-run all the way shows the same")
         for bad in [["--at", "8000"], ["--at", "99999999", "--spa", "0"], ["--at", "10", "--vm", "nobody", "--gpa", "0"],
                     ["--at", "10", "--spa", "0", "--length", "0"]] {
             let e = try Self.run(["mem", bundle] + bad, in: s.path)

@@ -54,6 +54,18 @@ public final class SEVFirmware {
     /// The measurement LAUNCH_MEASURE produced for `handle`, if any.
     public func measurement(handle: UInt32) -> [UInt8]? { guests[handle]?.measurement }
 
+    /// The key the PSP encrypts guest memory with for the guests that hold `asid` (those sharing it share
+    /// the key): nil when no guest holds it, or when guests with different keys claim it.
+    public func guestKey(forASID asid: UInt16) -> EncryptionKey? {
+        guard asid != 0 else { return nil }
+        var key: EncryptionKey?
+        for guest in guests.values where guest.asid == asid {
+            if let k = key, k !== guest.vek { return nil }
+            key = guest.vek
+        }
+        return key
+    }
+
     /// The transport integrity key and policy of a guest, for tests that check the measurement.
     public func launchSecrets(handle: UInt32) -> (tik: [UInt8], policy: UInt32)? {
         guests[handle].map { ($0.tik, $0.policy) }
