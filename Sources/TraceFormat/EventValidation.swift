@@ -3,6 +3,25 @@
 /// longer than the largest simulated memory. The codec checks that fields decode; this checks that what
 /// they say is something a recorder of this format could have written.
 extension EventBody {
+    /// Whether the event passes the checks: the two kinds that make most of a trace are checked in line,
+    /// without building a message or copying the rest of the enum; the others as ``validationProblem``.
+    @inline(__always)
+    public var isValid: Bool {
+        switch self {
+        case .memoryAccess(let a):
+            guard a.size >= 1, a.size <= TraceLimits.maxAccessBytes, a.spa <= UInt64.max - UInt64(a.size),
+                  a.gva <= UInt64.max - UInt64(a.size), a.gpa <= UInt64.max - UInt64(a.size), Self.validRegister(a.register) else {
+                return false
+            }
+            if case .vcpu(_, let index) = a.actor, index >= 1024 { return false }
+            return true
+        case .registerOp(let r):
+            return Int(r.dst) < MemoryAccess.vcpuRegisterSlots && Self.validRegister(r.src)
+        default:
+            return validationProblem == nil
+        }
+    }
+
     /// What is wrong with the event, or nil when it is valid.
     public var validationProblem: String? {
         switch self {
@@ -54,6 +73,7 @@ extension EventBody {
         return nil
     }
 
+    @inline(__always)
     private static func validRegister(_ r: UInt8) -> Bool {
         r == MemoryAccess.noRegister || Int(r) < MemoryAccess.vcpuRegisterSlots
     }

@@ -174,7 +174,7 @@ public final class TraceReader {
                 throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
                                               reason: "\(what) (payload offset \(error.offset))")
             }
-            if let problem = event.body.validationProblem {
+            if !event.body.isValid, let problem = event.body.validationProblem {
                 throw TraceError.corruptChunk(chunk: info.index, offset: info.offset, reason: "event \(seq): \(problem)")
             }
             if keep?.accepts(event.body) ?? true { out.append(TraceEvent(seq: seq, cycle: event.cycle, body: event.body)) }

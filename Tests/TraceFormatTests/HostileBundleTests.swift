@@ -101,7 +101,33 @@ struct HostileBundleTests {
                                 (.nptChange(NPTChange(vm: 0, op: .map, gpa: 0, spa: 0, pages: UInt64.max / 2)), "NPT change of"),
                                 (.registerOp(RegisterOp(vm: 0, vcpu: 0, op: .move, dst: 200, src: 1, result: 0)), "destination register")] {
             #expect(body.validationProblem?.hasPrefix(problem) == true, "\(problem)")
+            #expect(!body.isValid, "\(problem)")
         }
+    }
+
+    @Test("the reader's quick check (isValid) passes exactly the events that have no validation problem")
+    func quickCheckAgrees() {
+        var fuzz = EventFuzzer(state: 77)
+        var bodies: [EventBody] = (0..<4000).map { _ in fuzz.body() }
+        // The two kinds checked in line, broken every way the full check knows.
+        let access = MemoryAccess(actor: .vcpu(vm: 0, index: 1), vm: 0, asid: 1, kind: .write, gva: 0x1000, gpa: 0x2000, spa: 0x3000,
+                                  size: 8, cbit: true, reason: .guestPTE, register: 3, value: 7)
+        for change in [{ (a: inout MemoryAccess) in a.size = 0 }, { $0.size = TraceLimits.maxAccessBytes + 1 },
+                       { $0.spa = UInt64.max - 3 }, { $0.gva = UInt64.max }, { $0.gpa = UInt64.max - 1 }, { $0.register = 99 },
+                       { $0.actor = .vcpu(vm: 0, index: 1024) }, { _ in }] as [(inout MemoryAccess) -> Void] {
+            var a = access
+            change(&a)
+            bodies.append(.memoryAccess(a))
+        }
+        for (dst, src) in [(UInt8(3), UInt8(4)), (200, 1), (1, 200), (1, MemoryAccess.noRegister)] {
+            bodies.append(.registerOp(RegisterOp(vm: 0, vcpu: 0, op: .add, dst: dst, src: src, result: 0)))
+        }
+        var invalid = 0
+        for body in bodies {
+            #expect(body.isValid == (body.validationProblem == nil), "\(body)")
+            if !body.isValid { invalid += 1 }
+        }
+        #expect(invalid >= 9)
     }
 
     @Test("symlinks and FIFOs in a bundle are refused, without blocking")
