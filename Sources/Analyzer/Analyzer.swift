@@ -21,7 +21,15 @@ public final class Analyzer {
     private let shadow: ShadowMemory
     /// The detectors of data flow this analysis runs.
     private let flow: FlowDetectors
-    private var registers: [UInt32: RegisterFile] = [:]
+    /// Every vCPU's registers (r0-r15 and the copy latch), ``registerSlots`` each from the base
+    /// ``registerBase(_:_:)`` gives: plain values in one array, so reaching them takes no reference counts.
+    private var registerTaint: [RegisterTaint] = []
+    /// Each vCPU's base in `registerTaint`, by `vm << 16 | vcpu`.
+    private var registerBases: [UInt32: Int] = [:]
+    /// Per vCPU (by base / ``registerSlots``): between a #VMEXIT and the next VMRUN, register writes are
+    /// the hypervisor's.
+    private var hostWrites: [Bool] = []
+    static let registerSlots = MemoryAccess.vcpuRegisterSlots
     /// What the detectors share: VMs, ASIDs, handles, launches, mappings, and the findings.
     let context: AnalysisContext
     /// The detectors of control events that this analysis runs (see ``EventDetector``).
@@ -120,22 +128,25 @@ public final class Analyzer {
         return out
     }
 
-    /// One vCPU's registers, r0-r15 and the copy latch.
-    final class RegisterFile {
-        var r = [RegisterTaint](repeating: RegisterTaint(), count: MemoryAccess.vcpuRegisterSlots)
-    }
-
-    private func registerFile(_ vm: UInt16, _ vcpu: UInt16) -> RegisterFile {
+    /// Where a vCPU's registers start in `registerTaint` (made on first use).
+    private func registerBase(_ vm: UInt16, _ vcpu: UInt16) -> Int {
         let key = UInt32(vm) << 16 | UInt32(vcpu)
         // Consecutive accesses mostly come from one vCPU: skip the hash for them.
-        if key == lastRegisterKey, let f = lastRegisterFile { return f }
-        let f = registers[key] ?? RegisterFile()
-        registers[key] = f
-        (lastRegisterKey, lastRegisterFile) = (key, f)
-        return f
+        if key == lastRegisterKey { return lastRegisterBase }
+        let base: Int
+        if let b = registerBases[key] {
+            base = b
+        } else {
+            base = registerTaint.count
+            registerTaint += Array(repeating: RegisterTaint(), count: Self.registerSlots)
+            hostWrites.append(false)
+            registerBases[key] = base
+        }
+        (lastRegisterKey, lastRegisterBase) = (key, base)
+        return base
     }
     private var lastRegisterKey: UInt32 = .max
-    private var lastRegisterFile: RegisterFile?
+    private var lastRegisterBase = 0
 
     /// - Parameter maxFindings: past this many findings, further hits are counted per detector
     ///   instead of listed (`analyze --max-findings`).
@@ -215,34 +226,35 @@ public final class Analyzer {
     }
 
     private func registerOp(_ r: RegisterOp) {
-        let regs = registerFile(r.vm, r.vcpu)
+        let base = registerBase(r.vm, r.vcpu)
+        let slots = Self.registerSlots
         let dst = Int(r.dst), src = Int(r.src)
-        guard dst < regs.r.count else { return }
+        guard dst < slots else { return }
         switch r.op {
         case .loadImmediate:
             // Between a #VMEXIT and the next VMRUN, it is the hypervisor that writes the register (an IN's
             // data, a CPUID answer): the host knows that value.
-            regs.r[dst] = RegisterTaint()
-            if hostWritesRegisters.contains(UInt32(r.vm) << 16 | UInt32(r.vcpu)) { regs.r[dst].known = 0xFF }
-        case .move: regs.r[dst] = src < regs.r.count ? regs.r[src] : RegisterTaint()
+            registerTaint[base + dst] = RegisterTaint()
+            if hostWrites[base / slots] { registerTaint[base + dst].known = 0xFF }
+        case .move: registerTaint[base + dst] = src < slots ? registerTaint[base + src] : RegisterTaint()
         case .xor where dst == src:
-            regs.r[dst] = RegisterTaint()  // the zeroing idiom
+            registerTaint[base + dst] = RegisterTaint()  // the zeroing idiom
         case .and, .or, .xor:
             // Bitwise: byte i of the result depends on byte i of each operand.
-            guard src < regs.r.count else { return }
-            regs.r[dst].known &= regs.r[src].known
-            guard regs.r[src].isTainted else { return }
-            let wasTainted = regs.r[dst].isTainted
-            var result = regs.r[dst]
-            for i in 0..<8 { result.bytes[i] = table.union(result.bytes[i], regs.r[src].bytes[i]) }
-            if !wasTainted { (result.origin, result.loadSPA, result.load, result.via) = (regs.r[src].origin, regs.r[src].loadSPA, regs.r[src].load, regs.r[src].via) }
-            regs.r[dst] = result
+            guard src < slots else { return }
+            registerTaint[base + dst].known &= registerTaint[base + src].known
+            guard registerTaint[base + src].isTainted else { return }
+            let wasTainted = registerTaint[base + dst].isTainted
+            var result = registerTaint[base + dst]
+            for i in 0..<8 { result.bytes[i] = table.union(result.bytes[i], registerTaint[base + src].bytes[i]) }
+            if !wasTainted { (result.origin, result.loadSPA, result.load, result.via) = (registerTaint[base + src].origin, registerTaint[base + src].loadSPA, registerTaint[base + src].load, registerTaint[base + src].via) }
+            registerTaint[base + dst] = result
         case .add, .sub:
             // Carries: byte i of the result depends on bytes 0...i of both operands.
-            guard src < regs.r.count else { return }
-            let both = regs.r[dst].known & regs.r[src].known
-            regs.r[dst].known = both & ~(both &+ 1)  // the low run of bytes known on both sides
-            let a = regs.r[dst], b = regs.r[src]
+            guard src < slots else { return }
+            let both = registerTaint[base + dst].known & registerTaint[base + src].known
+            registerTaint[base + dst].known = both & ~(both &+ 1)  // the low run of bytes known on both sides
+            let a = registerTaint[base + dst], b = registerTaint[base + src]
             guard a.isTainted || b.isTainted else { return }
             var result = a.isTainted ? a : b
             var running: LabelTable.SetID = 0
@@ -250,17 +262,17 @@ public final class Analyzer {
                 running = table.union(running, table.union(a.bytes[i], b.bytes[i]))
                 result.bytes[i] = running
             }
-            regs.r[dst] = result
+            registerTaint[base + dst] = result
         case .addImmediate:
-            regs.r[dst].known = 0  // the guest mixed in a constant of its own
-            var result = regs.r[dst]
+            registerTaint[base + dst].known = 0  // the guest mixed in a constant of its own
+            var result = registerTaint[base + dst]
             guard result.isTainted else { return }
             var running: LabelTable.SetID = 0
             for i in 0..<8 {
                 running = table.union(running, result.bytes[i])
                 result.bytes[i] = running
             }
-            regs.r[dst] = result
+            registerTaint[base + dst] = result
         }
     }
 
@@ -282,19 +294,19 @@ public final class Analyzer {
             guard a.kind == .read || a.kind == .write, a.register != MemoryAccess.noRegister || a.kind == .write else {
                 return
             }
-            let regs = registerFile(vm, index)
+            let base = registerBase(vm, index)
             if a.kind == .read {
-                guard Int(a.register) < regs.r.count else { return }
+                guard Int(a.register) < Self.registerSlots else { return }
                 // A load fills the low `size` bytes and zero-extends.
                 let (bytes, origin, via) = shadow.readBytes(a.spa, size: min(size, 8))
                 var known: UInt8 = 0
                 for i in 0..<8 where bytes[i] == 0 { known |= 1 << UInt8(i) }
-                regs.r[Int(a.register)] = RegisterTaint(bytes: bytes, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via,
+                registerTaint[base + Int(a.register)] = RegisterTaint(bytes: bytes, origin: origin ?? seq, loadSPA: a.spa, load: seq, via: via,
                                                         known: known)
                 return
             }
             var source = RegisterTaint()
-            if Int(a.register) < regs.r.count { source = regs.r[Int(a.register)] }
+            if Int(a.register) < Self.registerSlots { source = registerTaint[base + Int(a.register)] }
             let width = min(size, 8)
             var written = union(source, bytes: width)
             if !a.cbit && written != 0, let h = handovers.first(where: { a.spa >= $0.spa && a.spa < $0.spa + $0.length }) {
@@ -449,20 +461,17 @@ public final class Analyzer {
     }
 
     private func vmRun(_ r: VMRun, seq: UInt64) {
-        hostWritesRegisters.remove(UInt32(r.vm) << 16 | UInt32(r.vcpu))
+        if let base = registerBases[UInt32(r.vm) << 16 | UInt32(r.vcpu)] { hostWrites[base / Self.registerSlots] = false }
         for d in eventDetectors.vmRun { d.vmRun(r, seq: seq) }
     }
-
-    /// vCPUs (vm << 16 | vcpu) between a #VMEXIT and their next VMRUN: register writes are the hypervisor's.
-    private var hostWritesRegisters: Set<UInt32> = []
 
     /// A #VMEXIT: register writes are the hypervisor's until the next VMRUN; the registers are in the VMCB
     /// (REGISTER_EXPOSURE).
     private func vmExit(_ x: VMExit, seq: UInt64) {
-        let key = UInt32(x.vm) << 16 | UInt32(x.vcpu)
-        hostWritesRegisters.insert(key)
+        let base = registerBase(x.vm, x.vcpu)
+        hostWrites[base / Self.registerSlots] = true
         for d in eventDetectors.vmExit { d.vmExit(x, seq: seq) }
-        flow.registerExposure?.exit(x, seq: seq, registers: registers[key], table: &table)
+        flow.registerExposure?.exit(x, seq: seq, registers: registerTaint[base..<base + Self.registerSlots], table: &table)
     }
 
     /// A nested-page-table change: mappings as created are kept; a remap may move a launched guest's

@@ -98,6 +98,6 @@ extension Detector {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(ordinal) }
 
-    /// The case's position in the declaration (the enum's one-byte tag).
-    private var ordinal: UInt8 { withUnsafeBytes(of: self) { $0[0] } }
+    /// The case's position in the declaration, which is its place in ``allCases`` (the enum's one-byte tag).
+    var ordinal: Int { Int(withUnsafeBytes(of: self) { $0[0] }) }
 }

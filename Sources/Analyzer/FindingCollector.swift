@@ -16,6 +16,9 @@ struct FindingCollector {
     private struct Slot: Hashable {
         var detector: Detector
         var severity: Severity
+
+        /// Its place in ``open`` (looked up for every hit: no hashing).
+        var index: Int { detector.ordinal * Severity.allCases.count + severity.rawValue }
     }
     /// What identifies a repeated access: the same detector and severity, actor, VM, labels and address.
     private struct RepeatKey: Hashable {
@@ -70,15 +73,15 @@ struct FindingCollector {
     /// How to write each finding about accesses' summary and preview, which ``finished`` does once: a run
     /// of a million hits changes only the finding's length and last event.
     private var summaries: [(summarize: Summarizer, words: SummaryWords)?] = []
-    /// The index of the finding each detector may extend next, per severity.
-    private var open: [Slot: Int] = [:]
+    /// The index of the finding each detector may extend next, per severity (by ``Slot/index``; -1: none).
+    private var open = [Int](repeating: -1, count: Detector.allCases.count * Severity.allCases.count)
 
     /// Takes in a hit that repeats an access a finding covers or continues the run a finding is (the
     /// common case, checked before anything about the hit is built); false when it starts a finding.
     mutating func absorb(_ detector: Detector, _ severity: Severity, _ a: MemoryAccess, seq: UInt64, set: LabelTable.SetID,
                          plaintext: Bool) -> Bool {
         let slot = Slot(detector: detector, severity: severity)
-        if let i = open[slot], actors[i] == a.actor, findings[i].vm == a.vm, sets[i] == set {
+        if case let i = open[slot.index], i >= 0, actors[i] == a.actor, findings[i].vm == a.vm, sets[i] == set {
             let (start, length) = (findings[i].sinkSPA, findings[i].length)
             if a.spa >= start && a.spa - start < length {
                 repeatFinding(i, seq: seq)
@@ -115,7 +118,7 @@ struct FindingCollector {
         actors.append(a.actor)
         summaries.append((hit.summarize, Self.words(f, vmNames: vmNames, labels: table.members(hit.set))))
         let slot = Slot(detector: hit.detector, severity: hit.severity)
-        open[slot] = findings.count - 1
+        open[slot.index] = findings.count - 1
         firstAccess[RepeatKey(slot: slot, actor: a.actor, vm: a.vm, set: hit.set, spa: a.spa, size: a.size)] = findings.count - 1
     }
 

@@ -146,9 +146,11 @@ final class ShadowMemory {
 
     init(maxBytes: Int = 2 << 30) { self.maxBytes = maxBytes }
 
+    /// Every shadow page, owned here for the memory's lifetime (pages are never dropped).
     private var pages: [UInt64: Page] = [:]
-    /// The pages looked up last: copies and walks revisit a few pages over and over.
-    private var cache: [(number: UInt64, page: Page?)] = Array(repeating: (UInt64.max, nil), count: 4)
+    /// The pages looked up last: copies and walks revisit a few pages over and over. Unretained: `pages`
+    /// owns them, so the checks made for every access and fetch take no reference counts.
+    private var cache: [(number: UInt64, page: Unmanaged<Page>?)] = Array(repeating: (UInt64.max, nil), count: 4)
     private var cacheNext = 0
 
     /// How many pages keep taint per page, per word and per byte, and block state per page and per block.
@@ -165,13 +167,24 @@ final class ShadowMemory {
 
     /// The shadow page holding `spa`, if it has one.
     @inline(__always)
-    private func existing(_ spa: UInt64) -> Page? {
+    private func existing(_ spa: UInt64) -> Page? { existingUnretained(spa)?.takeUnretainedValue() }
+
+    /// The shadow page holding `spa`, if it has one, without a reference to it.
+    @inline(__always)
+    private func existingUnretained(_ spa: UInt64) -> Unmanaged<Page>? {
         let number = spa >> 12
         for c in cache where c.number == number { return c.page }
-        let p = pages[number]
+        let p = pages[number].map { Unmanaged.passUnretained($0) }
         cache[cacheNext] = (number, p)
         cacheNext = (cacheNext + 1) & 3
         return p
+    }
+
+    /// `body` of the shadow page holding `spa` (nil without one), borrowed rather than retained.
+    @inline(__always)
+    private func withExisting<R>(_ spa: UInt64, _ body: (Page) -> R) -> R? {
+        guard let p = existingUnretained(spa) else { return nil }
+        return p._withUnsafeGuaranteedRef(body)
     }
 
     private func page(_ spa: UInt64) -> Page {
@@ -179,7 +192,7 @@ final class ShadowMemory {
         guard reserve(Self.pageBytes) else { return spare }
         let p = Page()
         pages[spa >> 12] = p
-        for i in cache.indices where cache[i].number == spa >> 12 { cache[i].page = p }
+        for i in cache.indices where cache[i].number == spa >> 12 { cache[i].page = Unmanaged.passUnretained(p) }
         return p
     }
 
@@ -464,10 +477,8 @@ final class ShadowMemory {
     func writtenInClear(_ spa: UInt64, size: Int) -> Bool {
         var block = spa >> 4
         while block <= (spa + UInt64(size) - 1) >> 4 {
-            if let p = existing(block << 4) {
-                let b = Int(block & 0xFF)
-                if p.clear[b >> 6] & (1 << UInt64(b & 63)) != 0 { return true }
-            }
+            let b = Int(block & 0xFF)
+            if withExisting(block << 4, { $0.clear[b >> 6] & (1 << UInt64(b & 63)) != 0 }) == true { return true }
             block += 1
         }
         return false
@@ -479,21 +490,24 @@ final class ShadowMemory {
         var sets = SIMD8<UInt32>(repeating: 0)
         var origin: UInt64?
         var via: UInt64 = 0
-        var page: Page?
-        var pageNumber = UInt64.max
-        for i in 0..<size {
+        var i = 0
+        while i < size {
+            // The bytes on this page (an access crosses at most one page boundary).
             let a = spa + UInt64(i)
-            if a >> 12 != pageNumber {
-                pageNumber = a >> 12
-                page = existing(a)
+            let end = min(size, i + Int(4096 - (a & 0xFFF)))
+            _ = withExisting(a) { p in
+                guard let labels = p.labels else { return }
+                for j in i..<end {
+                    let offset = Int((spa + UInt64(j)) & 0xFFF)
+                    let c = p.cell(offset)
+                    sets[j] = labels[c]
+                    if labels[c] != 0 && origin == nil {
+                        origin = p.origins![c]
+                        via = p.via(offset)
+                    }
+                }
             }
-            guard let p = page, let labels = p.labels else { continue }
-            let c = p.cell(Int(a & 0xFFF))
-            sets[i] = labels[c]
-            if labels[c] != 0 && origin == nil {
-                origin = p.origins![c]
-                via = p.via(Int(a & 0xFFF))
-            }
+            i = end
         }
         return (sets, origin, via)
     }
@@ -526,9 +540,8 @@ final class ShadowMemory {
     func isMeasured(_ spa: UInt64, size: Int) -> Bool {
         var block = spa >> 4
         while block <= (spa + UInt64(size) - 1) >> 4 {
-            guard let p = existing(block << 4) else { return false }
             let b = Int(block & 0xFF)
-            if p.measured[b >> 6] & (1 << UInt64(b & 63)) == 0 { return false }
+            guard withExisting(block << 4, { $0.measured[b >> 6] & (1 << UInt64(b & 63)) != 0 }) == true else { return false }
             block += 1
         }
         return true

@@ -94,6 +94,8 @@ struct DetectorTests {
         }
         #expect(Set(Detector.allCases).count == Detector.allCases.count)
         #expect(Set(Detector.allCases.map(\.hashValue)).count == Detector.allCases.count)
+        // The finding collector indexes its open findings by it.
+        #expect(Detector.allCases.map(\.ordinal) == Array(Detector.allCases.indices))
     }
 
     @Test("every detector with a scenario has its two files, and every file a detector")

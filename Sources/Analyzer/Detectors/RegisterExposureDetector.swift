@@ -9,17 +9,26 @@ import TraceFormat
 final class RegisterExposureDetector: ContextDetector, EventDetector {
     static let detector = Detector.registerExposure
     /// Open findings by VM, vCPU, register and label set: later exits extend them.
-    private var exposures: [String: Int] = [:]
+    private var exposures: [Exposure: Int] = [:]
 
-    /// A #VMEXIT of the vCPU whose register taint is `file` (nil: it never loaded anything).
-    func exit(_ x: VMExit, seq: UInt64, registers file: Analyzer.RegisterFile?, table: inout LabelTable) {
-        guard let file else { return }
+    /// One register of one vCPU holding one set of labels at exits (plain values: hashed without
+    /// building a string for every tainted register of every exit).
+    private struct Exposure: Hashable {
+        var vm: UInt16
+        var vcpu: UInt16
+        var register: UInt8
+        var set: LabelTable.SetID
+    }
+
+    /// A #VMEXIT of the vCPU whose registers' taint is `file` (r0 first).
+    func exit(_ x: VMExit, seq: UInt64, registers file: ArraySlice<Analyzer.RegisterTaint>, table: inout LabelTable) {
+        let r0 = file.startIndex
         let portOutput = x.exitCode == VMExit.ioio && x.exitInfo1 & 0x5 == 0
-        for r in 0..<min(16, x.registers.count) where file.r[r].isTainted && !(portOutput && r == 0) {
-            let t = file.r[r]
+        for r in 0..<min(16, x.registers.count) where file[r0 + r].isTainted && !(portOutput && r == 0) {
+            let t = file[r0 + r]
             var set: LabelTable.SetID = 0
             for i in 0..<8 where t.bytes[i] != 0 { set = table.union(set, t.bytes[i]) }
-            let key = "\(x.vm).\(x.vcpu).\(r).\(set)"
+            let key = Exposure(vm: x.vm, vcpu: x.vcpu, register: UInt8(r), set: set)
             if let open = exposures[key] {
                 context.collector.repeatFinding(open, seq: seq, bytes: 8)
                 continue
