@@ -66,6 +66,15 @@ public final class ChunkPrefetcher {
         return try worker.next()
     }
 
+    /// Gives back the events of the chunk ``next()`` returned last, once the consumer is done with them:
+    /// the thread that decoded them frees them and reuses their storage for a later chunk (no fresh
+    /// memory to map and fault in for every chunk, no freeing across threads). `events` is left empty.
+    public func recycle(_ events: inout [TraceEvent]) {
+        let spent = events
+        events = []
+        workers[(turn + workers.count - 1) % workers.count].recycle(spent)
+    }
+
     public func stop() { for w in workers { w.stop() } }
 }
 
@@ -78,6 +87,8 @@ private final class Worker: @unchecked Sendable {
     private let decompressor = ZstdDecompressor()
     private let condition = NSCondition()
     private var ready: [Result<(ChunkInfo, [TraceEvent]), TraceError>] = []
+    /// Events the consumer gave back: the next chunk is decoded into their storage.
+    private var spent: [TraceEvent]?
     /// The consumer wants no more chunks.
     private var stopping = false
     /// The thread has ended (past the last chunk, at an error, or stopped): nothing more will come.
@@ -126,6 +137,13 @@ private final class Worker: @unchecked Sendable {
         }
     }
 
+    func recycle(_ events: [TraceEvent]) {
+        guard !runInline else { return }
+        condition.lock()
+        if spent == nil { spent = events }
+        condition.unlock()
+    }
+
     func stop() {
         guard !runInline else { return }
         condition.lock()
@@ -159,8 +177,13 @@ private final class Worker: @unchecked Sendable {
         position += stride
         guard let info, info.firstSeq <= upper else { return nil }
         if info.lastSeq < lower { return .success((info, [])) }
+        condition.lock()
+        var events = spent ?? []
+        spent = nil
+        condition.unlock()
         do throws(TraceError) {
-            return .success((info, try reader.events(of: info, keep: keep, decompressor: decompressor)))
+            try reader.events(of: info, keep: keep, decompressor: decompressor, into: &events)
+            return .success((info, events))
         } catch {
             return .failure(error)
         }

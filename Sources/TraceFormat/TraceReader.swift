@@ -146,16 +146,32 @@ public final class TraceReader {
 
     /// All events of a chunk, or those `keep` accepts (every event is decoded and checked either way).
     public func events(of info: ChunkInfo, keep: EventFilter? = nil, decompressor: ZstdDecompressor? = nil) throws(TraceError) -> [TraceEvent] {
+        var out: [TraceEvent] = []
+        try events(of: info, keep: keep, decompressor: decompressor, into: &out)
+        return out
+    }
+
+    /// The same, into `out` (emptied first, its storage kept: a reader of chunk after chunk reuses one
+    /// buffer instead of mapping fresh memory for each).
+    public func events(of info: ChunkInfo, keep: EventFilter? = nil, decompressor: ZstdDecompressor? = nil,
+                       into out: inout [TraceEvent]) throws(TraceError) {
         let raw = try rawPayload(of: info, decompressor: decompressor)
-        return try Self.decode(raw, info: info, keep: keep)
+        try Self.decode(raw, info: info, keep: keep, into: &out)
     }
 
     /// Decodes a chunk's raw payload, checking that it holds exactly the events its header announces;
     /// returns them all, or those `keep` accepts.
     public static func decode(_ raw: [UInt8], info: ChunkInfo, keep: EventFilter? = nil) throws(TraceError) -> [TraceEvent] {
+        var out: [TraceEvent] = []
+        try decode(raw, info: info, keep: keep, into: &out)
+        return out
+    }
+
+    /// The same, into `out` (emptied first, its storage kept).
+    public static func decode(_ raw: [UInt8], info: ChunkInfo, keep: EventFilter? = nil, into out: inout [TraceEvent]) throws(TraceError) {
         var decoder = EventDecoder()
         var r = ByteReader(raw)
-        var out: [TraceEvent] = []
+        out.removeAll(keepingCapacity: true)
         if keep == nil { out.reserveCapacity(Int(info.eventCount)) }
         var seq = info.firstSeq
         while !r.isAtEnd {
@@ -184,7 +200,6 @@ public final class TraceReader {
             throw TraceError.corruptChunk(chunk: info.index, offset: info.offset,
                                           reason: "holds \(seq - info.firstSeq) events, header says \(info.eventCount)")
         }
-        return out
     }
 
     /// Calls `body` with every event from `seq` on, in order, one chunk in memory at a time while the
@@ -193,10 +208,11 @@ public final class TraceReader {
         guard let first = try chunk(containing: seq) else { return }
         let chunks = ChunkPrefetcher(reader: self, chunks: .following(first.index), lower: seq)
         defer { chunks.stop() }
-        while let (_, events) = try chunks.next() {
+        while case (_, var events)? = try chunks.next() {
             for event in events where event.seq >= seq {
                 if try !body(event) { return }
             }
+            chunks.recycle(&events)
         }
     }
 }

@@ -30,6 +30,25 @@ struct TraceFileTests {
         #expect(read == events)
     }
 
+    @Test("a chunk decoded into a buffer that held another keeps the buffer's storage and holds only its own events")
+    func decodeIntoReusedBuffer() throws {
+        let dir = TemporaryDirectory()
+        var fuzz = EventFuzzer(state: 12)
+        let bundle = try record(fuzz.events(6_000), in: dir)
+        let reader = try bundle.reader()
+        let chunks = try reader.allChunks()
+        #expect(chunks.count > 3)
+        var buffer: [TraceEvent] = []
+        try reader.events(of: chunks[0], into: &buffer)
+        buffer.reserveCapacity(buffer.count * 4)  // room for any chunk of this trace
+        let storage = buffer.withUnsafeBufferPointer { $0.baseAddress }
+        for info in chunks.dropFirst() {
+            try reader.events(of: info, into: &buffer)
+            #expect(buffer == (try reader.events(of: info)))
+            #expect(buffer.withUnsafeBufferPointer { $0.baseAddress } == storage)
+        }
+    }
+
     @Test("a chunk after one that compressed less than 4:1 drops to level 3; the header's level holds otherwise",
           arguments: [(7, 1000, 100, 7), (7, 1000, 250, 7), (7, 1000, 251, 3), (7, 1000, 1000, 3), (1, 1000, 900, 1),
                       (19, 4000, 999, 19)] as [(Int32, Int, Int, Int32)])
