@@ -497,6 +497,19 @@ final class ShadowMemory {
             let end = min(size, i + Int(4096 - (a & 0xFFF)))
             _ = withExisting(a) { p in
                 guard let labels = p.labels else { return }
+                let first = Int(a & 0xFFF)
+                let c = p.cell(first)
+                if p.cell(first + (end - i) - 1) == c {
+                    // One cell holds these bytes (a page or word of one label): one look.
+                    let l = labels[c]
+                    guard l != 0 else { return }
+                    for j in i..<end { sets[j] = l }
+                    if origin == nil {
+                        origin = p.origins![c]
+                        via = p.via(first)
+                    }
+                    return
+                }
                 for j in i..<end {
                     let offset = Int((spa + UInt64(j)) & 0xFFF)
                     let c = p.cell(offset)
