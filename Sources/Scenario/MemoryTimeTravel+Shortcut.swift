@@ -47,7 +47,10 @@ extension MemoryTimeTravel {
             let walk = try WriteWalk(location: location, seq: seq, base: base)
             try walk.run(bundle, reader, index)
             for w in walk.replay.sorted(by: { $0.seq < $1.seq }) {
-                guard let key = walk.key(of: w.access, in: machine) else { return nil }
+                // The simulator writes 1 to 8 bytes at a time, near the place on its platform: a trace that says
+                // otherwise was not recorded by it, and the re-run to the event tells what it holds.
+                guard (1...8).contains(w.access.size), w.access.spa >= location.platform.traceBase,
+                      let key = walk.key(of: w.access, in: machine) else { return nil }
                 try location.platform.controller.writeValue(w.access.spa - location.platform.traceBase, size: Int(w.access.size),
                                                             value: w.access.value, key: key.key)
             }
@@ -189,9 +192,8 @@ extension MemoryTimeTravel {
             guard s > base else { return }
             var needed = false
             let ref = Self.keyRef(a)
-            var block = a.spa & ~15
-            while block <= (a.spa &+ UInt64(width) &- 1) & ~15 {
-                defer { block += 16 }
+            // The blocks the write touches (one, or two for an unaligned write; none wraps: events are checked).
+            for block in Set([a.spa & ~15, (a.spa &+ UInt64(width) &- 1) & ~15]).sorted() {
                 guard var b = blocks[block], !b.done else { continue }
                 needed = true
                 if b.mixed { continue }
