@@ -109,10 +109,12 @@ extension MemoryTimeTravel {
             let key: EncryptionKey?
         }
 
-        /// A key as a write used it: none, a VM's through its vCPU, or a guest's through the PSP.
+        /// A key as a write used it: none, the one a VM's vCPU took for an ASID (a VM without SEV takes none,
+        /// whatever ASID its VMCB names), or a guest's through the PSP. Equal references mean the same key;
+        /// different ones may still be the same key (shared keys), which only costs the walk going further.
         enum KeyRef: Equatable {
             case plain
-            case asid(UInt16)
+            case vcpu(vm: UInt16, asid: UInt16)
             case psp(UInt16)
         }
 
@@ -131,7 +133,7 @@ extension MemoryTimeTravel {
         static func keyRef(_ a: MemoryAccess) -> KeyRef? {
             guard a.cbit else { return .plain }
             switch a.actor {
-            case .vcpu: return .asid(a.asid)
+            case .vcpu(let vm, _): return .vcpu(vm: vm, asid: a.asid)
             case .psp: return .psp(a.asid)
             case .hypervisor, .device: return nil
             }
@@ -142,9 +144,9 @@ extension MemoryTimeTravel {
         func key(of a: MemoryAccess, in machine: Machine) -> ResolvedKey? {
             switch Self.keyRef(a) {
             case .plain?: return ResolvedKey(key: nil)
-            case .asid(let asid)?:
+            case .vcpu(let id, let asid)?:
                 // As the vCPU takes it: a VM without SEV has no key, whatever its page tables say.
-                guard case .vcpu(let id, _) = a.actor, let vm = machine.vms.first(where: { $0.id == id }) else { return nil }
+                guard let vm = machine.vms.first(where: { $0.id == id }) else { return nil }
                 return ResolvedKey(key: vm.isSEV ? vm.platform.controller.key(forASID: asid) : nil)
             case .psp(let asid)?:
                 let platform = Int(a.spa >> 40)
