@@ -23,13 +23,16 @@ public final class Analyzer {
     private let flow: FlowDetectors
     /// Every vCPU's registers (r0-r15 and the copy latch), ``registerSlots`` each from the base
     /// ``registerBase(_:_:)`` gives: plain values in one array, so reaching them takes no reference counts.
-    private var registerTaint: [RegisterTaint] = []
+    /// The first set is scratch, where a vCPU goes once the budget for them ran out.
+    private var registerTaint = [RegisterTaint](repeating: RegisterTaint(), count: Analyzer.registerSlots)
     /// Each vCPU's base in `registerTaint`, by `vm << 16 | vcpu`.
     private var registerBases: [UInt32: Int] = [:]
     /// Per vCPU (by base / ``registerSlots``): between a #VMEXIT and the next VMRUN, register writes are
     /// the hypervisor's.
-    private var hostWrites: [Bool] = []
+    private var hostWrites = [false]
     static let registerSlots = MemoryAccess.vcpuRegisterSlots
+    /// What one vCPU's register taint costs, charged to the shadow memory's budget.
+    static let registerFileBytes = registerSlots * MemoryLayout<RegisterTaint>.stride + 64
     /// What the detectors share: VMs, ASIDs, handles, launches, mappings, and the findings.
     let context: AnalysisContext
     /// The detectors of control events that this analysis runs (see ``EventDetector``).
@@ -136,6 +139,8 @@ public final class Analyzer {
         let base: Int
         if let b = registerBases[key] {
             base = b
+        } else if !shadow.reserve(Self.registerFileBytes) {
+            return 0  // out of budget: the analysis stops at this event (``exhausted``)
         } else {
             base = registerTaint.count
             registerTaint += Array(repeating: RegisterTaint(), count: Self.registerSlots)
@@ -242,12 +247,13 @@ public final class Analyzer {
         case .and, .or, .xor:
             // Bitwise: byte i of the result depends on byte i of each operand.
             guard src < slots else { return }
-            registerTaint[base + dst].known &= registerTaint[base + src].known
-            guard registerTaint[base + src].isTainted else { return }
-            let wasTainted = registerTaint[base + dst].isTainted
+            let source = registerTaint[base + src]
+            registerTaint[base + dst].known &= source.known
+            guard source.isTainted else { return }
             var result = registerTaint[base + dst]
-            for i in 0..<8 { result.bytes[i] = table.union(result.bytes[i], registerTaint[base + src].bytes[i]) }
-            if !wasTainted { (result.origin, result.loadSPA, result.load, result.via) = (registerTaint[base + src].origin, registerTaint[base + src].loadSPA, registerTaint[base + src].load, registerTaint[base + src].via) }
+            let wasTainted = result.isTainted
+            for i in 0..<8 { result.bytes[i] = table.union(result.bytes[i], source.bytes[i]) }
+            if !wasTainted { (result.origin, result.loadSPA, result.load, result.via) = (source.origin, source.loadSPA, source.load, source.via) }
             registerTaint[base + dst] = result
         case .add, .sub:
             // Carries: byte i of the result depends on bytes 0...i of both operands.

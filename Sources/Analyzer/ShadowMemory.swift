@@ -129,7 +129,8 @@ final class ShadowMemory {
         var version: UInt32 = 0
     }
 
-    /// The most bytes of shadow state (pages and their cells). Past it the shadow stops changing and
+    /// The most bytes of shadow state (pages and their cells, and the vCPUs' register taint). Past it the
+    /// shadow stops changing and
     /// ``exhausted`` is set: the analysis can no longer be trusted and must stop.
     let maxBytes: Int
     /// The bytes of shadow state so far, as allocated (pages, their cells, and the page table's entries).
@@ -196,8 +197,9 @@ final class ShadowMemory {
         return p
     }
 
-    /// Takes `delta` more bytes from the budget, or marks it exhausted and returns false.
-    private func reserve(_ delta: Int) -> Bool {
+    /// Takes `delta` more bytes from the budget, or marks it exhausted and returns false. The analyzer
+    /// charges its per-vCPU register taint here too: a trace can name any number of vCPUs.
+    func reserve(_ delta: Int) -> Bool {
         guard !exhausted, delta <= maxBytes - bytes else {
             exhausted = true
             return false

@@ -280,6 +280,26 @@ extension FindingBoundsTests {
         #expect(!roomy.exhausted)
         #expect(AnalysisLimitError(seq: 7, maxShadowBytes: 1 << 20).description.contains("--max-shadow-memory"))
     }
+
+    @Test("register taint for every vCPU a trace names counts against the same budget: a trace naming 64K vCPUs")
+    func registerBudget() {
+        let small = Analyzer(maxShadowBytes: 1 << 20)
+        var seq: UInt64 = 0
+        for vm in 0..<UInt16(64) {
+            for vcpu in 0..<UInt16(1024) {
+                small.process(TraceEvent(seq: seq, cycle: seq, body: .registerOp(RegisterOp(vm: vm, vcpu: vcpu, op: .loadImmediate,
+                                                                                          dst: 1, src: MemoryAccess.noRegister, result: 7))))
+                seq += 1
+            }
+        }
+        #expect(small.exhausted, "64K register files fit in 1 MiB of budget")
+        let roomy = Analyzer(maxShadowBytes: 1 << 20)
+        for vcpu in 0..<UInt16(64) {
+            roomy.process(TraceEvent(seq: UInt64(vcpu), cycle: 0, body: .registerOp(RegisterOp(vm: 0, vcpu: vcpu, op: .move, dst: 1, src: 2,
+                                                                                               result: 0))))
+        }
+        #expect(!roomy.exhausted)
+    }
 }
 
 extension DetectorTests {
