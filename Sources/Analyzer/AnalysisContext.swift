@@ -26,7 +26,7 @@ final class AnalysisContext {
     /// Which VMs finished their launch, by VM id (looked up on every fetch, so an array, not a set).
     private(set) var launchedVMs: [Bool] = []
     /// Each VM's memory as the hypervisor mapped it at creation: (first guest page, first frame, pages, event).
-    var mappings: [(vm: UInt16, gpaPage: UInt64, spaPage: UInt64, pages: UInt64, seq: UInt64)] = []
+    var mappings = NPTMappings()
     /// Each platform's C-bit position, from its power-on record.
     var platformCbit: [UInt8: UInt8] = [:]
 
@@ -56,7 +56,7 @@ final class AnalysisContext {
     /// The guest physical address a system physical address was first mapped at.
     func homeGPA(of spa: UInt64) -> UInt64? {
         let frame = spa >> 12
-        guard let m = mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return nil }
+        guard let m = mappings.first(containing: frame) else { return nil }
         return (frame - m.spaPage + m.gpaPage) << 12 | (spa & 0xFFF)
     }
 

@@ -85,6 +85,9 @@ public final class Analyzer {
     private var replays = CiphertextReplays()
     /// Shared ranges the guest declared it fills on purpose (SWIOTLB bounce slots).
     private var handovers: [(vm: UInt16, spa: UInt64, length: UInt64)] = []
+    private var handoverPeak = 0
+    /// What a kept mapping or hand-over costs, charged to the shadow memory's budget.
+    static let mappingBytes = 96
     /// What the PSP read on its data and transport paths during the current command, byte by byte, in
     /// order: the next bytes it writes on those paths carry these labels.
     private var pspQueue: [(set: LabelTable.SetID, origin: UInt64)] = []
@@ -217,6 +220,11 @@ public final class Analyzer {
         case .handover(let h):
             handovers.removeAll { $0.spa < h.spa + h.length && h.spa < $0.spa + $0.length }
             handovers.append((h.vm, h.spa, h.length))
+            // The ranges handed over and still live are charged too (the most at once is what counts).
+            if handovers.count > handoverPeak {
+                handoverPeak = handovers.count
+                _ = shadow.reserve(Self.mappingBytes)
+            }
         case .cacheOp(let c):
             cacheOp(c)
         case .cbitChange(let c):
@@ -483,7 +491,10 @@ public final class Analyzer {
     /// A nested-page-table change: mappings as created are kept; a remap may move a launched guest's
     /// page (NPT_REMAP).
     private func nptChange(_ n: NPTChange, seq: UInt64) {
-        if n.op == .map { context.mappings.append((n.vm, n.gpa >> 12, n.spa >> 12, n.pages, seq)) }
+        // Each mapping kept is charged to the shadow budget: a trace can make any number of them.
+        if n.op == .map, context.mappings.add(.init(vm: n.vm, gpaPage: n.gpa >> 12, spaPage: n.spa >> 12, pages: n.pages, seq: seq)) {
+            _ = shadow.reserve(Self.mappingBytes)
+        }
         for d in eventDetectors.nptChange { d.nptChange(n, seq: seq) }
         if n.op == .remap { flow.nptRemap?.remap(n, seq: seq, table: &table) }
     }

@@ -10,7 +10,7 @@ final class NptRemapDetector: ContextDetector, EventDetector {
     /// A remap of `n.pages` guest pages at `n.gpa` onto `n.spa`.
     func remap(_ n: NPTChange, seq: UInt64, table: inout LabelTable) {
         let frame = n.spa >> 12
-        guard let owner = context.mappings.first(where: { frame >= $0.spaPage && frame < $0.spaPage + $0.pages }) else { return }
+        guard let owner = context.mappings.first(containing: frame) else { return }
         guard context.isLaunched(n.vm) || (owner.vm != n.vm && context.isLaunched(owner.vm)) else { return }
         let ownerGPA = (frame - owner.spaPage + owner.gpaPage) << 12
         let severity: Severity
