@@ -9,7 +9,7 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: "Past this many findings, further hits are counted per detector instead of listed.")
     var maxFindings: Int = 100_000
 
-    @Option(help: "The most memory, in bytes, the analyzer's shadow state may take.")
+    @Option(help: "The most memory, in bytes, the analyzer's shadow state may take (shadow pages, register taint, mappings).")
     var maxShadowMemory: Int = 2 << 30
 
     func validate() throws {
