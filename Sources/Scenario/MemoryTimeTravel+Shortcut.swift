@@ -44,8 +44,8 @@ extension MemoryTimeTravel {
         return try simulate(reader, to: base, limits: limits) { machine -> View? in
             let location = try locate(machine, seq: seq, place, length: length)
             guard location.platform.config.cacheBytes == 0 else { return nil }
-            let walk = try WriteWalk(location: location, seq: seq, base: base)
-            try walk.run(bundle, reader, index)
+            let walk = WriteWalk(spa: location.locals.map { $0 + location.platform.traceBase }, seq: seq, base: base)
+            try walk.run(reader, index)
             for w in walk.replay.sorted(by: { $0.seq < $1.seq }) {
                 // The simulator writes 1 to 8 bytes at a time, near the place on its platform: a trace that says
                 // otherwise was not recorded by it, and the re-run to the event tells what it holds.
@@ -118,9 +118,8 @@ extension MemoryTimeTravel {
             case psp(UInt16)
         }
 
-        init(location: Location, seq: UInt64, base: UInt64) throws {
-            (self.seq, self.base) = (seq, base)
-            spa = location.locals.map { $0 + location.platform.traceBase }
+        init(spa: [UInt64], seq: UInt64, base: UInt64) {
+            (self.spa, self.seq, self.base) = (spa, seq, base)
             let n = spa.count
             (data, lastWrite, cbit, writeASID) = ([UInt8](repeating: 0, count: n), Array(repeating: nil, count: n),
                                                   Array(repeating: false, count: n), Array(repeating: 0, count: n))
@@ -158,20 +157,24 @@ extension MemoryTimeTravel {
 
         /// Walks the chunks the index says write the view's pages (or the page before: an access starts
         /// at most 7 bytes before what it touches), latest first, until every byte has its last writer and
-        /// every block is settled or reaches back to `base`.
-        func run(_ bundle: TraceBundle, _ reader: TraceReader, _ index: TraceIndex) throws {
+        /// every block is settled or reaches back to `base`. Without an index (or one that cannot answer),
+        /// every chunk up to `seq`'s.
+        func run(_ reader: TraceReader, _ index: TraceIndex?) throws {
             guard let last = try reader.chunk(containing: seq) else { return }
             let pages = Set(spa.flatMap { [$0 >> 12, ($0 >> 12) &- 1] }).sorted()
             let list = pages.map(String.init).joined(separator: ",")
-            let rows = try index.database.prepare(
+            let listed = try? index?.database.prepare(
                 "SELECT DISTINCT chunk FROM page_chunks WHERE spa_page IN (\(list)) AND writes > 0 AND chunk <= ?1 ORDER BY chunk DESC"
-            ).rows([.integer(Int64(last.index))])
+            ).rows([.integer(Int64(last.index))]).compactMap { row -> Int? in
+                if case .integer(let c)? = row.first, c >= 0, c <= Int64(last.index) { Int(c) } else { nil }
+            }
+            let chunks = listed ?? Array((0...last.index).reversed())
             guard let low = spa.min(), let high = spa.max() else { return }
             let filter = WritesNear(low: (low & ~15) >= 7 ? (low & ~15) - 7 : 0, high: high | 15)
             var indexesBySPA: [UInt64: [Int]] = [:]
             for (i, a) in spa.enumerated() { indexesBySPA[a, default: []].append(i) }
-            for row in rows {
-                guard case .integer(let c)? = row.first, c >= 0, let info = try reader.chunkInfo(Int(c)) else { continue }
+            for c in chunks {
+                guard let info = try reader.chunkInfo(c) else { continue }
                 for e in try reader.events(of: info, keep: filter).reversed() where e.seq <= seq {
                     guard case .memoryAccess(let a) = e.body else { continue }
                     take(a, seq: e.seq, indexesBySPA)

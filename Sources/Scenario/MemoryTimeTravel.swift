@@ -82,7 +82,10 @@ public enum MemoryTimeTravel {
             return view
         }
         var view = try simulate(reader, to: seq, limits: limits) { try read($0, seq: seq, place, length: length) }
-        try applyWrites(bundle, reader, upTo: seq, to: &view)
+        // The data and last writers, walking back from `seq` (nothing to replay: the machine is at `seq`).
+        let walk = WriteWalk(spa: view.spa, seq: seq, base: seq)
+        try walk.run(reader, try? bundle.index())
+        (view.data, view.lastWrite, view.cbit, view.writeASID) = (walk.data, walk.lastWrite, walk.cbit, walk.writeASID)
         return view
     }
 
@@ -199,43 +202,6 @@ public enum MemoryTimeTravel {
                     data: [UInt8](repeating: 0, count: length), lastWrite: Array(repeating: nil, count: length),
                     cbit: Array(repeating: false, count: length), writeASID: Array(repeating: 0, count: length), asid: location.vm?.asid,
                     dram: dram, decrypted: decrypted, cached: platform.config.cacheBytes > 0)
-    }
-
-    /// Fills `data`, `lastWrite` and `cbit` from the trace's writes up to `seq`, decoding only the chunks
-    /// the index says touched the pages (all of them without an index).
-    private static func applyWrites(_ bundle: TraceBundle, _ reader: TraceReader, upTo seq: UInt64, to view: inout View) throws {
-        var indexesBySPA: [UInt64: [Int]] = [:]  // system physical address → the view's byte indexes
-        for (i, a) in view.spa.enumerated() { indexesBySPA[a, default: []].append(i) }
-        let pages = Set(view.spa.map { $0 >> 12 })
-        var chunks: [Int]?
-        if let index = try? bundle.index() {
-            // An access of up to 8 bytes starts at most 7 bytes before a page it touches.
-            let wanted = Set(pages.flatMap { [$0, $0 &- 1] }).sorted()
-            let list = wanted.map(String.init).joined(separator: ",")
-            if let rows = try? index.database.prepare("SELECT DISTINCT chunk FROM page_chunks WHERE spa_page IN (\(list)) ORDER BY chunk").rows() {
-                chunks = rows.compactMap { if case .integer(let c) = $0.first, c >= 0 { Int(c) } else { nil } }
-            }
-        }
-        func apply(_ e: TraceEvent) {
-            guard e.seq <= seq, case .memoryAccess(let a) = e.body, !a.kind.isRead else { return }
-            for k in 0..<min(Int(a.size), 8) {
-                guard let indexes = indexesBySPA[a.spa &+ UInt64(k)] else { continue }
-                for i in indexes {
-                    view.data[i] = UInt8(truncatingIfNeeded: a.value >> UInt64(8 * k))
-                    view.lastWrite[i] = e.seq
-                    view.cbit[i] = a.cbit
-                    view.writeASID[i] = a.asid
-                }
-            }
-        }
-        // Both cores decode, keeping only writes that can reach the view's bytes.
-        guard let low = view.spa.min(), let high = view.spa.max() else { return }
-        let prefetcher = ChunkPrefetcher(reader: reader, chunks: chunks.map { .listed($0) } ?? .following(0), upper: seq,
-                                         keep: { WritesNear(low: low >= 7 ? low - 7 : 0, high: high) }, decoders: 2)
-        defer { prefetcher.stop() }
-        while let (_, events) = try prefetcher.next() {
-            for e in events { apply(e) }
-        }
     }
 
     /// Keeps the writes that start within `[low, high]` (system physical).
