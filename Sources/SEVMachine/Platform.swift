@@ -10,8 +10,11 @@ public final class Platform {
     public let config: PlatformConfig
     public let memory: PhysicalMemory
     public let controller: MemoryController
-    /// The machine owns its platforms (unchecked: every event goes through it).
-    unowned(unsafe) let machine: Machine
+    /// The machine owns its platforms, so this reference is unretained: every event goes through it, and
+    /// ``emit(_:cost:)`` reaches it without reference counting.
+    let machineRef: Unretained<Machine>
+    /// The machine this platform belongs to.
+    var machine: Machine { machineRef.object }
     /// What this platform adds to its system physical addresses in events.
     public let traceBase: UInt64
     /// The cores' caches, when the platform has them.
@@ -43,7 +46,7 @@ public final class Platform {
         self.config = config
         self.memory = PhysicalMemory(size: config.memoryBytes)
         self.controller = MemoryController(memory: memory, asidCount: Int(config.maxSEVASID) + 1)
-        self.machine = machine
+        self.machineRef = Unretained(machine)
         self.traceBase = UInt64(id) << 40
         caches = config.cacheBytes > 0
             ? CoreCaches(cores: config.cores, bytes: config.cacheBytes, ways: 8, controller: controller) : nil
@@ -72,10 +75,10 @@ public final class Platform {
 
     /// A CPU-side load (a vCPU or the host) on `core`: through its cache when there is one, tagged with `keyID`.
     @inline(__always)
-    func cpuLoad(_ spa: UInt64, size: Int, key: EncryptionKey?, keyID: UInt16, core: Int) throws(MachineError) -> UInt64 {
-        guard let caches else { return try controller.readValue(spa, size: size, key: key) }
+    func cpuLoad(_ spa: UInt64, size: Int, key: KeySchedule?, keyID: UInt16, core: Int) throws(MachineError) -> UInt64 {
+        guard let caches else { return try controller.readValue(spa, size: size, schedule: key) }
         try memory.check(spa, size)
-        return caches.read(core: core, spa, size: size, key: key, keyID: key == nil ? 0 : keyID)
+        return caches.read(core: core, spa, size: size, key: key?.owner, keyID: key == nil ? 0 : keyID)
     }
 
     /// CLFLUSH of `[spa, spa + count)`: the lines tagged `keyID` go back to memory and out of every core's cache.
@@ -98,7 +101,11 @@ public final class Platform {
 
     /// Reports an event that took `cost` cycles.
     @inline(__always)
-    func emit(_ body: EventBody, cost: UInt64) { machine.emit(body, cost: cost) }
+    func emit(_ body: EventBody, cost: UInt64) { machineRef.with { $0.emit(body, cost: cost) } }
+
+    /// Counts a step of the machine's work (``Machine/countSteps(_:)``).
+    @inline(__always)
+    func countSteps() throws(MachineError) { try machineRef.with { (m) throws(MachineError) in try m.countSteps() } }
 
     /// A system physical address as events show it.
     @inline(__always)
@@ -123,9 +130,9 @@ public final class Platform {
     @inline(__always)
     func read(actor: Actor, vm: UInt16, asid: UInt16, kind: AccessKind, gva: UInt64, gpa: UInt64, spa: UInt64,
               size: Int, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
-              key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) -> UInt64 {
+              key: KeySchedule?, cost: UInt64 = Cost.access) throws(MachineError) -> UInt64 {
         let value: UInt64
-        if case .vcpu = actor {} else { try machine.countSteps() }  // a guest's accesses are paid by its instructions
+        if case .vcpu = actor {} else { try countSteps() }  // a guest's accesses are paid by its instructions
         switch actor {
         case .vcpu, .hypervisor:
             value = try cpuLoad(spa, size: size, key: key, keyID: asid, core: core(of: actor))
@@ -133,7 +140,7 @@ public final class Platform {
             // Devices and the PSP snoop the unkeyed lines; what the PSP reads under a guest key comes
             // from memory, past the CPU caches.
             if key == nil { caches?.snoop(spa, invalidate: false) }
-            value = try controller.readValue(spa, size: size, key: key)
+            value = try controller.readValue(spa, size: size, schedule: key)
         }
         emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: traced(spa),
                                         size: UInt32(size), cbit: cbit, reason: reason, register: register, value: value)),
@@ -145,18 +152,18 @@ public final class Platform {
     @inline(__always)
     func write(actor: Actor, vm: UInt16, asid: UInt16, kind: AccessKind, gva: UInt64, gpa: UInt64, spa: UInt64,
                size: Int, value: UInt64, cbit: Bool, reason: CbitReason, register: UInt8 = MemoryAccess.noRegister,
-               key: EncryptionKey?, cost: UInt64 = Cost.access) throws(MachineError) {
+               key: KeySchedule?, cost: UInt64 = Cost.access) throws(MachineError) {
         let v = size == 8 ? value : value & ((1 << UInt64(8 * size)) - 1)
-        if case .vcpu = actor {} else { try machine.countSteps() }
+        if case .vcpu = actor {} else { try countSteps() }
         switch (actor, caches) {
         case (.vcpu, let caches?), (.hypervisor, let caches?):
             try memory.check(spa, size)
-            caches.write(core: core(of: actor), spa, size: size, value: v, key: key, keyID: key == nil ? 0 : asid)
+            caches.write(core: core(of: actor), spa, size: size, value: v, key: key?.owner, keyID: key == nil ? 0 : asid)
         case (.device, let caches?), (.psp, let caches?):
             if key == nil { caches.snoop(spa, invalidate: true) }
-            try controller.writeValue(spa, size: size, value: v, key: key)
+            try controller.writeValue(spa, size: size, value: v, schedule: key)
         default:
-            try controller.writeValue(spa, size: size, value: v, key: key)
+            try controller.writeValue(spa, size: size, value: v, schedule: key)
         }
         emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm, asid: asid, kind: kind, gva: gva, gpa: gpa, spa: traced(spa),
                                         size: UInt32(size), cbit: cbit, reason: reason, register: register, value: v)),

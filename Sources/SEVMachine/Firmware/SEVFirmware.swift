@@ -228,7 +228,7 @@ public final class SEVFirmware {
         for (offset, size) in try Platform.granules(start: spa, count: count) {
             let v = try platform.read(actor: .psp, vm: MemoryAccess.noVM, asid: key == nil ? 0 : asid, kind: .read,
                                       gva: 0, gpa: 0, spa: spa + UInt64(offset), size: size, cbit: key != nil,
-                                      reason: .firmware, register: register, key: key, cost: Platform.Cost.pspAccess)
+                                      reason: .firmware, register: register, key: key?.schedule, cost: Platform.Cost.pspAccess)
             Platform.store(v, into: &out, at: offset, size: size)
         }
         return out
@@ -243,7 +243,7 @@ public final class SEVFirmware {
             try platform.write(actor: .psp, vm: MemoryAccess.noVM, asid: key == nil ? 0 : asid, kind: .write, gva: 0,
                                gpa: 0, spa: spa + UInt64(offset), size: size,
                                value: Platform.value(bytes, at: offset, size: size), cbit: key != nil,
-                               reason: .firmware, register: register, key: key, cost: Platform.Cost.pspAccess)
+                               reason: .firmware, register: register, key: key?.schedule, cost: Platform.Cost.pspAccess)
         }
     }
 

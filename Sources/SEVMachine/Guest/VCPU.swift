@@ -7,7 +7,8 @@ public final class VCPU {
     // The VM owns its vCPUs and the machine owns the VM's platform, so neither can go first; unchecked
     // references spare the reference counting on every instruction and access.
     unowned(unsafe) let vm: VirtualMachine
-    unowned(unsafe) let platform: Platform
+    private let platformRef: Unretained<Platform>
+    var platform: Platform { platformRef.object }
     public let index: UInt16
     /// r0-r15, then the string-copy latch.
     public internal(set) var registers = [UInt64](repeating: 0, count: MemoryAccess.vcpuRegisterSlots)
@@ -33,7 +34,7 @@ public final class VCPU {
     init(vm: VirtualMachine, index: UInt16, platform: Platform) {
         self.vm = vm
         self.index = index
-        self.platform = platform
+        self.platformRef = Unretained(platform)
         self.controller = platform.controller
     }
 
@@ -42,10 +43,10 @@ public final class VCPU {
     /// The platform's memory controller (owned by the platform, as this vCPU is).
     unowned(unsafe) let controller: MemoryController
     /// The key accesses with the C-bit set use (the VEK loaded for the ASID, nil for a VM without SEV),
-    /// taken again whenever the ASID or any key slot changed (the controller's generation): unchecked,
-    /// because it is never used before that check (``refreshKey()``), so a key taken out of its slot is
-    /// never touched, and holding it costs no reference counting per access.
-    unowned(unsafe) private var currentKey: EncryptionKey?
+    /// taken again whenever the ASID or any key slot changed (the controller's generation): a plain
+    /// ``KeySchedule``, never used before that check (``refreshKey()``), so a key taken out of its slot
+    /// is never touched, and holding it costs no reference counting per access.
+    private var currentKey: KeySchedule?
     private var currentKeyASID = UInt16.max
     private var currentKeyGeneration = UInt64.max
 
@@ -54,7 +55,7 @@ public final class VCPU {
     private func refreshKey() {
         let asid = self.asid
         guard currentKeyGeneration != controller.keyGeneration || currentKeyASID != asid else { return }
-        currentKey = vm.isSEV ? controller.key(forASID: asid) : nil
+        currentKey = vm.isSEV ? controller.key(forASID: asid)?.schedule : nil
         currentKeyASID = asid
         currentKeyGeneration = controller.keyGeneration
     }
@@ -270,24 +271,22 @@ public final class VCPU {
     func load(gva: UInt64, size: Int, register: UInt8) throws(MachineError) -> UInt64 {
         let t = try translate(gva)
         refreshKey()
-        guard t.cbit else {
-            return try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
-                                     size: size, cbit: false, reason: t.reason, register: register, key: nil)
+        let (actor, vmID, asid, key) = (self.actor, vm.id, self.asid, t.cbit ? currentKey : nil)
+        return try platformRef.with { (platform) throws(MachineError) in
+            try platform.read(actor: actor, vm: vmID, asid: asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
+                              size: size, cbit: t.cbit, reason: t.reason, register: register, key: key)
         }
-        return try platform.read(actor: actor, vm: vm.id, asid: asid, kind: .read, gva: gva, gpa: t.gpa, spa: t.spa,
-                                 size: size, cbit: true, reason: t.reason, register: register, key: currentKey)
     }
 
     @inline(__always)
     func store(gva: UInt64, size: Int, value: UInt64, register: UInt8) throws(MachineError) {
         let t = try translate(gva)
         refreshKey()
-        guard t.cbit else {
-            return try platform.write(actor: actor, vm: vm.id, asid: asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
-                                      size: size, value: value, cbit: false, reason: t.reason, register: register, key: nil)
+        let (actor, vmID, asid, key) = (self.actor, vm.id, self.asid, t.cbit ? currentKey : nil)
+        try platformRef.with { (platform) throws(MachineError) in
+            try platform.write(actor: actor, vm: vmID, asid: asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
+                               size: size, value: value, cbit: t.cbit, reason: t.reason, register: register, key: key)
         }
-        try platform.write(actor: actor, vm: vm.id, asid: asid, kind: .write, gva: gva, gpa: t.gpa, spa: t.spa,
-                           size: size, value: value, cbit: true, reason: t.reason, register: register, key: currentKey)
     }
 
     /// Fetches the 16-byte instruction at rip. Instruction fetches are always private.
@@ -295,13 +294,17 @@ public final class VCPU {
         let t = try translate(rip)
         let reason: CbitReason = mode.walksGuestPageTables ? .forcedFetch : .forcedNonPaged
         refreshKey()
-        let core = Int(index) % platform.config.cores
-        let lo = try platform.cpuLoad(t.spa, size: 8, key: currentKey, keyID: asid, core: core)
-        let hi = try platform.cpuLoad(t.spa + 8, size: 8, key: currentKey, keyID: asid, core: core)
-        platform.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vm.id, asid: asid, kind: .fetch, gva: rip,
-                                                gpa: t.gpa, spa: platform.traced(t.spa), size: UInt32(Instruction.size), cbit: vm.isSEV,
-                                                reason: reason, value: lo)),
-                     cost: Platform.Cost.instruction)
+        let (actor, vmID, asid, key, rip, cbit) = (self.actor, vm.id, self.asid, currentKey, self.rip, vm.isSEV)
+        let (lo, hi) = try platformRef.with { (platform) throws(MachineError) in
+            let core = Int(index) % platform.config.cores
+            let lo = try platform.cpuLoad(t.spa, size: 8, key: key, keyID: asid, core: core)
+            let hi = try platform.cpuLoad(t.spa + 8, size: 8, key: key, keyID: asid, core: core)
+            platform.emit(.memoryAccess(MemoryAccess(actor: actor, vm: vmID, asid: asid, kind: .fetch, gva: rip,
+                                                    gpa: t.gpa, spa: platform.traced(t.spa), size: UInt32(Instruction.size), cbit: cbit,
+                                                    reason: reason, value: lo)),
+                          cost: Platform.Cost.instruction)
+            return (lo, hi)
+        }
         guard rip & 0xF == 0, let insn = Instruction.decode(lo, hi) else {
             throw .invalidInstruction(vm: vm.name, vcpu: Int(index), rip: rip, opcode: UInt8(truncatingIfNeeded: lo))
         }
@@ -310,8 +313,8 @@ public final class VCPU {
 
     func registerOp(_ op: RegisterOpKind, dst: UInt8, src: UInt8, result: UInt64) {
         registers[Int(dst)] = result
-        platform.emit(.registerOp(RegisterOp(vm: vm.id, vcpu: index, op: op, dst: dst, src: src, result: result)),
-                     cost: Platform.Cost.instruction)
+        let body = EventBody.registerOp(RegisterOp(vm: vm.id, vcpu: index, op: op, dst: dst, src: src, result: result))
+        platformRef.with { $0.emit(body, cost: Platform.Cost.instruction) }
     }
 
     // MARK: - Running
@@ -376,7 +379,7 @@ public final class VCPU {
     /// Executes one instruction.
     func step() throws(MachineError) {
         do {
-            try platform.machine.countSteps()
+            try platformRef.with { (platform) throws(MachineError) in try platform.countSteps() }
             let insn = try fetch()
             steps += 1
             do {
@@ -416,7 +419,7 @@ public final class VCPU {
         case .copy:
             let c = Int(insn.c)
             while registers[c] != 0 {
-                try platform.machine.countSteps()
+                try platformRef.with { (platform) throws(MachineError) in try platform.countSteps() }
                 let v = try load(gva: registers[b], size: 8, register: Instruction.copyLatch)
                 registers[Int(Instruction.copyLatch)] = v
                 try store(gva: registers[a], size: 8, value: v, register: Instruction.copyLatch)

@@ -9,10 +9,12 @@ public final class MemoryController {
     public let memory: PhysicalMemory
     /// Key slots by ASID; slot 0 is the host's (SME) key, empty while SME is off.
     private var slots: [EncryptionKey?]
-    /// Slot 0, kept apart for the hot path: what every access without a guest key is encrypted with.
-    private var hostKey: EncryptionKey?
-    private let tweakLo: [UInt64]
-    private let tweakHi: [UInt64]
+    /// Slot 0's schedule, kept apart for the hot path: what every access without a guest key is
+    /// encrypted with (the slot keeps the key alive).
+    private var hostKey: KeySchedule?
+    /// The per-bit tweak constants: the low halves at 0..<64, the high halves at 64..<128. A fixed
+    /// allocation rather than arrays, so the hot path reads them without reference counting.
+    private let tweaks: UnsafeMutablePointer<UInt64>
 
     public init(memory: PhysicalMemory, asidCount: Int) {
         self.memory = memory
@@ -30,9 +32,15 @@ public final class MemoryController {
                 hi[bit] |= UInt64(block[8 + i]) << UInt64(8 * i)
             }
         }
-        tweakLo = lo
-        tweakHi = hi
+        tweaks = .allocate(capacity: 128)
+        tweaks.initialize(repeating: 0, count: 128)
+        for bit in 0..<64 {
+            tweaks[bit] = lo[bit]
+            tweaks[64 + bit] = hi[bit]
+        }
     }
+
+    deinit { tweaks.deallocate() }
 
     /// The key loaded for `asid`, if any.
     public func key(forASID asid: UInt16) -> EncryptionKey? {
@@ -46,7 +54,7 @@ public final class MemoryController {
     public func setKey(_ key: EncryptionKey?, forASID asid: UInt16) {
         keyGeneration &+= 1
         slots[Int(asid)] = key
-        if asid == 0 { hostKey = key }
+        if asid == 0 { hostKey = key?.schedule }
     }
 
     @inline(__always)
@@ -55,8 +63,8 @@ public final class MemoryController {
         var bits = pa & ~0xF
         while bits != 0 {
             let i = bits.trailingZeroBitCount
-            lo ^= tweakLo[i]
-            hi ^= tweakHi[i]
+            lo ^= tweaks[i]
+            hi ^= tweaks[64 + i]
             bits &= bits - 1
         }
         return (lo, hi)
@@ -64,7 +72,7 @@ public final class MemoryController {
 
     /// Loads the 16-byte block at `blockPA` into `buf`, decrypting it with `key` when there is one.
     @inline(__always)
-    private func loadBlock(_ blockPA: UInt64, _ buf: UnsafeMutablePointer<UInt64>, key: EncryptionKey?) {
+    private func loadBlock(_ blockPA: UInt64, _ buf: UnsafeMutablePointer<UInt64>, key: KeySchedule?) {
         memory.load(blockPA, into: buf, count: 16)
         if let key {
             key.decrypt(UnsafeMutableRawPointer(buf).assumingMemoryBound(to: UInt8.self))
@@ -76,7 +84,7 @@ public final class MemoryController {
 
     /// Stores the plaintext block in `buf` at `blockPA`, encrypting it with `key` when there is one.
     @inline(__always)
-    private func storeBlock(_ blockPA: UInt64, _ buf: UnsafeMutablePointer<UInt64>, key: EncryptionKey?) {
+    private func storeBlock(_ blockPA: UInt64, _ buf: UnsafeMutablePointer<UInt64>, key: KeySchedule?) {
         if let key {
             let (lo, hi) = tweak(blockPA)
             buf[0] ^= lo.littleEndian
@@ -88,13 +96,20 @@ public final class MemoryController {
 
     /// Reads `count` bytes at `spa` into `out`.
     public func read(_ spa: UInt64, count: Int, key: EncryptionKey?, into out: UnsafeMutableRawPointer) throws(MachineError) {
+        try read(spa, count: count, schedule: key?.schedule, into: out)
+    }
+
+    /// The same, with the key as the memory path passes it.
+    @inline(__always)
+    func read(_ spa: UInt64, count: Int, schedule key: KeySchedule?, into out: UnsafeMutableRawPointer) throws(MachineError) {
         try memory.check(spa, count)
         guard let key = key ?? hostKey else {
             memory.load(spa, into: out, count: count)
             return
         }
-        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2) { block in
-            let buf = block.baseAddress!
+        var block: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutablePointer(to: &block) { b in
+            let buf = UnsafeMutableRawPointer(b).assumingMemoryBound(to: UInt64.self)
             var done = 0
             while done < count {
                 let pa = spa + UInt64(done)
@@ -110,13 +125,20 @@ public final class MemoryController {
 
     /// Writes `count` bytes from `src` at `spa` (read-modify-write of partial blocks under a key).
     public func write(_ spa: UInt64, count: Int, key: EncryptionKey?, from src: UnsafeRawPointer) throws(MachineError) {
+        try write(spa, count: count, schedule: key?.schedule, from: src)
+    }
+
+    /// The same, with the key as the memory path passes it.
+    @inline(__always)
+    func write(_ spa: UInt64, count: Int, schedule key: KeySchedule?, from src: UnsafeRawPointer) throws(MachineError) {
         try memory.check(spa, count)
         guard let key = key ?? hostKey else {
             memory.store(spa, from: src, count: count)
             return
         }
-        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2) { block in
-            let buf = block.baseAddress!
+        var block: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutablePointer(to: &block) { b in
+            let buf = UnsafeMutableRawPointer(b).assumingMemoryBound(to: UInt64.self)
             var done = 0
             while done < count {
                 let pa = spa + UInt64(done)
@@ -132,18 +154,28 @@ public final class MemoryController {
     }
 
     /// Reads a little-endian value of `size` (1 to 8) bytes.
-    @inline(__always)
     public func readValue(_ spa: UInt64, size: Int, key: EncryptionKey?) throws(MachineError) -> UInt64 {
+        try readValue(spa, size: size, schedule: key?.schedule)
+    }
+
+    /// The same, with the key as the memory path passes it.
+    @inline(__always)
+    func readValue(_ spa: UInt64, size: Int, schedule key: KeySchedule?) throws(MachineError) -> UInt64 {
         var v: UInt64 = 0
-        try withUnsafeMutableBytes(of: &v) { (p) throws(MachineError) in try read(spa, count: size, key: key, into: p.baseAddress!) }
+        try withUnsafeMutableBytes(of: &v) { (p) throws(MachineError) in try read(spa, count: size, schedule: key, into: p.baseAddress!) }
         return UInt64(littleEndian: v)
     }
 
     /// Writes the low `size` (1 to 8) bytes of `value`, little-endian.
-    @inline(__always)
     public func writeValue(_ spa: UInt64, size: Int, value: UInt64, key: EncryptionKey?) throws(MachineError) {
+        try writeValue(spa, size: size, value: value, schedule: key?.schedule)
+    }
+
+    /// The same, with the key as the memory path passes it.
+    @inline(__always)
+    func writeValue(_ spa: UInt64, size: Int, value: UInt64, schedule key: KeySchedule?) throws(MachineError) {
         var v = value.littleEndian
-        try withUnsafeBytes(of: &v) { (p) throws(MachineError) in try write(spa, count: size, key: key, from: p.baseAddress!) }
+        try withUnsafeBytes(of: &v) { (p) throws(MachineError) in try write(spa, count: size, schedule: key, from: p.baseAddress!) }
     }
 
     /// Reads bytes.
