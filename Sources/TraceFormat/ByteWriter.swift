@@ -62,6 +62,21 @@ public struct ByteWriter: Sendable {
         varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 
+    /// Lets `body` append at most `maxBytes` bytes through a ``ByteCursor`` straight into the storage:
+    /// one capacity check and one uniqueness check for a whole event rather than one per byte.
+    /// `maxBytes` must bound what `body` writes (checked once `body` returns, too late to be a guard: the
+    /// bound comes from the layout, never from input).
+    @inline(__always) mutating func append(atMost maxBytes: Int, _ body: (inout ByteCursor) -> Void) {
+        reserve(maxBytes)
+        let start = count
+        count = storage.withUnsafeMutableBufferPointer { buffer in
+            var cursor = ByteCursor(buffer.baseAddress! + start)
+            body(&cursor)
+            return start + cursor.written
+        }
+        precondition(count - start <= maxBytes, "an event was encoded longer than its layout allows")
+    }
+
     /// Appends a length-prefixed byte string.
     public mutating func blob(_ data: [UInt8]) {
         varint(UInt64(data.count))
@@ -80,5 +95,42 @@ public struct ByteWriter: Sendable {
             n += 1
         }
         count = n
+    }
+}
+
+/// Appends to storage a ``ByteWriter`` reserved (``ByteWriter/append(atMost:_:)``), without checks.
+struct ByteCursor {
+    private let base: UnsafeMutablePointer<UInt8>
+    /// Bytes written so far.
+    private(set) var written = 0
+
+    init(_ base: UnsafeMutablePointer<UInt8>) { self.base = base }
+
+    @inline(__always) mutating func u8(_ v: UInt8) {
+        base[written] = v
+        written += 1
+    }
+
+    /// Eight little-endian bytes.
+    @inline(__always) mutating func u64(_ v: UInt64) {
+        UnsafeMutableRawPointer(base + written).storeBytes(of: v.littleEndian, as: UInt64.self)
+        written += 8
+    }
+
+    /// An unsigned LEB128 varint (at most 10 bytes).
+    @inline(__always) mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            base[written] = UInt8(truncatingIfNeeded: v) | 0x80
+            v >>= 7
+            written += 1
+        }
+        base[written] = UInt8(v)
+        written += 1
+    }
+
+    /// A signed value as a zig-zag varint.
+    @inline(__always) mutating func zigzag(_ value: Int64) {
+        varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 }

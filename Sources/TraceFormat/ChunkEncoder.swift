@@ -27,11 +27,29 @@ public struct ChunkEncoder {
 
     /// Encodes one event; returns a chunk when this event filled one.
     public mutating func append(cycle: UInt64, _ body: EventBody) -> RawChunk? {
+        begin(cycle: cycle)
+        encoder.encode(cycle: cycle, body, into: &buffer)
+        return end(cycle: cycle)
+    }
+
+    /// The same for a memory access, the common event, without going through ``EventBody``.
+    @inline(__always)
+    public mutating func append(cycle: UInt64, access: MemoryAccess) -> RawChunk? {
+        begin(cycle: cycle)
+        encoder.encode(cycle: cycle, access: access, into: &buffer)
+        return end(cycle: cycle)
+    }
+
+    @inline(__always)
+    private mutating func begin(cycle: UInt64) {
         if buffer.count == 0 {
             chunkFirstSeq = nextSeq
             chunkFirstCycle = cycle
         }
-        encoder.encode(cycle: cycle, body, into: &buffer)
+    }
+
+    @inline(__always)
+    private mutating func end(cycle: UInt64) -> RawChunk? {
         chunkLastCycle = cycle
         nextSeq += 1
         return buffer.count >= chunkBytes ? close() : nil

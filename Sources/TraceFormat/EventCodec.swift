@@ -129,49 +129,72 @@ public struct EventEncoder: Sendable {
     /// Starts a new chunk: the next event is encoded against zero.
     public mutating func reset() { state = EventCodec.State() }
 
+    /// The longest encoding of a memory access: tag, Δcycle (10), kind, actor (1 + 3 + 3), VM and ASID
+    /// (3 each), three address deltas (10 each), size (5), register (1), value (10).
+    static let maxAccessBytes = 1 + 10 + 1 + 7 + 6 + 30 + 5 + 1 + 10
+
+    /// Appends the encoding of one memory access, the common event, without going through
+    /// ``EventBody`` (the same bytes as ``encode(cycle:_:into:)`` gives it).
+    @inline(__always)
+    public mutating func encode(cycle: UInt64, access a: MemoryAccess, into w: inout ByteWriter) {
+        let dc = cycle &- state.cycle
+        state.cycle = cycle
+        encode(a, cycleDelta: dc, into: &w)
+    }
+
+    @inline(__always)
+    private mutating func encode(_ a: MemoryAccess, cycleDelta dc: UInt64, into w: inout ByteWriter) {
+        var tag = EventCodec.TypeCode.memoryAccess.rawValue
+        if a.cbit { tag |= 0x10 }
+        if a.register != MemoryAccess.noRegister { tag |= 0x20 }
+        let same = a.actor == state.actor && a.asid == state.asid && a.vm == state.vm
+        if same { tag |= 0x40 }
+        if a.size == 8 { tag |= 0x80 }
+        if !same {
+            state.actor = a.actor
+            state.vm = a.vm
+            state.asid = a.asid
+            state.switchTo(a.actor, vm: a.vm)
+        }
+        var predicted = false
+        if a.register < EventCodec.Registers.slots {
+            state.switchRegisters(to: state.currentKey)
+            predicted = state.registers.value[Int(a.register)] == a.value
+            state.registers.value[Int(a.register)] = a.value
+        }
+        let fixed = !predicted && a.value >= 1 << 56
+        let k = EventCodec.context(a.kind.rawValue, a.register)
+        let spaDelta = Int64(bitPattern: a.spa &- state.current.spa[k])
+        let gpaDelta = Int64(bitPattern: a.gpa &- state.current.gpa[k])
+        let gvaDelta = Int64(bitPattern: a.gva &- state.current.gva[k])
+        state.current.spa[k] = a.spa
+        state.current.gpa[k] = a.gpa
+        state.current.gva[k] = a.gva
+        w.append(atMost: Self.maxAccessBytes) { c in
+            c.u8(tag)
+            c.varint(dc)
+            c.u8(a.kind.rawValue | a.reason.rawValue << 3 | (predicted ? 0x40 : 0) | (fixed ? 0x80 : 0))
+            if !same {
+                Self.actor(a.actor, into: &c)
+                c.varint(UInt64(a.vm))
+                c.varint(UInt64(a.asid))
+            }
+            c.zigzag(spaDelta)
+            c.zigzag(gpaDelta)
+            c.zigzag(gvaDelta)
+            if a.size != 8 { c.varint(UInt64(a.size)) }
+            if a.register != MemoryAccess.noRegister { c.u8(a.register) }
+            if fixed { c.u64(a.value) } else if !predicted { c.varint(a.value) }
+        }
+    }
+
     /// Appends the encoding of one event (its sequence number is implicit in its position).
     public mutating func encode(cycle: UInt64, _ body: EventBody, into w: inout ByteWriter) {
         let dc = cycle &- state.cycle
         state.cycle = cycle
         switch body {
         case .memoryAccess(let a):
-            var tag = EventCodec.TypeCode.memoryAccess.rawValue
-            if a.cbit { tag |= 0x10 }
-            if a.register != MemoryAccess.noRegister { tag |= 0x20 }
-            let same = a.actor == state.actor && a.asid == state.asid && a.vm == state.vm
-            if same { tag |= 0x40 }
-            if a.size == 8 { tag |= 0x80 }
-            w.u8(tag)
-            w.varint(dc)
-            if !same {
-                state.actor = a.actor
-                state.vm = a.vm
-                state.asid = a.asid
-                state.switchTo(a.actor, vm: a.vm)
-            }
-            var predicted = false
-            if a.register < EventCodec.Registers.slots {
-                state.switchRegisters(to: state.currentKey)
-                predicted = state.registers.value[Int(a.register)] == a.value
-                state.registers.value[Int(a.register)] = a.value
-            }
-            let fixed = !predicted && a.value >= 1 << 56
-            w.u8(a.kind.rawValue | a.reason.rawValue << 3 | (predicted ? 0x40 : 0) | (fixed ? 0x80 : 0))
-            if !same {
-                Self.actor(a.actor, into: &w)
-                w.varint(UInt64(a.vm))
-                w.varint(UInt64(a.asid))
-            }
-            let k = EventCodec.context(a.kind.rawValue, a.register)
-            w.zigzag(Int64(bitPattern: a.spa &- state.current.spa[k]))
-            w.zigzag(Int64(bitPattern: a.gpa &- state.current.gpa[k]))
-            w.zigzag(Int64(bitPattern: a.gva &- state.current.gva[k]))
-            state.current.spa[k] = a.spa
-            state.current.gpa[k] = a.gpa
-            state.current.gva[k] = a.gva
-            if a.size != 8 { w.varint(UInt64(a.size)) }
-            if a.register != MemoryAccess.noRegister { w.u8(a.register) }
-            if fixed { w.u64(a.value) } else if !predicted { w.varint(a.value) }
+            encode(a, cycleDelta: dc, into: &w)
         case .registerOp(let r):
             w.u8(EventCodec.TypeCode.registerOp.rawValue)
             w.varint(dc)
@@ -332,7 +355,8 @@ public struct EventEncoder: Sendable {
         }
     }
 
-    private static func actor(_ actor: Actor, into w: inout ByteWriter) {
+    @inline(__always)
+    private static func actor(_ actor: Actor, into w: inout ByteCursor) {
         switch actor {
         case .vcpu(let vm, let index):
             w.u8(0)

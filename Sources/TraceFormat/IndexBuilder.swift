@@ -35,6 +35,13 @@ public final class IndexBuilder: TraceObserver {
             if case .memoryAccess(let a) = body { (actor, access, asid, cbit) = (a.actor, a.kind, a.asid, a.cbit) }
         }
 
+        /// The key of a memory access (as `init(.memoryAccess(a))`).
+        init(_ a: MemoryAccess) {
+            type = UInt8(EventSchema.ordinal(.memoryAccess(a)))
+            vm = a.vm == MemoryAccess.noVM ? nil : a.vm
+            (actor, access, asid, cbit) = (a.actor, a.kind, a.asid, a.cbit)
+        }
+
         /// The order of a chunk's rows: by type name, then actor (vCPUs, the hypervisor, devices, the PSP),
         /// access, VM, ASID, C-bit, none after any.
         func order(_ names: [String]) -> (String, UInt64, UInt8, UInt32, UInt32, UInt8) {
@@ -83,36 +90,48 @@ public final class IndexBuilder: TraceObserver {
     }
 
     public func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody) {
+        if case .memoryAccess(let a) = body { return observe(seq: seq, chunk: chunk, cycle: cycle, access: a) }
         guard failure == nil else { return }
         let key = CountKey(body)
-        if let i = recentCounts.firstIndex(where: { $0.key == key }) {
+        count(key)
+        let kind = Int(key.type)
+        guard !storedTables[kind].isEmpty else { return }  // most events (register ops, exits) are not stored
+        do throws(SQLiteError) {
+            let e = TraceEvent(seq: seq, cycle: cycle, body: body)
+            for (table, insert) in storedTables[kind] {
+                if let row = table.row(e) { try insert.run(row) }
+            }
+        } catch {
+            failure = error
+        }
+    }
+
+    public func observe(seq: UInt64, chunk: Int, cycle: UInt64, access a: MemoryAccess) {
+        guard failure == nil else { return }
+        count(CountKey(a))
+        let key = PageKey(spaPage: a.spa >> 12, vm: a.vm, gpaPage: a.gpa >> 12)
+        let read: Int64 = a.kind.isRead ? 1 : 0
+        var i = 0
+        while i < recent.count && recent[i].key != key { i += 1 }
+        if i < recent.count {
+            recent[i].reads += read
+            recent[i].writes += 1 - read
+        } else {
+            if recent.count == 4 { flushRecent(1) }
+            recent.append((key, read, 1 - read))
+        }
+    }
+
+    /// Counts one event under `key`.
+    @inline(__always)
+    private func count(_ key: CountKey) {
+        var i = 0
+        while i < recentCounts.count && recentCounts[i].key != key { i += 1 }
+        if i < recentCounts.count {
             recentCounts[i].events += 1
         } else {
             if recentCounts.count == 8 { flushRecentCounts(1) }
             recentCounts.append((key, 1))
-        }
-        do throws(SQLiteError) {
-            switch body {
-            case .memoryAccess(let a):
-                let key = PageKey(spaPage: a.spa >> 12, vm: a.vm, gpaPage: a.gpa >> 12)
-                let read: Int64 = a.kind.isRead ? 1 : 0
-                if let i = recent.firstIndex(where: { $0.key == key }) {
-                    recent[i].reads += read
-                    recent[i].writes += 1 - read
-                } else {
-                    if recent.count == 4 { flushRecent(1) }
-                    recent.append((key, read, 1 - read))
-                }
-            default:
-                let kind = Int(key.type)
-                guard !storedTables[kind].isEmpty else { break }  // most events (register ops, exits) are not stored
-                let e = TraceEvent(seq: seq, cycle: cycle, body: body)
-                for (table, insert) in storedTables[kind] {
-                    if let row = table.row(e) { try insert.run(row) }
-                }
-            }
-        } catch {
-            failure = error
         }
     }
 

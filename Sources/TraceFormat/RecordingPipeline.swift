@@ -17,6 +17,9 @@ final class RecordingPipeline: @unchecked Sendable {
     private let writer: TraceWriter
     private let condition = NSCondition()
     private var queue: [[TraceEvent]] = []
+    /// Runs already written, emptied with their storage kept: the simulation fills them again, so no run
+    /// costs a fresh allocation (and its page faults) on one thread and a free on the other.
+    private var spare: [[TraceEvent]] = []
     private var closed = false
     private var finished = false
     private var written: UInt64 = 0
@@ -29,13 +32,16 @@ final class RecordingPipeline: @unchecked Sendable {
         t.start()
     }
 
-    /// Hands over a run of events, waiting while the queue is full.
-    func submit(_ run: [TraceEvent]) {
+    /// Hands over a run of events, waiting while the queue is full; `run` comes back empty, with the
+    /// storage of a run already written when there is one.
+    func submit(_ run: inout [TraceEvent]) {
         condition.lock()
         while queue.count >= Self.depth { condition.wait() }
         queue.append(run)
+        run = spare.popLast() ?? []
         condition.broadcast()
         condition.unlock()
+        if run.capacity < Self.runSize { run.reserveCapacity(Self.runSize) }
     }
 
     /// The size of `events.zst` so far (lagging by the runs in flight).
@@ -64,13 +70,23 @@ final class RecordingPipeline: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let events = queue.removeFirst()
+            var events = queue.removeFirst()
             condition.broadcast()
             condition.unlock()
-            for e in events { writer.record(cycle: e.cycle, e.body) }
+            events.withUnsafeBufferPointer { run in
+                for i in run.indices {
+                    if case .memoryAccess(let a) = run[i].body {
+                        writer.record(cycle: run[i].cycle, access: a)
+                    } else {
+                        writer.record(cycle: run[i].cycle, run[i].body)
+                    }
+                }
+            }
+            events.removeAll(keepingCapacity: true)
             let size = writer.fileSize
             condition.lock()
             written = size
+            if spare.count < Self.depth { spare.append(events) }
             condition.unlock()
         }
     }

@@ -39,8 +39,7 @@ public final class TraceRecorder: EventSink {
 
     private func handOverRun() {
         guard !run.isEmpty else { return }
-        pipeline.submit(run)
-        run.removeAll(keepingCapacity: true)
+        pipeline.submit(&run)
     }
 
     /// Asks the simulation to stop once a recording limit is reached.

@@ -41,6 +41,12 @@ public final class TraceWriter: EventSink {
         if let chunk = chunker.append(cycle: cycle, body) { write(chunk) }
     }
 
+    /// The same for a memory access, the common event, without going through ``EventBody``.
+    public func record(cycle: UInt64, access: MemoryAccess) {
+        observer?.observe(seq: chunker.nextSeq, chunk: chunkCount, cycle: cycle, access: access)
+        if let chunk = chunker.append(cycle: cycle, access: access) { write(chunk) }
+    }
+
     /// Compresses and writes a chunk the chunker closed, then tells the observer.
     private func write(_ raw: ChunkEncoder.RawChunk) {
         guard failure == nil else { return }
@@ -90,6 +96,14 @@ public final class TraceWriter: EventSink {
 public protocol TraceObserver: AnyObject {
     /// One event, with the chunk it goes into.
     func observe(seq: UInt64, chunk: Int, cycle: UInt64, _ body: EventBody)
+    /// One memory access, the common event (as ``observe(seq:chunk:cycle:_:)`` with it).
+    func observe(seq: UInt64, chunk: Int, cycle: UInt64, access: MemoryAccess)
     /// A chunk that is complete on disk.
     func chunkWritten(_ info: ChunkInfo)
+}
+
+extension TraceObserver {
+    public func observe(seq: UInt64, chunk: Int, cycle: UInt64, access: MemoryAccess) {
+        observe(seq: seq, chunk: chunk, cycle: cycle, .memoryAccess(access))
+    }
 }

@@ -133,6 +133,30 @@ struct EventCodecTests {
         #expect(w.count < 1000 * 9)
     }
 
+    /// Accesses whose every field is as long as its layout allows (a device actor's and a vCPU's, a size
+    /// and a register to carry, addresses that move by the most, a value that needs every varint byte).
+    static let longestAccesses: [MemoryAccess] = [
+        MemoryAccess(actor: .vcpu(vm: .max, index: .max), vm: .max - 1, asid: .max, kind: .write, gva: .max, gpa: 1 << 63,
+                     spa: 1 << 63 | 1, size: .max, cbit: true, reason: .guestPTE, register: 200, value: 1 << 56 - 1),
+        MemoryAccess(actor: .device(.max), vm: .max - 1, asid: .max, kind: .dmaWrite, gva: 1 << 63, gpa: .max,
+                     spa: .max, size: 3, cbit: false, reason: .host, register: 31, value: .max),
+    ]
+
+    @Test("the longest memory access fits the bound its encoder reserves, and the access path writes what the event path writes",
+          arguments: longestAccesses)
+    func longestAccess(_ access: MemoryAccess) throws {
+        var direct = EventEncoder(), general = EventEncoder()
+        var a = ByteWriter(), b = ByteWriter()
+        direct.encode(cycle: .max, access: access, into: &a)
+        general.encode(cycle: .max, .memoryAccess(access), into: &b)
+        #expect(a.count <= EventEncoder.maxAccessBytes)
+        #expect(a.bytes == b.bytes)
+        var decoder = EventDecoder()
+        var r = ByteReader(a.bytes)
+        let decoded = try decoder.decode(from: &r)
+        #expect(decoded.cycle == .max && decoded.body == .memoryAccess(access))
+    }
+
     /// Events of two vCPUs running real register arithmetic (so results, stores and exit dumps are what
     /// the codec predicts), interleaved with random events of every kind (which it does not).
     static func registerTraffic(seed: UInt64, count: Int) -> [TraceEvent] {
