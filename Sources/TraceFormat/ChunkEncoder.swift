@@ -40,6 +40,14 @@ public struct ChunkEncoder {
         return end(cycle: cycle)
     }
 
+    /// The same for a register op, without going through ``EventBody``.
+    @inline(__always)
+    public mutating func append(cycle: UInt64, registerOp: RegisterOp) -> RawChunk? {
+        begin(cycle: cycle)
+        encoder.encode(cycle: cycle, registerOp: registerOp, into: &buffer)
+        return end(cycle: cycle)
+    }
+
     @inline(__always)
     private mutating func begin(cycle: UInt64) {
         if buffer.count == 0 {

@@ -188,6 +188,41 @@ public struct EventEncoder: Sendable {
         }
     }
 
+    /// The longest encoding of a register op: tag, Δcycle (10), VM and vCPU (3 each), op, registers,
+    /// result (10).
+    static let maxRegisterOpBytes = 1 + 10 + 3 + 3 + 3 + 10
+
+    /// Appends the encoding of one register op, the second most common event, without going through
+    /// ``EventBody`` (the same bytes as ``encode(cycle:_:into:)`` gives it).
+    @inline(__always)
+    public mutating func encode(cycle: UInt64, registerOp r: RegisterOp, into w: inout ByteWriter) {
+        let dc = cycle &- state.cycle
+        state.cycle = cycle
+        encode(r, cycleDelta: dc, into: &w)
+    }
+
+    @inline(__always)
+    private mutating func encode(_ r: RegisterOp, cycleDelta dc: UInt64, into w: inout ByteWriter) {
+        state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: r.vm, index: r.vcpu), vm: r.vm))
+        let prediction = EventCodec.predictedResult(r.op, dst: r.dst, src: r.src, state.registers)
+        let exact = prediction == r.result
+        if r.dst < EventCodec.Registers.slots { state.registers.value[Int(r.dst)] = r.result }
+        w.append(atMost: Self.maxRegisterOpBytes) { c in
+            c.u8(EventCodec.TypeCode.registerOp.rawValue)
+            c.varint(dc)
+            c.varint(UInt64(r.vm))
+            c.varint(UInt64(r.vcpu))
+            c.u8(r.op.rawValue | (exact ? 0x80 : 0))
+            c.u8(r.dst)
+            c.u8(r.src)
+            if let prediction, !exact {
+                c.zigzag(Int64(bitPattern: r.result &- prediction))
+            } else if prediction == nil {
+                c.varint(r.result)
+            }
+        }
+    }
+
     /// Appends the encoding of one event (its sequence number is implicit in its position).
     public mutating func encode(cycle: UInt64, _ body: EventBody, into w: inout ByteWriter) {
         let dc = cycle &- state.cycle
@@ -196,22 +231,7 @@ public struct EventEncoder: Sendable {
         case .memoryAccess(let a):
             encode(a, cycleDelta: dc, into: &w)
         case .registerOp(let r):
-            w.u8(EventCodec.TypeCode.registerOp.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(r.vm))
-            w.varint(UInt64(r.vcpu))
-            state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: r.vm, index: r.vcpu), vm: r.vm))
-            let prediction = EventCodec.predictedResult(r.op, dst: r.dst, src: r.src, state.registers)
-            let exact = prediction == r.result
-            w.u8(r.op.rawValue | (exact ? 0x80 : 0))
-            w.u8(r.dst)
-            w.u8(r.src)
-            if let prediction, !exact {
-                w.zigzag(Int64(bitPattern: r.result &- prediction))
-            } else if prediction == nil {
-                w.varint(r.result)
-            }
-            if r.dst < EventCodec.Registers.slots { state.registers.value[Int(r.dst)] = r.result }
+            encode(r, cycleDelta: dc, into: &w)
         case .cbitChange(let c):
             w.u8(EventCodec.TypeCode.cbitChange.rawValue)
             w.varint(dc)

@@ -18,49 +18,65 @@ public final class IndexBuilder: TraceObserver {
     /// The `events` table's name of each event type, by ``CountKey/type``.
     private let typeNames = EventSchema.typeNames
 
-    /// An `event_counts` row's key: the `events` columns people group and filter by, all plain values
-    /// (compared and hashed without reference counting; names are made when the chunk's rows are written).
+    /// An `event_counts` row's key: the `events` columns people group and filter by, as plain integers
+    /// that also give the rows' order (compared and hashed as integers, without reference counting;
+    /// names are made when the chunk's rows are written). An absent column is the largest value of its
+    /// field, so it sorts after any.
     private struct CountKey: Hashable {
         /// The event's case (its place in ``EventBody``).
         var type: UInt8
-        var actor: Actor?
-        var access: AccessKind?
-        var vm: UInt16?
-        var asid: UInt16?
-        var cbit: Bool?
+        /// The actor: none 0, then vCPUs, the hypervisor, devices, the PSP (``order(of:)``).
+        var actor: UInt64 = 0
+        var access: UInt8 = .max
+        var vm: UInt32 = .max
+        var asid: UInt32 = .max
+        var cbit: UInt8 = .max
 
         init(_ body: EventBody) {
             type = UInt8(EventSchema.ordinal(body))
-            vm = EventFormatter.vm(body)
-            if case .memoryAccess(let a) = body { (actor, access, asid, cbit) = (a.actor, a.kind, a.asid, a.cbit) }
+            vm = EventFormatter.vm(body).map(UInt32.init) ?? .max
+            if case .memoryAccess(let a) = body { self = CountKey(a) }
         }
 
-        /// The key of a memory access (as `init(.memoryAccess(a))`).
+        /// The key of a memory access.
         init(_ a: MemoryAccess) {
             type = UInt8(EventSchema.ordinal(.memoryAccess(a)))
-            vm = a.vm == MemoryAccess.noVM ? nil : a.vm
-            (actor, access, asid, cbit) = (a.actor, a.kind, a.asid, a.cbit)
+            vm = a.vm == MemoryAccess.noVM ? .max : UInt32(a.vm)
+            (actor, access, asid, cbit) = (Self.order(of: a.actor), a.kind.rawValue, UInt32(a.asid), a.cbit ? 1 : 0)
         }
 
-        /// The order of a chunk's rows: by type name, then actor (vCPUs, the hypervisor, devices, the PSP),
-        /// access, VM, ASID, C-bit, none after any.
-        func order(_ names: [String]) -> (String, UInt64, UInt8, UInt32, UInt32, UInt8) {
-            let actorOrder: UInt64 = switch actor {
-            case nil: 0
-            case .vcpu(let vm, let index)?: 1 << 32 | UInt64(vm) << 16 | UInt64(index)
-            case .hypervisor?: 2 << 32
-            case .device(let id)?: 3 << 32 | UInt64(id) << 16
-            case .psp?: 4 << 32
+        /// An actor as a number that orders vCPUs, the hypervisor, devices, the PSP (0 is none).
+        static func order(of actor: Actor) -> UInt64 {
+            switch actor {
+            case .vcpu(let vm, let index): 1 << 32 | UInt64(vm) << 16 | UInt64(index)
+            case .hypervisor: 2 << 32
+            case .device(let id): 3 << 32 | UInt64(id) << 16
+            case .psp: 4 << 32
             }
-            return (names[Int(type)], actorOrder, access?.rawValue ?? 255, vm.map(UInt32.init) ?? .max, asid.map(UInt32.init) ?? .max,
-                    cbit.map { $0 ? 1 : 0 } ?? 2)
+        }
+
+        /// The actor ``order(of:)`` numbered.
+        var actorValue: Actor? {
+            switch actor >> 32 {
+            case 1: .vcpu(vm: UInt16(truncatingIfNeeded: actor >> 16), index: UInt16(truncatingIfNeeded: actor))
+            case 2: .hypervisor
+            case 3: .device(UInt16(truncatingIfNeeded: actor >> 16))
+            case 4: .psp
+            default: nil
+            }
+        }
+
+        /// The order of a chunk's rows: by type name, then actor, access, VM, ASID, C-bit.
+        func order(_ names: [String]) -> (String, UInt64, UInt8, UInt32, UInt32, UInt8) {
+            (names[Int(type)], actor, access, vm, asid, cbit)
         }
 
         /// The row's values, text as `events` shows it.
         func row(_ names: [String]) -> [SQLiteValue] {
-            [.text(names[Int(type)]), actor.map { .text($0.description) } ?? .null, access.map { .text($0.description) } ?? .null,
-             vm.map { .integer(Int64($0)) } ?? .null, asid.map { .integer(Int64($0)) } ?? .null,
-             cbit.map { .integer($0 ? 1 : 0) } ?? .null]
+            [.text(names[Int(type)]), actorValue.map { .text($0.description) } ?? .null,
+             access == .max ? .null : AccessKind(rawValue: access).map { .text($0.description) } ?? .null,
+             vm == .max ? .null : .integer(Int64(vm)), asid == .max ? .null : .integer(Int64(asid)),
+             cbit == .max ? .null : .integer(Int64(cbit))]
         }
     }
 

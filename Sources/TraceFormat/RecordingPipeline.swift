@@ -74,13 +74,7 @@ final class RecordingPipeline: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
             events.withUnsafeBufferPointer { run in
-                for i in run.indices {
-                    if case .memoryAccess(let a) = run[i].body {
-                        writer.record(cycle: run[i].cycle, access: a)
-                    } else {
-                        writer.record(cycle: run[i].cycle, run[i].body)
-                    }
-                }
+                for i in run.indices { writer.record(cycle: run[i].cycle, run[i].body) }
             }
             events.removeAll(keepingCapacity: true)
             let size = writer.fileSize

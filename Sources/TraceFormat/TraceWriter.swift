@@ -37,8 +37,15 @@ public final class TraceWriter: EventSink {
     public var fileSize: UInt64 { bytesWritten }
 
     public func record(cycle: UInt64, _ body: EventBody) {
+        // The two common events go to the encoder as what they are, not as an EventBody.
+        if case .memoryAccess(let a) = body { return record(cycle: cycle, access: a) }
         observer?.observe(seq: chunker.nextSeq, chunk: chunkCount, cycle: cycle, body)
-        if let chunk = chunker.append(cycle: cycle, body) { write(chunk) }
+        let chunk = if case .registerOp(let r) = body {
+            chunker.append(cycle: cycle, registerOp: r)
+        } else {
+            chunker.append(cycle: cycle, body)
+        }
+        if let chunk { write(chunk) }
     }
 
     /// The same for a memory access, the common event, without going through ``EventBody``.
