@@ -263,10 +263,14 @@ final class ShadowMemory {
             let a = spa + UInt64(i)
             let n = min(size - i, Int(4096 - (a & 0xFFF)))
             let base = Int(a & 0xFFF)
-            let p = existing(a) ?? page(a)
-            guard writeTaint(p, at: base, count: n, set: set, origin: origin, via: via),
-                  writeBlockStates(p, at: base, count: n, encryptedBy: asid) else { return }
-            if n < 4096 { noteWritten(p, n) }
+            func write(_ p: Page) -> Bool {
+                guard writeTaint(p, at: base, count: n, set: set, origin: origin, via: via),
+                      writeBlockStates(p, at: base, count: n, encryptedBy: asid) else { return false }
+                if n < 4096 { noteWritten(p, n) }
+                return true
+            }
+            // The page an access writes almost always exists: borrowed, not retained.
+            guard withExisting(a, write) ?? write(page(a)) else { return }
             i += n
         }
     }
