@@ -177,14 +177,32 @@ public final class Analyzer {
 
     /// Runs every event of `reader` through the analyzer, one chunk in memory at a time.
     public func analyze(_ reader: TraceReader) throws -> [Finding] {
-        try reader.forEachEvent { e in
-            process(e)
-            guard !shadow.exhausted else {
-                throw AnalysisLimitError(seq: e.seq, maxShadowBytes: shadow.maxBytes)
+        try reader.forEachChunk { chunk in
+            try chunk.withUnsafeBufferPointer { events in
+                for i in events.indices {
+                    // Memory accesses, most events, are read where they lie: an event handed over whole is
+                    // copied and destroyed, which cost a tenth of the analysis.
+                    if case .memoryAccess(let a) = events[i].body {
+                        processAccess(a, seq: events[i].seq)
+                    } else {
+                        process(events[i])
+                    }
+                    guard !shadow.exhausted else {
+                        throw AnalysisLimitError(seq: events[i].seq, maxShadowBytes: shadow.maxBytes)
+                    }
+                }
             }
             return true
         }
         return findings
+    }
+
+    /// Processes one memory access (what ``process(_:)`` does with one).
+    @inline(__always)
+    private func processAccess(_ a: MemoryAccess, seq: UInt64) {
+        guard !shadow.exhausted else { return }
+        eventCount += 1
+        access(a, seq: seq)
     }
 
     /// Processes one event.

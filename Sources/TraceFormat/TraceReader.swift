@@ -205,13 +205,23 @@ public final class TraceReader {
     /// Calls `body` with every event from `seq` on, in order, one chunk in memory at a time while the
     /// next is decoded on another thread (``ChunkPrefetcher``). `body` returns false to stop early.
     public func forEachEvent(from seq: UInt64 = 0, _ body: (TraceEvent) throws -> Bool) throws {
+        try forEachChunk(from: seq) { events in
+            for event in events where event.seq >= seq {
+                if try !body(event) { return false }
+            }
+            return true
+        }
+    }
+
+    /// Calls `body` with the events of each chunk from the one holding `seq` on, in order, as
+    /// ``forEachEvent(from:_:)`` does (events before `seq` included): for a caller that reads events where
+    /// they lie rather than having each copied out to it. `body` returns false to stop early.
+    public func forEachChunk(from seq: UInt64 = 0, _ body: ([TraceEvent]) throws -> Bool) throws {
         guard let first = try chunk(containing: seq) else { return }
         let chunks = ChunkPrefetcher(reader: self, chunks: .following(first.index), lower: seq)
         defer { chunks.stop() }
         while case (_, var events)? = try chunks.next() {
-            for event in events where event.seq >= seq {
-                if try !body(event) { return }
-            }
+            if try !body(events) { return }
             chunks.recycle(&events)
         }
     }
