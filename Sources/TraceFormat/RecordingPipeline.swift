@@ -74,7 +74,16 @@ final class RecordingPipeline: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
             events.withUnsafeBufferPointer { run in
-                for i in run.indices { writer.record(cycle: run[i].cycle, run[i].body) }
+                for i in run.indices {
+                    // The two common events are taken where they lie, not copied out as EventBodies.
+                    if case .memoryAccess(let a) = run[i].body {
+                        writer.record(cycle: run[i].cycle, access: a)
+                    } else if case .registerOp(let r) = run[i].body {
+                        writer.record(cycle: run[i].cycle, registerOp: r)
+                    } else {
+                        writer.record(cycle: run[i].cycle, run[i].body)
+                    }
+                }
             }
             events.removeAll(keepingCapacity: true)
             let size = writer.fileSize

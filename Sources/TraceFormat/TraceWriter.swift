@@ -39,13 +39,15 @@ public final class TraceWriter: EventSink {
     public func record(cycle: UInt64, _ body: EventBody) {
         // The two common events go to the encoder as what they are, not as an EventBody.
         if case .memoryAccess(let a) = body { return record(cycle: cycle, access: a) }
+        if case .registerOp(let r) = body { return record(cycle: cycle, registerOp: r) }
         observer?.observe(seq: chunker.nextSeq, chunk: chunkCount, cycle: cycle, body)
-        let chunk = if case .registerOp(let r) = body {
-            chunker.append(cycle: cycle, registerOp: r)
-        } else {
-            chunker.append(cycle: cycle, body)
-        }
-        if let chunk { write(chunk) }
+        if let chunk = chunker.append(cycle: cycle, body) { write(chunk) }
+    }
+
+    /// The same for a register op, without going through the encoder's ``EventBody`` path.
+    public func record(cycle: UInt64, registerOp: RegisterOp) {
+        observer?.observe(seq: chunker.nextSeq, chunk: chunkCount, cycle: cycle, .registerOp(registerOp))
+        if let chunk = chunker.append(cycle: cycle, registerOp: registerOp) { write(chunk) }
     }
 
     /// The same for a memory access, the common event, without going through ``EventBody``.
