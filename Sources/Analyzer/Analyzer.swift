@@ -84,7 +84,8 @@ public final class Analyzer {
     /// Ciphertext read from private memory, and blocks written back with it.
     private var replays = CiphertextReplays()
     /// Shared ranges the guest declared it fills on purpose (SWIOTLB bounce slots).
-    private var handovers: [(vm: UInt16, spa: UInt64, length: UInt64)] = []
+    /// The VM of each live hand-over range, by system physical address.
+    private var handovers = IntervalMap<UInt16>()
     private var handoverPeak = 0
     /// What a kept mapping or hand-over costs, charged to the shadow memory's budget.
     static let mappingBytes = 96
@@ -236,8 +237,8 @@ public final class Analyzer {
         case .vmRun(let r):
             vmRun(r, seq: e.seq)
         case .handover(let h):
-            handovers.removeAll { $0.spa < h.spa + h.length && h.spa < $0.spa + $0.length }
-            handovers.append((h.vm, h.spa, h.length))
+            let (end, overflow) = h.spa.addingReportingOverflow(h.length)
+            handovers.replace(h.spa, overflow ? .max : end, h.vm)
             // The ranges handed over and still live are charged too (the most at once is what counts).
             if handovers.count > handoverPeak {
                 handoverPeak = handovers.count
@@ -341,8 +342,8 @@ public final class Analyzer {
             if Int(a.register) < Self.registerSlots { source = registerTaint[base + Int(a.register)] }
             let width = min(size, 8)
             var written = union(source, bytes: width)
-            if !a.cbit && written != 0, let h = handovers.first(where: { a.spa >= $0.spa && a.spa < $0.spa + $0.length }) {
-                let mark = table.handover(vm: h.vm, seq: seq)
+            if !a.cbit && written != 0, let handoverVM = handovers.value(at: a.spa) {
+                let mark = table.handover(vm: handoverVM, seq: seq)
                 for i in 0..<width where source.bytes[i] != 0 { source.bytes[i] = table.union(source.bytes[i], mark) }
                 written = table.union(written, mark)
             }
@@ -510,8 +511,9 @@ public final class Analyzer {
     /// page (NPT_REMAP).
     private func nptChange(_ n: NPTChange, seq: UInt64) {
         // Each mapping kept is charged to the shadow budget: a trace can make any number of them.
-        if n.op == .map, context.mappings.add(.init(vm: n.vm, gpaPage: n.gpa >> 12, spaPage: n.spa >> 12, pages: n.pages, seq: seq)) {
-            _ = shadow.reserve(Self.mappingBytes)
+        if n.op == .map {
+            let kept = context.mappings.add(.init(vm: n.vm, gpaPage: n.gpa >> 12, spaPage: n.spa >> 12, pages: n.pages, seq: seq))
+            if kept > 0 { _ = shadow.reserve(kept * Self.mappingBytes) }
         }
         for d in eventDetectors.nptChange { d.nptChange(n, seq: seq) }
         if n.op == .remap { flow.nptRemap?.remap(n, seq: seq, table: &table) }
