@@ -42,19 +42,7 @@ public struct ByteWriter: Sendable {
 
     /// Appends an unsigned LEB128 varint.
     @inline(__always) public mutating func varint(_ value: UInt64) {
-        reserve(10)
-        let start = count
-        count = storage.withUnsafeMutableBufferPointer { out in
-            var v = value
-            var n = start
-            while v >= 0x80 {
-                out[n] = UInt8(truncatingIfNeeded: v) | 0x80
-                v >>= 7
-                n += 1
-            }
-            out[n] = UInt8(v)
-            return n + 1
-        }
+        append(atMost: 10) { $0.varint(value) }
     }
 
     /// Appends a signed value as a zig-zag varint.

@@ -137,9 +137,14 @@ public struct EventEncoder: Sendable {
     /// ``EventBody`` (the same bytes as ``encode(cycle:_:into:)`` gives it).
     @inline(__always)
     public mutating func encode(cycle: UInt64, access a: MemoryAccess, into w: inout ByteWriter) {
-        let dc = cycle &- state.cycle
-        state.cycle = cycle
-        encode(a, cycleDelta: dc, into: &w)
+        encode(a, cycleDelta: advance(to: cycle), into: &w)
+    }
+
+    /// Moves the cycle the next event is coded against to `cycle`; returns the delta to code.
+    @inline(__always)
+    private mutating func advance(to cycle: UInt64) -> UInt64 {
+        defer { state.cycle = cycle }
+        return cycle &- state.cycle
     }
 
     @inline(__always)
@@ -196,9 +201,7 @@ public struct EventEncoder: Sendable {
     /// ``EventBody`` (the same bytes as ``encode(cycle:_:into:)`` gives it).
     @inline(__always)
     public mutating func encode(cycle: UInt64, registerOp r: RegisterOp, into w: inout ByteWriter) {
-        let dc = cycle &- state.cycle
-        state.cycle = cycle
-        encode(r, cycleDelta: dc, into: &w)
+        encode(r, cycleDelta: advance(to: cycle), into: &w)
     }
 
     @inline(__always)
@@ -225,8 +228,7 @@ public struct EventEncoder: Sendable {
 
     /// Appends the encoding of one event (its sequence number is implicit in its position).
     public mutating func encode(cycle: UInt64, _ body: EventBody, into w: inout ByteWriter) {
-        let dc = cycle &- state.cycle
-        state.cycle = cycle
+        let dc = advance(to: cycle)
         switch body {
         case .memoryAccess(let a):
             encode(a, cycleDelta: dc, into: &w)
