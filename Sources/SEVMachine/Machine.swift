@@ -63,7 +63,7 @@ public final class Machine {
     /// guaranteed `self`, the sink is used without being retained and released per event (inlined into
     /// callers that reach the machine through an unchecked reference, it was).
     @inline(never)
-    func emit(_ body: EventBody, cost: UInt64) {
+    func emit(_ body: __owned EventBody, cost: UInt64) {
         cycle &+= cost
         sink.record(cycle: cycle, body)
         eventsSinceCheck &+= 1

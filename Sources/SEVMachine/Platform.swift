@@ -101,7 +101,7 @@ public final class Platform {
 
     /// Reports an event that took `cost` cycles.
     @inline(__always)
-    func emit(_ body: EventBody, cost: UInt64) { machineRef.with { $0.emit(body, cost: cost) } }
+    func emit(_ body: __owned EventBody, cost: UInt64) { machineRef.with { $0.emit(body, cost: cost) } }
 
     /// Counts a step of the machine's work (``Machine/countSteps(_:)``).
     @inline(__always)

@@ -1,7 +1,8 @@
 /// Receives the events a simulation produces, in order.
 public protocol EventSink: AnyObject {
-    /// Takes one event that happened at simulated `cycle`.
-    func record(cycle: UInt64, _ body: EventBody)
+    /// Takes one event that happened at simulated `cycle` (handed over, so a sink that keeps it need not
+    /// copy it).
+    func record(cycle: UInt64, _ body: __owned EventBody)
     /// Why the simulation should stop now (a limit of the recording was reached), or nil. The machine
     /// asks every few thousand events.
     var stopRequest: String? { get }
@@ -18,7 +19,7 @@ public final class CountingSink: EventSink {
 
     public init() {}
 
-    public func record(cycle: UInt64, _ body: EventBody) { count += 1 }
+    public func record(cycle: UInt64, _ body: __owned EventBody) { count += 1 }
 }
 
 /// A sink that keeps every event in memory. For tests and small scenarios only.
@@ -28,7 +29,7 @@ public final class CollectingSink: EventSink {
 
     public init() {}
 
-    public func record(cycle: UInt64, _ body: EventBody) {
+    public func record(cycle: UInt64, _ body: __owned EventBody) {
         events.append(TraceEvent(seq: UInt64(events.count), cycle: cycle, body: body))
     }
 }

@@ -31,7 +31,7 @@ public final class TraceRecorder: EventSink {
         pipeline.close()
     }
 
-    public func record(cycle: UInt64, _ body: EventBody) {
+    public func record(cycle: UInt64, _ body: __owned EventBody) {
         run.append(TraceEvent(seq: eventCount, cycle: cycle, body: body))
         eventCount += 1
         if run.count >= RecordingPipeline.runSize { handOverRun() }
