@@ -5,9 +5,11 @@ import TraceFormat
 /// the memory controller with the C-bit decided as SEV hardware decides it.
 public final class VCPU {
     // The VM owns its vCPUs and the machine owns the VM's platform, so neither can go first; unchecked
-    // references spare the reference counting on every instruction and access.
+    // references spare the reference counting on every instruction and access (the platform, which
+    // every access calls into, is lent per call: see ``Unretained``).
     unowned(unsafe) let vm: VirtualMachine
     private let platformRef: Unretained<Platform>
+    /// The platform this vCPU runs on (retained for the call; hot paths use `platformRef.with`).
     var platform: Platform { platformRef.object }
     public let index: UInt16
     /// r0-r15, then the string-copy latch.
