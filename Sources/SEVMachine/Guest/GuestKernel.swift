@@ -196,7 +196,7 @@ struct GuestKernel {
             throw .invalid("\(vcpu.vm.name): a SWIOTLB bounce of \(length) bytes is larger than the VM's memory")
         }
         for (offset, size) in try Platform.granules(start: dst, count: Int(length)) {
-            try platform.machine.countSteps()
+            try platform.countSteps()
             let v = try vcpu.load(gva: src &+ UInt64(offset), size: size, register: Instruction.copyLatch)
             try vcpu.store(gva: dst + UInt64(offset), size: size, value: v, register: Instruction.copyLatch)
         }
@@ -233,7 +233,7 @@ struct GuestKernel {
             throw .invalid("\(vm.name): \(pages) pages are more than the VM's memory")
         }
         for i in 0..<pages {
-            try platform.machine.countSteps()
+            try platform.countSteps()
             let page = start &+ i * 4096
             let pte = try vcpu.pteAddress(of: page)
             let old = try vcpu.load(gva: pte, size: 8, register: MemoryAccess.noRegister)

@@ -378,10 +378,16 @@ public final class VCPU {
     /// Makes a halted vCPU runnable again (what an interrupt does to HLT).
     func wake() { halted = false }
 
+    /// Counts one step of the machine's work, reaching it without reference counting.
+    @inline(__always)
+    private func countStep() throws(MachineError) {
+        try platformRef.with { (platform) throws(MachineError) in try platform.countSteps() }
+    }
+
     /// Executes one instruction.
     func step() throws(MachineError) {
         do {
-            try platformRef.with { (platform) throws(MachineError) in try platform.countSteps() }
+            try countStep()
             let insn = try fetch()
             steps += 1
             do {
@@ -421,7 +427,7 @@ public final class VCPU {
         case .copy:
             let c = Int(insn.c)
             while registers[c] != 0 {
-                try platformRef.with { (platform) throws(MachineError) in try platform.countSteps() }
+                try countStep()
                 let v = try load(gva: registers[b], size: 8, register: Instruction.copyLatch)
                 registers[Int(Instruction.copyLatch)] = v
                 try store(gva: registers[a], size: 8, value: v, register: Instruction.copyLatch)
