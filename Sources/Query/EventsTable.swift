@@ -13,8 +13,8 @@ import TraceFormat
 /// Columns: `seq, cycle, type, actor, vm, asid, access, gva, gpa, spa, size, cbit, reason, register, value,
 /// detail` (`detail` describes the events that are not memory accesses).
 enum EventsTable {
-    static let columns = ["seq", "cycle", "type", "actor", "vm", "asid", "access", "gva", "gpa", "spa", "size", "cbit",
-                          "reason", "register", "value", "detail"]
+    /// `seq`, `cycle`, `type`, then the columns ``EventSchema/memoryAccess`` declares, then `detail`.
+    static let columns = ["seq", "cycle", "type"] + EventSchema.memoryAccess.columnNames.filter { $0 != "seq" && $0 != "cycle" } + ["detail"]
 
     /// The bundle a connection's table reads, the connection (whose `page_chunks` and `event_counts` it
     /// consults), and which table of events it is.
@@ -552,7 +552,7 @@ enum EventsTable {
         case 2: text(EventFormatter.typeName(e.body))
         default:
             guard case .memoryAccess(let a) = e.body else {
-                if i == 15 { text(EventFormatter.detail(e.body)) } else if i == 4, let vm = EventFormatter.vm(e.body) { int(UInt64(vm)) } else { null() }
+                if i == 15 { text(EventFormatter.detail(e)) } else if i == 4, let vm = EventFormatter.vm(e.body) { int(UInt64(vm)) } else { null() }
                 return
             }
             switch i {

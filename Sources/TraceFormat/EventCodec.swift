@@ -9,7 +9,7 @@
 /// `predicted`: the value is the register's as the actor's register file has it; 8 raw little-endian
 /// bytes when `fixed` is set: values of 2^56 and up, such as ciphertext, are shorter so; a varint
 /// otherwise). Register ops and exits are coded against the same register files (``Registers``).
-/// Every other event: `tag`, `Δcycle`, then its fields in declaration order.
+/// Every other event: `tag`, `Δcycle`, then its fields as ``EventSchema`` declares them (``EventField``).
 /// The state resets at every chunk, so each chunk decodes on its own.
 public enum EventCodec {
     enum TypeCode: UInt8 {
@@ -20,8 +20,32 @@ public enum EventCodec {
     }
 
     /// Events behind ``TypeCode/extended``, so that the tag's four bits never run out.
-    enum ExtendedCode: UInt8 {
+    enum ExtendedCode: UInt8, CaseIterable {
         case kvmIoctl = 0
+    }
+
+    /// What starts an event of a kind coded by its declaration: its type code, or the extended code
+    /// after ``TypeCode/extended``.
+    enum Tag: Sendable, Equatable {
+        case code(TypeCode)
+        case extended(ExtendedCode)
+    }
+
+    /// The kinds coded by their declaration, by type code (nil for those coded by hand and for
+    /// ``TypeCode/extended``) and by extended code.
+    static let kindsByCode: [EventKind?] = (0...TypeCode.extended.rawValue).map { code in
+        EventSchema.kinds.first { $0.tag == .code(TypeCode(rawValue: code)!) }
+    }
+    static let kindsByExtendedCode: [EventKind] = ExtendedCode.allCases.map { code in EventSchema.kinds.first { $0.tag == .extended(code) }! }
+
+    /// Reads a varint that must fit `V` (a field narrower than 64 bits).
+    @inline(__always)
+    static func read<V: FixedWidthInteger & UnsignedInteger>(_: V.Type, from r: inout ByteReader) throws -> V {
+        let offset = r.offset
+        guard let v = V(exactly: try r.varint()) else {
+            throw EventDecodingError.invalidValue(offset: offset, what: "\(V.bitWidth)-bit field")
+        }
+        return v
     }
 
     /// The addresses of one stream's previous access of each kind (seven kinds: vectors, not arrays, so
@@ -234,146 +258,20 @@ public struct EventEncoder: Sendable {
             encode(a, cycleDelta: dc, into: &w)
         case .registerOp(let r):
             encode(r, cycleDelta: dc, into: &w)
-        case .cbitChange(let c):
-            w.u8(EventCodec.TypeCode.cbitChange.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(c.vm))
-            w.varint(UInt64(c.vcpu))
-            w.varint(c.gva)
-            w.varint(c.gpa)
-            w.varint(c.spa)
-            w.varint(c.pteSPA)
-            w.u8((c.old ? 1 : 0) | (c.new ? 2 : 0))
-        case .nptChange(let n):
-            w.u8(EventCodec.TypeCode.nptChange.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(n.vm))
-            w.u8(n.op.rawValue)
-            w.varint(n.gpa)
-            w.varint(n.spa)
-            w.varint(n.pages)
-        case .pspCommand(let p):
-            w.u8(EventCodec.TypeCode.pspCommand.rawValue)
-            w.varint(dc)
-            w.u8(p.platform)
-            w.u8(p.command)
-            w.varint(UInt64(p.handle))
-            w.varint(UInt64(p.asid))
-            w.varint(UInt64(p.status))
-            w.u8(p.platformBefore)
-            w.u8(p.platformAfter)
-            w.u8(p.guestBefore)
-            w.u8(p.guestAfter)
-            w.blob(p.buffer)
-            w.blob(p.result)
-        case .vmCreated(let v):
-            w.u8(EventCodec.TypeCode.vmCreated.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(v.vm))
-            w.u8(v.platform)
-            w.string(v.name)
-            w.varint(UInt64(v.asid))
-            w.varint(UInt64(v.policy))
-            w.varint(v.memoryBytes)
-            w.varint(UInt64(v.vcpus))
-            w.u8(v.sev ? 1 : 0)
-        case .taintSource(let t):
-            w.u8(EventCodec.TypeCode.taintSource.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(t.vm))
-            w.string(t.name)
-            w.varint(t.gpa)
-            w.varint(t.spa)
-            w.varint(t.length)
-        case .vcpuMode(let m):
-            w.u8(EventCodec.TypeCode.vcpuMode.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(m.vm))
-            w.varint(UInt64(m.vcpu))
-            w.u8(m.mode.rawValue)
-        case .vcpuHalt(let v):
-            w.u8(EventCodec.TypeCode.vcpuHalt.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(v.vm))
-            w.varint(UInt64(v.vcpu))
-        case .vmRun(let v):
-            w.u8(EventCodec.TypeCode.vmRun.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(v.vm))
-            w.varint(UInt64(v.vcpu))
-            w.varint(UInt64(v.asid))
-            w.varint(v.nestedControl)
-            w.varint(v.ncr3)
-            w.varint(v.eventInjection)
-            w.varint(v.cr2)
-        case .vmExit(let x):
-            w.u8(EventCodec.TypeCode.vmExit.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(x.vm))
-            w.varint(UInt64(x.vcpu))
-            w.varint(UInt64(x.exitCode))
-            w.varint(x.exitInfo1)
-            w.varint(x.exitInfo2)
-            w.varint(x.rip)
-            w.varint(UInt64(x.registers.count))
-            state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: x.vm, index: x.vcpu), vm: x.vm))
-            // At most 32 registers (a reader refuses more): the changed ones, after a mask of which they are.
-            let registers = x.registers.prefix(EventCodec.Registers.slots)
-            var changed: UInt64 = 0
-            for (i, r) in registers.enumerated() where state.registers.value[i] != r { changed |= 1 << UInt64(i) }
-            w.varint(changed)
-            for (i, r) in registers.enumerated() where changed & 1 << UInt64(i) != 0 {
-                w.varint(r)
-                state.registers.value[i] = r
+        default:
+            let kind = EventSchema.kinds[EventSchema.ordinal(body)]
+            switch kind.tag {
+            case .code(let code)?:
+                w.u8(code.rawValue)
+                w.varint(dc)
+            case .extended(let code)?:
+                w.u8(EventCodec.TypeCode.extended.rawValue)
+                w.varint(dc)
+                w.u8(code.rawValue)
+            case nil:
+                preconditionFailure("\(kind.name) events are coded by hand")
             }
-        case .cacheOp(let c):
-            w.u8(EventCodec.TypeCode.cacheOp.rawValue)
-            w.varint(dc)
-            w.u8(c.op.rawValue)
-            w.varint(c.spa)
-            w.varint(UInt64(c.asid))
-            w.varint(c.lines)
-            w.varint(UInt64(c.core))
-        case .platformInfo(let p):
-            w.u8(EventCodec.TypeCode.platformInfo.rawValue)
-            w.varint(dc)
-            w.u8(p.platform)
-            w.u8(p.cbitPosition)
-            w.u8(p.physAddrBits)
-            w.u8(p.physAddrReduction)
-            w.varint(UInt64(p.minSEVASID))
-            w.varint(UInt64(p.maxSEVASID))
-            w.varint(UInt64(p.cores))
-            w.varint(p.cacheBytes)
-            w.u8((p.memoryEncryption ? 1 : 0) | (p.sme ? 2 : 0))
-        case .handover(let h):
-            w.u8(EventCodec.TypeCode.handover.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(h.vm))
-            w.varint(UInt64(h.vcpu))
-            w.varint(h.gpa)
-            w.varint(h.spa)
-            w.varint(h.length)
-        case .ownerCheck(let o):
-            w.u8(EventCodec.TypeCode.ownerCheck.rawValue)
-            w.varint(dc)
-            w.varint(UInt64(o.vm))
-            w.u8(o.accepted ? 1 : 0)
-            w.varint(o.entry)
-            w.varint(UInt64(o.regions.count))
-            for region in o.regions {
-                w.varint(region.gpa)
-                w.varint(region.length)
-            }
-        case .kvmIoctl(let k):
-            w.u8(EventCodec.TypeCode.extended.rawValue)
-            w.varint(dc)
-            w.u8(EventCodec.ExtendedCode.kvmIoctl.rawValue)
-            w.varint(UInt64(k.vm))
-            w.varint(UInt64(k.command))
-            w.varint(UInt64(UInt32(bitPattern: k.fd)))
-            w.varint(UInt64(UInt32(bitPattern: k.errno)))
-            w.varint(UInt64(k.firmwareError))
+            kind.encode(body, &w, &state)
         }
     }
 
@@ -484,110 +382,14 @@ public struct EventDecoder: Sendable {
                 }
                 if dst < EventCodec.Registers.slots { state.registers.value[Int(dst)] = result }
                 body = .registerOp(RegisterOp(vm: vm, vcpu: vcpu, op: op, dst: dst, src: src, result: result))
-            case .cbitChange:
-                let vm = try u16(&r), vcpu = try u16(&r)
-                let gva = try r.varint(), gpa = try r.varint(), spa = try r.varint(), pte = try r.varint()
-                let bits = try r.u8()
-                guard bits < 4 else { throw EventDecodingError.invalidValue(offset: r.offset - 1, what: "C-bit pair") }
-                body = .cbitChange(CbitChange(vm: vm, vcpu: vcpu, gva: gva, gpa: gpa, spa: spa, pteSPA: pte,
-                                              old: bits & 1 != 0, new: bits & 2 != 0))
-            case .nptChange:
-                let vm = try u16(&r)
-                let opOffset = r.offset
-                guard let op = NPTOperation(rawValue: try r.u8()) else {
-                    throw EventDecodingError.invalidValue(offset: opOffset, what: "NPT operation")
-                }
-                body = .nptChange(NPTChange(vm: vm, op: op, gpa: try r.varint(), spa: try r.varint(), pages: try r.varint()))
-            case .pspCommand:
-                let platform = try r.u8()
-                let command = try r.u8()
-                let handle = try u32(&r), asid = try u16(&r), status = try u16(&r)
-                body = .pspCommand(PSPCommand(
-                    platform: platform, command: command, handle: handle, asid: asid, status: status, platformBefore: try r.u8(),
-                    platformAfter: try r.u8(), guestBefore: try r.u8(), guestAfter: try r.u8(), buffer: try r.blob(),
-                    result: try r.blob()))
-            case .vmCreated:
-                let vm = try u16(&r), platform = try r.u8(), name = try r.string(), asid = try u16(&r), policy = try u32(&r)
-                let memoryBytes = try r.varint(), vcpus = try u16(&r)
-                let sevOffset = r.offset
-                let sev = try r.u8()
-                guard sev <= 1 else { throw EventDecodingError.invalidValue(offset: sevOffset, what: "SEV flag") }
-                body = .vmCreated(VMCreated(vm: vm, platform: platform, name: name, asid: asid, policy: policy,
-                                            memoryBytes: memoryBytes, vcpus: vcpus, sev: sev == 1))
-            case .taintSource:
-                body = .taintSource(TaintSource(vm: try u16(&r), name: try r.string(), gpa: try r.varint(),
-                                                spa: try r.varint(), length: try r.varint()))
-            case .vcpuMode:
-                let vm = try u16(&r), vcpu = try u16(&r)
-                let modeOffset = r.offset
-                guard let mode = PagingMode(rawValue: try r.u8()) else {
-                    throw EventDecodingError.invalidValue(offset: modeOffset, what: "paging mode")
-                }
-                body = .vcpuMode(VCPUModeChange(vm: vm, vcpu: vcpu, mode: mode))
-            case .vcpuHalt:
-                body = .vcpuHalt(VCPURef(vm: try u16(&r), vcpu: try u16(&r)))
-            case .vmRun:
-                body = .vmRun(VMRun(vm: try u16(&r), vcpu: try u16(&r), asid: try u16(&r), nestedControl: try r.varint(),
-                                    ncr3: try r.varint(), eventInjection: try r.varint(), cr2: try r.varint()))
-            case .vmExit:
-                let vm = try u16(&r), vcpu = try u16(&r), code = try u16(&r)
-                let info1 = try r.varint(), info2 = try r.varint(), rip = try r.varint()
-                let countOffset = r.offset
-                let count = try r.varint()
-                guard count <= UInt64(EventCodec.Registers.slots) else {
-                    throw EventDecodingError.invalidValue(offset: countOffset, what: "register count")
-                }
-                let maskOffset = r.offset
-                let changed = try r.varint()
-                guard changed >> count == 0 else {
-                    throw EventDecodingError.invalidValue(offset: maskOffset, what: "changed-register mask")
-                }
-                state.switchRegisters(to: EventCodec.State.key(.vcpu(vm: vm, index: vcpu), vm: vm))
-                var regs: [UInt64] = []
-                regs.reserveCapacity(Int(count))
-                for i in 0..<Int(count) {
-                    if changed & 1 << UInt64(i) != 0 { state.registers.value[i] = try r.varint() }
-                    regs.append(state.registers.value[i])
-                }
-                body = .vmExit(VMExit(vm: vm, vcpu: vcpu, exitCode: code, exitInfo1: info1, exitInfo2: info2, rip: rip,
-                                      registers: regs))
-            case .cacheOp:
-                let opOffset = r.offset
-                guard let op = CacheOperation(rawValue: try r.u8()) else {
-                    throw EventDecodingError.invalidValue(offset: opOffset, what: "cache operation")
-                }
-                body = .cacheOp(CacheOp(op: op, spa: try r.varint(), asid: try u16(&r), lines: try r.varint(), core: try u16(&r)))
-            case .handover:
-                body = .handover(Handover(vm: try u16(&r), vcpu: try u16(&r), gpa: try r.varint(), spa: try r.varint(),
-                                          length: try r.varint()))
-            case .ownerCheck:
-                let vm = try u16(&r), accepted = try r.u8() != 0, entry = try r.varint()
-                let countOffset = r.offset
-                let count = try r.varint()
-                guard count <= UInt64(TraceLimits.maxImageRegions) else {
-                    throw EventDecodingError.invalidValue(offset: countOffset, what: "image region count")
-                }
-                var regions: [OwnerCheck.Region] = []
-                for _ in 0..<count { regions.append(OwnerCheck.Region(gpa: try r.varint(), length: try r.varint())) }
-                body = .ownerCheck(OwnerCheck(vm: vm, accepted: accepted, entry: entry, regions: regions))
             case .extended:
                 let codeOffset = r.offset
                 guard let code = EventCodec.ExtendedCode(rawValue: try r.u8()) else {
                     throw EventDecodingError.invalidValue(offset: codeOffset, what: "extended event type")
                 }
-                switch code {
-                case .kvmIoctl:
-                    body = .kvmIoctl(KVMIoctl(vm: try u16(&r), command: try u32(&r), fd: Int32(bitPattern: try u32(&r)),
-                                              errno: Int32(bitPattern: try u32(&r)), firmwareError: try u32(&r)))
-                }
-            case .platformInfo:
-                let platform = try r.u8(), cbit = try r.u8(), bits = try r.u8(), reduction = try r.u8()
-                let minASID = try u16(&r), maxASID = try u16(&r), cores = try u16(&r), cache = try r.varint()
-                let flags = try r.u8()
-                body = .platformInfo(PlatformInfo(platform: platform, cbitPosition: cbit, physAddrBits: bits,
-                                                  physAddrReduction: reduction, minSEVASID: minASID, maxSEVASID: maxASID,
-                                                  cores: cores, cacheBytes: cache, memoryEncryption: flags & 1 != 0,
-                                                  sme: flags & 2 != 0))
+                body = try EventCodec.kindsByExtendedCode[Int(code.rawValue)].decode(&r, &state)
+            default:
+                body = try EventCodec.kindsByCode[Int(type.rawValue)]!.decode(&r, &state)
             }
             return (state.cycle, body)
         } catch let t as ByteReader.Truncated {
@@ -610,19 +412,7 @@ public struct EventDecoder: Sendable {
         }
     }
 
-    private func u16(_ r: inout ByteReader) throws -> UInt16 {
-        let offset = r.offset
-        guard let v = UInt16(exactly: try r.varint()) else {
-            throw EventDecodingError.invalidValue(offset: offset, what: "16-bit field")
-        }
-        return v
-    }
+    private func u16(_ r: inout ByteReader) throws -> UInt16 { try EventCodec.read(UInt16.self, from: &r) }
 
-    private func u32(_ r: inout ByteReader) throws -> UInt32 {
-        let offset = r.offset
-        guard let v = UInt32(exactly: try r.varint()) else {
-            throw EventDecodingError.invalidValue(offset: offset, what: "32-bit field")
-        }
-        return v
-    }
+    private func u32(_ r: inout ByteReader) throws -> UInt32 { try EventCodec.read(UInt32.self, from: &r) }
 }

@@ -16,87 +16,6 @@ public struct EventTable: Sendable {
         public let value: @Sendable (TraceEvent) -> SQLiteValue?
     }
 
-    /// A column as declared, over the event and its payload `P`.
-    public struct Field<P: Sendable>: Sendable {
-        /// How the column's value is taken: one closure call at most (a row of many columns is made often).
-        enum Getter: Sendable {
-            case seq, cycle
-            case int(@Sendable (TraceEvent, P) -> UInt64)
-            case signed(@Sendable (TraceEvent, P) -> Int64)
-            case optionalInt(@Sendable (TraceEvent, P) -> UInt64?)
-            case bool(@Sendable (TraceEvent, P) -> Bool)
-            case text(@Sendable (TraceEvent, P) -> String)
-            case optionalText(@Sendable (TraceEvent, P) -> String?)
-            case blob(@Sendable (TraceEvent, P) -> [UInt8])
-            case optionalBlob(@Sendable (TraceEvent, P) -> [UInt8]?)
-        }
-
-        let name: String
-        let type: SQLType
-        let nullable: Bool
-        let getter: Getter
-
-        /// The column's value for `e`, whose payload is `p`.
-        @inline(__always)
-        func value(_ e: TraceEvent, _ p: P) -> SQLiteValue {
-            switch getter {
-            case .seq: .integer(Int64(bitPattern: e.seq))
-            case .cycle: .integer(Int64(bitPattern: e.cycle))
-            case .int(let get): .integer(Int64(bitPattern: get(e, p)))
-            case .signed(let get): .integer(get(e, p))
-            case .optionalInt(let get): get(e, p).map { .integer(Int64(bitPattern: $0)) } ?? .null
-            case .bool(let get): .integer(get(e, p) ? 1 : 0)
-            case .text(let get): .text(get(e, p))
-            case .optionalText(let get): get(e, p).map { .text($0) } ?? .null
-            case .blob(let get): .blob(get(e, p))
-            case .optionalBlob(let get): get(e, p).map { .blob($0) } ?? .null
-            }
-        }
-
-        /// The event's sequence number.
-        public static var seq: Field { Field(name: "seq", type: .integer, nullable: false, getter: .seq) }
-        /// The event's cycle.
-        public static var cycle: Field { Field(name: "cycle", type: .integer, nullable: false, getter: .cycle) }
-
-        /// An integer (stored as SQLite's signed 64 bits, so addresses keep their bits).
-        public static func int(_ name: String, _ get: @escaping @Sendable (TraceEvent, P) -> UInt64) -> Field {
-            Field(name: name, type: .integer, nullable: false, getter: .int(get))
-        }
-
-        /// A signed integer.
-        public static func signed(_ name: String, _ get: @escaping @Sendable (TraceEvent, P) -> Int64) -> Field {
-            Field(name: name, type: .integer, nullable: false, getter: .signed(get))
-        }
-
-        /// An integer, NULL where `get` gives nil.
-        public static func optionalInt(_ name: String, _ get: @escaping @Sendable (TraceEvent, P) -> UInt64?) -> Field {
-            Field(name: name, type: .integer, nullable: true, getter: .optionalInt(get))
-        }
-
-        /// 1 or 0.
-        public static func bool(_ name: String, _ get: @escaping @Sendable (TraceEvent, P) -> Bool) -> Field {
-            Field(name: name, type: .integer, nullable: false, getter: .bool(get))
-        }
-
-        public static func text(_ name: String, _ get: @escaping @Sendable (TraceEvent, P) -> String) -> Field {
-            Field(name: name, type: .text, nullable: false, getter: .text(get))
-        }
-
-        /// Text, NULL where `get` gives nil.
-        public static func optionalText(_ name: String, _ get: @escaping @Sendable (TraceEvent, P) -> String?) -> Field {
-            Field(name: name, type: .text, nullable: true, getter: .optionalText(get))
-        }
-
-        public static func blob(_ name: String, _ get: @escaping @Sendable (TraceEvent, P) -> [UInt8]) -> Field {
-            Field(name: name, type: .blob, nullable: false, getter: .blob(get))
-        }
-
-        /// Bytes, NULL where `get` gives nil.
-        public static func optionalBlob(_ name: String, _ get: @escaping @Sendable (TraceEvent, P) -> [UInt8]?) -> Field {
-            Field(name: name, type: .blob, nullable: true, getter: .optionalBlob(get))
-        }
-    }
-
     public let name: String
     /// The ``EventSchema/ordinal(_:)`` of the events the table holds.
     public let kind: Int
@@ -116,15 +35,27 @@ public struct EventTable: Sendable {
         return fill(e, &row) ? row : nil
     }
 
-    /// A table of the events `extract` takes a payload `P` from. (Inlined where each table is declared,
-    /// so that its closures work on the concrete payload rather than through generic value witnesses.)
+    /// The table of the events a declaration's kind holds, those `only` keeps when it is given. (Inlined
+    /// where each table is made, so that its closures work on the concrete payload rather than through
+    /// generic value witnesses.)
     @inline(__always)
-    init<P: Sendable>(_: P.Type, _ name: String, kind: Int, primaryKey: String? = nil, replacing: Bool = false,
-                      columns fields: [Field<P>], extract: @escaping @Sendable (EventBody) -> P?) {
+    init<P: Sendable>(_ declaration: EventDeclaration<P>, _ name: String, kind: Int, primaryKey: String? = nil, replacing: Bool = false,
+                      only keep: (@Sendable (P) -> Bool)? = nil) {
         self.name = name
         self.kind = kind
         self.primaryKey = primaryKey
         self.replacing = replacing
+        let all = declaration.extract
+        let extract: @Sendable (EventBody) -> P?
+        if let keep {
+            extract = { body in
+                guard let p = all(body), keep(p) else { return nil }
+                return p
+            }
+        } else {
+            extract = all
+        }
+        let fields = declaration.columns
         columns = fields.map { field in
             Column(name: field.name, type: field.type, nullable: field.nullable) { e in extract(e.body).map { field.value(e, $0) } }
         }

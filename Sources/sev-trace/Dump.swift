@@ -2,7 +2,9 @@ import ArgumentParser
 import TraceFormat
 
 struct Dump: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print decoded events, one per line.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print decoded events, one per line.",
+        discussion: "Each line is #SEQ @CYCLE TYPE, then the event's columns as name=value, named as the SQL tables name them.")
 
     @Argument(help: "The trace bundle.")
     var bundle: String

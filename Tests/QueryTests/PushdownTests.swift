@@ -72,8 +72,15 @@ struct PushdownTests {
         var runs: [[SQLiteValue]] = [], exits: [[SQLiteValue]] = [], ops: [[SQLiteValue]] = [], caches: [[SQLiteValue]] = []
         var handovers: [[SQLiteValue]] = [], modes: [[SQLiteValue]] = [], halts: [[SQLiteValue]] = [], checks: [[SQLiteValue]] = []
         func int(_ v: UInt64) -> SQLiteValue { .integer(Int64(bitPattern: v)) }
+        var accesses: [[SQLiteValue]] = []
         try bundle.reader().forEachEvent { e in
             switch e.body {
+            case .memoryAccess(let a):
+                accesses.append([int(e.seq), int(e.cycle), .text("mem"), .text(a.actor.description),
+                                 a.vm == MemoryAccess.noVM ? .null : int(UInt64(a.vm)), int(UInt64(a.asid)), .text(a.kind.description),
+                                 int(a.gva), int(a.gpa), int(a.spa), int(UInt64(a.size)), int(a.cbit ? 1 : 0), .text(a.reason.description),
+                                 a.register == MemoryAccess.noRegister ? .null : .text(EventFormatter.registerName(a.register)),
+                                 int(a.value), .null])
             case .registerOp(let r):
                 ops.append([int(e.seq), int(e.cycle), int(UInt64(r.vm)), int(UInt64(r.vcpu)), .text(r.op.description),
                             .text(EventFormatter.registerName(r.dst)),
@@ -85,7 +92,7 @@ struct PushdownTests {
                 handovers.append([int(e.seq), int(e.cycle), int(UInt64(h.vm)), int(UInt64(h.vcpu)), int(h.gpa), int(h.spa), int(h.length)])
             case .vmRun(let r):
                 runs.append([int(e.seq), int(e.cycle), int(UInt64(r.vm)), int(UInt64(r.vcpu)), int(UInt64(r.asid)),
-                             int(r.eventInjection), int(r.cr2), int(r.nestedControl), int(r.ncr3)])
+                             int(r.nestedControl), int(r.ncr3), int(r.eventInjection), int(r.cr2)])
             case .vmExit(let x):
                 exits.append([int(e.seq), int(e.cycle), int(UInt64(x.vm)), int(UInt64(x.vcpu)), int(UInt64(x.exitCode)),
                               .text(VMExit.name(of: x.exitCode)), int(x.exitInfo1), int(x.exitInfo2), int(x.rip)]
@@ -101,6 +108,9 @@ struct PushdownTests {
             }
             return true
         }
+        #expect(EventsTable.columns == ["seq", "cycle", "type", "actor", "vm", "asid", "access", "gva", "gpa", "spa", "size", "cbit",
+                                        "reason", "register", "value", "detail"])
+        #expect(try engine.run("SELECT * FROM events WHERE type = 'mem'")[0].rows == accesses, "\(name)")
         #expect(try engine.run("SELECT * FROM vm_runs")[0].rows == runs, "\(name)")
         #expect(try engine.run("SELECT * FROM vm_exits")[0].rows == exits, "\(name)")
         #expect(try engine.run("SELECT * FROM register_ops")[0].rows == ops, "\(name)")

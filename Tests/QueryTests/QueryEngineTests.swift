@@ -61,7 +61,7 @@ struct QueryEngineTests {
         let bundle = try ScenarioRecorder.record(script, seed: 1, to: dir.path + "/f.sevtrace").bundle
         let engine = try QueryEngine(bundle: bundle)
         let fromEvents = try engine.run(
-            "SELECT count(*) FROM events WHERE type = 'cache' AND (detail LIKE 'clflush%' OR detail LIKE 'wbinvd%' OR detail LIKE 'vm_page_flush%')")
+            "SELECT count(*) FROM events WHERE type = 'cache' AND (detail LIKE '% op=clflush %' OR detail LIKE '% op=wbinvd %' OR detail LIKE '% op=vm_page_flush %')")
         let indexed = try engine.run("SELECT count(*) FROM cache_flushes")
         #expect(fromEvents[0].rows == indexed[0].rows)
         let tail = try engine.run("SELECT op, core FROM cache_flushes ORDER BY seq DESC LIMIT 4")[0].rows

@@ -305,6 +305,41 @@ struct EventCodecTests {
         #expect(failures > 0, "most damage is noticed as an error")
     }
 
+    @Test("flags are 0 or 1, and flags coded together use only their bits: anything else is refused where it is",
+          arguments: [
+              // vm: tag 5, Δcycle, vm 0, platform 0, name "", asid 1, policy 0, memory 0, vcpus 1, sev 2.
+              ([0x05, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x02], 9, "sev"),
+              // owner: tag 14, Δcycle, vm 0, accepted 7, …
+              ([0x0E, 0x00, 0x00, 0x07, 0x00, 0x00], 3, "accepted"),
+              // cbit: tag 2, Δcycle, vm, vcpu, gva, gpa, spa, pte, old/new 4.
+              ([0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04], 8, "old_c/new_c"),
+              // platform: tag 13, Δcycle, platform, cbit, bits, reduction, min, max, cores, cache, memenc/sme 0x80.
+              ([0x0D, 0x00, 0x00, 0x2F, 0x30, 0x05, 0x01, 0x0F, 0x01, 0x00, 0x80], 10, "memenc/sme"),
+          ] as [([UInt8], Int, String)])
+    func strictFlags(bytes: [UInt8], offset: Int, what: String) {
+        var r = ByteReader(bytes)
+        var d = EventDecoder()
+        #expect(throws: EventDecodingError.invalidValue(offset: offset, what: what)) { _ = try d.decode(from: &r) }
+        // The same bytes with the flag byte 1 decode.
+        var fixed = bytes
+        fixed[offset] = 1
+        var r2 = ByteReader(fixed)
+        var d2 = EventDecoder()
+        #expect(throws: Never.self) { _ = try d2.decode(from: &r2) }
+    }
+
+    @Test("a field narrower than a varint is refused when its value does not fit, naming its width")
+    func narrowFields() {
+        // halt: tag 8, Δcycle, vm 65536 (three bytes), vcpu 0.
+        var r = ByteReader([0x08, 0x00, 0x80, 0x80, 0x04, 0x00])
+        var d = EventDecoder()
+        #expect(throws: EventDecodingError.invalidValue(offset: 2, what: "16-bit field")) { _ = try d.decode(from: &r) }
+        // npt: tag 3, Δcycle, vm 0, op 9.
+        var r2 = ByteReader([0x03, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00])
+        var d2 = EventDecoder()
+        #expect(throws: EventDecodingError.invalidValue(offset: 3, what: "op")) { _ = try d2.decode(from: &r2) }
+    }
+
     @Test("an unknown extended event type is rejected where it is")
     func unknownType() {
         var r = ByteReader([0x0F, 0x00, 0x07])

@@ -31,6 +31,52 @@ struct EventSchemaTests {
         for (table, count) in rows { #expect(count > 0, "no golden trace has a row of \(table)") }
     }
 
+    @Test("a line of text is the event's declared columns as name=value: numbers whose names are shown left out, NULLs and zero registers left out, text quoted when it holds a space",
+          arguments: [
+              (EventBody.kvmIoctl(KVMIoctl(vm: 1, command: 99, fd: -1, errno: 9, firmwareError: 0)),
+               "kvm vm=1 command_name=?99 fd=-1 errno_name=EBADF"),
+              (.cbitChange(CbitChange(vm: 0, vcpu: 1, gva: 0x200000, gpa: 0x200000, spa: 0x1200000, pteSPA: 0x13ff000, old: true, new: false)),
+               "cbit vm=0 vcpu=1 gva=0x200000 gpa=0x200000 spa=0x1200000 pte_spa=0x13ff000 old_c=1 new_c=0"),
+              (.vmExit(VMExit(vm: 0, vcpu: 0, exitCode: VMExit.hlt, exitInfo1: 0, exitInfo2: 0, rip: 0x1000, registers: [0, 7, 0, 0xff])),
+               "vmexit vm=0 vcpu=0 exit_name=HLT exit_info1=0x0 exit_info2=0x0 rip=0x1000 r1=0x7 r3=0xff"),
+              (.vmCreated(VMCreated(vm: 2, name: "my \"vm\"", asid: 3, policy: 5, memoryBytes: 4096, vcpus: 1, sev: true)),
+               #"vm vm=2 platform=0 name="my \"vm\"" asid=3 policy=0x5 memory_bytes=4096 vcpus=1 sev=1"#),
+              (.memoryAccess(MemoryAccess(actor: .vcpu(vm: 0, index: 1), vm: 0, asid: 1, kind: .write, gva: 0x10, gpa: 0x20, spa: 0x30,
+                                          size: 4, cbit: true, reason: .guestPTE, register: 3, value: 0xab)),
+               "mem actor=vcpu0.1 vm=0 asid=1 access=write gva=0x10 gpa=0x20 spa=0x30 size=4 cbit=1 reason=pte register=r3 value=0xab"),
+              (.memoryAccess(MemoryAccess(actor: .device(2), vm: MemoryAccess.noVM, asid: 0, kind: .dmaRead, gva: 0, gpa: 0, spa: 0x30,
+                                          size: 8, cbit: false, reason: .device)),
+               "mem actor=dev2 asid=0 access=dma-read gva=0x0 gpa=0x0 spa=0x30 size=8 cbit=0 reason=device value=0x0"),
+          ] as [(EventBody, String)])
+    func lines(body: EventBody, expected: String) {
+        #expect(EventFormatter.line(TraceEvent(seq: 7, cycle: 9, body: body)) == "#7 @9 " + expected)
+    }
+
+    @Test("every event of every golden trace prints as name=value pairs named after its kind's columns, in their order")
+    func linesFollowColumns() throws {
+        let columns: [Int: [String]] = [0: EventSchema.memoryAccess.columnNames]
+            .merging(EventSchema.tables.map { ($0.kind, $0.columns.map(\.name)) }) { a, _ in a }
+        for name in GoldenTraces.bundles(in: Self.traces) {
+            try TraceBundle(existing: Self.traces.appendingPathComponent(name).path).reader().forEachEvent { e in
+                let detail = EventFormatter.detail(e)
+                guard let declared = columns[EventSchema.ordinal(e.body)] else {
+                    Issue.record("no columns declared for \(EventFormatter.typeName(e.body))")
+                    return false
+                }
+                var remaining = declared[...]
+                for pair in detail.split(separator: " ") where pair.contains("=") && !pair.hasPrefix("\"") {
+                    let key = String(pair.prefix { $0 != "=" })
+                    guard let at = remaining.firstIndex(of: key) else {
+                        Issue.record("\(name) #\(e.seq): \(key) is not a column of \(EventFormatter.typeName(e.body)), or out of order: \(detail)")
+                        return false
+                    }
+                    remaining = remaining[(at + 1)...]
+                }
+                return true
+            }
+        }
+    }
+
     @Test("signed fields stay signed: an ioctl on fd -1")
     func signedFields() throws {
         let e = TraceEvent(seq: 3, cycle: 4, body: .kvmIoctl(KVMIoctl(vm: 1, command: 99, fd: -1, errno: 9, firmwareError: 0)))

@@ -1,0 +1,103 @@
+/// One column of a kind of event, over the event and its payload `P`: its name (in SQL and in lines of
+/// text), its SQL type, how its value is taken and how a line of text shows it.
+public struct EventColumn<P: Sendable>: Sendable {
+    /// How the column's value is taken: one closure call at most (a row of many columns is made often).
+    enum Getter: Sendable {
+        case seq, cycle
+        case int(@Sendable (TraceEvent, P) -> UInt64)
+        case signed(@Sendable (TraceEvent, P) -> Int64)
+        case optionalInt(@Sendable (TraceEvent, P) -> UInt64?)
+        case bool(@Sendable (TraceEvent, P) -> Bool)
+        case text(@Sendable (TraceEvent, P) -> String)
+        case optionalText(@Sendable (TraceEvent, P) -> String?)
+        case blob(@Sendable (TraceEvent, P) -> [UInt8])
+        case optionalBlob(@Sendable (TraceEvent, P) -> [UInt8]?)
+    }
+
+    /// How a line of text shows the column, as `name=value` (NULL columns are left out).
+    public enum TextForm: Sendable {
+        /// Integers in decimal (signed ones with their sign), flags as 1 or 0.
+        case decimal
+        /// Integers as `0x…`, bytes as hex digits (`-` for none).
+        case hex
+        /// As `hex`, but left out when 0 (the registers of an exit dump).
+        case hexUnlessZero
+        /// Text as it is (made printable, and quoted when it holds a space or a quote).
+        case plain
+        /// Not shown.
+        case hidden
+    }
+
+    let name: String
+    let type: EventTable.SQLType
+    let nullable: Bool
+    let getter: Getter
+    let text: TextForm
+
+    /// The column's value for `e`, whose payload is `p`.
+    @inline(__always)
+    func value(_ e: TraceEvent, _ p: P) -> SQLiteValue {
+        switch getter {
+        case .seq: .integer(Int64(bitPattern: e.seq))
+        case .cycle: .integer(Int64(bitPattern: e.cycle))
+        case .int(let get): .integer(Int64(bitPattern: get(e, p)))
+        case .signed(let get): .integer(get(e, p))
+        case .optionalInt(let get): get(e, p).map { .integer(Int64(bitPattern: $0)) } ?? .null
+        case .bool(let get): .integer(get(e, p) ? 1 : 0)
+        case .text(let get): .text(get(e, p))
+        case .optionalText(let get): get(e, p).map { .text($0) } ?? .null
+        case .blob(let get): .blob(get(e, p))
+        case .optionalBlob(let get): get(e, p).map { .blob($0) } ?? .null
+        }
+    }
+
+    /// `name=value` as a line of text shows the column for `e`, nil when it shows nothing.
+    func listed(_ e: TraceEvent, _ p: P) -> String? {
+        let shown: String
+        switch (value(e, p), text) {
+        case (_, .hidden), (.null, _): return nil
+        case (.integer(0), .hexUnlessZero): return nil
+        case (.integer(let n), .hex), (.integer(let n), .hexUnlessZero): shown = "0x" + String(UInt64(bitPattern: n), radix: 16)
+        case (.integer(let n), _):
+            if case .signed = getter { shown = String(n) } else { shown = String(UInt64(bitPattern: n)) }
+        case (.blob(let b), _): shown = b.isEmpty ? "-" : b.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        case (.text(let s), _): shown = Self.quoted(printable(s))
+        case (.real(let d), _): shown = String(d)
+        }
+        return name + "=" + shown
+    }
+
+    /// Text as a line shows it: quoted (with `\"` and `\\` escaped) when it is empty or holds a space or
+    /// a quote, so that a name cannot pass for another field.
+    static func quoted(_ s: String) -> String {
+        guard s.isEmpty || s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) else { return s }
+        return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    // MARK: - Computed columns
+
+    /// An integer computed from the payload.
+    public static func int(_ name: String, _ text: TextForm = .decimal, _ get: @escaping @Sendable (P) -> UInt64) -> Self {
+        Self(name: name, type: .integer, nullable: false, getter: .int { get($1) }, text: text)
+    }
+
+    /// An integer, NULL where `get` gives nil.
+    public static func optionalInt(_ name: String, _ text: TextForm = .decimal, _ get: @escaping @Sendable (P) -> UInt64?) -> Self {
+        Self(name: name, type: .integer, nullable: true, getter: .optionalInt { get($1) }, text: text)
+    }
+
+    /// 1 or 0.
+    public static func bool(_ name: String, _ get: @escaping @Sendable (P) -> Bool) -> Self {
+        Self(name: name, type: .integer, nullable: false, getter: .bool { get($1) }, text: .decimal)
+    }
+
+    /// Text computed from the payload.
+    public static func text(_ name: String, _ get: @escaping @Sendable (P) -> String) -> Self {
+        Self(name: name, type: .text, nullable: false, getter: .text { get($1) }, text: .plain)
+    }
+
+    /// Text, NULL where `get` gives nil.
+    public static func optionalText(_ name: String, _ get: @escaping @Sendable (P) -> String?) -> Self {
+        Self(name: name, type: .text, nullable: true, getter: .optionalText { get($1) }, text: .plain)
+    }
+}
