@@ -552,7 +552,13 @@ enum EventsTable {
         case 2: text(EventFormatter.typeName(e.body))
         default:
             guard case .memoryAccess(let a) = e.body else {
-                if i == 15 { text(EventFormatter.detail(e)) } else if i == 4, let vm = EventFormatter.vm(e.body) { int(UInt64(vm)) } else { null() }
+                if i == 15 {
+                    var line = TextLine()
+                    EventFormatter.detail(e, into: &line)
+                    line.bytes.withUnsafeBufferPointer { b in
+                        b.withMemoryRebound(to: CChar.self) { sqlite3_result_text(ctx, $0.baseAddress, Int32(b.count), ColumnResult.transient) }
+                    }
+                } else if i == 4, let vm = EventFormatter.vm(e.body) { int(UInt64(vm)) } else { null() }
                 return
             }
             switch i {

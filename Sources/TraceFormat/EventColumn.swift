@@ -22,7 +22,7 @@ public struct EventColumn<P: Sendable>: Sendable {
         case hex
         /// As `hex`, but left out when 0 (the registers of an exit dump).
         case hexUnlessZero
-        /// Text as it is (made printable, and quoted when it holds a space or a quote).
+        /// Text as it is (made printable, and quoted when it holds a space, a quote or `=`).
         case plain
         /// Not shown.
         case hidden
@@ -51,27 +51,53 @@ public struct EventColumn<P: Sendable>: Sendable {
         }
     }
 
-    /// `name=value` as a line of text shows the column for `e`, nil when it shows nothing.
-    func listed(_ e: TraceEvent, _ p: P) -> String? {
-        let shown: String
-        switch (value(e, p), text) {
-        case (_, .hidden), (.null, _): return nil
-        case (.integer(0), .hexUnlessZero): return nil
-        case (.integer(let n), .hex), (.integer(let n), .hexUnlessZero): shown = "0x" + String(UInt64(bitPattern: n), radix: 16)
-        case (.integer(let n), _):
-            if case .signed = getter { shown = String(n) } else { shown = String(UInt64(bitPattern: n)) }
-        case (.blob(let b), _): shown = b.isEmpty ? "-" : b.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-        case (.text(let s), _): shown = Self.quoted(printable(s))
-        case (.real(let d), _): shown = String(d)
+    /// Writes ` name=value` (the space left out at the start of the line) as a line of text shows the
+    /// column for `e`; nothing for a NULL or a hidden column.
+    @inline(__always)
+    func list(_ e: TraceEvent, _ p: P, into line: inout TextLine) {
+        if case .hidden = text { return }
+        func name() {
+            if !line.bytes.isEmpty { line.byte(UInt8(ascii: " ")) }
+            line.ascii(self.name)
+            line.byte(UInt8(ascii: "="))
         }
-        return name + "=" + shown
-    }
-
-    /// Text as a line shows it: quoted (with `\"` and `\\` escaped) when it is empty or holds a space or
-    /// a quote, so that a name cannot pass for another field.
-    static func quoted(_ s: String) -> String {
-        guard s.isEmpty || s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) else { return s }
-        return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        func integer(_ v: UInt64) {
+            switch text {
+            case .hexUnlessZero where v == 0: return
+            case .hex, .hexUnlessZero:
+                name()
+                line.hex(v)
+            default:
+                name()
+                line.decimal(v)
+            }
+        }
+        switch getter {
+        case .seq: integer(e.seq)
+        case .cycle: integer(e.cycle)
+        case .int(let get): integer(get(e, p))
+        case .signed(let get):
+            name()
+            line.signed(get(e, p))
+        case .optionalInt(let get): if let v = get(e, p) { integer(v) }
+        case .bool(let get):
+            name()
+            line.byte(get(e, p) ? UInt8(ascii: "1") : UInt8(ascii: "0"))
+        case .text(let get):
+            name()
+            line.text(get(e, p))
+        case .optionalText(let get):
+            guard let s = get(e, p) else { return }
+            name()
+            line.text(s)
+        case .blob(let get):
+            name()
+            line.hexBytes(get(e, p))
+        case .optionalBlob(let get):
+            guard let b = get(e, p) else { return }
+            name()
+            line.hexBytes(b)
+        }
     }
 
     // MARK: - Computed columns

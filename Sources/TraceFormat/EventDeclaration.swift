@@ -53,7 +53,12 @@ public struct EventDeclaration<P: Sendable>: Sendable {
                 try decode(&p, &r, &state)
             }
         }
-        let columns = ContiguousArray(columns)
+        let listAll = columns.reduce({ _, _, _ in } as @Sendable (TraceEvent, P, inout TextLine) -> Void) { before, column in
+            { e, p, line in
+                before(e, p, &line)
+                column.list(e, p, into: &line)
+            }
+        }
         let (blank, extract, embed) = (blank, extract, embed)
         return EventKind(name: name, tag: tag, encode: { body, w, state in
             guard let p = extract(body) else { return }
@@ -62,9 +67,9 @@ public struct EventDeclaration<P: Sendable>: Sendable {
             var p = blank
             try decodeAll(&p, &r, &state)
             return embed(p)
-        }, detail: { e in
-            guard let p = extract(e.body) else { return "" }
-            return columns.compactMap { $0.listed(e, p) }.joined(separator: " ")
+        }, detail: { e, line in
+            guard let p = extract(e.body) else { return }
+            listAll(e, p, &line)
         })
     }
 }

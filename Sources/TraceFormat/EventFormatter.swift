@@ -44,7 +44,17 @@ public enum EventFormatter {
     public static func detail(_ b: EventBody) -> String { detail(TraceEvent(seq: 0, cycle: 0, body: b)) }
 
     /// Everything about the event except its sequence number and cycle.
-    public static func detail(_ e: TraceEvent) -> String { EventSchema.kinds[EventSchema.ordinal(e.body)].detail(of: e) }
+    public static func detail(_ e: TraceEvent) -> String {
+        var line = TextLine()
+        detail(e, into: &line)
+        return line.string
+    }
+
+    /// Appends the event's detail to `line`.
+    @inline(__always)
+    public static func detail(_ e: TraceEvent, into line: inout TextLine) {
+        EventSchema.kinds[EventSchema.ordinal(e.body)].detail(of: e, into: &line)
+    }
 
     /// `#SEQ @CYCLE TYPE DETAIL`.
     public static func line(_ e: TraceEvent) -> String {

@@ -10,12 +10,12 @@ public final class EventKind: Sendable {
     let encode: @Sendable (EventBody, inout ByteWriter, inout EventCodec.State) -> Void
     /// Reads an event's fields (after its tag and Δcycle).
     let decode: @Sendable (inout ByteReader, inout EventCodec.State) throws -> EventBody
-    /// The event's fields as `name=value` pairs, as its columns name them.
-    let detail: @Sendable (TraceEvent) -> String
+    /// Writes the event's fields as `name=value` pairs, as its columns name them.
+    let detail: @Sendable (TraceEvent, inout TextLine) -> Void
 
     init(name: String, tag: EventCodec.Tag?, encode: @escaping @Sendable (EventBody, inout ByteWriter, inout EventCodec.State) -> Void,
          decode: @escaping @Sendable (inout ByteReader, inout EventCodec.State) throws -> EventBody,
-         detail: @escaping @Sendable (TraceEvent) -> String) {
+         detail: @escaping @Sendable (TraceEvent, inout TextLine) -> Void) {
         self.name = name
         self.tag = tag
         self.encode = encode
@@ -25,5 +25,5 @@ public final class EventKind: Sendable {
 
     /// Everything about the event except its sequence number and cycle: each column its kind declares,
     /// as `name=value`, in the declared order, leaving out NULLs and the numbers whose names are shown.
-    public func detail(of e: TraceEvent) -> String { detail(e) }
+    public func detail(of e: TraceEvent, into line: inout TextLine) { detail(e, &line) }
 }
