@@ -72,6 +72,16 @@ public struct EventColumn<P: Sendable>: Sendable {
                 line.decimal(v)
             }
         }
+        func textValue(_ s: String?) {
+            guard let s else { return }
+            name()
+            line.text(s)
+        }
+        func bytesValue(_ b: [UInt8]?) {
+            guard let b else { return }
+            name()
+            line.hexBytes(b)
+        }
         switch getter {
         case .seq: integer(e.seq)
         case .cycle: integer(e.cycle)
@@ -83,20 +93,10 @@ public struct EventColumn<P: Sendable>: Sendable {
         case .bool(let get):
             name()
             line.byte(get(e, p) ? UInt8(ascii: "1") : UInt8(ascii: "0"))
-        case .text(let get):
-            name()
-            line.text(get(e, p))
-        case .optionalText(let get):
-            guard let s = get(e, p) else { return }
-            name()
-            line.text(s)
-        case .blob(let get):
-            name()
-            line.hexBytes(get(e, p))
-        case .optionalBlob(let get):
-            guard let b = get(e, p) else { return }
-            name()
-            line.hexBytes(b)
+        case .text(let get): textValue(get(e, p))
+        case .optionalText(let get): textValue(get(e, p))
+        case .blob(let get): bytesValue(get(e, p))
+        case .optionalBlob(let get): bytesValue(get(e, p))
         }
     }
 
