@@ -116,51 +116,47 @@ final class TableWriter: QueryOutput {
 
 /// CSV with a header row and LF line ends.
 final class CSVWriter: QueryOutput {
-    private let emit: (String) -> Void
+    private let out: FormattedText
 
-    init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+    init(_ emit: @escaping (String) -> Void) { out = FormattedText(emit) }
 
-    /// Appends `s` to `line`, quoted when it holds a comma, a quote or a line end (checked on its UTF-8
-    /// bytes: no grapheme breaking per character).
-    private func append(_ s: String, to line: inout String) {
-        if s.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) {
-            line += "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        } else {
-            line += s
+    func begin(columns: [String], index: Int) {
+        out.write { line in
+            if index > 0 { line.byte(0x0A) }
+            for (i, c) in columns.enumerated() {
+                if i > 0 { line.byte(0x2C) }
+                TextLine.cell(.text(c)) { line.csv($0) }
+            }
+            line.byte(0x0A)
         }
     }
 
-    func begin(columns: [String], index: Int) {
-        if index > 0 { emit("\n") }
-        var line = ""
-        for (i, c) in columns.enumerated() {
-            if i > 0 { line += "," }
-            append(c, to: &line)
+    func row(_ row: StatementRow) {
+        out.write { line in
+            for i in 0..<row.count {
+                if i > 0 { line.byte(0x2C) }
+                line.csv(row.cell(i))
+            }
+            line.byte(0x0A)
         }
-        emit(line + "\n")
     }
 
     func row(_ values: [SQLiteValue]) {
-        var line = ""
-        line.reserveCapacity(16 * values.count)
-        for (i, v) in values.enumerated() {
-            if i > 0 { line += "," }
-            switch v {
-            case .integer(let n): line += String(n)
-            case .null: break
-            default: append(OutputFormat.text(v), to: &line)
+        out.write { line in
+            for (i, v) in values.enumerated() {
+                if i > 0 { line.byte(0x2C) }
+                TextLine.cell(v) { line.csv($0) }
             }
+            line.byte(0x0A)
         }
-        line += "\n"
-        emit(line)
     }
 
-    func end() {}
+    func end() { out.flush() }
 }
 
 /// A JSON array of objects, one per row (blobs as lowercase hex strings).
 final class JSONWriter: QueryOutput {
-    private let emit: (String) -> Void
+    private let out: FormattedText
     /// Several statements: each result is an element of one outer array.
     private let nested: Bool
     private var columns: [String] = []
@@ -169,53 +165,72 @@ final class JSONWriter: QueryOutput {
 
     init(nested: Bool = false, _ emit: @escaping (String) -> Void) {
         self.nested = nested
-        self.emit = emit
+        out = FormattedText(emit)
     }
 
     static func string(_ s: String) -> String { MarkupText.json(s) }
 
-    static func value(_ v: SQLiteValue) -> String {
-        switch v {
-        case .null: "null"
-        case .integer(let i): String(i)
-        case .real(let d): d.isFinite ? String(d) : "null"
-        case .text(let s): Self.string(s)
-        case .blob: Self.string(OutputFormat.text(v))
-        }
-    }
-
     func begin(columns: [String], index: Int) {
         self.columns = columns.map(Self.string)
         count = 0
-        if nested { emit(results == 0 ? "[\n" : ",\n") }
+        if nested { out.ascii(results == 0 ? "[\n" : ",\n") }
         results += 1
     }
 
-    func row(_ values: [SQLiteValue]) {
-        emit((count == 0 ? "[\n" : ",\n") + "  {" + zip(columns, values).map { "\($0): \(Self.value($1))" }.joined(separator: ", ") + "}")
+    private func row(_ cell: (Int, inout TextLine) -> Void) {
+        let first = count == 0
+        out.write { line in
+            line.ascii(first ? "[\n  " : ",\n  ")
+            line.jsonObject(columns, cell)
+        }
         count += 1
     }
 
-    func end() { emit((count == 0 ? "[]" : "\n]") + (nested ? "" : "\n")) }
+    func row(_ row: StatementRow) { self.row { i, line in line.json(row.cell(i)) } }
+
+    func row(_ values: [SQLiteValue]) {
+        row { i, line in
+            guard i < values.count else { return line.ascii("null") }
+            TextLine.cell(values[i]) { line.json($0) }
+        }
+    }
+
+    func end() {
+        out.ascii((count == 0 ? "[]" : "\n]") + (nested ? "" : "\n"))
+        out.flush()
+    }
 
     func finish() {
         guard nested else { return }
-        emit(results == 0 ? "[]\n" : "\n]\n")
+        out.ascii(results == 0 ? "[]\n" : "\n]\n")
+        out.flush()
     }
 }
 
 /// JSON Lines: each row one object on a line of its own (blobs as lowercase hex strings).
 final class JSONLinesWriter: QueryOutput {
-    private let emit: (String) -> Void
+    private let out: FormattedText
     private var columns: [String] = []
 
-    init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+    init(_ emit: @escaping (String) -> Void) { out = FormattedText(emit) }
 
     func begin(columns: [String], index: Int) { self.columns = columns.map(JSONWriter.string) }
 
-    func row(_ values: [SQLiteValue]) {
-        emit("{" + zip(columns, values).map { "\($0): \(JSONWriter.value($1))" }.joined(separator: ", ") + "}\n")
+    private func row(_ cell: (Int, inout TextLine) -> Void) {
+        out.write { line in
+            line.jsonObject(columns, cell)
+            line.byte(0x0A)
+        }
     }
 
-    func end() {}
+    func row(_ row: StatementRow) { self.row { i, line in line.json(row.cell(i)) } }
+
+    func row(_ values: [SQLiteValue]) {
+        row { i, line in
+            guard i < values.count else { return line.ascii("null") }
+            TextLine.cell(values[i]) { line.json($0) }
+        }
+    }
+
+    func end() { out.flush() }
 }

@@ -106,7 +106,7 @@ public final class QueryEngine {
                         failure = error(sql, file: file, at: start, message: Self.explain(s, String(cString: sqlite3_errmsg(db)), watch: watch))
                         return
                     }
-                    output.row((0..<columnCount).map { Self.value(stmt, $0) })
+                    output.row(StatementRow(statement: stmt, count: Int(columnCount)))
                 }
                 if columnCount > 0 { output.end() }
             }
@@ -206,14 +206,4 @@ public final class QueryEngine {
         return QueryError(file: file, line: line, column: column, message: message)
     }
 
-    static func value(_ stmt: OpaquePointer, _ i: Int32) -> SQLiteValue {
-        switch sqlite3_column_type(stmt, i) {
-        case SQLITE_INTEGER: .integer(sqlite3_column_int64(stmt, i))
-        case SQLITE_FLOAT: .real(sqlite3_column_double(stmt, i))
-        case SQLITE_TEXT: .text(String(cString: sqlite3_column_text(stmt, i)))
-        case SQLITE_BLOB:
-            .blob(Array(UnsafeRawBufferPointer(start: sqlite3_column_blob(stmt, i), count: Int(sqlite3_column_bytes(stmt, i)))))
-        default: .null
-        }
-    }
 }

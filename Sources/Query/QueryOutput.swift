@@ -6,6 +6,9 @@ public protocol QueryOutput: AnyObject {
     func begin(columns: [String], index: Int)
     /// One row of the current statement.
     func row(_ values: [SQLiteValue])
+    /// One row of the current statement, read in place (by default, made into values for
+    /// ``row(_:)-([SQLiteValue])``).
+    func row(_ row: StatementRow)
     /// The current statement has returned all its rows.
     func end()
     /// Every statement has run.
@@ -14,6 +17,7 @@ public protocol QueryOutput: AnyObject {
 
 extension QueryOutput {
     public func finish() {}
+    public func row(_ row: StatementRow) { self.row(row.values) }
 }
 
 /// Keeps every row in memory: for tests and small results only.
