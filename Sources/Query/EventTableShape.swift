@@ -42,6 +42,23 @@ enum ColumnResult {
         }
     }
 
+    /// A cell as it is (text and bytes copied).
+    @inline(__always)
+    static func cell(_ ctx: OpaquePointer, _ c: StatementRow.Cell) {
+        switch c {
+        case .null: sqlite3_result_null(ctx)
+        case .integer(let n): sqlite3_result_int64(ctx, n)
+        case .real(let d): sqlite3_result_double(ctx, d)
+        case .text(let b):
+            // An empty buffer may have no address: SQLite takes NULL as a NULL result, so give it "".
+            guard let base = b.baseAddress, !b.isEmpty else { return sqlite3_result_text(ctx, "", 0, transient) }
+            sqlite3_result_text(ctx, base.assumingMemoryBound(to: CChar.self), Int32(b.count), transient)
+        case .blob(let b):
+            guard let base = b.baseAddress, !b.isEmpty else { return sqlite3_result_zeroblob(ctx, 0) }
+            sqlite3_result_blob64(ctx, base, UInt64(b.count), transient)
+        }
+    }
+
     /// SQLite copies what it is given before the call returns.
     static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 }

@@ -97,8 +97,9 @@ enum EventsTable {
     /// One scan's position.
     final class Cursor {
         let reader: TraceReader
-        /// The current chunk's events (those the filter keeps), and the position in them.
-        var events: [TraceEvent] = []
+        /// The current chunk's events (those the filter keeps), in storage the cursor owns (so reading a
+        /// column of one retains no array), and the position in them.
+        private(set) var events = UnsafeMutableBufferPointer<TraceEvent>(start: nil, count: 0)
         var position = 0
         var chunk: ChunkInfo?
         var lower: UInt64 = 0
@@ -114,6 +115,11 @@ enum EventsTable {
         var count = 0
         /// Puts a column of a row into SQLite's result (the table's shape says how).
         var column: EventTableShape.Column = EventsTable.column
+        /// The cursor scans the `events` table (whose columns ``EventsRow`` sets).
+        var isEvents = true
+        /// The current row of the `events` table, taken from its event at the row's first column.
+        private var row: EventsRow?
+        private var rowPosition = -1
         var fill: (@Sendable (TraceEvent, inout [SQLiteValue]) -> Bool)?
         /// The row of the event with sequence number `rowSeq`, when the shape makes whole rows: made at the
         /// fifth column asked of one row (a query of a few columns takes them one by one, which costs less).
@@ -127,6 +133,49 @@ enum EventsTable {
         private var prefetcher: ChunkPrefetcher?
 
         init(reader: TraceReader) { self.reader = reader }
+
+        deinit { keep([]) }
+
+        /// Makes `decoded` the current chunk's events.
+        private func keep(_ decoded: [TraceEvent]) {
+            if let base = events.baseAddress {
+                base.deinitialize(count: events.count)
+                base.deallocate()
+            }
+            events = decoded.isEmpty ? UnsafeMutableBufferPointer(start: nil, count: 0) : .allocate(capacity: decoded.count)
+            _ = events.initialize(from: decoded)
+            count = decoded.count
+            rowPosition = -1
+        }
+
+        /// Puts column `column` of the current row into SQLite's result. The `events` table's columns
+        /// are set by ``EventsRow`` directly (no closure to load and retain per call).
+        @inline(__always)
+        func result(_ column: Int, _ ctx: OpaquePointer) {
+            if seqOnly {
+                // Only seq was asked for (SQLite promised as much in colUsed).
+                if column == 0 { sqlite3_result_int64(ctx, Int64(bitPattern: currentSeq)) } else { sqlite3_result_null(ctx) }
+                return
+            }
+            if isEvents {
+                let e = events.baseAddress! + position
+                if rowPosition != position {
+                    row = EventsRow(e)
+                    rowPosition = position
+                }
+                return row!.cell(column, of: e) { ColumnResult.cell(ctx, $0) }
+            }
+            guard let fill else { return self.column(events[position], column, ctx) }
+            let e = events[position]
+            if rowSeq != e.seq { (rowSeq, columnsAsked, rowMade) = (e.seq, 0, false) }
+            columnsAsked += 1
+            if !rowMade {
+                guard columnsAsked > 4 else { return self.column(e, column, ctx) }
+                if !fill(e, &cachedRow) { cachedRow.removeAll() }
+                rowMade = true
+            }
+            ColumnResult.value(ctx, column < cachedRow.count ? cachedRow[column] : .null)
+        }
 
         /// Lets go of the chunks decoded ahead (before the reader is used again, or on close).
         func stopPrefetching() {
@@ -160,8 +209,7 @@ enum EventsTable {
             if seqOnly {
                 count = Int(c.eventCount)
             } else {
-                events = try reader.events(of: c, keep: matcher)
-                count = events.count
+                keep(try reader.events(of: c, keep: matcher))
             }
             position = 0
             if count == 0 { try nextChunk() }
@@ -200,7 +248,8 @@ enum EventsTable {
                     done = true
                     return
                 }
-                (chunk, events, count, position) = (info, decoded, decoded.count, 0)
+                keep(decoded)
+                (chunk, position) = (info, 0)
             } while count == 0
         }
 
@@ -394,6 +443,7 @@ enum EventsTable {
             c.chunks = EventsTable.chunks(matching: bounds, filter: filter, in: source.db)
             c.filter = filter
             c.column = source.shape.column
+            c.isEvents = source.shape.name == EventsTable.shape.name
             c.fill = source.shape.fill
             c.rowSeq = .max
             do { try c.start() } catch {
@@ -417,25 +467,7 @@ enum EventsTable {
             return SQLITE_OK
         }
         m.pointee.xColumn = { cursor, ctx, column in
-            VirtualTable.withState(cursor!, as: Cursor.self) { c in
-                if c.seqOnly {
-                    // Only seq was asked for (SQLite promised as much in colUsed).
-                    if column == 0 { sqlite3_result_int64(ctx, Int64(bitPattern: c.currentSeq)) } else { sqlite3_result_null(ctx) }
-                } else {
-                    c.events.withUnsafeBufferPointer { events in
-                        let e = events[c.position]
-                        guard let fill = c.fill else { return c.column(e, Int(column), ctx!) }
-                        if c.rowSeq != e.seq { (c.rowSeq, c.columnsAsked, c.rowMade) = (e.seq, 0, false) }
-                        c.columnsAsked += 1
-                        if !c.rowMade {
-                            guard c.columnsAsked > 4 else { return c.column(e, Int(column), ctx!) }
-                            if !fill(e, &c.cachedRow) { c.cachedRow.removeAll() }
-                            c.rowMade = true
-                        }
-                        ColumnResult.value(ctx!, Int(column) < c.cachedRow.count ? c.cachedRow[Int(column)] : .null)
-                    }
-                }
-            }
+            VirtualTable.withState(cursor!, as: Cursor.self) { $0.result(Int(column), ctx!) }
             return SQLITE_OK
         }
         return m
@@ -542,40 +574,9 @@ enum EventsTable {
         }
     }
 
+    /// Column `i` of event `e` into SQLite's result (a closure's view of ``EventsRow``, for callers
+    /// that have the event rather than a row).
     static func column(_ e: TraceEvent, _ i: Int, _ ctx: OpaquePointer) {
-        func int(_ v: UInt64) { sqlite3_result_int64(ctx, Int64(bitPattern: v)) }
-        func text(_ s: String) { sqlite3_result_text(ctx, s, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)) }
-        func null() { sqlite3_result_null(ctx) }
-        switch i {
-        case 0: int(e.seq)
-        case 1: int(e.cycle)
-        case 2: text(EventFormatter.typeName(e.body))
-        default:
-            guard case .memoryAccess(let a) = e.body else {
-                if i == 15 {
-                    var line = TextLine()
-                    EventFormatter.detail(e, into: &line)
-                    line.bytes.withUnsafeBufferPointer { b in
-                        b.withMemoryRebound(to: CChar.self) { sqlite3_result_text(ctx, $0.baseAddress, Int32(b.count), ColumnResult.transient) }
-                    }
-                } else if i == 4, let vm = EventFormatter.vm(e.body) { int(UInt64(vm)) } else { null() }
-                return
-            }
-            switch i {
-            case 3: text(a.actor.description)
-            case 4: a.vm == MemoryAccess.noVM ? null() : int(UInt64(a.vm))
-            case 5: int(UInt64(a.asid))
-            case 6: text(a.kind.description)
-            case 7: int(a.gva)
-            case 8: int(a.gpa)
-            case 9: int(a.spa)
-            case 10: int(UInt64(a.size))
-            case 11: int(a.cbit ? 1 : 0)
-            case 12: text(a.reason.description)
-            case 13: a.register == MemoryAccess.noRegister ? null() : text(EventFormatter.registerName(a.register))
-            case 14: int(a.value)
-            default: null()
-            }
-        }
+        withUnsafePointer(to: e) { e in EventsRow(e).cell(i, of: e) { ColumnResult.cell(ctx, $0) } }
     }
 }
