@@ -58,15 +58,22 @@ struct Export: ParsableCommand {
             throw InputError(description: "no table '\(printable(table))' in \(bundle); tables: \(known.sorted().joined(separator: ", "))")
         }
         let sql = "SELECT * FROM \"\(table)\""
+        /// The table into `out`: `events` straight from the trace, any other through SQLite.
+        func write(_ out: BufferedOutput) throws {
+            if table == "events" { return try EventsExport.write(b, format: fmt, out.write) }
+            try engine.run(sql, file: "export", into: fmt.writer(out.write), limits: QueryLimits(timeout: nil))
+        }
         guard let output else {
             let out = BufferedOutput()
-            try engine.run(sql, file: "export", into: fmt.writer(out.write), limits: QueryLimits(timeout: nil))
+            try write(out)
             out.flush()
             return
         }
         try Self.staged(output) { out in
             do {
-                try engine.run(sql, file: "export", into: fmt.writer(out.write), limits: QueryLimits(timeout: nil))
+                try write(out)
+            } catch let error as TraceError {
+                throw error
             } catch {
                 throw QueryFailure(description: "\(error)")
             }

@@ -102,6 +102,10 @@ struct CommandLineTests {
         #expect(v.stderr.split(separator: "\n").count == 1)
         let d = try Self.run(["dump", "default.sevtrace"], in: s.path)
         #expect(d.status != 0 && d.stderr.hasPrefix("error: chunk 0"))
+        // The events table is exported straight from the trace: the same one line, and no file left behind.
+        let x = try Self.run(["export", "default.sevtrace", "--table", "events", "-o", "events.csv"], in: s.path)
+        #expect(x.status == 2 && x.stderr.hasPrefix("error: chunk 0") && x.stderr.split(separator: "\n").count == 1, "\(x.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.path).allSatisfy { !$0.hasPrefix("events.csv") && !$0.hasSuffix(".partial") })
     }
 
     @Test("a misspelled instruction is reported as FILE:LINE:COLUMN: error:, and no bundle is left")
