@@ -35,8 +35,11 @@ public struct StatementRow {
     }
 
     /// Column `i` as a value.
-    public func value(_ i: Int) -> SQLiteValue {
-        switch cell(i) {
+    public func value(_ i: Int) -> SQLiteValue { Self.value(of: cell(i)) }
+
+    /// A cell as a value (text and bytes copied).
+    static func value(of cell: Cell) -> SQLiteValue {
+        switch cell {
         case .null: .null
         case .integer(let n): .integer(n)
         case .real(let d): .real(d)

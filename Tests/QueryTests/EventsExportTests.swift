@@ -24,4 +24,27 @@ struct EventsExportTests {
             #expect(direct.split(separator: "\n").count == (format == .csv ? 1 : 0) + Int(try bundle.reader().allChunks().reduce(0) { $0 + $1.eventCount }))
         }
     }
+
+    @Test("the events table's cells of a memory access are the columns EventSchema declares for it, value for value")
+    func accessCellsAreDeclared() throws {
+        var accesses = 0
+        for name in GoldenTraces.bundles(in: Self.traces) {
+            try TraceBundle(existing: Self.traces.appendingPathComponent(name).path).reader().forEachEvent { e in
+                guard let declared = EventSchema.memoryAccess.row(e) else { return true }
+                accesses += 1
+                let names = EventSchema.memoryAccess.columnNames
+                var cells: [SQLiteValue] = []
+                withUnsafePointer(to: e) { p in
+                    let row = EventsRow(p)
+                    for column in names {
+                        let i = EventsTable.columns.firstIndex(of: column)!
+                        row.cell(i, of: p) { cells.append(StatementRow.value(of: $0)) }
+                    }
+                }
+                #expect(cells == declared, "\(name) #\(e.seq)")
+                return cells == declared
+            }
+        }
+        #expect(accesses > 10_000)
+    }
 }
