@@ -42,8 +42,8 @@ public struct EventDeclaration<P: Sendable>: Sendable {
         let encodeAll = coded.reduce({ _, _, _ in } as EventField<P>.Encode) { before, field in
             let encode = field.encode!
             return { p, w, state in
-                before(p, &w, &state)
-                encode(p, &w, &state)
+                before(&p, &w, &state)
+                encode(&p, &w, &state)
             }
         }
         let decodeAll = coded.reduce({ _, _, _ in } as EventField<P>.Decode) { before, field in
@@ -61,8 +61,8 @@ public struct EventDeclaration<P: Sendable>: Sendable {
         }
         let (blank, extract, embed) = (blank, extract, embed)
         return EventKind(name: name, tag: tag, encode: { body, w, state in
-            guard let p = extract(body) else { return }
-            encodeAll(p, &w, &state)
+            guard var p = extract(body) else { return }
+            encodeAll(&p, &w, &state)
         }, decode: { r, state in
             var p = blank
             try decodeAll(&p, &r, &state)

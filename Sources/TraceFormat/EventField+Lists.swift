@@ -4,7 +4,7 @@ extension EventField {
     /// A byte shown by the name `name` gives it (a firmware state).
     static func named(_ column: String, _ key: WritableKeyPath<P, UInt8> & Sendable, _ name: @escaping @Sendable (UInt8) -> String) -> Self {
         let field = FieldAccess(key)
-        return custom([.text(column) { name(field.get($0)) }], encode: { p, w, _ in w.u8(field.get(p)) },
+        return custom([.text(column) { name(field.get($0)) }], encode: { p, w, _ in w.u8(field.get(in: &p)) },
                       decode: { p, r, _ in field.set(&p, try r.u8()) })
     }
 }

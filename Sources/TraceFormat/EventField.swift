@@ -8,8 +8,9 @@
 /// of its 32-bit pattern, a flag as a byte 0 or 1, consecutive flags declared together as the bits of one
 /// byte, text and bytes as a varint length and the bytes.
 public struct EventField<P: Sendable>: Sendable {
-    /// Writes the field after the event's tag and the fields before it.
-    typealias Encode = @Sendable (P, inout ByteWriter, inout EventCodec.State) -> Void
+    /// Writes the field after the event's tag and the fields before it. (The payload is only read: it is
+    /// passed `inout` so that its fields are read where it lies, not from a copy of it.)
+    typealias Encode = @Sendable (inout P, inout ByteWriter, inout EventCodec.State) -> Void
     /// Reads the field into the payload being rebuilt.
     typealias Decode = @Sendable (inout P, inout ByteReader, inout EventCodec.State) throws -> Void
 
@@ -48,10 +49,10 @@ public struct EventField<P: Sendable>: Sendable {
         let field = FieldAccess(key)
         let column = EventColumn<P>(name: name, type: .integer, nullable: false, getter: .int { UInt64(field.get($1)) }, text: text)
         if V.bitWidth == 8 {
-            return Self(columns: [column], encode: { p, w, _ in w.u8(UInt8(field.get(p))) },
+            return Self(columns: [column], encode: { p, w, _ in w.u8(UInt8(field.get(in: &p))) },
                         decode: { p, r, _ in field.set(&p, V(try r.u8())) })
         }
-        return Self(columns: [column], encode: { p, w, _ in w.varint(UInt64(field.get(p))) },
+        return Self(columns: [column], encode: { p, w, _ in w.varint(UInt64(field.get(in: &p))) },
                     decode: { p, r, _ in field.set(&p, try EventCodec.read(V.self, from: &r)) })
     }
 
@@ -59,7 +60,7 @@ public struct EventField<P: Sendable>: Sendable {
     public static func signed(_ name: String, _ key: WritableKeyPath<P, Int32> & Sendable) -> Self {
         let field = FieldAccess(key)
         return Self(columns: [EventColumn(name: name, type: .integer, nullable: false, getter: .signed { Int64(field.get($1)) }, text: .decimal)],
-                    encode: { p, w, _ in w.varint(UInt64(UInt32(bitPattern: field.get(p)))) },
+                    encode: { p, w, _ in w.varint(UInt64(UInt32(bitPattern: field.get(in: &p)))) },
                     decode: { p, r, _ in field.set(&p, Int32(bitPattern: try EventCodec.read(UInt32.self, from: &r))) })
     }
 
@@ -69,7 +70,7 @@ public struct EventField<P: Sendable>: Sendable {
     ) -> Self where V.RawValue == UInt8 {
         let field = FieldAccess(key)
         return Self(columns: [EventColumn(name: name, type: .text, nullable: false, getter: .text { field.get($1).description }, text: .plain)],
-                    encode: { p, w, _ in w.u8(field.get(p).rawValue) },
+                    encode: { p, w, _ in w.u8(field.get(in: &p).rawValue) },
                     decode: { p, r, _ in
                         let offset = r.offset
                         guard let v = V(rawValue: try r.u8()) else { throw EventDecodingError.invalidValue(offset: offset, what: name) }
@@ -90,7 +91,7 @@ public struct EventField<P: Sendable>: Sendable {
             EventColumn(name: flag.0, type: .integer, nullable: false, getter: .bool { field.get($1) }, text: .decimal)
         }, encode: { p, w, _ in
             var byte: UInt8 = 0
-            for (bit, field) in fields.enumerated() where field.get(p) { byte |= 1 << UInt8(bit) }
+            for (bit, field) in fields.enumerated() where field.get(in: &p) { byte |= 1 << UInt8(bit) }
             w.u8(byte)
         }, decode: { p, r, _ in
             let offset = r.offset
@@ -104,7 +105,7 @@ public struct EventField<P: Sendable>: Sendable {
     public static func text(_ name: String, _ key: WritableKeyPath<P, String> & Sendable) -> Self {
         let field = FieldAccess(key)
         return Self(columns: [EventColumn(name: name, type: .text, nullable: false, getter: .text { field.get($1) }, text: .plain)],
-                    encode: { p, w, _ in w.string(field.get(p)) },
+                    encode: { p, w, _ in w.string(field.get(in: &p)) },
                     decode: { p, r, _ in field.set(&p, try r.string()) })
     }
 
@@ -114,7 +115,7 @@ public struct EventField<P: Sendable>: Sendable {
         let getter: EventColumn<P>.Getter = emptyIsNull ? .optionalBlob { let b = field.get($1); return b.isEmpty ? nil : b }
                                                         : .blob { field.get($1) }
         return Self(columns: [EventColumn(name: name, type: .blob, nullable: emptyIsNull, getter: getter, text: .hex)],
-                    encode: { p, w, _ in w.blob(field.get(p)) },
+                    encode: { p, w, _ in w.blob(field.get(in: &p)) },
                     decode: { p, r, _ in field.set(&p, try r.blob()) })
     }
 

@@ -18,6 +18,13 @@ struct FieldAccess<P, V>: @unchecked Sendable {
         return withUnsafeBytes(of: p) { $0.load(fromByteOffset: offset, as: V.self) }
     }
 
+    /// The field of a payload read where it lies (no copy of the payload, which could retain its arrays).
+    @inline(__always)
+    func get(in p: inout P) -> V {
+        guard let offset else { return p[keyPath: key] }
+        return withUnsafeBytes(of: &p) { $0.load(fromByteOffset: offset, as: V.self) }
+    }
+
     @inline(__always)
     func set(_ p: inout P, _ v: V) {
         guard let offset else { return p[keyPath: key] = v }
