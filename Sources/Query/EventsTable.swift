@@ -157,8 +157,9 @@ enum EventsTable {
                 if column == 0 { sqlite3_result_int64(ctx, Int64(bitPattern: currentSeq)) } else { sqlite3_result_null(ctx) }
                 return
             }
+            guard position < count, let base = events.baseAddress else { return sqlite3_result_null(ctx) }  // past the end: never asked
             if isEvents {
-                let e = events.baseAddress! + position
+                let e = base + position
                 if rowPosition != position {
                     row = EventsRow(e)
                     rowPosition = position
