@@ -50,7 +50,8 @@ public enum EventFormatter {
         return line.string
     }
 
-    /// Appends the event's detail to `line`.
+    /// Appends the event's detail to `line`: each `name=value` after a space, but for the first when
+    /// `line` is empty.
     @inline(__always)
     public static func detail(_ e: TraceEvent, into line: inout TextLine) {
         EventSchema.kinds[EventSchema.ordinal(e.body)].detail(of: e, into: &line)
@@ -58,6 +59,19 @@ public enum EventFormatter {
 
     /// `#SEQ @CYCLE TYPE DETAIL`.
     public static func line(_ e: TraceEvent) -> String {
-        "#\(e.seq) @\(e.cycle) \(typeName(e.body)) \(detail(e))"
+        var text = TextLine()
+        line(e, into: &text)
+        return text.string
+    }
+
+    /// Appends `#SEQ @CYCLE TYPE DETAIL` to `text`.
+    public static func line(_ e: TraceEvent, into text: inout TextLine) {
+        text.byte(UInt8(ascii: "#"))
+        text.decimal(e.seq)
+        text.ascii(" @")
+        text.decimal(e.cycle)
+        text.byte(UInt8(ascii: " "))
+        text.ascii(typeName(e.body))
+        detail(e, into: &text)  // each column after a space
     }
 }

@@ -19,16 +19,17 @@ struct Dump: ParsableCommand {
         let reader = try TraceBundle(existing: bundle).reader()
         var left = count ?? .max
         guard left > 0 else { return }
-        var out = ""
+        var out = TextLine(capacity: 1 << 16 + 4096)
         try reader.forEachEvent(from: from) { e in
-            out += EventFormatter.line(e) + "\n"
-            if out.utf8.count > 1 << 16 {
-                Console.write(out)
-                out = ""
+            EventFormatter.line(e, into: &out)
+            out.byte(0x0A)
+            if out.bytes.count > 1 << 16 {
+                Console.write(out.string)
+                out.removeAll()
             }
             left -= 1
             return left > 0
         }
-        Console.write(out)
+        Console.write(out.string)
     }
 }
