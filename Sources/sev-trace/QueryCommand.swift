@@ -42,6 +42,7 @@ struct Query: ParsableCommand {
         let (sql, source) = try readSQL()
         let parameters = try Self.parameters(params)
         let engine = try QueryEngine(bundle: try TraceBundle(existing: bundle), temporary: true)
+        QueryInterrupt.arm()
         signal(SIGINT) { _ in QueryInterrupt.raise() }
         // A parent may have started us with SIGINT blocked; Ctrl-C must still reach the handler.
         var interrupt = sigset_t()
