@@ -8,40 +8,24 @@ public enum EventsExport {
     /// Writes the `events` table of `bundle` in `format` (``OutputFormat/csv`` or ``OutputFormat/jsonl``),
     /// handing the text to `emit` in pieces of whole rows.
     public static func write(_ bundle: TraceBundle, format: OutputFormat, _ emit: @escaping (String) -> Void) throws {
-        precondition(format == .csv || format == .jsonl, "export writes CSV or JSON Lines")
-        let out = FormattedText(emit)
-        let columns = EventsTable.columns
-        let names = columns.map(JSONWriter.string)
-        if format == .csv {
-            out.write { line in
-                for (i, c) in columns.enumerated() {
-                    if i > 0 { line.byte(0x2C) }
-                    line.ascii(c)
-                }
-                line.byte(0x0A)
-            }
+        switch format {
+        case .csv: try write(bundle, into: CSVWriter(emit)) { $0.row(cells: $1) }
+        case .jsonl: try write(bundle, into: JSONLinesWriter(emit)) { $0.row(cells: $1) }
+        case .table, .json: preconditionFailure("export writes CSV or JSON Lines")
         }
+    }
+
+    /// Every event through `writer`, as the format's own writer puts a row of SQLite's.
+    @inline(__always)
+    private static func write<W: QueryOutput>(_ bundle: TraceBundle, into writer: W, row: (W, EventsRow) -> Void) throws {
+        writer.begin(columns: EventsTable.columns, index: 0)
         try bundle.reader().forEachChunk { events in
             events.withUnsafeBufferPointer { events in
                 guard let base = events.baseAddress else { return }
-                for i in events.indices {
-                    let e = base + i
-                    let row = EventsRow(e)
-                    out.write { line in
-                        if format == .csv {
-                            for c in columns.indices {
-                                if c > 0 { line.byte(0x2C) }
-                                row.cell(c, of: e) { line.csv($0) }
-                            }
-                        } else {
-                            line.jsonObject(names) { c, line in row.cell(c, of: e) { line.json($0) } }
-                        }
-                        line.byte(0x0A)
-                    }
-                }
+                for i in events.indices { row(writer, EventsRow(base + i)) }
             }
             return true
         }
-        out.flush()
+        writer.end()
     }
 }

@@ -3,7 +3,9 @@ import TraceFormat
 /// One row of the `events` table, taken from its event once: SQLite asks for a row's columns one at a
 /// time, and taking the event's payload apart for each would copy the event per column. The columns
 /// are defined here once, as cells, for SQLite (``EventsTable``) and for `export` alike.
-struct EventsRow {
+struct EventsRow: RowCells {
+    /// The row's event (in storage that outlives the row: a decoded chunk), for `detail`.
+    let event: UnsafePointer<TraceEvent>
     let seq: UInt64
     let cycle: UInt64
     /// The event's ``EventSchema/ordinal(_:)``.
@@ -14,6 +16,7 @@ struct EventsRow {
     let vm: UInt16?
 
     init(_ e: UnsafePointer<TraceEvent>) {
+        event = e
         seq = e.pointee.seq
         cycle = e.pointee.cycle
         if case .memoryAccess(let a) = e.pointee.body {
@@ -27,10 +30,13 @@ struct EventsRow {
         }
     }
 
+    /// The `events` table's column count.
+    var count: Int { EventsTable.columnCount }
+
     /// Column `i` (in ``EventsTable/columns`` order) as a cell, handed to `body` (its text lives only
-    /// for the call); `e` is the row's event, for `detail`.
+    /// for the call).
     @inline(__always)
-    func cell(_ i: Int, of e: UnsafePointer<TraceEvent>, _ body: (StatementRow.Cell) -> Void) {
+    func cell(_ i: Int, _ body: (StatementRow.Cell) -> Void) {
         func int(_ v: UInt64) { body(.integer(Int64(bitPattern: v))) }
         switch i {
         case 0: return int(seq)
@@ -42,7 +48,7 @@ struct EventsRow {
         guard let a = access else {
             guard i == 15 else { return body(.null) }
             var line = TextLine()
-            EventFormatter.detail(e.pointee, into: &line)
+            EventFormatter.detail(event.pointee, into: &line)
             return line.bytes.withUnsafeBytes { body(.text($0)) }
         }
         switch i {

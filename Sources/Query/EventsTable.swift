@@ -15,6 +15,7 @@ import TraceFormat
 enum EventsTable {
     /// `seq`, `cycle`, `type`, then the columns ``EventSchema/memoryAccess`` declares, then `detail`.
     static let columns = ["seq", "cycle", "type"] + EventSchema.memoryAccess.columnNames.filter { $0 != "seq" && $0 != "cycle" } + ["detail"]
+    static let columnCount = columns.count
 
     /// The bundle a connection's table reads, the connection (whose `page_chunks` and `event_counts` it
     /// consults), and which table of events it is.
@@ -164,7 +165,7 @@ enum EventsTable {
                     row = EventsRow(e)
                     rowPosition = position
                 }
-                return row!.cell(column, of: e) { ColumnResult.cell(ctx, $0) }
+                return row!.cell(column) { ColumnResult.cell(ctx, $0) }
             }
             guard let fill else { return self.column(events[position], column, ctx) }
             let e = events[position]
@@ -578,6 +579,6 @@ enum EventsTable {
     /// Column `i` of event `e` into SQLite's result (a closure's view of ``EventsRow``, for callers
     /// that have the event rather than a row).
     static func column(_ e: TraceEvent, _ i: Int, _ ctx: OpaquePointer) {
-        withUnsafePointer(to: e) { e in EventsRow(e).cell(i, of: e) { ColumnResult.cell(ctx, $0) } }
+        withUnsafePointer(to: e) { EventsRow($0).cell(i) { ColumnResult.cell(ctx, $0) } }
     }
 }

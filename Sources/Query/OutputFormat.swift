@@ -131,11 +131,15 @@ final class CSVWriter: QueryOutput {
         }
     }
 
-    func row(_ row: StatementRow) {
+    func row(_ row: StatementRow) { self.row(cells: row) }
+
+    /// One row, its cells formatted where they lie.
+    @inline(__always)
+    func row<R: RowCells>(cells row: R) {
         out.write { line in
             for i in 0..<row.count {
                 if i > 0 { line.byte(0x2C) }
-                line.csv(row.cell(i))
+                row.cell(i) { line.csv($0) }
             }
             line.byte(0x0A)
         }
@@ -186,7 +190,11 @@ final class JSONWriter: QueryOutput {
         count += 1
     }
 
-    func row(_ row: StatementRow) { self.row { i, line in line.json(row.cell(i)) } }
+    func row(_ row: StatementRow) { self.row(cells: row) }
+
+    /// One row, its cells formatted where they lie.
+    @inline(__always)
+    func row<R: RowCells>(cells row: R) { self.row { i, line in row.cell(i) { line.json($0) } } }
 
     func row(_ values: [SQLiteValue]) {
         row { i, line in
@@ -223,7 +231,11 @@ final class JSONLinesWriter: QueryOutput {
         }
     }
 
-    func row(_ row: StatementRow) { self.row { i, line in line.json(row.cell(i)) } }
+    func row(_ row: StatementRow) { self.row(cells: row) }
+
+    /// One row, its cells formatted where they lie.
+    @inline(__always)
+    func row<R: RowCells>(cells row: R) { self.row { i, line in row.cell(i) { line.json($0) } } }
 
     func row(_ values: [SQLiteValue]) {
         row { i, line in

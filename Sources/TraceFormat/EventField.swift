@@ -38,7 +38,7 @@ public struct EventField<P: Sendable>: Sendable {
     public static func computed(_ column: EventColumn<P>) -> Self { Self(columns: [column]) }
 
     /// A field whose coding ``EventCodec`` writes by hand (predicted from earlier events).
-    static func predicted(_ column: EventColumn<P>) -> Self { Self(columns: [column]) }
+    static func predicted(_ column: EventColumn<P>) -> Self { computed(column) }
 
     // MARK: - Coded
 

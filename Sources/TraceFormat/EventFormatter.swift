@@ -41,9 +41,6 @@ public enum EventFormatter {
 
     /// Everything about the event except its sequence number and cycle: the columns its kind declares
     /// (``EventSchema``), as `name=value`.
-    public static func detail(_ b: EventBody) -> String { detail(TraceEvent(seq: 0, cycle: 0, body: b)) }
-
-    /// Everything about the event except its sequence number and cycle.
     public static func detail(_ e: TraceEvent) -> String {
         var line = TextLine()
         detail(e, into: &line)

@@ -2,24 +2,10 @@
 public enum MarkupText {
     /// `s` as a JSON string literal, quotes included: `"`, `\` and control characters escaped.
     public static func json(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
+        var line = TextLine(capacity: s.utf8.count + 2)
+        var s = s
+        s.withUTF8 { line.jsonString(UnsafeRawBufferPointer($0)) }
+        return line.string
     }
 
     /// `s` for XML character data or an attribute value: markup characters escaped, and characters

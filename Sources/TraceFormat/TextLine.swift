@@ -100,4 +100,23 @@ public struct TextLine: Sendable {
             bytes.append(Self.digits[Int(x & 15)])
         }
     }
+
+    /// A JSON string: quotes, backslashes and control characters escaped, everything else as it is.
+    public mutating func jsonString(_ t: UnsafeRawBufferPointer) {
+        byte(0x22)
+        for b in t {
+            switch b {
+            case 0x22: ascii("\\\"")
+            case 0x5C: ascii("\\\\")
+            case 0x0A: ascii("\\n")
+            case 0x0D: ascii("\\r")
+            case 0x09: ascii("\\t")
+            case 0..<0x20:
+                ascii(b < 0x10 ? "\\u000" : "\\u00")
+                ascii(String(b, radix: 16))
+            default: byte(b)
+            }
+        }
+        byte(0x22)
+    }
 }

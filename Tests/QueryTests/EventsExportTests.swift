@@ -38,7 +38,7 @@ struct EventsExportTests {
                     let row = EventsRow(p)
                     for column in names {
                         let i = EventsTable.columns.firstIndex(of: column)!
-                        row.cell(i, of: p) { cells.append(StatementRow.value(of: $0)) }
+                        row.cell(i) { cells.append(StatementRow.value(of: $0)) }
                     }
                 }
                 #expect(cells == declared, "\(name) #\(e.seq)")
